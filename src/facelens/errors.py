@@ -1,0 +1,140 @@
+"""Every exception facelens raises, in one tree.
+
+::
+
+    FacelensError                  base of everything below; never raised itself
+    ├── InputError                 the caller's input is unusable (image bytes, file, argument)
+    │   └── ImageTooLargeError     over the byte or pixel limit, decompression bombs included
+    ├── ModelError                 a model file is missing or altered, or a backend name is unknown
+    │   └── ModelMismatchError     embeddings made by different models were compared
+    ├── EnrollmentError            no usable face to enrol (quality gate, no face, ambiguous face)
+    ├── PolicyError                refused on principle rather than on input
+    │   └── ConsentError           enrolment without a valid consent record
+    └── GalleryError               the gallery store cannot do what was asked
+        ├── NotFoundError          no such identity / gallery
+        ├── ConflictError          the name or id is already taken
+        └── GalleryFormatError     an export file or database is not a facelens gallery
+
+"No face found" is not an error: detection returns an empty ``Faces``.
+Each exception keeps the context that explains it as attributes (``source``, ``reason``,
+``reasons``, ...), and ``str()`` of it is a complete sentence for a user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ConflictError",
+    "ConsentError",
+    "EnrollmentError",
+    "FacelensError",
+    "GalleryError",
+    "GalleryFormatError",
+    "ImageTooLargeError",
+    "InputError",
+    "ModelError",
+    "ModelMismatchError",
+    "NotFoundError",
+    "PolicyError",
+]
+
+
+class FacelensError(Exception):
+    """Base class of every facelens exception."""
+
+
+class InputError(FacelensError, ValueError):
+    """The input given to facelens cannot be used.
+
+    Attributes:
+        source: what was being read (a path, ``"<bytes>"``, an argument name).
+        reason: why it was refused, in words.
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")
+
+
+class ImageTooLargeError(InputError):
+    """The image is over a configured byte or pixel limit."""
+
+    def __init__(self, source: str, reason: str, *, actual: int, limit: int) -> None:
+        self.actual = actual
+        self.limit = limit
+        super().__init__(source, reason)
+
+
+class ModelError(FacelensError):
+    """A model cannot be used: missing file, wrong checksum, or unknown backend name.
+
+    Attributes:
+        model: the registry name of the model or backend concerned.
+        hint: what to do about it (usually which package to install).
+    """
+
+    def __init__(self, model: str, message: str, hint: str = "") -> None:
+        self.model = model
+        self.hint = hint
+        super().__init__(f"{message} {hint}".strip())
+
+
+class ModelMismatchError(ModelError):
+    """Embeddings from two different models were compared; their scores mean nothing."""
+
+    def __init__(self, left: str, right: str) -> None:
+        self.left = left
+        self.right = right
+        super().__init__(
+            left,
+            f"cannot compare embeddings of model {left!r} with embeddings of model {right!r}.",
+            "Re-embed one side with the other's model.",
+        )
+
+
+class EnrollmentError(FacelensError):
+    """No usable face for enrolment.
+
+    Attributes:
+        source: the image concerned.
+        reasons: named reasons such as ``"too_small"``, ``"blurred"``, ``"no_face"``.
+    """
+
+    def __init__(self, source: str, reasons: Sequence[str]) -> None:
+        self.source = source
+        self.reasons = tuple(reasons)
+        super().__init__(f"{source}: not enrolled ({', '.join(self.reasons)})")
+
+
+class PolicyError(FacelensError):
+    """Refused on principle (consent, retention, a forbidden use), not because of bad input."""
+
+
+class ConsentError(PolicyError):
+    """Enrolment without a valid consent record is refused."""
+
+
+class GalleryError(FacelensError):
+    """The gallery store cannot do what was asked."""
+
+
+class NotFoundError(GalleryError, KeyError):
+    """No identity (or gallery) by that name or id."""
+
+    def __init__(self, what: str, key: str) -> None:
+        self.what = what
+        self.key = key
+        super().__init__(f"no {what} {key!r}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ConflictError(GalleryError):
+    """The name or id is already in use."""
+
+
+class GalleryFormatError(GalleryError):
+    """A file is not a facelens gallery (or export) of a version this code can read."""
