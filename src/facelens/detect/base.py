@@ -1,0 +1,87 @@
+"""The detector contract and its registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facelens.errors import ModelError
+from facelens.faces import Faces
+from facelens.models import ModelStore
+
+__all__ = ["DETECTORS", "DetectConfig", "Detector", "make_detector"]
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Which detector runs, and how.
+
+    Attributes:
+        backend: a name in ``DETECTORS``.
+        upsample: times the image is doubled before detection; each doubling finds faces half
+            as small and costs about four times as much. HOG's smallest face is about 80 px
+            at 0, 40 px at 1.
+        threshold: faces scoring below this are dropped (the backend's own score scale; 0 is
+            each dlib detector's trained operating point).
+    """
+
+    backend: str = "dlib_hog"
+    upsample: int = 1
+    threshold: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.upsample <= 4:
+            raise ValueError(f"DetectConfig.upsample must be 0..4, got {self.upsample}")
+
+
+class Detector(Protocol):
+    """Finds faces in an RGB uint8 image."""
+
+    name: str
+
+    def load(self) -> None:
+        """Load the model (idempotent; called on first use if not called before)."""
+
+    def detect(self, image: NDArray[np.uint8]) -> Faces:
+        """Faces in ``image``; an empty ``Faces`` when there are none."""
+        ...
+
+
+DetectorFactory = Callable[[DetectConfig, ModelStore], Detector]
+
+
+def _hog(config: DetectConfig, models: ModelStore) -> Detector:
+    from facelens.detect.dlib_hog import DlibHogDetector
+
+    return DlibHogDetector(config)
+
+
+def _cnn(config: DetectConfig, models: ModelStore) -> Detector:
+    from facelens.detect.dlib_cnn import DlibCnnDetector
+
+    return DlibCnnDetector(config, models)
+
+
+DETECTORS: dict[str, DetectorFactory] = {"dlib_hog": _hog, "dlib_cnn": _cnn}
+
+
+def make_detector(config: DetectConfig, models: ModelStore | None = None) -> Detector:
+    """The detector named by ``config.backend`` (not loaded yet).
+
+    Example:
+        >>> make_detector(DetectConfig(backend="dlib_hog")).name
+        'dlib_hog'
+    """
+    try:
+        factory = DETECTORS[config.backend]
+    except KeyError:
+        raise ModelError(
+            config.backend,
+            f"unknown detector {config.backend!r}; "
+            f"known detectors: {', '.join(sorted(DETECTORS))}.",
+        ) from None
+    return factory(config, models or ModelStore())

