@@ -1,0 +1,200 @@
+"""``Gallery``: enrolment rules, search and portability over a store."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facelens.embed.embeddings import Embeddings
+from facelens.errors import ConsentError
+from facelens.gallery.records import Consent, DeletionReceipt, Identity, NewSample, Sample, iso
+from facelens.gallery.sqlite import SearchMatrix, SqliteStore
+from facelens.match.decide import Candidate, Identification, decide_identity, rank_identities
+from facelens.match.similarity import cosine_similarity
+
+__all__ = ["EnrollResult", "Gallery"]
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    """What an enrolment did.
+
+    Attributes:
+        identity: the identity after enrolment.
+        created: True when the identity is new.
+        added: ids of the samples stored.
+        duplicates: samples not stored because the same image was already enrolled.
+    """
+
+    identity: Identity
+    created: bool
+    added: tuple[str, ...]
+    duplicates: int
+
+
+class Gallery:
+    """A named gallery of enrolled people in a store (the SQLite file by default).
+
+    Enrolment needs a valid consent record; search only considers identities whose consent is
+    valid now, with samples of the probe's model.
+
+    Example:
+        >>> import tempfile, os
+        >>> g = Gallery.open(os.path.join(tempfile.mkdtemp(), "g.db"))
+        >>> g.identities()
+        []
+    """
+
+    def __init__(
+        self, store: SqliteStore, name: str = "default", clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self.store = store
+        self.name = name
+        self.clock = clock or store.clock
+        self._cache: dict[str, SearchMatrix] = {}
+        self._cache_lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        location: str | Path,
+        name: str = "default",
+        clock: Callable[[], datetime] | None = None,
+    ) -> Gallery:
+        """Open (creating if needed) the gallery ``name`` in the SQLite file ``location``."""
+        return cls(SqliteStore(location, clock=clock), name, clock)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- people -----------------------------------------------------------------------------
+
+    def enroll(
+        self,
+        name: str,
+        samples: Sequence[NewSample],
+        consent: Consent | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> EnrollResult:
+        """Enrol ``samples`` under ``name`` in one atomic write.
+
+        A new identity needs ``consent``; an existing one needs a consent valid now or a new one.
+
+        Raises:
+            ConsentError: no valid consent.
+            ValueError: no samples, or an empty name.
+        """
+        name = name.strip()
+        if not samples:
+            raise ValueError("nothing to enrol: no samples")
+        existing = self.require_consent(name, consent)
+        before = existing.sample_count if existing else 0
+        ident, added = self.store.enroll(self.name, name, samples, consent, metadata)
+        return EnrollResult(
+            identity=ident,
+            created=existing is None,
+            added=tuple(added),
+            duplicates=len(samples) - (ident.sample_count - before),
+        )
+
+    def require_consent(self, name: str, consent: Consent | None) -> Identity | None:
+        """Check that ``name`` may be enrolled with ``consent`` (None: rely on a stored one).
+
+        Returns the existing identity of that name, or None.
+
+        Raises:
+            ConsentError: the consent given has expired, or none is given and the identity has
+                no consent valid now.
+            ValueError: the name is empty.
+        """
+        name = name.strip()
+        if not name:
+            raise ValueError("an identity needs a name")
+        now = self.clock()
+        existing = self.store.find_identity(self.name, name)
+        if consent is not None and not consent.valid_at(now):
+            raise ConsentError(f"consent for {name!r} expired at {consent.expires_at}")
+        if consent is None and (existing is None or not existing.consent_valid_at(now)):
+            what = "has no consent valid now" if existing else "has no consent record"
+            raise ConsentError(
+                f"enrolment of {name!r} refused: the identity {what}. "
+                "Record the person's consent (purpose, who granted it) to enrol."
+            )
+        return existing
+
+    def add_consent(self, key: str, consent: Consent) -> Identity:
+        return self.store.add_consent(self.name, key, consent)
+
+    def get(self, key: str) -> Identity:
+        """An identity by id or name (``NotFoundError`` otherwise)."""
+        return self.store.get_identity(self.name, key)
+
+    def identities(self) -> list[Identity]:
+        return self.store.list_identities(self.name)
+
+    def samples(self, key: str) -> list[Sample]:
+        return self.store.samples(self.get(key).id)
+
+    def rename(self, key: str, new_name: str) -> Identity:
+        return self.store.rename(self.name, key, new_name)
+
+    def delete(self, key: str) -> DeletionReceipt:
+        """Erase an identity with every sample and consent record."""
+        return self.store.delete(self.name, key)
+
+    # -- search -----------------------------------------------------------------------------
+
+    def _matrix(self, model: str) -> SearchMatrix:
+        gen = self.store.generation()
+        now = iso(self.clock())
+        with self._cache_lock:
+            m = self._cache.get(model)
+            if m is None or m.generation != gen or (m.valid_until and m.valid_until <= now):
+                m = self.store.search_matrix(self.name, model)
+                self._cache[model] = m
+            return m
+
+    def search(self, probes: Embeddings, k: int = 5) -> list[list[Candidate]]:
+        """Exact search: per probe, the k most similar identities (best sample per identity)."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        m = self._matrix(probes.model)
+        if len(probes) == 0:
+            return []
+        if len(m.identity_ids) == 0:
+            return [[] for _ in range(len(probes))]
+        gallery_emb = Embeddings(m.vectors, probes.model)
+        sims = cosine_similarity(probes, gallery_emb)
+        idx, scores = rank_identities(sims, m.owner, len(m.identity_ids), k)
+        return [
+            [
+                Candidate(m.identity_ids[j], m.names[j], float(s))
+                for j, s in zip(row_i, row_s, strict=True)
+                if np.isfinite(s)
+            ]
+            for row_i, row_s in zip(idx, scores, strict=True)
+        ]
+
+    def identify(self, probes: Embeddings, threshold: float, k: int = 5) -> list[Identification]:
+        """Open-set identification: candidates, and the identity or None (unknown) per probe."""
+        return [decide_identity(c, threshold) for c in self.search(probes, k)]
+
+    def search_size(self, model: str) -> tuple[int, int]:
+        """(searchable identities, samples) for ``model``."""
+        m = self._matrix(model)
+        return len(m.identity_ids), len(m.owner)
+
+    def now(self) -> datetime:
+        return self.clock().astimezone(UTC)

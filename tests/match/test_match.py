@@ -1,0 +1,66 @@
+"""match: ranking equals brute force; open-set decisions; named thresholds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facelens import Embeddings
+from facelens.match import (
+    OPERATING_POINTS,
+    Candidate,
+    decide_identity,
+    rank_identities,
+    resolve_threshold,
+    verify,
+)
+
+
+def test_rank_identities_equals_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    sims = rng.uniform(-1, 1, (7, 40)).astype(np.float32)
+    owner = rng.integers(0, 9, 40)
+    owner[:9] = np.arange(9)  # every identity has a sample
+    idx, sc = rank_identities(sims, owner, 9, 4)
+    for p in range(7):
+        per = np.array([sims[p, owner == i].max() for i in range(9)])
+        expect = np.argsort(-per)[:4]
+        assert idx[p].tolist() == expect.tolist()
+        assert np.allclose(sc[p], per[expect])
+
+
+def test_rank_with_k_larger_than_the_gallery() -> None:
+    idx, sc = rank_identities(np.array([[0.2, 0.9]], np.float32), np.array([1, 0]), 2, 10)
+    assert idx.tolist() == [[0, 1]] and np.allclose(sc, [[0.9, 0.2]])
+
+
+def test_open_set_answers_unknown_below_threshold() -> None:
+    c = [Candidate("a", "Ann", 0.80), Candidate("b", "Bob", 0.70)]
+    assert decide_identity(c, 0.9).identity is None
+    assert decide_identity(c, 0.9).candidates[0].name == "Ann"  # still listed
+    assert decide_identity(c, 0.75).identity == c[0]
+    assert decide_identity([], 0.5).identity is None
+
+
+def test_verify_uses_the_threshold_inclusively() -> None:
+    a = Embeddings([[1.0, 0.0]], "m")
+    b = Embeddings([[0.6, 0.8]], "m")
+    assert verify(a, b, 0.6).same and not verify(a, b, 0.61).same
+    with pytest.raises(ValueError, match="one face with one face"):
+        verify(Embeddings([[1.0, 0.0], [0.0, 1.0]], "m"), b, 0.5)
+
+
+def test_thresholds_by_name_or_value() -> None:
+    t = resolve_threshold("dlib_resnet_v1", None, "balanced")
+    assert t == OPERATING_POINTS["dlib_resnet_v1"]["balanced"].similarity
+    assert resolve_threshold("dlib_resnet_v1", 0.5, "balanced") == 0.5
+    with pytest.raises(ValueError, match="unknown operating point 'loose'"):
+        resolve_threshold("dlib_resnet_v1", "loose", "balanced")
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        resolve_threshold("dlib_resnet_v1", 3.0, "balanced")
+
+
+def test_every_operating_point_says_how_it_was_measured() -> None:
+    for points in OPERATING_POINTS.values():
+        for p in points.values():
+            assert p.measured_by.startswith("python benchmarks/") and p.meaning
