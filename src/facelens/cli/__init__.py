@@ -1,0 +1,1 @@
+"""The ``facelens`` command line (an edge: it reads settings, the library does not)."""

@@ -1,0 +1,36 @@
+"""Readable tables and JSON for the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain aligned text table."""
+    cells = [[("" if v is None else str(v)) for v in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line.rstrip(), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(out)
+
+
+def warn(msg: str) -> None:
+    click.echo(f"facelens: {msg}", err=True)
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+def fmt_box(box: Sequence[float]) -> str:
+    return "[" + ", ".join(f"{v:.0f}" for v in box) + "]"
