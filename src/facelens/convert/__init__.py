@@ -1,0 +1,1 @@
+"""convert: dlib network files -> ONNX graphs with the very same weights."""

@@ -1,0 +1,193 @@
+"""Convert on first use, keep the result: ONNX files keyed by the source file's SHA-256.
+
+``<cache_dir>/<model>-<source sha256[:16]>-c<CONVERTER_VERSION>.onnx`` holds the graph and a
+``.json`` beside it records the source checksum, the ONNX file's own SHA-256 (checked before
+every load, like the registry's files) and what the runtime needs besides the graph (the
+MMOD geometry). Files are written to a temporary name and renamed, so processes racing to
+convert never see half a file. A second run finds the file and converts nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from facelens.convert.dlib_format import read_network
+from facelens.convert.dlib_nets import check, mmod_topology, resnet_topology
+from facelens.convert.onnx_graph import build_graph
+from facelens.errors import ModelError
+from facelens.models import ModelStore
+
+__all__ = ["CONVERTER_VERSION", "Converted", "converted"]
+
+log = logging.getLogger(__name__)
+
+# Bump when the generated graphs change, so old cache files are not reused.
+CONVERTER_VERSION = 2
+
+_memo: dict[tuple[str, str, str], Converted] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A converted network.
+
+    Attributes:
+        model: registry name of the source model.
+        onnx: the ONNX file (cache) or its bytes (no cache).
+        meta: what the runtime needs besides the graph.
+        converted_now: True when this call did the conversion.
+    """
+
+    model: str
+    onnx: bytes | Path
+    meta: dict[str, Any]
+    converted_now: bool
+
+
+def _convert_resnet(data: bytes, source: str) -> tuple[bytes, dict[str, Any]]:
+    net = read_network(data, source)
+    pairs = check(net, resnet_topology(), source)
+    rows, cols = int(net.input["rows"]), int(net.input["cols"])
+    onnx = build_graph(
+        pairs,
+        net.input,
+        graph_name="dlib_resnet_v1",
+        input_name="chips",
+        output_name="descriptors",
+        height=rows,
+        width=cols,
+    )
+    return onnx, {"chip_size": rows, "dim": 128}
+
+
+def _convert_mmod(data: bytes, source: str) -> tuple[bytes, dict[str, Any]]:
+    net = read_network(data, source)
+    pairs = check(net, mmod_topology(), source)
+    onnx = build_graph(
+        pairs,
+        net.input,
+        graph_name="dlib_mmod_v1",
+        input_name="pyramid",
+        output_name="scores",
+        height=None,
+        width=None,
+        normalize=False,
+    )
+    convs = [
+        [layer.attrs["kernel"][0], layer.attrs["stride"][0], layer.attrs["padding"][0]]
+        for _, layer in pairs
+        if layer is not None and layer.kind == "con"
+    ]
+    windows = net.loss["detector_windows"]
+    if len(windows) != 1 or net.loss["bounding_box_regression"]:
+        raise ModelError(
+            source, "only single-window MMOD detectors without box regression are supported"
+        )
+    meta = {
+        "convs": convs,
+        "window": [windows[0]["width"], windows[0]["height"]],
+        "mean": list(net.input["mean"]),
+        "padding": net.input["padding"],
+        "outer_padding": net.input["outer_padding"],
+        "nms_iou": net.loss["nms_iou"],
+        "nms_covered": net.loss["nms_percent_covered"],
+    }
+    return onnx, meta
+
+
+CONVERTERS = {"dlib_resnet_v1": _convert_resnet, "dlib_mmod_v1": _convert_mmod}
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_cached(onnx_path: Path, meta_path: Path, source_sha: str) -> dict[str, Any] | None:
+    """The recorded metadata if the cached pair is complete and intact, else None."""
+    try:
+        record = json.loads(meta_path.read_text())
+        digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    except (OSError, ValueError):
+        return None
+    if (
+        record.get("source_sha256") != source_sha
+        or record.get("onnx_sha256") != digest
+        or record.get("converter") != CONVERTER_VERSION
+    ):
+        log.warning("ignoring altered or stale converted model %s", onnx_path)
+        return None
+    meta: dict[str, Any] = record["meta"]
+    return meta
+
+
+def converted(name: str, models: ModelStore, cache_dir: Path | None) -> Converted:
+    """The ONNX version of registry model ``name``, converting it if no valid copy exists.
+
+    Raises:
+        ModelError: no converter for ``name``, or the source file is missing, altered or not
+            of the expected shape.
+    """
+    if name not in CONVERTERS:
+        raise ModelError(
+            name,
+            f"no ONNX converter for model {name!r}; convertible: {', '.join(sorted(CONVERTERS))}.",
+        )
+    spec = models.spec(name)
+    key = (name, spec.sha256, str(cache_dir))
+    with _lock:
+        if key in _memo:
+            return _memo[key]
+        source = models.path(name)  # verifies the checksum
+        onnx_path = meta_path = None
+        if cache_dir is not None:
+            stem = f"{name}-{spec.sha256[:16]}-c{CONVERTER_VERSION}"
+            onnx_path, meta_path = cache_dir / f"{stem}.onnx", cache_dir / f"{stem}.json"
+            meta = _load_cached(onnx_path, meta_path, spec.sha256)
+            if meta is not None:
+                result = Converted(name, onnx_path, meta, converted_now=False)
+                _memo[key] = result
+                return result
+        t = time.perf_counter()
+        onnx, meta = CONVERTERS[name](source.read_bytes(), str(source))
+        log.info("converted %s to ONNX in %.2f s", name, time.perf_counter() - t)
+        if onnx_path is not None and meta_path is not None:
+            onnx_path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(onnx_path, onnx)
+            record = {
+                "source": spec.filename,
+                "source_sha256": spec.sha256,
+                "onnx_sha256": hashlib.sha256(onnx).hexdigest(),
+                "converter": CONVERTER_VERSION,
+                "meta": meta,
+            }
+            _atomic_write(meta_path, json.dumps(record, indent=1).encode())
+            result = Converted(name, onnx_path, meta, converted_now=True)
+        else:
+            result = Converted(name, onnx, meta, converted_now=True)
+        _memo[key] = result
+        return result
+
+
+def forget() -> None:
+    """Drop this process's memory of converted models (tests use it)."""
+    with _lock:
+        _memo.clear()

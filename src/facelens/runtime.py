@@ -1,0 +1,104 @@
+"""ONNX Runtime sessions: which execution provider, how many threads, and what is in use.
+
+A provider that is asked for but not available is an error, never a silent fallback: a user
+who asked for CUDA and silently got the CPU would misread every timing.
+
+Example:
+    >>> RuntimeConfig().provider
+    'cpu'
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from facelens.errors import ModelError
+
+__all__ = ["PROVIDERS", "RuntimeConfig", "available_providers", "make_session"]
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How the ONNX backends run.
+
+    Attributes:
+        provider: ``"cpu"`` or ``"cuda"``.
+        threads: intra-op threads; 0 lets onnxruntime use one per physical core.
+        cache_dir: where converted ONNX files are kept (None: convert in memory, once per
+            process).
+    """
+
+    provider: str = "cpu"
+    threads: int = 0
+    cache_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.provider not in PROVIDERS:
+            raise ValueError(f"provider must be one of {sorted(PROVIDERS)}, got {self.provider!r}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as e:  # pragma: no cover - depends on the installation
+        raise ModelError(
+            "onnxruntime",
+            f"onnxruntime cannot be imported ({e}).",
+            "Install it with: pip install onnxruntime",
+        ) from None
+    return onnxruntime
+
+
+def available_providers() -> list[str]:
+    """facelens names of the providers this onnxruntime build offers."""
+    have = set(_ort().get_available_providers())
+    return [name for name, ort_name in PROVIDERS.items() if ort_name in have]
+
+
+def make_session(model: bytes | Path, config: RuntimeConfig, what: str) -> tuple[Any, str]:
+    """An inference session for ``model`` and the provider actually in use.
+
+    Raises:
+        ModelError: the provider is not available in this onnxruntime build.
+    """
+    ort = _ort()
+    wanted = PROVIDERS[config.provider]
+    if wanted not in ort.get_available_providers():
+        raise ModelError(
+            what,
+            f"execution provider {config.provider!r} is not available in "
+            f"this onnxruntime (it offers {available_providers()}).",
+            "For CUDA install onnxruntime-gpu instead of onnxruntime.",
+        )
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = config.threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    # CUDA: no TF32, so GPU results keep float32 precision (dlib parity within 1e-4).
+    providers: list[Any] = (
+        ["CPUExecutionProvider"]
+        if wanted == "CPUExecutionProvider"
+        else [(wanted, {"use_tf32": "0"}), "CPUExecutionProvider"]
+    )
+    src = str(model) if isinstance(model, Path) else model
+    session = ort.InferenceSession(src, so, providers=providers)
+    in_use = session.get_providers()[0]
+    if in_use != wanted:
+        raise ModelError(
+            what,
+            f"onnxruntime could not start {config.provider!r} for {what} "
+            f"(it fell back to {in_use}).",
+        )
+    name = next(k for k, v in PROVIDERS.items() if v == in_use)
+    log.debug("%s runs on %s with %s threads", what, name, config.threads or "default")
+    return session, name
