@@ -1,0 +1,60 @@
+"""dlib's ResNet, converted from its own weights and run by ONNX Runtime (batched)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facelens.embed.base import EmbedConfig, check_chips
+from facelens.embed.embeddings import Embeddings
+from facelens.models import ModelStore
+from facelens.runtime import RuntimeConfig, make_session
+
+MODEL = "dlib_resnet_v1"
+
+
+class OnnxResnetEmbedder:
+    """128-d embeddings from ``dlib_resnet_v1`` on ONNX Runtime.
+
+    Same weights and the same input normalisation as dlib, so the embeddings carry the same
+    model tag and mix freely with ``dlib`` ones in a gallery (parity: docs/benchmarks.md).
+    """
+
+    name = "onnx"
+    model = MODEL
+
+    def __init__(self, config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig) -> None:
+        self.config = config
+        self.models = models
+        self.runtime = runtime
+        self.provider: str | None = None
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        from facelens.convert.cache import converted
+
+        with self._lock:
+            if self._session is None:
+                conv = converted(MODEL, self.models, self.runtime.cache_dir)
+                self._session, self.provider = make_session(conv.onnx, self.runtime, "embedder")
+
+    def descriptors(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """dlib's raw (unnormalised) descriptors, (N, 128)."""
+        chips = check_chips(chips)
+        self.load()
+        bs = max(1, self.config.batch_size)
+        out = [
+            self._session.run(None, {"chips": chips[i : i + bs]})[0]
+            for i in range(0, len(chips), bs)
+        ]
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 128), np.float32)
+
+    def embed(self, chips: NDArray[np.uint8]) -> Embeddings:
+        if len(chips) == 0:
+            check_chips(chips)
+            return Embeddings.empty(MODEL)
+        return Embeddings(self.descriptors(chips), MODEL)
