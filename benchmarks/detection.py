@@ -17,7 +17,14 @@ from _report import ROOT, data_root, machine, md_table, write_section
 from facelens import DetectConfig, Pipeline, PipelineConfig
 from facelens.eval.boxes import DetectionCounts, match_boxes, read_imglab
 
-CONFIGS = [("dlib_hog", 0), ("dlib_hog", 1), ("dlib_cnn", 0), ("dlib_cnn", 1)]
+CONFIGS = [
+    ("onnx_mmod", 0),
+    ("onnx_mmod", 1),
+    ("dlib_hog", 0),
+    ("dlib_hog", 1),
+    ("dlib_cnn", 0),
+    ("dlib_cnn", 1),
+]
 
 
 def main() -> None:

@@ -141,7 +141,8 @@ def main() -> None:
     body = "\n\n".join(
         [
             f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/thresholds.py "
-            "--write docs/accuracy.md`. Pipeline: HOG upsample 1, largest face, dlib ResNet "
+            f"--write docs/accuracy.md`. Pipeline: detector `{pipe.detector.name}` upsample "
+            f"{pipe.config.detect.upsample}, largest face, embedder `{pipe.embedder.name}` "
             f"(model `{pipe.model}`). Missed faces: {miss_tr} of {len(train)} train pairs, "
             f'{miss_te} of {len(test)} test pairs (counted as "different"). Threshold-setting '
             f"set: {len(imp_tr):,} cross-person pairs; held-out set: {len(imp_te):,} cross-person "

@@ -17,6 +17,16 @@ def data_root() -> Path:
     return Path(os.environ.get("FACELENS_DATA") or ROOT.parent / "shared" / "data").resolve()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def facelens_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private $FACELENS_HOME for the whole run (and the CLI processes it starts)."""
+    home = tmp_path_factory.mktemp("facelens-home")
+    os.environ["FACELENS_HOME"] = str(home)
+    os.environ.pop("FACELENS_GALLERY", None)
+    os.environ.pop("FACELENS_PROVIDER", None)
+    return home
+
+
 @pytest.fixture(scope="session")
 def data() -> Path:
     """``../shared/data`` (or $FACELENS_DATA); tests needing it skip, visibly, without it."""

@@ -28,6 +28,7 @@ from facelens.match import Identification, Verification, resolve_threshold, veri
 from facelens.match.thresholds import DEFAULT_IDENTIFY, DEFAULT_VERIFY
 from facelens.models import ModelStore
 from facelens.quality import QualityGate, QualityScores, measure
+from facelens.runtime import RuntimeConfig
 
 __all__ = ["Analysis", "EnrollReport", "FaceChoice", "Pipeline", "PipelineConfig"]
 
@@ -53,6 +54,7 @@ class PipelineConfig:
         embed: embedding backend.
         gate: the enrolment quality gate.
         models: where model files are found.
+        runtime: ONNX Runtime provider, threads and the converted-model cache.
         verify_threshold: operating point name or cosine value for 1:1.
         identify_threshold: operating point name or cosine value for 1:N.
         top_k: candidates returned per probe.
@@ -64,6 +66,7 @@ class PipelineConfig:
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     gate: QualityGate = field(default_factory=QualityGate)
     models: ModelStore = field(default_factory=ModelStore)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     verify_threshold: str | float = DEFAULT_VERIFY
     identify_threshold: str | float = DEFAULT_IDENTIFY
     top_k: int = 5
@@ -104,9 +107,9 @@ class Pipeline:
     ) -> None:
         self.config = config or PipelineConfig()
         c = self.config
-        self.detector = detector or make_detector(c.detect, c.models)
+        self.detector = detector or make_detector(c.detect, c.models, c.runtime)
         self.aligner = aligner or Aligner(c.align, c.models)
-        self.embedder = embedder or make_embedder(c.embed, c.models)
+        self.embedder = embedder or make_embedder(c.embed, c.models, c.runtime)
 
     def load(self) -> None:
         """Load every model now (otherwise each loads on first use)."""

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tests.conftest import make_faces
 
-from facelens import Faces, QualityGate, load_image
+from facelens import DetectConfig, Faces, Pipeline, PipelineConfig, QualityGate, load_image
 from facelens.quality import REASONS, measure
 
 
@@ -29,7 +29,8 @@ def test_a_good_photo_passes_the_gate(pipeline, face) -> None:  # type: ignore[n
 def test_a_small_face_is_too_small(pipeline, face) -> None:  # type: ignore[no-untyped-def]
     img, _ = face
     small = cv2.resize(img, None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA)
-    faces = pipeline.align(small, pipeline.detect(small))
+    finder = Pipeline(PipelineConfig(detect=DetectConfig(upsample=2)))  # finds tiny faces
+    faces = pipeline.align(small, finder.detect(small))
     assert len(faces) == 1
     q = pipeline.quality(small, faces)
     assert "too_small" in QualityGate().reasons(q, 0)

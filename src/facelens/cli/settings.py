@@ -4,6 +4,10 @@
 |-------------------|-------------------------------------------|------------------------------|
 | FACELENS_HOME     | facelens's own folder (caches, gallery)   | ~/.facelens                  |
 | FACELENS_GALLERY  | the gallery file commands use             | $FACELENS_HOME/gallery.db    |
+| FACELENS_PROVIDER | ONNX Runtime execution provider           | cpu                          |
+| FACELENS_THREADS  | ONNX Runtime threads (0 = one per core)   | 0                            |
+
+Converted ONNX models are cached in $FACELENS_HOME/cache.
 """
 
 from __future__ import annotations
@@ -18,3 +22,19 @@ def home() -> Path:
 
 def default_gallery() -> Path:
     return Path(os.environ.get("FACELENS_GALLERY") or home() / "gallery.db")
+
+
+def cache_dir() -> Path:
+    return home() / "cache"
+
+
+def provider() -> str:
+    return os.environ.get("FACELENS_PROVIDER") or "cpu"
+
+
+def threads() -> int:
+    value = os.environ.get("FACELENS_THREADS") or "0"
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"FACELENS_THREADS must be an integer, got {value!r}") from None

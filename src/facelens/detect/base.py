@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from facelens.errors import ModelError
 from facelens.faces import Faces
 from facelens.models import ModelStore
+from facelens.runtime import RuntimeConfig
 
 __all__ = ["DETECTORS", "DetectConfig", "Detector", "make_detector"]
 
@@ -21,16 +22,18 @@ class DetectConfig:
     """Which detector runs, and how.
 
     Attributes:
-        backend: a name in ``DETECTORS``.
+        backend: a name in ``DETECTORS``. The default, ``onnx_mmod``, is dlib's CNN (MMOD)
+            detector on ONNX Runtime: dlib's boxes and scores, about 30x faster than dlib.
         upsample: times the image is doubled before detection; each doubling finds faces half
-            as small and costs about four times as much. HOG's smallest face is about 80 px
-            at 0, 40 px at 1.
-        threshold: faces scoring below this are dropped (the backend's own score scale; 0 is
-            each dlib detector's trained operating point).
+            as small and costs about four times as much. At 0 the smallest face found is
+            about 70-80 px wide (eyes about 25 px apart: what recognition can use, see
+            docs/quality.md); at 1 about 40 px. For HOG, use 1 to match face_recognition.
+        threshold: faces scoring at or below this are dropped (the backend's own score
+            scale; 0 is each dlib detector's trained operating point).
     """
 
-    backend: str = "dlib_hog"
-    upsample: int = 1
+    backend: str = "onnx_mmod"
+    upsample: int = 0
     threshold: float = 0.0
 
     def __post_init__(self) -> None:
@@ -51,25 +54,37 @@ class Detector(Protocol):
         ...
 
 
-DetectorFactory = Callable[[DetectConfig, ModelStore], Detector]
+DetectorFactory = Callable[[DetectConfig, ModelStore, RuntimeConfig], Detector]
 
 
-def _hog(config: DetectConfig, models: ModelStore) -> Detector:
+def _hog(config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> Detector:
     from facelens.detect.dlib_hog import DlibHogDetector
 
     return DlibHogDetector(config)
 
 
-def _cnn(config: DetectConfig, models: ModelStore) -> Detector:
+def _cnn(config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> Detector:
     from facelens.detect.dlib_cnn import DlibCnnDetector
 
     return DlibCnnDetector(config, models)
 
 
-DETECTORS: dict[str, DetectorFactory] = {"dlib_hog": _hog, "dlib_cnn": _cnn}
+def _onnx_mmod(config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> Detector:
+    from facelens.detect.onnx_mmod import OnnxMmodDetector
+
+    return OnnxMmodDetector(config, models, runtime)
 
 
-def make_detector(config: DetectConfig, models: ModelStore | None = None) -> Detector:
+DETECTORS: dict[str, DetectorFactory] = {
+    "onnx_mmod": _onnx_mmod,
+    "dlib_hog": _hog,
+    "dlib_cnn": _cnn,
+}
+
+
+def make_detector(
+    config: DetectConfig, models: ModelStore | None = None, runtime: RuntimeConfig | None = None
+) -> Detector:
     """The detector named by ``config.backend`` (not loaded yet).
 
     Example:
@@ -84,4 +99,4 @@ def make_detector(config: DetectConfig, models: ModelStore | None = None) -> Det
             f"unknown detector {config.backend!r}; "
             f"known detectors: {', '.join(sorted(DETECTORS))}.",
         ) from None
-    return factory(config, models or ModelStore())
+    return factory(config, models or ModelStore(), runtime or RuntimeConfig())

