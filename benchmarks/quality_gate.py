@@ -87,8 +87,8 @@ def main() -> None:
 
     conditions = (
         [("clean", 0)]
-        + [("eyes", e) for e in (32, 24, 18, 14)]
-        + [("blur", s) for s in (1.5, 2.5, 3.5)]
+        + [("eyes", e) for e in (32, 24, 18, 14, 10, 8)]
+        + [("blur", s) for s in (1.5, 2.5, 3.5, 5.0)]
     )
     rows_d = []
     for kind, level in conditions:

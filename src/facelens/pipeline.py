@@ -34,13 +34,33 @@ __all__ = ["Analysis", "EnrollReport", "FaceChoice", "Pipeline", "PipelineConfig
 
 log = logging.getLogger(__name__)
 
-# "largest" refuses when another face is at least this fraction of the largest's area:
+# "primary" and "largest" refuse when another face is at least this fraction of the chosen
+# face's area:
 # enrolling the wrong one of two similar faces is worse than asking for an explicit box.
 AMBIGUOUS_AREA_RATIO = 0.5
 # An explicit box picks the detected face overlapping it at least this much (IoU).
 BOX_MATCH_IOU = 0.3
 
 FaceChoice = str | tuple[float, float, float, float]
+
+
+def choose_primary(faces: Faces, width: int, height: int) -> int:
+    """Index of the face a single-person request is about: the best area x centrality.
+
+    Centrality is 1 at the image centre and 0 at a corner; squaring it lets a large face at
+    the edge lose to a slightly smaller one in the middle (press photos, door cameras).
+
+    Example:
+        >>> f = Faces(xyxy=[[0, 0, 60, 60], [70, 70, 120, 120]], score=[1, 1])
+        >>> choose_primary(f, 190, 190)
+        1
+    """
+    if len(faces) == 0:
+        raise IndexError("no faces")
+    centre = (faces.xyxy[:, :2] + faces.xyxy[:, 2:]) / 2
+    half_diag = float(np.hypot(width, height)) / 2 or 1.0
+    d = np.hypot(centre[:, 0] - width / 2, centre[:, 1] - height / 2) / half_diag
+    return int(np.argmax(faces.area * np.clip(1 - d, 0, 1) ** 2))
 
 
 @dataclass(frozen=True)
@@ -88,6 +108,7 @@ class EnrollReport:
 
     result: EnrollResult
     rejected: tuple[EnrollmentError | InputError, ...]
+    rejected_at: tuple[int, ...] = ()  # position of each rejected image in the input
 
 
 class Pipeline:
@@ -108,6 +129,7 @@ class Pipeline:
         self.config = config or PipelineConfig()
         c = self.config
         self.detector = detector or make_detector(c.detect, c.models, c.runtime)
+        self._retry_detector: Detector | None = None
         self.aligner = aligner or Aligner(c.align, c.models)
         self.embedder = embedder or make_embedder(c.embed, c.models, c.runtime)
 
@@ -165,6 +187,28 @@ class Pipeline:
             chips=chips,
         )
 
+    def detect_single(self, image: NDArray[np.uint8]) -> Faces:
+        """Detection for a request about one person (verify, enrol): when nothing is found,
+        try once more at twice the resolution (upsample + 1), which finds faces half as
+        small; a photo of one person rarely has none (docs/accuracy.md)."""
+        faces = self.detect(image)
+        if len(faces) or self.config.detect.upsample >= 3:
+            return faces
+        if self._retry_detector is None:
+            d = self.config.detect
+            retry = DetectConfig(backend=d.backend, upsample=d.upsample + 1, threshold=d.threshold)
+            self._retry_detector = make_detector(retry, self.config.models, self.config.runtime)
+        return self._retry_detector.detect(image)
+
+    def primary_embedding(self, image: NDArray[np.uint8]) -> Embeddings | None:
+        """The embedding of the face a single-person photo is about (``choose_primary``),
+        or None when there is no face even on the retry."""
+        faces = self.detect_single(image)
+        if len(faces) == 0:
+            return None
+        h, w = image.shape[:2]
+        return self.embed(image, faces[choose_primary(faces, w, h)])
+
     # -- decisions --------------------------------------------------------------------------
 
     def verify(
@@ -185,28 +229,36 @@ class Pipeline:
         threshold: str | float | None = None,
         k: int | None = None,
     ) -> list[Identification]:
-        """1:N open set: per probe face, candidates and the identity or None (unknown)."""
+        """1:N open set: per probe face, candidates and the identity or None (unknown).
+
+        The default threshold (``open_set``) depends on the gallery's size: it keeps the
+        false-positive identification rate at 1% however many people are enrolled.
+        """
         t = resolve_threshold(
             probes.model,
             threshold if threshold is not None else self.config.identify_threshold,
             DEFAULT_IDENTIFY,
+            gallery_samples=gallery.search_size(probes.model)[1],
         )
         return gallery.identify(probes, t, k or self.config.top_k)
 
     # -- enrolment --------------------------------------------------------------------------
 
-    def select_face(self, faces: Faces, choice: FaceChoice, source: str) -> Faces:
-        """The one face to enrol: ``"largest"`` or the detection matching an explicit box."""
-        if choice == "largest":
+    def select_face(
+        self, faces: Faces, choice: FaceChoice, source: str, size: tuple[int, int] = (0, 0)
+    ) -> Faces:
+        """The one face to enrol: ``"primary"`` (``choose_primary``), ``"largest"``, or the
+        detection matching an explicit box. ``size`` is the image's (width, height)."""
+        if choice in ("primary", "largest"):
             if len(faces) == 0:
                 raise EnrollmentError(source, ["no_face"])
-            i = faces.largest()
+            i = faces.largest() if choice == "largest" else choose_primary(faces, *size)
             others = np.delete(faces.area, i)
             if others.size and others.max() >= AMBIGUOUS_AREA_RATIO * faces.area[i]:
                 raise EnrollmentError(source, ["ambiguous_face"])
             return faces[i]
         if isinstance(choice, str):
-            raise ValueError(f"face choice must be 'largest' or a box, got {choice!r}")
+            raise ValueError(f"face choice must be 'primary', 'largest' or a box, got {choice!r}")
         box = np.asarray(choice, np.float32).reshape(1, 4)
         if len(faces):
             iou = box_iou(box, faces.xyxy)[0]
@@ -217,7 +269,7 @@ class Pipeline:
         return Faces(xyxy=box, score=np.zeros(1, np.float32))
 
     def prepare_sample(
-        self, src: str | Path | bytes, face: FaceChoice = "largest", gate: bool = True
+        self, src: str | Path | bytes, face: FaceChoice = "primary", gate: bool = True
     ) -> NewSample:
         """Decode, detect, choose the face, check quality, embed: one sample ready to store.
 
@@ -226,7 +278,9 @@ class Pipeline:
             EnrollmentError: no usable face (reasons attached).
         """
         image, meta = self.decode(src)
-        chosen = self.align(image, self.select_face(self.detect(image), face, meta.source))
+        faces = self.detect_single(image) if isinstance(face, str) else self.detect(image)
+        size = (image.shape[1], image.shape[0])
+        chosen = self.align(image, self.select_face(faces, face, meta.source, size))
         chips = self.aligner.chips(image, chosen)
         q = measure(chosen, chips)
         if gate:
@@ -251,7 +305,7 @@ class Pipeline:
         images: Sequence[str | Path | bytes],
         consent: Consent | None,
         *,
-        face: FaceChoice = "largest",
+        face: FaceChoice = "primary",
         gate: bool = True,
         metadata: dict[str, Any] | None = None,
         progress: Callable[[int, int], None] | None = None,
@@ -266,15 +320,19 @@ class Pipeline:
         gallery.require_consent(name, consent)
         samples: list[NewSample] = []
         rejected: list[EnrollmentError | InputError] = []
+        rejected_at: list[int] = []
         for n, src in enumerate(images):
             try:
                 samples.append(self.prepare_sample(src, face, gate))
             except (EnrollmentError, InputError) as e:
                 log.info("not enrolled: %s", e)
                 rejected.append(e)
+                rejected_at.append(n)
             if progress:
                 progress(n + 1, len(images))
         if not samples:
             reasons = sorted({r for e in rejected for r in getattr(e, "reasons", ("unreadable",))})
             raise EnrollmentError(f"{name}: every image", reasons or ["no_images"])
-        return EnrollReport(gallery.enroll(name, samples, consent, metadata), tuple(rejected))
+        return EnrollReport(
+            gallery.enroll(name, samples, consent, metadata), tuple(rejected), tuple(rejected_at)
+        )

@@ -256,7 +256,7 @@ def test_enrol_needs_consent_and_a_usable_face(capsys, tmp_path: Path, data: Pat
     )
     assert doc["created"] and doc["added"] == 1  # type: ignore[index]
     small = tmp_path / "small.jpg"
-    Image.open(photos / "obama.jpg").reduce(6).save(small)
+    Image.open(photos / "obama.jpg").reduce(8).save(small)  # eyes ~13 px apart
     # --upsample 2 so the detector finds the small face and the gate, not detection, refuses it
     doc = run_json(
         capsys,
@@ -343,7 +343,7 @@ def test_info_reports_models_and_checksums(capsys, tmp_path: Path) -> None:  # t
     assert names["dlib_resnet_v1"]["status"] == "ok"
     assert names["dlib_resnet_v1"]["sha256"].startswith("55533b28")
     assert names["dlib_landmarks68_v1"]["status"].startswith("restricted")
-    assert doc["pipeline"]["embedding_model"] == "dlib_resnet_v1"  # type: ignore[index]
+    assert doc["pipeline"]["embedding_model"] == "dlib_resnet_v1+flip"  # type: ignore[index]
 
 
 def test_converted_models_are_cached_in_facelens_home(

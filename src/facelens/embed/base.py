@@ -26,10 +26,13 @@ class EmbedConfig:
             Runtime (same weights, same embeddings within 1e-4, about 30x faster); ``dlib``
             runs dlib itself.
         batch_size: chips per forward pass.
+        augment: test-time augmentation, a key of ``embed.augment.AUGMENTATIONS``
+            (``"none"``, ``"flip"``, ``"tta"``); changes the model tag (docs/accuracy.md).
     """
 
     backend: str = "onnx"
     batch_size: int = 32
+    augment: str = "flip"
 
 
 class Embedder(Protocol):
@@ -81,7 +84,12 @@ def make_embedder(
             f"unknown embedder {config.backend!r}; "
             f"known embedders: {', '.join(sorted(EMBEDDERS))}.",
         ) from None
-    return factory(config, models or ModelStore(), runtime or RuntimeConfig())
+    embedder = factory(config, models or ModelStore(), runtime or RuntimeConfig())
+    if config.augment == "none":
+        return embedder
+    from facelens.embed.augment import AugmentedEmbedder
+
+    return AugmentedEmbedder(embedder, config.augment)
 
 
 def check_chips(chips: NDArray[np.uint8], size: int = 150) -> NDArray[np.uint8]:

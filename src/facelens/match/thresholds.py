@@ -1,31 +1,68 @@
-"""Named operating points: every default threshold, once, with the command that measured it."""
+"""Every default threshold, once, with the command that measured it.
+
+Thresholds are cosine similarities ("same person" when ``similarity >= threshold``), per
+embedding model tag. For each tag a ``Calibration`` holds the impostor tail: the threshold
+that gives each false-match rate (FMR), measured on every cross-person pair of LFW (tens of
+millions of pairs, ``benchmarks/calibrate.py``). From it:
+
+- named 1:1 operating points: ``balanced`` (LFW's accuracy-maximising threshold, the
+  ``verify`` default), ``fmr_1e-3``, ``strict`` (FMR 1e-4), ``fmr_1e-5``;
+- any target FMR: ``"fmr=1e-5"``;
+- the 1:N default ``open_set``: a probe is compared with every enrolled sample, so the chance
+  that *some* stranger's comparison passes grows with the gallery. For a target false-positive
+  identification rate (FPIR) ``p`` and ``n`` samples, the per-comparison FMR must be
+  ``1 - (1 - p) ** (1 / n)`` (about ``p / n``); ``open_set`` is that for ``p = 1%`` and the
+  gallery's size, and ``"fpir=0.001"`` asks for another ``p``. Below the measured tail the
+  FMR is extrapolated along the tail's last decade (log FMR is close to linear in the
+  similarity there).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from facelens.errors import ModelError
 
 __all__ = [
+    "CALIBRATIONS",
     "DEFAULT_IDENTIFY",
     "DEFAULT_VERIFY",
     "OPERATING_POINTS",
+    "Calibration",
     "OperatingPoint",
+    "identify_threshold",
     "resolve_threshold",
+    "threshold_for_fmr",
 ]
+
+DEFAULT_VERIFY = "balanced"
+DEFAULT_IDENTIFY = "open_set"
+DEFAULT_FPIR = 0.01
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What was measured for one embedding model tag.
+
+    Attributes:
+        model: the tag.
+        balanced: threshold maximising LFW View 2 accuracy (mean of the 10 folds' choices).
+        tail: (FMR, threshold) pairs, FMR decreasing, over ``impostor_pairs`` pairs.
+        impostor_pairs: how many cross-person pairs the tail was measured on.
+        measured_by: the command that regenerates these numbers.
+    """
+
+    model: str
+    balanced: float
+    tail: tuple[tuple[float, float], ...]
+    impostor_pairs: int
+    measured_by: str
 
 
 @dataclass(frozen=True)
 class OperatingPoint:
-    """A cosine-similarity threshold for one model: "same person" when similarity >= it.
-
-    Attributes:
-        name: what users call it (``"balanced"``, ...).
-        model: the embedding model it belongs to.
-        similarity: the threshold.
-        meaning: what the threshold gives, as measured.
-        measured_by: the command that regenerates the value.
-    """
+    """A named threshold of one model (kept for listing; ``resolve_threshold`` is the API)."""
 
     name: str
     model: str
@@ -34,53 +71,99 @@ class OperatingPoint:
     measured_by: str
 
 
-_MEASURE_DEV = "python benchmarks/thresholds.py --data ../shared/data"
+_CALIBRATE = "python benchmarks/calibrate.py --data ../shared/data --write docs/accuracy.md"
+_DEV = "python benchmarks/thresholds.py --data ../shared/data"
 
-OPERATING_POINTS: dict[str, dict[str, OperatingPoint]] = {
-    "dlib_resnet_v1": {
-        p.name: p
-        for p in (
-            OperatingPoint(
-                name="balanced",
-                model="dlib_resnet_v1",
-                similarity=0.8994,
-                meaning="maximises accuracy on LFW pairsDevTrain; on held-out pairsDevTest: "
-                "accuracy 0.963, FMR 2.1e-2 (docs/accuracy.md)",
-                measured_by=_MEASURE_DEV,
+CALIBRATIONS: dict[str, Calibration] = {
+    c.model: c
+    for c in (
+        # The default (EmbedConfig(augment="flip")): all of LFW, 87 million impostor pairs.
+        Calibration(
+            model="dlib_resnet_v1+flip",
+            balanced=0.9131,
+            tail=(
+                (1e-2, 0.9102),
+                (1e-3, 0.9285),
+                (1e-4, 0.9429),
+                (1e-5, 0.9544),
+                (1e-6, 0.9634),
+                (1e-7, 0.9801),
             ),
-            OperatingPoint(
-                name="fmr_1e-3",
-                model="dlib_resnet_v1",
-                similarity=0.9267,
-                meaning="FMR 1e-3 over all cross-person pairs of LFW pairsDevTrain images; "
-                "held out: FMR 8.2e-4, TAR 0.903 (docs/accuracy.md)",
-                measured_by=_MEASURE_DEV,
-            ),
-            OperatingPoint(
-                name="strict",
-                model="dlib_resnet_v1",
-                similarity=0.9417,
-                meaning="FMR 1e-4 over all cross-person pairs of LFW pairsDevTrain images; "
-                "held out: FMR 6.6e-5, TAR 0.758 (docs/accuracy.md)",
-                measured_by=_MEASURE_DEV,
-            ),
-        )
-    },
+            impostor_pairs=87_307_271,
+            measured_by=_CALIBRATE,
+        ),
+        # Single view (EmbedConfig(augment="none")), measured on LFW View 1 pairs only.
+        Calibration(
+            model="dlib_resnet_v1",
+            balanced=0.8994,
+            tail=((1e-3, 0.9267), (1e-4, 0.9417)),
+            impostor_pairs=5_919_753,
+            measured_by=_DEV,
+        ),
+    )
 }
 
-# 1:1 compares one pair: the accuracy-maximising point. 1:N compares a probe with every
-# enrolled person, so the chance of *some* false match grows with the gallery: it uses the
-# FMR 1e-4 point (docs/accuracy.md).
-DEFAULT_VERIFY = "balanced"
-DEFAULT_IDENTIFY = "strict"
+_NAMED_FMR = {"fmr_1e-3": 1e-3, "strict": 1e-4, "fmr_1e-5": 1e-5}
 
 
-def resolve_threshold(model: str, point: str | float | None, default: str) -> float:
-    """A threshold from an operating point name, a number, or the default name.
+def _calibration(model: str) -> Calibration:
+    try:
+        return CALIBRATIONS[model]
+    except KeyError:
+        raise ModelError(
+            model,
+            f"no calibrated thresholds for model {model!r} "
+            f"(calibrated: {', '.join(sorted(CALIBRATIONS))}); give a "
+            "number instead.",
+        ) from None
+
+
+def threshold_for_fmr(model: str, fmr: float) -> float:
+    """The threshold giving false-match rate ``fmr`` (interpolated in log FMR).
+
+    Example:
+        >>> m = "dlib_resnet_v1"
+        >>> threshold_for_fmr(m, 1e-3) < threshold_for_fmr(m, 3e-4) < threshold_for_fmr(m, 1e-4)
+        True
+    """
+    if not 0 < fmr < 1:
+        raise ValueError(f"a false-match rate must be in (0, 1), got {fmr}")
+    tail = _calibration(model).tail
+    logs = [math.log10(f) for f, _ in tail]
+    x = math.log10(fmr)
+    if len(tail) == 1:
+        return tail[0][1]
+    if x >= logs[0]:
+        i = 0
+    elif x <= logs[-1]:
+        i = len(tail) - 2
+    else:
+        i = next(k for k in range(len(tail) - 1) if logs[k] >= x >= logs[k + 1])
+    (f0, t0), (f1, t1) = tail[i], tail[i + 1]
+    slope = (t1 - t0) / (math.log10(f1) - math.log10(f0))
+    return min(1.0, t0 + slope * (x - math.log10(f0)))
+
+
+def identify_threshold(model: str, gallery_samples: int, fpir: float = DEFAULT_FPIR) -> float:
+    """The 1:N threshold giving false-positive identification rate ``fpir`` against a gallery
+    of ``gallery_samples`` samples (each probe is compared with every sample)."""
+    if not 0 < fpir < 1:
+        raise ValueError(f"an FPIR must be in (0, 1), got {fpir}")
+    n = max(1, gallery_samples)
+    fmr = -math.expm1(math.log1p(-fpir) / n)
+    return threshold_for_fmr(model, fmr)
+
+
+def resolve_threshold(
+    model: str, point: str | float | None, default: str, gallery_samples: int | None = None
+) -> float:
+    """A threshold from a number, a name, ``"fmr=X"``, ``"fpir=X"`` or the default name.
 
     Example:
         >>> resolve_threshold("dlib_resnet_v1", 0.9, "balanced")
         0.9
+        >>> resolve_threshold("dlib_resnet_v1", "strict", "balanced")
+        0.9417
     """
     if point is None:
         point = default
@@ -88,12 +171,39 @@ def resolve_threshold(model: str, point: str | float | None, default: str) -> fl
         if not -1.0 <= float(point) <= 1.0:
             raise ValueError(f"a cosine threshold must be in [-1, 1], got {point}")
         return float(point)
-    points = OPERATING_POINTS.get(model)
-    if not points:
-        raise ModelError(model, f"no operating points are defined for model {model!r}.")
-    try:
-        return points[point].similarity
-    except KeyError:
-        raise ValueError(
-            f"unknown operating point {point!r} for {model}; known: {', '.join(sorted(points))}"
-        ) from None
+    name = point.strip().lower()
+    for prefix in ("fmr=", "fpir="):
+        if name.startswith(prefix):
+            try:
+                value = float(name[len(prefix) :])
+            except ValueError:
+                raise ValueError(f"{point!r}: expected a number after {prefix!r}") from None
+            if prefix == "fmr=":
+                return threshold_for_fmr(model, value)
+            return identify_threshold(model, gallery_samples or 1, value)
+    cal = _calibration(model)
+    if name == "balanced":
+        return cal.balanced
+    if name in _NAMED_FMR:
+        return threshold_for_fmr(model, _NAMED_FMR[name])
+    if name == "open_set":
+        return identify_threshold(model, gallery_samples or 1)
+    known = ["balanced", *sorted(_NAMED_FMR), "open_set", "fmr=X", "fpir=X"]
+    raise ValueError(f"unknown operating point {point!r}; known: {', '.join(known)}")
+
+
+def _points(model: str) -> dict[str, OperatingPoint]:
+    cal = CALIBRATIONS[model]
+    out = {
+        "balanced": OperatingPoint(
+            "balanced", model, cal.balanced, "maximises LFW verification accuracy", cal.measured_by
+        )
+    }
+    for name, fmr in _NAMED_FMR.items():
+        out[name] = OperatingPoint(
+            name, model, threshold_for_fmr(model, fmr), f"false-match rate {fmr:g}", cal.measured_by
+        )
+    return out
+
+
+OPERATING_POINTS: dict[str, dict[str, OperatingPoint]] = {m: _points(m) for m in CALIBRATIONS}

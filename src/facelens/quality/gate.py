@@ -32,8 +32,8 @@ class QualityGate:
         max_clipped: largest fraction of crushed or blown-out pixels accepted.
     """
 
-    min_inter_eye_px: float = 24.0
-    min_sharpness: float = 10.0
+    min_inter_eye_px: float = 16.0
+    min_sharpness: float = 4.0
     max_abs_yaw_deg: float = 45.0
     max_abs_pitch_deg: float = 30.0
     min_brightness: float = 40.0

@@ -1,0 +1,64 @@
+"""Calibrated thresholds: by name, by target FMR, and 1:N thresholds that grow with the gallery."""
+
+from __future__ import annotations
+
+import pytest
+
+from facelens import ModelError
+from facelens.match.thresholds import (
+    CALIBRATIONS,
+    identify_threshold,
+    resolve_threshold,
+    threshold_for_fmr,
+)
+
+
+@pytest.fixture(params=sorted(CALIBRATIONS))
+def model(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_stricter_fmr_means_higher_threshold(model: str) -> None:
+    ts = [threshold_for_fmr(model, f) for f in (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-8)]
+    assert ts == sorted(ts) and ts[0] < ts[-1] <= 1.0
+    cal = CALIBRATIONS[model]
+    for fmr, t in cal.tail:  # the table's own points come back exactly
+        assert threshold_for_fmr(model, fmr) == pytest.approx(t)
+
+
+def test_one_to_n_threshold_grows_with_the_gallery(model: str) -> None:
+    sizes = [1, 10, 1_000, 100_000, 10_000_000]
+    ts = [identify_threshold(model, n) for n in sizes]
+    assert ts == sorted(ts) and ts[0] < ts[-1]
+    # one sample: FPIR is the FMR
+    assert identify_threshold(model, 1, 0.01) == pytest.approx(threshold_for_fmr(model, 0.01))
+    # n samples at FPIR p: per-comparison FMR 1-(1-p)^(1/n), about p/n
+    assert identify_threshold(model, 1000, 0.01) == pytest.approx(
+        threshold_for_fmr(model, 1.005e-5), abs=2e-4
+    )
+
+
+def test_operating_points_by_name_target_or_number(model: str) -> None:
+    assert resolve_threshold(model, None, "balanced") == CALIBRATIONS[model].balanced
+    assert resolve_threshold(model, "strict", "balanced") == pytest.approx(
+        threshold_for_fmr(model, 1e-4)
+    )
+    assert resolve_threshold(model, "fmr=1e-5", "balanced") == pytest.approx(
+        threshold_for_fmr(model, 1e-5)
+    )
+    assert resolve_threshold(model, "fpir=0.001", "balanced", gallery_samples=500) == pytest.approx(
+        identify_threshold(model, 500, 0.001)
+    )
+    assert resolve_threshold(model, "open_set", "balanced", gallery_samples=50) == pytest.approx(
+        identify_threshold(model, 50)
+    )
+    assert resolve_threshold(model, 0.5, "balanced") == 0.5
+    with pytest.raises(ValueError, match="expected a number"):
+        resolve_threshold(model, "fmr=lots", "balanced")
+    with pytest.raises(ValueError, match="must be in"):
+        resolve_threshold(model, "fmr=2", "balanced")
+
+
+def test_uncalibrated_model_says_so() -> None:
+    with pytest.raises(ModelError, match="no calibrated thresholds for model 'x'"):
+        resolve_threshold("x", "strict", "balanced")
