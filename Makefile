@@ -1,5 +1,5 @@
 # Two commands do all set-up (see README):
-#   make run    identify the people in a folder of photos against the embedded SQLite gallery
+#   make run    start the service and web UI on the embedded SQLite gallery
 #   make test   lint, type-check and run the whole test suite
 # Both create .venv on first use from wheels only (nothing compiles, nothing downloads at run time).
 
@@ -10,13 +10,19 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 FACELENS_DATA ?= ../shared/data
 PHOTOS  ?= $(FACELENS_DATA)/faces/face_recognition/knn_examples/test
 GALLERY ?= $(HOME)/.facelens/gallery.db
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run identify system-deps test lint typecheck pytest bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
+	# flyr (FLIR radiometric JPEG reader) is published as an sdist only; it is pure Python,
+	# so pip packs it into a wheel without compiling anything. It goes in first so the
+	# wheels-only install below finds it already satisfied.
+	$(PIP) install --no-deps -c constraints.txt flyr
 	$(PIP) install --only-binary=:all: -c constraints.txt -e '.[dev]'
 	# The peer library the benchmarks compare against; its own metadata asks for the
 	# source-only `dlib` and `face_recognition_models`, which dlib-bin and
@@ -25,7 +31,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 run: $(VENV)/.installed
+	$(VENV)/bin/facelens serve --gallery "$(GALLERY)" --host $(HOST) --port $(PORT) --bootstrap-key
+
+identify: $(VENV)/.installed
 	$(VENV)/bin/facelens identify "$(PHOTOS)" --gallery "$(GALLERY)"
+
+system-deps:
+	scripts/system-deps.sh
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -34,7 +46,7 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
-pytest: $(VENV)/.installed
+pytest: $(VENV)/.installed system-deps
 	FACELENS_DATA="$(FACELENS_DATA)" $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 test: lint typecheck pytest

@@ -1,0 +1,334 @@
+"""``facelens watch`` and ``facelens redact``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from facelens.cli import output
+from facelens.cli.main import GALLERY
+from facelens.errors import InputError
+
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+def _draw(image: np.ndarray, faces: Any, labels: list[str | None]) -> np.ndarray:
+    import cv2
+
+    out = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ids = faces.track_id.tolist() if faces.track_id is not None else [None] * len(faces)
+    for box, tid, label in zip(faces.xyxy, ids, labels, strict=False):
+        x1, y1, x2, y2 = (round(float(v)) for v in box)
+        colour = (113, 204, 46) if label else (60, 76, 231)
+        cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), colour, 2)
+        text = f"#{tid} {label or 'unknown'}"
+        cv2.putText(
+            out, text, (x1, max(12, y1 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA
+        )
+    return out
+
+
+@click.command()
+@click.argument("source")
+@click.option(
+    "--events",
+    "sinks",
+    multiple=True,
+    metavar="SINK",
+    help="Where events go (repeatable): jsonl:FILE, webhook:URL, "
+    "mqtt://HOST:PORT/TOPIC. Default: JSON lines on stdout.",
+)
+@click.option(
+    "--webhook-secret",
+    default=None,
+    metavar="SECRET",
+    help="HMAC secret for webhook signatures (default $FACELENS_WEBHOOK_SECRET).",
+)
+@click.option(
+    "--annotate",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="OUT.mp4",
+    help="Also write the video with tracks and names drawn.",
+)
+@click.option(
+    "--detect-every",
+    type=click.IntRange(1, 30),
+    default=1,
+    show_default=True,
+    help="Run the detector on every n-th frame; tracks carry faces in between.",
+)
+@click.option(
+    "--detect-max-side",
+    type=click.IntRange(64, 8192),
+    default=None,
+    help="Shrink frames to this longer side for detection (faster on large video).",
+)
+@click.option(
+    "--threshold",
+    default=None,
+    metavar="NAME|VALUE",
+    help="Identification operating point (default open_set: FPIR 1%).",
+)
+@click.option("--max-frames", type=click.IntRange(1), default=None)
+@click.option(
+    "--reconnect/--no-reconnect",
+    default=True,
+    help="Reopen a live source that drops (with backoff).",
+)
+@click.option(
+    "--rtsp-transport",
+    type=click.Choice(["tcp", "udp"]),
+    default="tcp",
+    show_default=True,
+    help="How RTSP sources send video: interleaved in the TCP connection, or over UDP.",
+)
+@click.option("--quiet", is_flag=True, help="No live summary line on stderr.")
+@click.option(
+    "--gallery",
+    "gallery_path",
+    type=GALLERY,
+    default=None,
+    metavar="PATH|URL",
+    help="Gallery file or postgresql:// URL.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the final statistics as JSON.")
+def watch(
+    source: str,
+    sinks: tuple[str, ...],
+    webhook_secret: str | None,
+    annotate: Path | None,
+    detect_every: int,
+    detect_max_side: int | None,
+    threshold: str | None,
+    max_frames: int | None,
+    reconnect: bool,
+    rtsp_transport: str,
+    quiet: bool,
+    gallery_path: Path | str | None,
+    as_json: bool,
+) -> None:
+    """Watch SOURCE (a video file, rtsp:// or http(s):// URL, or a webcam number), follow
+    every face, say who it is once per track, and raise events.
+
+    Events: track_started, identified, unknown_face, track_ended, source_lost,
+    source_restored (docs/events.md).
+    """
+    from facelens.cli.main import make_pipeline, open_gallery, parse_threshold
+    from facelens.decode.video import VideoConfig, VideoSource
+    from facelens.events import EventBus, JsonlSink, parse_sink
+    from facelens.watch import WatchConfig, Watcher
+
+    secret = (webhook_secret or os.environ.get("FACELENS_WEBHOOK_SECRET") or "").encode()
+    bus = EventBus([parse_sink(s, secret or None) for s in sinks] or [JsonlSink("/dev/stdout")])
+    pipe = make_pipeline()
+    gallery = open_gallery(gallery_path, create=False)
+    if gallery is None:
+        output.warn("no gallery: every face will be unknown")
+    cfg = WatchConfig(
+        detect_every=detect_every,
+        detect_max_side=detect_max_side,
+        identify_threshold=parse_threshold(threshold) or "open_set",
+    )
+    src = VideoSource(source, VideoConfig(reconnect=reconnect, rtsp_transport=rtsp_transport))
+    watcher = Watcher(pipe, gallery, bus, cfg)
+    writer: Any = None
+    if annotate is not None:
+        import cv2
+
+        annotate.parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(
+            str(annotate), cv2.VideoWriter.fourcc(*"mp4v"), src.fps, (src.width, src.height)
+        )
+
+    def on_frame(frame: Any, faces: Any, labels: list[str | None]) -> None:
+        if writer is not None:
+            writer.write(_draw(frame.image, faces, labels))
+
+    def on_progress(st: Any) -> None:
+        if quiet or (not sys.stderr.isatty() and not os.environ.get("FACELENS_PROGRESS")):
+            return
+        fps = st.frames / st.processing_seconds if st.processing_seconds else 0.0
+        ident = st.events.get("identified", 0)
+        click.echo(
+            f"\rframes {st.frames} ({st.skipped} skipped)  {fps:.1f} fps  "
+            f"tracks {st.tracks}  identified {ident}  unknown "
+            f"{st.events.get('unknown_face', 0)}   ",
+            err=True,
+            nl=False,
+        )
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
+    try:
+        stats = watcher.run(src, max_frames=max_frames, on_frame=on_frame, on_progress=on_progress)
+    except KeyboardInterrupt:
+        stats = watcher.stats
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        src.close()
+        bus.close()
+        if writer is not None:
+            writer.release()
+        if gallery is not None:
+            gallery.close()
+    lat = sorted(stats.latencies)
+    doc = {
+        "source": source,
+        "frames": stats.frames,
+        "detected_frames": stats.detected_frames,
+        "skipped_frames": stats.skipped,
+        "tracks": stats.tracks,
+        "embeddings": stats.embeddings,
+        "events": stats.events,
+        "media_seconds": round(stats.media_seconds, 3),
+        "processing_seconds": round(stats.processing_seconds, 3),
+        "realtime_factor": round(stats.realtime_factor, 3),
+        "latency_p50": round(lat[len(lat) // 2], 4) if lat else None,
+        "latency_max": round(lat[-1], 4) if lat else None,
+        "reconnects": src.reconnects,
+    }
+    if not quiet:
+        click.echo("", err=True)
+    if as_json:
+        click.echo(__import__("json").dumps(doc), err=False)
+    elif not quiet:
+        click.echo(" ".join(f"{k}={v}" for k, v in doc.items()), err=True)
+
+
+@click.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option(
+    "--style", type=click.Choice(["blur", "pixelate", "box"]), default="blur", show_default=True
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["all", "except"]),
+    default="all",
+    show_default=True,
+    help="all: cover every face. except: leave enrolled people with valid consent "
+    "visible (needs --gallery).",
+)
+@click.option(
+    "--margin",
+    type=click.FloatRange(0, 2),
+    default=0.25,
+    show_default=True,
+    help="Grow each face box by this fraction on every side.",
+)
+@click.option(
+    "--upsample",
+    type=click.IntRange(0, 3),
+    default=1,
+    show_default=True,
+    help="Detector upsampling (1 finds faces from about 40 px).",
+)
+@click.option(
+    "--gallery",
+    "gallery_path",
+    type=GALLERY,
+    default=None,
+    metavar="PATH|URL",
+)
+@click.option("--json", "as_json", is_flag=True)
+def redact(
+    src: Path,
+    dst: Path,
+    style: str,
+    mode: str,
+    margin: float,
+    upsample: int,
+    gallery_path: Path | str | None,
+    as_json: bool,
+) -> None:
+    """Write SRC (image or video) to DST with faces blurred, pixelated or boxed.
+
+    Videos keep their resolution, frame count, frame rate and audio. Images are written
+    upright without their metadata (EXIF, GPS).
+    """
+    from facelens.cli.main import make_pipeline, open_gallery
+    from facelens.redact import RedactConfig, redact_image, redact_video
+
+    if not src.exists():
+        raise InputError(str(src), "no such file")
+    cfg = RedactConfig(style=style, mode=mode, margin=margin, upsample=upsample)
+    pipe = make_pipeline(upsample=upsample)
+    gallery = open_gallery(gallery_path, create=False) if mode == "except" else None
+    if mode == "except" and gallery is None:
+        raise click.UsageError("--mode except needs --gallery with enrolled people")
+    try:
+        if src.suffix.lower() in VIDEO_SUFFIXES:
+            identify = spared = None
+            if gallery is not None:
+                identify, spared = _sparing(pipe, gallery)
+            rep = redact_video(pipe, src, dst, cfg, identify=identify, spared=spared)
+            doc: dict[str, Any] = {"src": str(src), "dst": str(dst), **rep.__dict__}
+        else:
+            spare = _spare_image(pipe, gallery) if gallery is not None else None
+            faces = redact_image(pipe, src, dst, cfg, spare=spare)
+            doc = {"src": str(src), "dst": str(dst), "covered": len(faces)}
+    finally:
+        if gallery is not None:
+            gallery.close()
+    if as_json:
+        output.emit_json(doc)
+    else:
+        click.echo(" ".join(f"{k}={v}" for k, v in doc.items()))
+
+
+def _spare_image(pipe: Any, gallery: Any) -> Any:
+    from facelens.match import resolve_threshold
+
+    def spare(image: np.ndarray, faces: Any) -> list[bool]:
+        emb = pipe.embed(image, faces)
+        t = resolve_threshold(
+            emb.model, None, "open_set", gallery_samples=gallery.search_size(emb.model)[1]
+        )
+        return [r.identity is not None for r in gallery.identify(emb, t)]
+
+    return spare
+
+
+def _sparing(pipe: Any, gallery: Any) -> tuple[Any, Any]:
+    """Per-track identification for the ``except`` mode: a track is spared only if it was
+    identified as an enrolled, consenting person and never re-judged unknown."""
+    from facelens.match import resolve_threshold
+    from facelens.quality import measure
+    from facelens.track import TrackIdentities
+    from facelens.track.identity import face_quality
+
+    t = resolve_threshold(
+        pipe.model, None, "open_set", gallery_samples=gallery.search_size(pipe.model)[1]
+    )
+    ids = TrackIdentities(lambda e: gallery.search(e, k=1)[0], t, pipe.model)
+    doubted: set[int] = set()
+    named: set[int] = set()
+
+    def identify(image: np.ndarray, faces: Any, frame: int) -> None:
+        faces = pipe.align(image, faces)
+        chips = pipe.aligner.chips(image, faces)
+        q = measure(faces, chips)
+        for i, tid in enumerate(faces.track_id.tolist()):
+            quality = face_quality(
+                float(q.detection_score[i]),
+                float(q.inter_eye_px[i]),
+                float(q.yaw_deg[i]),
+                float(q.sharpness[i]),
+            )
+            if ids.wants(tid, quality):
+                v = ids.add(tid, pipe.embedder.embed(chips[i : i + 1]).vectors[0], quality)
+                if v is not None and v.kind == "identified":
+                    named.add(tid)
+                elif v is not None and tid in named:
+                    doubted.add(tid)
+
+    def spared() -> set[int]:
+        return {tid for tid in named if tid not in doubted and ids.identity(tid) is not None}
+
+    return identify, spared
