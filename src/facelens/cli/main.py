@@ -39,8 +39,9 @@ from facelens.errors import (
     PolicyError,
 )
 from facelens.gallery import Consent, Gallery, export_gallery, import_gallery
+from facelens.gallery.stores import is_postgres_url
 from facelens.match import resolve_threshold
-from facelens.match.thresholds import DEFAULT_IDENTIFY, DEFAULT_VERIFY, OPERATING_POINTS
+from facelens.match.thresholds import DEFAULT_IDENTIFY, OPERATING_POINTS
 from facelens.pipeline import FaceChoice, Pipeline, PipelineConfig
 from facelens.quality import REASONS
 from facelens.runtime import PROVIDERS, RuntimeConfig
@@ -71,6 +72,23 @@ class PartialFailure(Exception):
 # -- shared options -------------------------------------------------------------------------
 
 
+class GalleryLocation(click.ParamType):  # type: ignore[type-arg]
+    """A gallery file path, or a ``postgresql://`` URL (kept as a string)."""
+
+    name = "location"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Path | str:
+        if isinstance(value, Path) or is_postgres_url(value):
+            return value  # type: ignore[no-any-return]
+        p = Path(value)
+        if p.is_dir():
+            self.fail(f"{value} is a directory, not a gallery file", param, ctx)
+        return p
+
+
+GALLERY: GalleryLocation = GalleryLocation()
+
+
 def gallery_options(f: F) -> F:
     f = click.option(
         "--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table."
@@ -78,10 +96,11 @@ def gallery_options(f: F) -> F:
     f = click.option(
         "--gallery",
         "gallery_path",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=GALLERY,
         default=None,
-        metavar="PATH",
-        help="Gallery file (default: $FACELENS_GALLERY or ~/.facelens/gallery.db).",
+        metavar="PATH|URL",
+        help="Gallery file or postgresql:// URL "
+        "(default: $FACELENS_GALLERY or ~/.facelens/gallery.db).",
     )(f)
     return f
 
@@ -136,14 +155,14 @@ def make_pipeline(
     return Pipeline(PipelineConfig(detect=d, runtime=runtime))
 
 
-def gallery_path(path: Path | None) -> Path:
+def gallery_path(path: Path | str | None) -> Path | str:
     return path or settings.default_gallery()
 
 
-def open_gallery(path: Path | None, create: bool) -> Gallery | None:
-    """The gallery at ``path``; None when it does not exist and ``create`` is False."""
+def open_gallery(path: Path | str | None, create: bool) -> Gallery | None:
+    """The gallery at ``path``; None when a file does not exist and ``create`` is False."""
     p = gallery_path(path)
-    if not create and not p.exists():
+    if not create and isinstance(p, Path) and not p.exists():
         return None
     return Gallery.open(p)
 
@@ -235,7 +254,7 @@ def detect(
     threads: int | None,
     with_quality: bool,
     annotate: Path | None,
-    gallery_path: Path | None,
+    gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
     """Find faces in IMAGES (files or folders)."""
@@ -288,12 +307,12 @@ def detect(
 
 
 def parse_face(value: str) -> FaceChoice:
-    if value == "largest":
-        return "largest"
+    if value in ("primary", "largest"):
+        return value
     try:
         x1, y1, x2, y2 = (float(v) for v in value.split(","))
     except ValueError:
-        raise click.BadParameter("use 'largest' or X1,Y1,X2,Y2 in pixels") from None
+        raise click.BadParameter("use 'primary', 'largest' or X1,Y1,X2,Y2 in pixels") from None
     if x2 <= x1 or y2 <= y1:
         raise click.BadParameter("the box needs X2 > X1 and Y2 > Y1")
     return (x1, y1, x2, y2)
@@ -334,10 +353,10 @@ def parse_meta(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--face",
     "face",
-    default="largest",
-    metavar="largest|X1,Y1,X2,Y2",
-    help="Which face to enrol when an image has several (default: the largest, "
-    "refused when another is at least half its size).",
+    default="primary",
+    metavar="primary|largest|X1,Y1,X2,Y2",
+    help="Which face to enrol when an image has several (default: the primary one, the "
+    "best area x centrality; refused when another is at least half its size).",
 )
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata to store (repeatable).")
 @click.option(
@@ -364,7 +383,7 @@ def enroll(
     upsample: int | None,
     provider: str | None,
     threads: int | None,
-    gallery_path: Path | None,
+    gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
     """Enrol NAME from IMAGES (files or folders) in the gallery.
@@ -444,7 +463,8 @@ def enroll(
     "--threshold",
     default=None,
     metavar="NAME|VALUE",
-    help=f"Operating point name or cosine threshold (default {DEFAULT_IDENTIFY!r}).",
+    help="Cosine threshold, operating point (balanced, fmr_1e-3, strict, fmr_1e-5, open_set), "
+    "fmr=X or fpir=X. Default 'open_set': FPIR 1% for this gallery's size.",
 )
 @click.option(
     "--top-k",
@@ -475,7 +495,7 @@ def identify(
     upsample: int | None,
     provider: str | None,
     threads: int | None,
-    gallery_path: Path | None,
+    gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
     """Name the people in INPUTS (image files or folders) from the gallery.
@@ -484,9 +504,12 @@ def identify(
     (the enrolled name, or null/unknown when no one is similar enough).
     """
     pipe = make_pipeline(detector, upsample, provider, threads)
-    t = resolve_threshold(pipe.model, parse_threshold(threshold), DEFAULT_IDENTIFY)
     gallery = open_gallery(gallery_path, create=False)
-    if gallery is None or gallery.search_size(pipe.model)[0] == 0:
+    size = gallery.search_size(pipe.model) if gallery is not None else (0, 0)
+    t = resolve_threshold(
+        pipe.model, parse_threshold(threshold), DEFAULT_IDENTIFY, gallery_samples=size[1]
+    )
+    if size[0] == 0:
         output.warn(
             f"no one is enrolled in {gallery_path_str(gallery_path)}: every face is "
             "unknown. Enrol with: facelens enroll NAME IMAGE... --consent PURPOSE"
@@ -564,7 +587,7 @@ def identify(
         raise PartialFailure(failures)
 
 
-def gallery_path_str(path: Path | None) -> str:
+def gallery_path_str(path: Path | str | None) -> str:
     return str(gallery_path(path))
 
 
@@ -575,7 +598,8 @@ def gallery_path_str(path: Path | None) -> str:
     "--threshold",
     default=None,
     metavar="NAME|VALUE",
-    help=f"Operating point name or cosine threshold (default {DEFAULT_VERIFY!r}).",
+    help="Cosine threshold, operating point (balanced, fmr_1e-3, strict, fmr_1e-5) or fmr=X. "
+    "Default 'balanced': LFW's most accurate threshold.",
 )
 @pipeline_options
 @gallery_options
@@ -587,18 +611,22 @@ def verify(
     upsample: int | None,
     provider: str | None,
     threads: int | None,
-    gallery_path: Path | None,
+    gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
-    """Say whether IMAGE_A and IMAGE_B show the same person (largest face of each)."""
+    """Say whether IMAGE_A and IMAGE_B show the same person.
+
+    Each image's primary face is used (best area x centrality); when none is found the image
+    is searched once more at twice the resolution.
+    """
     pipe = make_pipeline(detector, upsample, provider, threads)
     embs = []
     for path in (image_a, image_b):
         image, _ = pipe.decode(path)
-        faces = pipe.detect(image)
-        if len(faces) == 0:
+        e = pipe.primary_embedding(image)
+        if e is None:
             raise EnrollmentError(str(path), ["no_face"])
-        embs.append(pipe.embed(image, faces[faces.largest()]))
+        embs.append(e)
     v = pipe.verify(embs[0], embs[1], parse_threshold(threshold))
     if as_json:
         output.emit_json(
@@ -624,7 +652,7 @@ def gallery_group() -> None:
     """List, show, rename, delete, export and import enrolled people."""
 
 
-def _require_gallery(path: Path | None) -> Gallery:
+def _require_gallery(path: Path | str | None) -> Gallery:
     g = open_gallery(path, create=False)
     if g is None:
         raise GalleryError(f"no gallery at {gallery_path_str(path)}")
@@ -645,7 +673,7 @@ def _identity_json(ident: Any) -> dict[str, Any]:
 
 @gallery_group.command("list")
 @gallery_options
-def gallery_list(gallery_path: Path | None, as_json: bool) -> None:
+def gallery_list(gallery_path: Path | str | None, as_json: bool) -> None:
     """List enrolled identities."""
     with _require_gallery(gallery_path) as g:
         people = g.identities()
@@ -673,7 +701,7 @@ def gallery_list(gallery_path: Path | None, as_json: bool) -> None:
 @gallery_group.command("show")
 @click.argument("identity")
 @gallery_options
-def gallery_show(identity: str, gallery_path: Path | None, as_json: bool) -> None:
+def gallery_show(identity: str, gallery_path: Path | str | None, as_json: bool) -> None:
     """Show one identity (by name or id) with its samples' quality and consent records."""
     with _require_gallery(gallery_path) as g:
         ident = g.get(identity)
@@ -725,7 +753,9 @@ def gallery_show(identity: str, gallery_path: Path | None, as_json: bool) -> Non
 @click.argument("identity")
 @click.argument("new_name")
 @gallery_options
-def gallery_rename(identity: str, new_name: str, gallery_path: Path | None, as_json: bool) -> None:
+def gallery_rename(
+    identity: str, new_name: str, gallery_path: Path | str | None, as_json: bool
+) -> None:
     """Rename an identity (by name or id)."""
     with _require_gallery(gallery_path) as g:
         ident = g.rename(identity, new_name)
@@ -739,7 +769,9 @@ def gallery_rename(identity: str, new_name: str, gallery_path: Path | None, as_j
 @click.argument("identity")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @gallery_options
-def gallery_delete(identity: str, yes: bool, gallery_path: Path | None, as_json: bool) -> None:
+def gallery_delete(
+    identity: str, yes: bool, gallery_path: Path | str | None, as_json: bool
+) -> None:
     """Erase an identity with all its samples and consent records."""
     with _require_gallery(gallery_path) as g:
         ident = g.get(identity)
@@ -774,7 +806,7 @@ def gallery_delete(identity: str, yes: bool, gallery_path: Path | None, as_json:
 @gallery_group.command("export")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @gallery_options
-def gallery_export(file: Path, gallery_path: Path | None, as_json: bool) -> None:
+def gallery_export(file: Path, gallery_path: Path | str | None, as_json: bool) -> None:
     """Write the gallery to a portable FILE (embeddings and consent; never photos)."""
     with _require_gallery(gallery_path) as g:
         n = export_gallery(g, file)
@@ -794,7 +826,9 @@ def gallery_export(file: Path, gallery_path: Path | None, as_json: bool) -> None
     help="What to do with identities already present.",
 )
 @gallery_options
-def gallery_import(file: Path, on_conflict: str, gallery_path: Path | None, as_json: bool) -> None:
+def gallery_import(
+    file: Path, on_conflict: str, gallery_path: Path | str | None, as_json: bool
+) -> None:
     """Import identities from an exported FILE (all or nothing)."""
     g = open_gallery(gallery_path, create=True)
     assert g is not None
@@ -826,7 +860,7 @@ def _version(dist: str) -> str:
     help="Execution provider to start (default $FACELENS_PROVIDER or cpu).",
 )
 @gallery_options
-def info(provider: str | None, gallery_path: Path | None, as_json: bool) -> None:
+def info(provider: str | None, gallery_path: Path | str | None, as_json: bool) -> None:
     """Versions, models with their checksums, the inference provider in use, the gallery."""
     from facelens.convert.cache import CONVERTER_VERSION
     from facelens.runtime import available_providers
@@ -893,6 +927,20 @@ def info(provider: str | None, gallery_path: Path | None, as_json: bool) -> None
         )
     )
     click.echo("gallery: " + ", ".join(f"{k}={v}" for k, v in doc["gallery"].items()))
+
+
+from facelens.cli.eval_cmd import eval_group  # noqa: E402  (registered after cli exists)
+from facelens.cli.service_cmd import audit_group, keys_group, serve  # noqa: E402
+from facelens.cli.thermal_cmd import thermal_group  # noqa: E402
+from facelens.cli.video_cmd import redact, watch  # noqa: E402
+
+cli.add_command(eval_group)
+cli.add_command(watch)
+cli.add_command(redact)
+cli.add_command(serve)
+cli.add_command(keys_group)
+cli.add_command(audit_group)
+cli.add_command(thermal_group)
 
 
 # -- entry point ----------------------------------------------------------------------------

@@ -20,8 +20,12 @@ def home() -> Path:
     return Path(os.environ.get("FACELENS_HOME") or Path.home() / ".facelens")
 
 
-def default_gallery() -> Path:
-    return Path(os.environ.get("FACELENS_GALLERY") or home() / "gallery.db")
+def default_gallery() -> Path | str:
+    """$FACELENS_GALLERY (a file, or a ``postgresql://`` URL) or ~/.facelens/gallery.db."""
+    env = os.environ.get("FACELENS_GALLERY")
+    if env and env.startswith(("postgresql://", "postgres://")):
+        return env
+    return Path(env or home() / "gallery.db")
 
 
 def cache_dir() -> Path:

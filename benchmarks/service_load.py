@@ -1,0 +1,209 @@
+"""Verify and identify latency and throughput of the service under load (locust, 60 s each).
+
+    .venv/bin/python benchmarks/service_load.py [--write docs/benchmarks.md] [--seconds 60]
+
+Starts ``facelens serve`` (one uvicorn worker) on a fresh SQLite gallery on this machine,
+enrols 20 LFW people (2 photos each) through the API, then drives it with locust (headless,
+same machine, so the load generator shares the 2 cores with the server):
+
+- verify: 20 users, one request per second each (20 req/s), random genuine LFW pairs
+  (250x250 JPEGs, both images uploaded on every request);
+- identify: 10 users at one request per second (10 req/s), probes of the enrolled people and
+  of people not enrolled, against the 20-person gallery.
+
+Latency is locust's (request sent -> response read); errors are any non-2xx answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from _report import ROOT, data_root, machine, md_table, write_section
+from facelens.eval.lfw import lfw_image, read_people
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def wait_up(url: str, timeout: float = 60) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        try:
+            urllib.request.urlopen(url + "/v1/health", timeout=2)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("the service did not start")
+
+
+def api(
+    url: str, key: str, path: str, fields: dict[str, str], files: list[tuple[str, Path]]
+) -> None:
+    import httpx
+
+    r = httpx.post(
+        url + path,
+        data=fields,
+        files=[(k, (p.name, p.read_bytes(), "image/jpeg")) for k, p in files],
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+    if r.status_code >= 300:
+        raise SystemExit(f"{path}: {r.status_code} {r.text}")
+
+
+def run_locust(
+    url: str, key: str, load: Path, route: str, users: int, seconds: int, out: Path
+) -> dict[str, str]:
+    env = dict(
+        os.environ,
+        FACELENS_KEY=key,
+        FACELENS_LOAD_DIR=str(load),
+        FACELENS_LOAD_ROUTE=route,
+        FACELENS_LOAD_RATE="1",
+    )
+    prefix = out / route
+    subprocess.run(
+        [
+            str(VENV_BIN / "locust"),
+            "-f",
+            str(ROOT / "benchmarks" / "locustfile.py"),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "--run-time",
+            f"{seconds}s",
+            "--host",
+            url,
+            "--csv",
+            str(prefix),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+        ],
+        env=env,
+        check=False,
+        cwd=out,
+    )
+    with open(f"{prefix}_stats.csv") as f:
+        rows = {r["Name"]: r for r in csv.DictReader(f)}
+    return rows[route]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--write", type=Path)
+    ap.add_argument("--seconds", type=int, default=60)
+    args = ap.parse_args()
+    lfw = data_root() / "lfw"
+    people = read_people(lfw)
+    many = sorted(n for n, idx in people.items() if len(idx) >= 4)[:40]
+    enrolled = many[:20]  # the other 20 are strangers: their probes are in the load set too
+    tmp = Path(tempfile.mkdtemp())
+    load = tmp / "load"
+    load.mkdir()
+    for n, name in enumerate(many):
+        idx = sorted(people[name])
+        shutil.copy(lfw_image(lfw, name, idx[2]), load / f"a_{n:03d}.jpg")
+        shutil.copy(lfw_image(lfw, name, idx[3]), load / f"b_{n:03d}.jpg")
+        shutil.copy(lfw_image(lfw, name, idx[3]), load / f"probe_{n:03d}.jpg")
+
+    port = 18765
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            str(VENV_BIN / "facelens"),
+            "serve",
+            "--gallery",
+            str(tmp / "g.db"),
+            "--port",
+            str(port),
+            "--bootstrap-key",
+            "--identify-rate",
+            "1000",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        key = ""
+        while not key:
+            line = server.stderr.readline()
+            if not line:
+                raise SystemExit("the service exited before printing its key")
+            if line.strip().startswith("fl_"):
+                key = line.strip()
+        wait_up(url)
+        for name in enrolled:
+            idx = sorted(people[name])
+            api(
+                url,
+                key,
+                "/v1/galleries/default/identities",
+                {"name": name, "consent_purpose": "benchmark", "consent_granted_by": "benchmark"},
+                [("images", lfw_image(lfw, name, i)) for i in idx[:2]],
+            )
+        results = {}
+        for route, users in (("verify", 20), ("identify", 10)):
+            r = run_locust(url, key, load, route, users, args.seconds, tmp)
+            results[route] = (users, r)
+            print(
+                route,
+                {k: r[k] for k in ("Request Count", "Failure Count", "50%", "99%", "Requests/s")},
+                flush=True,
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    rows = [
+        [
+            route,
+            f"{users} req/s offered",
+            r["Request Count"],
+            r["Failure Count"],
+            f"{float(r['Requests/s']):.1f}",
+            r["50%"],
+            r["95%"],
+            r["99%"],
+            r["Max Response Time"],
+        ]
+        for route, (users, r) in results.items()
+    ]
+    body = (
+        "Command: `.venv/bin/python benchmarks/service_load.py --write docs/benchmarks.md` "
+        f"({machine()}; one uvicorn worker, ONNX Runtime CPU, locust {args.seconds} s per "
+        "route on the same 2 cores). verify: two 250x250 LFW photos per request; identify: "
+        "one photo against 20 enrolled people (half the probes are strangers).\n\n"
+        + md_table(
+            [
+                "route",
+                "load",
+                "requests",
+                "errors",
+                "throughput req/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "max ms",
+            ],
+            rows,
+        )
+    )
+    print(body)
+    if args.write:
+        write_section(args.write, "service-load", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""``facelens serve``, ``facelens keys``, ``facelens audit``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from facelens.cli import output
+from facelens.cli.main import GALLERY
+from facelens.gallery.sql import GalleryStore
+
+
+def _store(gallery_path: Path | str | None) -> GalleryStore:
+    from facelens.cli.main import gallery_path as resolve
+    from facelens.gallery.stores import open_store
+
+    return open_store(resolve(gallery_path))
+
+
+gallery_option = click.option(
+    "--gallery",
+    "gallery_path",
+    type=GALLERY,
+    default=None,
+    metavar="PATH|URL",
+    help="The store (galleries, keys, audit trail): a file or a postgresql:// URL.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="JSON output.")
+
+
+@click.command()
+@gallery_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option(
+    "--allow-image-urls",
+    is_flag=True,
+    help="Accept image URLs (the service then fetches URLs for callers).",
+)
+@click.option(
+    "--identify-rate",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Identify requests per second per key (burst: twice that).",
+)
+@click.option(
+    "--bootstrap-key",
+    is_flag=True,
+    help="When the store has no key at all, create an admin key for tenant "
+    "'default' and print it (first start).",
+)
+@json_option
+def serve(
+    gallery_path: Path | str | None,
+    host: str,
+    port: int,
+    workers: int,
+    allow_image_urls: bool,
+    identify_rate: float,
+    bootstrap_key: bool,
+    as_json: bool,
+) -> None:
+    """Run the HTTP API (/v1) and the web UI (/) on the gallery's store."""
+    import os
+
+    import uvicorn
+
+    from facelens.cli.main import gallery_path as resolve
+    from facelens.govern import KeyStore
+
+    path = resolve(gallery_path)
+    store = _store(path)
+    keys = KeyStore(store)
+    if not keys.list():
+        if bootstrap_key:
+            _, secret = keys.create("default", ["admin"], "bootstrap")
+            click.echo(
+                f"first start: admin key for tenant 'default' (shown once):\n  {secret}", err=True
+            )
+        else:
+            output.warn(
+                "no API keys yet: create one with "
+                f"facelens keys create --gallery {path} --tenant default --scopes admin"
+            )
+    store.close()
+    os.environ["FACELENS_SERVE_GALLERY"] = str(path)
+    os.environ["FACELENS_SERVE_URLS"] = "1" if allow_image_urls else "0"
+    os.environ["FACELENS_SERVE_RATE"] = str(identify_rate)
+    click.echo(
+        f"facelens serving {path} on http://{host}:{port}/ (API at /v1, docs at /docs)", err=True
+    )
+    uvicorn.run(
+        "facelens.service.main:app", host=host, port=port, workers=workers, log_level="warning"
+    )
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Create, list and revoke API keys (stored hashed)."""
+
+
+@keys_group.command("create")
+@click.option("--tenant", required=True, help="The tenant the key acts for.")
+@click.option(
+    "--scopes",
+    required=True,
+    help="Comma-separated: detect, enroll, verify, identify, delete, audit:read, admin.",
+)
+@click.option("--name", default="", help="A label for the key.")
+@gallery_option
+@json_option
+def keys_create(
+    tenant: str, scopes: str, name: str, gallery_path: Path | str | None, as_json: bool
+) -> None:
+    """Create a key; it is printed once and cannot be shown again."""
+    from facelens.govern import KeyStore
+
+    with _store(gallery_path) as store:
+        key, secret = KeyStore(store).create(
+            tenant, [s.strip() for s in scopes.split(",") if s.strip()], name
+        )
+    if as_json:
+        output.emit_json(
+            {"id": key.id, "tenant": key.tenant, "scopes": sorted(key.scopes), "key": secret}
+        )
+    else:
+        click.echo(secret)
+        click.echo(
+            f"(key {key.id} for tenant {key.tenant}, scopes "
+            f"{','.join(sorted(key.scopes))}; shown once)",
+            err=True,
+        )
+
+
+@keys_group.command("list")
+@click.option("--tenant", default=None)
+@gallery_option
+@json_option
+def keys_list(tenant: str | None, gallery_path: Path | str | None, as_json: bool) -> None:
+    """Keys (never their secrets)."""
+    from facelens.govern import KeyStore
+
+    with _store(gallery_path) as store:
+        keys = KeyStore(store).list(tenant)
+    if as_json:
+        output.emit_json(
+            [
+                {
+                    "id": k.id,
+                    "tenant": k.tenant,
+                    "name": k.name,
+                    "scopes": sorted(k.scopes),
+                    "created_at": k.created_at,
+                    "revoked_at": k.revoked_at,
+                }
+                for k in keys
+            ]
+        )
+    else:
+        click.echo(
+            output.table(
+                ["id", "tenant", "name", "scopes", "created", "revoked"],
+                [
+                    [
+                        k.id,
+                        k.tenant,
+                        k.name,
+                        ",".join(sorted(k.scopes)),
+                        k.created_at,
+                        k.revoked_at or "",
+                    ]
+                    for k in keys
+                ],
+            )
+        )
+
+
+@keys_group.command("revoke")
+@click.argument("key_id")
+@gallery_option
+def keys_revoke(key_id: str, gallery_path: Path | str | None) -> None:
+    """Revoke a key by id."""
+    from facelens.govern import KeyStore
+
+    with _store(gallery_path) as store:
+        KeyStore(store).revoke(key_id)
+    click.echo(f"revoked {key_id}")
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """Read and verify the audit trail."""
+
+
+@audit_group.command("verify")
+@gallery_option
+@json_option
+def audit_verify(gallery_path: Path | str | None, as_json: bool) -> None:
+    """Check the hash chain; exit code 5 and the first broken record when it fails."""
+    from facelens.errors import GalleryError
+    from facelens.govern import AuditLog
+
+    with _store(gallery_path) as store:
+        st = AuditLog(store).verify()
+    doc = {
+        "ok": st.ok,
+        "checked": st.checked,
+        "first_bad_seq": st.first_bad_seq,
+        "problem": st.problem,
+    }
+    if as_json:
+        output.emit_json(doc)
+    elif st.ok:
+        click.echo(f"audit trail intact: {st.checked} records verified")
+    if not st.ok:
+        raise GalleryError(f"audit trail broken at record {st.first_bad_seq}: {st.problem}")
+
+
+@audit_group.command("list")
+@click.option("--tenant", default=None)
+@click.option("--after", type=int, default=0)
+@click.option("--limit", type=int, default=100)
+@gallery_option
+@json_option
+def audit_list(
+    tenant: str | None, after: int, limit: int, gallery_path: Path | str | None, as_json: bool
+) -> None:
+    """Audit records, oldest first."""
+    from facelens.govern import AuditLog
+
+    with _store(gallery_path) as store:
+        recs = AuditLog(store).records(tenant, after, limit)
+    if as_json:
+        output.emit_json([r.to_dict() for r in recs])
+    else:
+        click.echo(
+            output.table(
+                ["seq", "time", "tenant", "action", "gallery", "decision"],
+                [
+                    [r.seq, r.time, r.tenant, r.action, r.gallery or "", str(r.decision)[:60]]
+                    for r in recs
+                ],
+            )
+        )

@@ -1,0 +1,11 @@
+"""govern: who may do what (API keys and scopes), and the audit trail of what was done.
+
+The audit trail is hash-chained: each record's hash covers its fields and the previous
+record's hash, so editing, deleting or reordering any record breaks the chain at that
+record (``AuditLog.verify``).
+"""
+
+from facelens.govern.audit import AuditLog, AuditRecord, ChainStatus
+from facelens.govern.keys import SCOPES, ApiKey, KeyStore
+
+__all__ = ["SCOPES", "ApiKey", "AuditLog", "AuditRecord", "ChainStatus", "KeyStore"]

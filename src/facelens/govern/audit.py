@@ -1,0 +1,268 @@
+"""The audit trail: one record per verify, identify, enrol and delete, hash-chained.
+
+``hash = SHA-256(prev_hash + canonical JSON of the record's fields, seq included)``, with the
+first record chained to 64 zeros. ``verify`` recomputes every hash in order and checks each
+``prev_hash`` and that ``seq`` has no gaps, so an edited record fails its own hash, a deleted
+one leaves a gap and a broken link, and a reordered pair breaks the links, each at the first
+record concerned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from facelens.gallery.sql import GalleryStore
+
+__all__ = ["GENESIS", "AuditLog", "AuditRecord", "ChainStatus"]
+
+GENESIS = "0" * 64
+_COLS = (
+    "seq, time, tenant, key_id, action, gallery, probe_sha256, candidates, threshold, "
+    "model, decision, prev_hash, hash"
+)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audited action."""
+
+    seq: int
+    time: str
+    tenant: str
+    key_id: str
+    action: str
+    gallery: str | None
+    probe_sha256: str | None
+    candidates: tuple[str, ...]
+    threshold: float | None
+    model: str | None
+    decision: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "tenant": self.tenant,
+            "key_id": self.key_id,
+            "action": self.action,
+            "gallery": self.gallery,
+            "probe_sha256": self.probe_sha256,
+            "candidates": list(self.candidates),
+            "threshold": self.threshold,
+            "model": self.model,
+            "decision": self.decision,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    """The result of checking the chain.
+
+    Attributes:
+        ok: every record checks out.
+        checked: records examined.
+        first_bad_seq: the first record that does not check out, or None.
+        problem: what is wrong with it.
+    """
+
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    problem: str = ""
+
+
+def _digest(prev_hash: str, fields: dict[str, Any]) -> str:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+def _fields(
+    seq: int,
+    time: str,
+    tenant: str,
+    key_id: str,
+    action: str,
+    gallery: str | None,
+    probe: str | None,
+    candidates: Sequence[str],
+    threshold: float | None,
+    model: str | None,
+    decision: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "time": time,
+        "tenant": tenant,
+        "key_id": key_id,
+        "action": action,
+        "gallery": gallery,
+        "probe_sha256": probe,
+        "candidates": list(candidates),
+        "threshold": threshold,
+        "model": model,
+        "decision": decision,
+    }
+
+
+class AuditLog:
+    """Append-only audit records in the facelens store."""
+
+    def __init__(self, store: GalleryStore) -> None:
+        self.store = store
+
+    def append(
+        self,
+        *,
+        tenant: str,
+        key_id: str,
+        action: str,
+        gallery: str | None = None,
+        probe_sha256: str | None = None,
+        candidates: Sequence[str] = (),
+        threshold: float | None = None,
+        model: str | None = None,
+        decision: dict[str, Any] | None = None,
+    ) -> AuditRecord:
+        """Add a record, chained to the last one (atomically, across processes)."""
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        decision = decision or {}
+        th = None if threshold is None else round(float(threshold), 6)
+        with self.store.transaction(bump=False) as db:
+            last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+            f = _fields(
+                seq,
+                now,
+                tenant,
+                key_id,
+                action,
+                gallery,
+                probe_sha256,
+                candidates,
+                th,
+                model,
+                decision,
+            )
+            h = _digest(prev, f)
+            db.execute(
+                f"INSERT INTO audit({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    seq,
+                    now,
+                    tenant,
+                    key_id,
+                    action,
+                    gallery,
+                    probe_sha256,
+                    json.dumps(list(candidates)),
+                    th,
+                    model,
+                    json.dumps(decision, sort_keys=True),
+                    prev,
+                    h,
+                ),
+            )
+            db.execute(
+                "INSERT INTO meta(key, value) VALUES ('audit_head', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (f"{seq}:{h}",),
+            )
+        return AuditRecord(
+            seq,
+            now,
+            tenant,
+            key_id,
+            action,
+            gallery,
+            probe_sha256,
+            tuple(candidates),
+            th,
+            model,
+            decision,
+            prev,
+            h,
+        )
+
+    @staticmethod
+    def _record(r: Sequence[Any]) -> AuditRecord:
+        return AuditRecord(
+            int(r[0]),
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            r[6],
+            tuple(json.loads(r[7])),
+            r[8],
+            r[9],
+            json.loads(r[10]),
+            r[11],
+            r[12],
+        )
+
+    def records(
+        self, tenant: str | None = None, after: int = 0, limit: int = 100
+    ) -> list[AuditRecord]:
+        """Records with ``seq > after``, oldest first (one tenant's, or all)."""
+        where = "WHERE seq > ?" + (" AND tenant = ?" if tenant else "")
+        params: tuple[Any, ...] = (after, tenant) if tenant else (after,)
+        rows = self.store.fetch(
+            f"SELECT {_COLS} FROM audit {where} ORDER BY seq LIMIT ?", (*params, limit)
+        )
+        return [self._record(r) for r in rows]
+
+    def verify(self) -> ChainStatus:
+        """Recompute the whole chain; report the first record that does not check out."""
+        rows = self.store.fetch(f"SELECT {_COLS} FROM audit ORDER BY seq")
+        prev, expected_seq = GENESIS, 1
+        for n, row in enumerate(rows):
+            rec = self._record(row)
+            if rec.seq != expected_seq:
+                return ChainStatus(
+                    False,
+                    n,
+                    rec.seq,
+                    f"record {rec.seq} found where {expected_seq} was expected "
+                    "(a record was deleted or moved)",
+                )
+            if rec.prev_hash != prev:
+                return ChainStatus(
+                    False, n, rec.seq, f"record {rec.seq} does not follow the record before it"
+                )
+            f = _fields(
+                rec.seq,
+                rec.time,
+                rec.tenant,
+                rec.key_id,
+                rec.action,
+                rec.gallery,
+                rec.probe_sha256,
+                rec.candidates,
+                rec.threshold,
+                rec.model,
+                rec.decision,
+            )
+            if _digest(prev, f) != rec.hash:
+                return ChainStatus(False, n, rec.seq, f"record {rec.seq} was edited")
+            prev, expected_seq = rec.hash, rec.seq + 1
+        head = self.store.fetch("SELECT value FROM meta WHERE key = 'audit_head'")
+        if head and head[0][0] != f"{expected_seq - 1}:{prev}":
+            seq = int(str(head[0][0]).split(":")[0])
+            return ChainStatus(
+                False,
+                len(rows),
+                seq,
+                f"the trail ends before record {seq}, the last one written "
+                "(records were removed from its end)",
+            )
+        return ChainStatus(True, len(rows))

@@ -1,0 +1,121 @@
+"""API keys bound to a tenant, with scopes, stored hashed.
+
+A key reads ``fl_<id>_<secret>``: the id finds the row, the secret (32 random bytes) is
+checked against ``HMAC-SHA256(salt, secret)``. Only the hash is stored; the key is shown once
+when created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from facelens.errors import ConflictError, InputError, NotFoundError
+from facelens.gallery.sql import GalleryStore
+
+__all__ = ["SCOPES", "ApiKey", "KeyStore"]
+
+SCOPES = ("detect", "enroll", "verify", "identify", "delete", "audit:read", "admin")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A key's identity and rights (never its secret)."""
+
+    id: str
+    tenant: str
+    name: str
+    scopes: frozenset[str]
+    created_at: str
+    revoked_at: str | None = None
+
+    def allows(self, scope: str) -> bool:
+        """``admin`` holds every scope of its tenant."""
+        return scope in self.scopes or "admin" in self.scopes
+
+
+def _hash(salt: bytes, secret: str) -> bytes:
+    return hmac.new(salt, secret.encode(), hashlib.sha256).digest()
+
+
+class KeyStore:
+    """Keys in the facelens store (the gallery's SQLite file)."""
+
+    def __init__(self, store: GalleryStore) -> None:
+        self.store = store
+
+    def create(self, tenant: str, scopes: list[str], name: str = "") -> tuple[ApiKey, str]:
+        """A new key; returns it and the full key string (shown once, never stored)."""
+        tenant = tenant.strip()
+        if not tenant or "/" in tenant:
+            raise InputError("tenant", "a tenant name is needed (no '/')")
+        bad = sorted(set(scopes) - set(SCOPES))
+        if bad or not scopes:
+            raise InputError(
+                "scopes",
+                f"unknown scope(s) {bad}; known: {', '.join(SCOPES)}"
+                if bad
+                else "at least one scope is needed",
+            )
+        key_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        salt = secrets.token_bytes(16)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self.store.transaction(bump=False) as db:
+            if db.execute("SELECT 1 FROM api_keys WHERE id = ?", (key_id,)).fetchone():
+                raise ConflictError("key id collision; try again")
+            db.execute(
+                "INSERT INTO api_keys(id, tenant, name, salt, hash, scopes, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key_id,
+                    tenant,
+                    name,
+                    salt,
+                    _hash(salt, secret),
+                    ",".join(sorted(set(scopes))),
+                    now,
+                ),
+            )
+        key = ApiKey(key_id, tenant, name, frozenset(scopes), now)
+        return key, f"fl_{key_id}_{secret}"
+
+    def authenticate(self, presented: str) -> ApiKey | None:
+        """The key a presented string belongs to, or None (unknown, wrong or revoked)."""
+        parts = presented.strip().split("_", 2)
+        if len(parts) != 3 or parts[0] != "fl":
+            return None
+        key_id, secret = parts[1], parts[2]
+        rows = self.store.fetch(
+            "SELECT id, tenant, name, salt, hash, scopes, created_at, revoked_at "
+            "FROM api_keys WHERE id = ?",
+            (key_id,),
+        )
+        row = rows[0] if rows else None
+        if row is None or row[7] is not None:
+            return None
+        if not hmac.compare_digest(_hash(row[3], secret), row[4]):
+            return None
+        return ApiKey(row[0], row[1], row[2], frozenset(row[5].split(",")), row[6])
+
+    def list(self, tenant: str | None = None) -> list[ApiKey]:
+        q = (
+            "SELECT id, tenant, name, scopes, created_at, revoked_at FROM api_keys"
+            + (" WHERE tenant = ?" if tenant else "")
+            + " ORDER BY created_at, id"
+        )
+        rows = self.store.fetch(q, (tenant,) if tenant else ())
+        return [ApiKey(r[0], r[1], r[2], frozenset(r[3].split(",")), r[4], r[5]) for r in rows]
+
+    def revoke(self, key_id: str) -> None:
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self.store.transaction(bump=False) as db:
+            n = db.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (now, key_id),
+            ).rowcount
+        if n == 0:
+            raise NotFoundError("key", key_id)

@@ -1,0 +1,1 @@
+"""service: the HTTP API and web UI (an edge: reads settings, serves the pipeline)."""

@@ -1,0 +1,20 @@
+"""The ASGI entry point uvicorn imports (``facelens.service.main:app``), configured from the
+environment that ``facelens serve`` sets (so each worker process builds the same app)."""
+
+from __future__ import annotations
+
+import os
+
+from facelens.cli.main import make_pipeline
+from facelens.cli.settings import default_gallery
+from facelens.service.app import ServiceSettings, create_app
+
+app = create_app(
+    ServiceSettings(
+        gallery_path=os.environ.get("FACELENS_SERVE_GALLERY") or default_gallery(),
+        allow_image_urls=os.environ.get("FACELENS_SERVE_URLS") == "1",
+        identify_rate=float(os.environ.get("FACELENS_SERVE_RATE") or 5.0),
+        identify_burst=max(1, int(2 * float(os.environ.get("FACELENS_SERVE_RATE") or 5.0))),
+    ),
+    make_pipeline(),
+)

@@ -1,0 +1,231 @@
+"""What the HTTP API accepts and returns (pydantic models, so /openapi.json is complete).
+
+Nothing here carries an embedding, and no model accepts or returns a demographic attribute:
+the API has none to give.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+Box = list[float]
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx/5xx answer."""
+
+    error: str = Field(description="machine-readable error kind")
+    detail: str = Field(description="what was wrong, for a person")
+    reasons: list[str] = Field(default_factory=list, description="named reasons, if any")
+
+
+class QualityOut(BaseModel):
+    inter_eye_px: float
+    sharpness: float
+    yaw_deg: float
+    pitch_deg: float
+    roll_deg: float
+    brightness: float
+    clipped: float
+    detection_score: float
+
+
+class FaceOut(BaseModel):
+    box: Box = Field(description="[x1, y1, x2, y2] in pixels, x2/y2 exclusive")
+    score: float = Field(description="detector score, 2 decimals")
+    quality: QualityOut
+    gate: list[str] = Field(description="reasons this face would be refused for enrolment")
+
+
+class DetectOut(BaseModel):
+    width: int
+    height: int
+    faces: list[FaceOut]
+
+
+class CandidateOut(BaseModel):
+    identity_id: str
+    name: str
+    score: float = Field(description="cosine similarity, 2 decimals")
+
+
+class IdentifiedFace(BaseModel):
+    box: Box
+    identity: CandidateOut | None = Field(description="null when no one is close enough")
+    candidates: list[CandidateOut]
+
+
+class IdentifyOut(BaseModel):
+    width: int
+    height: int
+    threshold: float
+    model: str
+    faces: list[IdentifiedFace]
+    audit_seq: int
+
+
+class VerifyOut(BaseModel):
+    same: bool
+    similarity: float
+    threshold: float
+    model: str
+    audit_seq: int
+
+
+class ConsentIn(BaseModel):
+    purpose: str = Field(min_length=1, max_length=500)
+    granted_by: str = Field(min_length=1, max_length=200)
+    expires_at: str | None = Field(default=None, description="ISO 8601 date or time")
+
+
+class ConsentOut(BaseModel):
+    purpose: str
+    granted_by: str
+    granted_at: str
+    expires_at: str | None
+    recorded_by: str
+
+
+class IdentityOut(BaseModel):
+    id: str
+    name: str
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+    samples: int
+    consent_valid: bool
+    consents: list[ConsentOut]
+
+
+class SampleOut(BaseModel):
+    id: str
+    model: str
+    created_at: str
+    image_sha256: str
+    box: Box | None
+    quality: dict[str, float]
+
+
+class RejectedImage(BaseModel):
+    image: str
+    reasons: list[str]
+
+
+class EnrollOut(BaseModel):
+    identity: IdentityOut
+    created: bool
+    added: int
+    duplicates: int
+    rejected: list[RejectedImage]
+    audit_seq: int
+
+
+class IdentityPatch(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    metadata: dict[str, str] | None = None
+
+
+class ReceiptOut(BaseModel):
+    identity_id: str
+    name: str
+    samples_deleted: int
+    consents_deleted: int
+    deleted_at: str
+    audit_seq: int
+    audit_hash: str
+
+
+class GalleryIn(BaseModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class GalleryOut(BaseModel):
+    name: str
+    identities: int
+
+
+class AuditOut(BaseModel):
+    seq: int
+    time: str
+    tenant: str
+    key_id: str
+    action: str
+    gallery: str | None
+    probe_sha256: str | None
+    candidates: list[str]
+    threshold: float | None
+    model: str | None
+    decision: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class ChainOut(BaseModel):
+    ok: bool
+    checked: int
+    first_bad_seq: int | None
+    problem: str
+
+
+class StreamIn(BaseModel):
+    source: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="rtsp:// or http(s):// URL, or a path on the server",
+    )
+    gallery: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    detect_every: int = Field(default=2, ge=1, le=30)
+    detect_max_side: int | None = Field(default=None, ge=64, le=8192)
+    upsample: int = Field(
+        default=0, ge=0, le=2, description="detector upsampling: 1 finds faces from ~40 px"
+    )
+
+
+class StreamOut(BaseModel):
+    id: str
+    source: str
+    gallery: str
+    status: str = Field(description="starting, running, finished, stopped or failed")
+    started_at: str
+    frames: int
+    events: dict[str, int]
+    error: str | None
+
+
+class ModelOut(BaseModel):
+    name: str
+    file: str
+    sha256: str
+    licence: str
+    status: str
+
+
+class HealthOut(BaseModel):
+    status: str
+    version: str
+    python: str
+    packages: dict[str, str]
+    models: list[ModelOut]
+    pipeline: dict[str, Any]
+    inference: dict[str, Any]
+    store: str = Field(description="sqlite or postgresql")
+    worker: int = Field(description="process id of the worker that answered")
+
+
+class ScreeningOut(BaseModel):
+    """A thermal screening: ``clear`` or ``refer`` (for a secondary measurement), or refused."""
+
+    outcome: str | None = Field(description="clear, refer, or null when refused")
+    refused: list[str]
+    refused_why: list[str]
+    estimate_c: float | None
+    uncertainty_c: float | None = Field(description="expanded uncertainty, k=2")
+    site: str | None = Field(description="inner_canthus or face_hottest_region")
+    notes: list[str]
+    face_box: Box | None
+    canthus_c: float | None
+    blackbody_c: float | None
+    offset_c: float | None
+    drift_c: float | None

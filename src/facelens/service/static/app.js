@@ -1,0 +1,328 @@
+// facelens web UI: plain JavaScript over the /v1 API. The API key lives in sessionStorage
+// (this tab only) and is sent as a Bearer token.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+let key = sessionStorage.getItem("facelens-key") || "";
+let gallery = sessionStorage.getItem("facelens-gallery") || "default";
+let liveAbort = null;
+
+async function api(path, options = {}) {
+  const headers = Object.assign({ Authorization: "Bearer " + key }, options.headers || {});
+  const res = await fetch(path, Object.assign({}, options, { headers }));
+  const body = res.headers.get("content-type")?.includes("json") ? await res.json() : null;
+  if (!res.ok) {
+    const msg = body ? `${body.detail}${body.reasons?.length ? " (" + body.reasons.join(", ") + ")" : ""}` : res.statusText;
+    const err = new Error(msg);
+    err.status = res.status;
+    throw err;
+  }
+  return body;
+}
+
+function flash(text, bad = false) {
+  const el = $("#flash");
+  el.textContent = text;
+  el.className = bad ? "flash bad" : "flash";
+  el.hidden = false;
+  clearTimeout(flash.t);
+  flash.t = setTimeout(() => (el.hidden = true), 6000);
+}
+
+function esc(s) {
+  return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+// -- sign in --------------------------------------------------------------------------------
+
+async function signIn(candidate) {
+  key = candidate;
+  try {
+    await api("/v1/galleries");
+  } catch (e) {
+    key = "";
+    throw e;
+  }
+  sessionStorage.setItem("facelens-key", key);
+  $("#sign-in").hidden = true;
+  $("#app").hidden = false;
+  $("#who").hidden = false;
+  $("#tenant-label").textContent = "key " + key.split("_")[1];
+  await loadGalleries();
+  showTab("people");
+}
+
+$("#sign-in-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("#sign-in-error").textContent = "";
+  try {
+    await signIn($("#api-key").value.trim());
+  } catch (e) {
+    $("#sign-in-error").textContent = e.status === 401 ? "That key is not valid." : e.message;
+  }
+});
+
+$("#sign-out").addEventListener("click", () => {
+  sessionStorage.removeItem("facelens-key");
+  location.reload();
+});
+
+// -- galleries and tabs ---------------------------------------------------------------------
+
+async function loadGalleries() {
+  const list = await api("/v1/galleries");
+  const sel = $("#gallery-select");
+  const names = list.map((g) => g.name);
+  if (!names.includes(gallery)) names.unshift(gallery);
+  sel.innerHTML = names.map((n) => `<option ${n === gallery ? "selected" : ""}>${esc(n)}</option>`).join("");
+}
+
+$("#gallery-select").addEventListener("change", (ev) => {
+  gallery = ev.target.value;
+  sessionStorage.setItem("facelens-gallery", gallery);
+  loadPeople();
+});
+
+$("#new-gallery").addEventListener("click", async () => {
+  const name = prompt("Name of the new gallery (letters, digits, _ . -)");
+  if (!name) return;
+  try {
+    await api("/v1/galleries", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name }) });
+    gallery = name;
+    await loadGalleries();
+    loadPeople();
+  } catch (e) {
+    flash(e.message, true);
+  }
+});
+
+function showTab(name) {
+  document.querySelectorAll(".tab").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
+  document.querySelectorAll(".tab-panel").forEach((p) => (p.hidden = p.id !== "tab-" + name));
+  if (name === "people") loadPeople();
+  if (name === "audit") loadAudit();
+  if (name === "live") { loadStreams(); connectLive(); }
+}
+document.querySelectorAll(".tab").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
+
+// -- people ---------------------------------------------------------------------------------
+
+async function loadPeople() {
+  const tbody = $("#people-table tbody");
+  let people = [];
+  try {
+    people = await api(`/v1/galleries/${encodeURIComponent(gallery)}/identities`);
+  } catch (e) {
+    if (e.status !== 404) flash(e.message, true);
+  }
+  $("#people-count").textContent = `(${people.length})`;
+  tbody.innerHTML = people.map((p) => `
+    <tr data-id="${esc(p.id)}">
+      <td><button class="link person-name" data-id="${esc(p.id)}" style="color:var(--accent)">${esc(p.name)}</button></td>
+      <td>${p.samples}</td>
+      <td>${p.consent_valid ? '<span class="known">valid</span>' : '<span class="unknown">lapsed</span>'}</td>
+      <td><button class="secondary rename" data-id="${esc(p.id)}" data-name="${esc(p.name)}">Rename</button>
+          <button class="danger delete" data-id="${esc(p.id)}" data-name="${esc(p.name)}" data-samples="${p.samples}">Delete</button></td>
+    </tr>`).join("") || '<tr><td colspan="4" class="muted">No one is enrolled in this gallery yet.</td></tr>';
+  tbody.querySelectorAll(".person-name").forEach((b) => b.addEventListener("click", () => showPerson(b.dataset.id)));
+  tbody.querySelectorAll(".rename").forEach((b) => b.addEventListener("click", () => renamePerson(b.dataset.id, b.dataset.name)));
+  tbody.querySelectorAll(".delete").forEach((b) => b.addEventListener("click", () => deletePerson(b.dataset.id, b.dataset.name, b.dataset.samples)));
+}
+
+async function showPerson(id) {
+  const g = encodeURIComponent(gallery);
+  const [p, samples] = await Promise.all([api(`/v1/galleries/${g}/identities/${id}`), api(`/v1/galleries/${g}/identities/${id}/samples`)]);
+  const consents = p.consents.map((c) => `<li>${esc(c.purpose)}, granted by ${esc(c.granted_by)} on ${esc(c.granted_at.slice(0, 10))}, expires ${esc(c.expires_at ? c.expires_at.slice(0, 10) : "never")}</li>`).join("");
+  const rows = samples.map((s) => `<tr><td>${esc(s.created_at.slice(0, 19))}</td><td>${s.quality.inter_eye_px}</td><td>${s.quality.sharpness}</td><td>${s.quality.yaw_deg}</td><td>${s.quality.brightness}</td><td><code>${esc(s.image_sha256.slice(0, 12))}</code></td></tr>`).join("");
+  $("#person-detail").innerHTML = `
+    <h3>${esc(p.name)}</h3>
+    <p class="muted">Enrolled ${esc(p.created_at.slice(0, 10))}. Consent records:</p><ul>${consents}</ul>
+    <table class="samples"><thead><tr><th>Sample</th><th>Eyes px</th><th>Sharpness</th><th>Yaw</th><th>Brightness</th><th>Photo hash</th></tr></thead><tbody>${rows}</tbody></table>
+    <p class="muted">Photos are never stored: only their hash and the face's embedding.</p>`;
+}
+
+async function renamePerson(id, name) {
+  const next = prompt("New name", name);
+  if (!next || next === name) return;
+  try {
+    await api(`/v1/galleries/${encodeURIComponent(gallery)}/identities/${id}`, { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: next }) });
+    flash(`Renamed to ${next}.`);
+    loadPeople();
+  } catch (e) {
+    flash(e.message, true);
+  }
+}
+
+function confirmDialog(text) {
+  return new Promise((resolve) => {
+    const d = $("#confirm-dialog");
+    $("#confirm-text").textContent = text;
+    d.returnValue = "";
+    d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true });
+    d.showModal();
+  });
+}
+
+async function deletePerson(id, name, samples) {
+  if (!(await confirmDialog(`Erase ${name}? Their ${samples} sample(s) and consent records are deleted for good.`))) return;
+  try {
+    const r = await api(`/v1/galleries/${encodeURIComponent(gallery)}/identities/${id}`, { method: "DELETE" });
+    flash(`Erased ${r.name}: ${r.samples_deleted} sample(s), ${r.consents_deleted} consent record(s). Audit record #${r.audit_seq}.`);
+    $("#person-detail").innerHTML = "";
+    loadPeople();
+  } catch (e) {
+    flash(e.message, true);
+  }
+}
+
+$("#enroll-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const form = new FormData(ev.target);
+  if (!form.get("consent_expires_at")) form.delete("consent_expires_at");
+  if (!form.get("consent_purpose")) form.delete("consent_purpose");
+  if (!form.get("consent_granted_by")) form.delete("consent_granted_by");
+  $("#enroll-result").innerHTML = '<p class="muted">Enrolling...</p>';
+  try {
+    await api("/v1/galleries", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: gallery }) });
+    const r = await api(`/v1/galleries/${encodeURIComponent(gallery)}/identities`, { method: "POST", body: form });
+    const rej = r.rejected.map((x) => `<li>${esc(x.image)}: ${esc(x.reasons.join(", "))}</li>`).join("");
+    $("#enroll-result").innerHTML = `<p class="known">${r.created ? "Enrolled" : "Updated"} ${esc(r.identity.name)}: ${r.added} sample(s) added.</p>${rej ? "<p>Not used:</p><ul>" + rej + "</ul>" : ""}`;
+    ev.target.reset();
+    await loadGalleries();
+    loadPeople();
+  } catch (e) {
+    $("#enroll-result").innerHTML = `<p class="error">Not enrolled: ${esc(e.message)}</p>`;
+  }
+});
+
+// -- who is this? ---------------------------------------------------------------------------
+
+$("#identify-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const file = $("#identify-photo").files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("image", file);
+  let r;
+  try {
+    r = await api(`/v1/galleries/${encodeURIComponent(gallery)}/identify`, { method: "POST", body: form });
+  } catch (e) {
+    flash(e.message, true);
+    return;
+  }
+  const img = await createImageBitmap(file, { imageOrientation: "from-image" });
+  const canvas = $("#identify-canvas");
+  const scale = r.width / img.width;
+  canvas.width = r.width;
+  canvas.height = r.height;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0, img.width * scale, img.height * scale);
+  const line = Math.max(2, r.height / 250);
+  ctx.font = `${Math.max(14, r.height / 30)}px system-ui`;
+  const names = [];
+  for (const f of r.faces) {
+    const [x1, y1, x2, y2] = f.box;
+    const known = f.identity !== null;
+    const label = known ? `${f.identity.name} ${f.identity.score.toFixed(2)}` : "unknown";
+    ctx.strokeStyle = ctx.fillStyle = known ? "#15803d" : "#c0392b";
+    ctx.lineWidth = line;
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    const h = Math.max(14, r.height / 30) + 6;
+    const w = ctx.measureText(label).width + 8;
+    ctx.fillRect(x1, Math.max(0, y1 - h), w, h);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(label, x1 + 4, Math.max(0, y1 - h) + h - 6);
+    names.push(`<li class="${known ? "known" : "unknown"}" data-testid="identify-result">${esc(label)}</li>`);
+  }
+  canvas.hidden = false;
+  canvas.dataset.labels = r.faces.map((f) => (f.identity ? f.identity.name : "unknown")).join("|");
+  $("#identify-list").innerHTML = names.join("") || '<li class="muted">No face found.</li>';
+});
+
+// -- live -----------------------------------------------------------------------------------
+
+async function loadStreams() {
+  try {
+    const jobs = await api("/v1/streams");
+    $("#stream-list").innerHTML = jobs.map((j) => `<li><code>${esc(j.id)}</code> ${esc(j.source)} - ${esc(j.status)}, ${j.frames} frames
+      ${j.status === "running" ? `<button class="secondary stop" data-id="${esc(j.id)}">Stop</button>` : ""}</li>`).join("") || '<li class="muted">None.</li>';
+    document.querySelectorAll(".stop").forEach((b) => b.addEventListener("click", async () => {
+      await api(`/v1/streams/${b.dataset.id}`, { method: "DELETE" });
+      loadStreams();
+    }));
+  } catch (e) {
+    flash(e.message, true);
+  }
+}
+
+$("#stream-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  try {
+    await api("/v1/streams", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ source: f.get("source"), gallery, detect_every: Number(f.get("detect_every")), upsample: Number(f.get("upsample")) }) });
+    loadStreams();
+  } catch (e) {
+    flash(e.message, true);
+  }
+});
+
+async function connectLive() {
+  if (liveAbort) return;
+  liveAbort = new AbortController();
+  const state = $("#live-state");
+  try {
+    const res = await fetch("/v1/events", { headers: { Authorization: "Bearer " + key }, signal: liveAbort.signal });
+    if (!res.ok) throw new Error(res.statusText);
+    state.textContent = "connected";
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      let i;
+      while ((i = buf.indexOf("\n\n")) >= 0) {
+        const chunk = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const data = chunk.split("\n").find((l) => l.startsWith("data: "));
+        if (data) addEvent(JSON.parse(data.slice(6)));
+      }
+    }
+  } catch (e) {
+    if (e.name !== "AbortError") state.textContent = "disconnected";
+  } finally {
+    liveAbort = null;
+  }
+}
+
+function addEvent(e) {
+  const tbody = $("#events-table tbody");
+  const row = document.createElement("tr");
+  row.dataset.type = e.type;
+  row.innerHTML = `<td>${esc(e.time.slice(11, 19))}</td><td>${esc(e.type)}</td><td>${esc(e.track_id ?? "")}</td>
+    <td class="${e.identity ? "known" : ""}">${esc(e.identity ?? "")}</td><td>${esc(e.score ?? "")}</td>`;
+  tbody.prepend(row);
+  while (tbody.children.length > 200) tbody.lastChild.remove();
+}
+
+// -- audit ----------------------------------------------------------------------------------
+
+async function loadAudit() {
+  try {
+    const [records, chain] = await Promise.all([api("/v1/audit?limit=1000"), api("/v1/audit/verify")]);
+    const badge = $("#audit-status");
+    badge.textContent = chain.ok ? `chain verified (${chain.checked} records)` : `chain broken at #${chain.first_bad_seq}: ${chain.problem}`;
+    badge.className = "badge " + (chain.ok ? "ok" : "bad");
+    $("#audit-table tbody").innerHTML = records.reverse().map((r) => `
+      <tr data-action="${esc(r.action)}"><td>${r.seq}</td><td>${esc(r.time.slice(0, 19))}</td><td>${esc(r.action)}</td>
+      <td>${esc(r.gallery ?? "")}</td><td><code>${esc(JSON.stringify(r.decision))}</code></td><td>${esc(r.key_id)}</td></tr>`).join("");
+  } catch (e) {
+    flash(e.message, true);
+  }
+}
+$("#audit-refresh").addEventListener("click", loadAudit);
+
+// -- start ----------------------------------------------------------------------------------
+
+if (key) signIn(key).catch(() => sessionStorage.removeItem("facelens-key"));

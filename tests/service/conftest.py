@@ -1,0 +1,67 @@
+"""A real uvicorn server on a free port, a store with keys of several tenants and scopes."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from facelens import Pipeline
+from facelens.gallery import SqliteStore
+from facelens.govern import KeyStore
+from facelens.service.app import ServiceSettings, create_app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Service:
+    url: str
+    store_path: Path
+    keys: dict[str, str]
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.keys[key]}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    import uvicorn
+
+    path = tmp_path_factory.mktemp("svc") / "store.db"
+    store = SqliteStore(path)
+    ks = KeyStore(store)
+    keys = {}
+    for name, tenant, scopes in [
+        ("admin", "acme", ["admin"]),
+        ("reader", "acme", ["detect", "verify"]),
+        ("identify", "acme", ["identify"]),
+        ("enroll", "acme", ["enroll", "identify", "delete", "audit:read"]),
+        ("other", "globex", ["admin"]),
+    ]:
+        keys[name] = ks.create(tenant, scopes, name)[1]
+    store.close()
+    settings = ServiceSettings(gallery_path=path, identify_rate=2.0, identify_burst=3)
+    app = create_app(settings, Pipeline())
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    yield Service(f"http://127.0.0.1:{port}", path, keys)
+    server.should_exit = True
+    thread.join(10)

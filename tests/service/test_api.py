@@ -1,0 +1,308 @@
+"""The HTTP API over real HTTP: every route, every auth outcome, erasure, audit."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.service.conftest import Service
+
+
+def photo(data: Path, rel: str) -> tuple[str, bytes, str]:
+    p = data / "faces" / "face_recognition" / rel
+    return (p.name, p.read_bytes(), "image/jpeg")
+
+
+def no_embeddings(doc: Any) -> None:
+    """No response carries an embedding: no such key, no 128-long list of floats."""
+    if isinstance(doc, dict):
+        assert "embedding" not in doc and "embeddings" not in doc and "vector" not in doc
+        for v in doc.values():
+            no_embeddings(v)
+    elif isinstance(doc, list):
+        assert not (len(doc) >= 64 and all(isinstance(x, float) for x in doc))
+        for v in doc:
+            no_embeddings(v)
+
+
+def test_health_needs_no_key_and_reports_models_and_provider(service: Service) -> None:
+    with service.client() as c:
+        r = c.get("/v1/health")
+    assert r.status_code == 200
+    doc = r.json()
+    assert {m["name"] for m in doc["models"]} >= {"dlib_resnet_v1", "dlib_mmod_v1"}
+    assert all(len(m["sha256"]) == 64 for m in doc["models"])
+    assert doc["inference"] == {"detector": "cpu", "embedder": "cpu"}
+
+
+ROUTES = [
+    ("POST", "/v1/detect"),
+    ("POST", "/v1/verify"),
+    ("POST", "/v1/galleries/g/identify"),
+    ("GET", "/v1/galleries"),
+    ("POST", "/v1/galleries"),
+    ("GET", "/v1/galleries/g/identities"),
+    ("POST", "/v1/galleries/g/identities"),
+    ("GET", "/v1/galleries/g/identities/x"),
+    ("PATCH", "/v1/galleries/g/identities/x"),
+    ("DELETE", "/v1/galleries/g/identities/x"),
+    ("GET", "/v1/galleries/g/identities/x/samples"),
+    ("GET", "/v1/galleries/g/identities/x/consents"),
+    ("POST", "/v1/galleries/g/identities/x/consents"),
+    ("GET", "/v1/audit"),
+    ("GET", "/v1/audit/verify"),
+    ("POST", "/v1/streams"),
+    ("GET", "/v1/streams"),
+    ("GET", "/v1/streams/x"),
+    ("DELETE", "/v1/streams/x"),
+    ("GET", "/v1/events"),
+    ("POST", "/v1/thermal/screen"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_every_route_needs_a_valid_key(service: Service, method: str, path: str) -> None:
+    with service.client() as c:
+        assert c.request(method, path).status_code == 401
+        bad = c.request(method, path, headers={"Authorization": "Bearer fl_nope_nope"})
+        assert bad.status_code == 401 and bad.headers["www-authenticate"] == "Bearer"
+        assert bad.json()["error"] == "unauthorized"
+
+
+def test_every_route_is_in_the_openapi_document(service: Service) -> None:
+    with service.client() as c:
+        spec = c.get("/openapi.json").json()
+    for method, path in ROUTES:
+        templ = path.replace("/g/", "/{gallery}/").replace("/x/", "/{identity_id}/")
+        if templ.endswith("/x"):
+            templ = templ[:-2] + ("/{stream_id}" if "streams" in templ else "/{identity_id}")
+        assert method.lower() in spec["paths"][templ], (method, templ)
+    assert "/v1/health" in spec["paths"]
+
+
+def test_missing_scope_is_403(service: Service, data: Path) -> None:
+    with service.client("reader") as c:
+        r = c.post("/v1/galleries/main/identify", files={"image": photo(data, "obama.jpg")})
+        assert r.status_code == 403 and "'identify' scope" in r.json()["detail"]
+        assert c.get("/v1/audit").status_code == 403
+        assert c.post("/v1/streams", json={"source": "x", "gallery": "main"}).status_code == 403
+
+
+def test_enrol_identify_erase_and_audit(service: Service, data: Path) -> None:
+    knn = data / "faces" / "face_recognition" / "knn_examples"
+    with service.client("enroll") as c:
+        r = c.post("/v1/galleries", json={"name": "office"})
+        assert r.status_code == 201
+        r = c.post(
+            "/v1/galleries/office/identities",
+            data={
+                "name": "Barack Obama",
+                "consent_purpose": "door",
+                "consent_granted_by": "Barack Obama",
+            },
+            files=[
+                ("images", (p.name, p.read_bytes(), "image/jpeg"))
+                for p in sorted((knn / "train" / "obama").iterdir())
+            ],
+        )
+        assert r.status_code == 201, r.text
+        enrolled = r.json()
+        no_embeddings(enrolled)
+        oid = enrolled["identity"]["id"]
+        assert enrolled["added"] == 2 and enrolled["identity"]["consent_valid"]
+        r = c.post(
+            "/v1/galleries/office/identities",
+            data={"name": "Someone"},
+            files={"images": photo(data, "biden.jpg")},
+        )
+        assert r.status_code == 422 and r.json()["error"] == "refused_by_policy"
+
+        r = c.post(
+            "/v1/galleries/office/identify",
+            files={"image": ("o.jpg", (knn / "test" / "obama1.jpg").read_bytes(), "image/jpeg")},
+        )
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        no_embeddings(doc)
+        assert [f["identity"]["name"] for f in doc["faces"]] == ["Barack Obama"]
+        score = doc["faces"][0]["identity"]["score"]
+        assert score == round(score, 2)
+
+        samples = c.get(f"/v1/galleries/office/identities/{oid}/samples").json()
+        assert len(samples) == 2 and "inter_eye_px" in samples[0]["quality"]
+        no_embeddings(samples)
+
+        receipt = c.delete(f"/v1/galleries/office/identities/{oid}").json()
+        assert receipt["samples_deleted"] == 2 and receipt["consents_deleted"] == 1
+        time.sleep(0.6)  # identify is rate-limited (2/s) in this test service
+        r = c.post(
+            "/v1/galleries/office/identify",
+            files={"image": ("o.jpg", (knn / "test" / "obama1.jpg").read_bytes(), "image/jpeg")},
+        )
+        assert [f["identity"] for f in r.json()["faces"]] == [None]  # erased: unknown now
+        assert c.get(f"/v1/galleries/office/identities/{oid}").status_code == 404
+
+        audit = c.get("/v1/audit").json()
+        actions = [a["action"] for a in audit]
+        assert actions[-4:] == ["enroll", "identify", "delete", "identify"]
+        deletion = audit[-2]
+        assert deletion["decision"]["receipt"]["identity_id"] == oid
+        assert deletion["seq"] == receipt["audit_seq"] and deletion["hash"] == receipt["audit_hash"]
+        ident = audit[-3]
+        assert ident["probe_sha256"] and ident["model"] and ident["threshold"] is not None
+        assert c.get("/v1/audit/verify").json() == {
+            "ok": True,
+            "checked": len(audit),
+            "first_bad_seq": None,
+            "problem": "",
+        }
+
+
+def test_other_tenants_see_nothing(service: Service, data: Path) -> None:
+    with service.client("admin") as c:
+        c.post("/v1/galleries", json={"name": "private"})
+        r = c.post(
+            "/v1/galleries/private/identities",
+            data={"name": "Joe", "consent_purpose": "p", "consent_granted_by": "Joe"},
+            files={"images": photo(data, "biden.jpg")},
+        )
+        jid = r.json()["identity"]["id"]
+    with service.client("other") as c:
+        assert "private" not in [g["name"] for g in c.get("/v1/galleries").json()]
+        for method, path in [
+            ("GET", "/v1/galleries/private/identities"),
+            ("GET", f"/v1/galleries/private/identities/{jid}"),
+            ("DELETE", f"/v1/galleries/private/identities/{jid}"),
+        ]:
+            assert c.request(method, path).status_code == 404
+        r = c.post("/v1/galleries/private/identify", files={"image": photo(data, "biden.jpg")})
+        assert r.status_code == 404
+
+
+def test_identify_is_rate_limited_per_key(service: Service, data: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with service.client("admin") as c:
+        c.post("/v1/galleries", json={"name": "rl"})
+    small = (
+        "s.jpg",
+        (data / "faces" / "face_recognition" / "obama_small.jpg").read_bytes(),
+        "image/jpeg",
+    )
+
+    def call(_: int) -> tuple[int, str | None]:
+        with service.client("identify") as c:
+            r = c.post("/v1/galleries/rl/identify", files={"image": small})
+            return r.status_code, r.headers.get("retry-after")
+
+    with ThreadPoolExecutor(8) as pool:  # 8 at once against a burst of 3
+        results = list(pool.map(call, range(8)))
+    codes = [c for c, _ in results]
+    assert codes.count(200) >= 3 and 429 in codes
+    assert all(int(r) >= 1 for c, r in results if c == 429 and r is not None)
+    assert all(r is not None for c, r in results if c == 429)
+    with service.client("admin") as c:  # another key has its own budget
+        r = c.post("/v1/galleries/rl/identify", files={"image": small})
+        assert r.status_code == 200
+
+
+def test_bad_input_is_a_clear_4xx(service: Service, data: Path) -> None:
+    with service.client("admin") as c:
+        r = c.post("/v1/detect", files={"image": ("x.jpg", b"not an image", "image/jpeg")})
+        assert r.status_code == 400 and "not a supported image" in r.json()["detail"]
+        r = c.post("/v1/detect", data={"image_url": "http://example.com/a.jpg"})
+        assert r.status_code == 400 and r.json()["error"] == "image_urls_disabled"
+        assert c.post("/v1/galleries", json={"name": "no spaces"}).status_code == 422
+        r = c.post(
+            "/v1/verify",
+            files={
+                "image_a": photo(data, "obama.jpg"),
+                "image_b": ("d.jpg", (data / "detection" / "dogs.jpg").read_bytes(), "image/jpeg"),
+            },
+        )
+        assert r.status_code == 422 and r.json()["reasons"] == ["no_face"]
+
+
+def test_verify(service: Service, data: Path) -> None:
+    with service.client("reader") as c:
+        r = c.post(
+            "/v1/verify",
+            files={"image_a": photo(data, "obama.jpg"), "image_b": photo(data, "obama2.jpg")},
+        )
+        assert r.status_code == 200 and r.json()["same"] is True
+        r = c.post(
+            "/v1/verify",
+            files={"image_a": photo(data, "obama.jpg"), "image_b": photo(data, "biden.jpg")},
+        )
+        assert r.json()["same"] is False
+
+
+def test_stream_job_events_over_sse(service: Service, data: Path) -> None:
+    import threading
+
+    clip = data / "video" / "hamilton_clip.mp4"
+    started: dict[str, str] = {}
+
+    def start_job() -> None:
+        time.sleep(1.0)  # after the event stream below is connected
+        with service.client("admin") as c2:
+            c2.post("/v1/galleries", json={"name": "cams"})
+            r = c2.post(
+                "/v1/streams", json={"source": str(clip), "gallery": "cams", "detect_every": 2}
+            )
+            started["status"] = str(r.status_code)
+            started["id"] = r.json()["id"]
+
+    threading.Thread(target=start_job, daemon=True).start()
+    events: list[dict[str, Any]] = []
+    with service.client("admin") as c:
+        with c.stream("GET", "/v1/events", params={"max_seconds": 60}) as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                    if events[-1]["type"] == "track_ended":
+                        break
+        assert started["status"] == "201"
+        jid = started["id"]
+        assert {"track_started", "track_ended"} <= {e["type"] for e in events}
+        assert all(e["stream"] == jid for e in events)
+        stopped = c.delete(f"/v1/streams/{jid}")  # stop it before the end of the clip
+        assert stopped.status_code == 200 and stopped.json()["status"] in ("stopped", "finished")
+    with service.client("other") as c:
+        assert c.get(f"/v1/streams/{jid}").status_code == 404
+
+
+def test_thermal_screening_route(service: Service, data: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from facelens.thermal import decode_thermal
+
+    lab = decode_thermal(next((data / "thermal" / "flir_radiometric").glob("09 - *.jpg")))
+    c = lab.celsius.copy()
+    c[2:10, 2:10] = 35.0  # a blackbody in view
+    np.save(tmp_path / "lab.npy", c)
+    form = {"blackbody": "2,2,10,10", "blackbody_temp": "35", "ambient": "21", "humidity": "45"}
+    with service.client("reader") as cl:
+
+        def screen(**extra: str) -> Any:
+            with (tmp_path / "lab.npy").open("rb") as f:
+                return cl.post(
+                    "/v1/thermal/screen",
+                    data=form | extra,
+                    files={"frame": ("lab.npy", f, "application/octet-stream")},
+                )
+
+        r = screen()
+        assert r.status_code == 200 and r.json()["refused"] == ["several_faces"]
+        r = screen(region="138,20,172,70")
+        doc = r.json()
+        assert doc["outcome"] in ("clear", "refer") and "identity" not in doc
+        with (data / "thermal" / "flir_radiometric").glob("07 - *.jpg").__next__().open("rb") as f:
+            bad = cl.post(
+                "/v1/thermal/screen", data=form, files={"frame": ("07.jpg", f, "image/jpeg")}
+            )
+        assert bad.status_code == 400 and "not a readable FLIR" in bad.json()["detail"]

@@ -1,0 +1,89 @@
+"""The web UI in a real browser (Debian's chromium, driven by Playwright): enrol a person
+from a photo, identify another photo of them and see the name on the image, delete them and
+see the audit entry. Screenshots go to artifacts/screenshots/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.service.conftest import Service
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is not installed (scripts/system-deps.sh installs it)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield b
+        b.close()
+
+
+def test_enrol_identify_delete_in_the_browser(browser, service: Service, data: Path) -> None:  # type: ignore[no-untyped-def]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    knn = data / "faces" / "face_recognition" / "knn_examples"
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(service.url + "/")
+    page.fill("#api-key", "fl_wrong_key")
+    page.click("#sign-in-form button")
+    page.wait_for_selector("text=That key is not valid.")
+    page.fill("#api-key", service.keys["admin"])
+    page.click("#sign-in-form button")
+    page.wait_for_selector("#app:not([hidden])")
+    page.screenshot(path=str(SHOTS / "01-signed-in.png"))
+
+    # enrol from a photo, with consent
+    page.fill("#enroll-name", "Kit Harington")
+    page.set_input_files(
+        "#enroll-photos", [str(p) for p in sorted((knn / "train" / "kit_harington").iterdir())]
+    )
+    page.fill("#consent-purpose", "film set access")
+    page.fill("#consent-by", "Kit Harington")
+    page.click("#enroll-form button[type=submit]")
+    page.wait_for_selector("#enroll-result >> text=Enrolled Kit Harington")
+    page.wait_for_selector("#people-table >> text=Kit Harington")
+    page.click("#people-table .person-name")
+    page.wait_for_selector("#person-detail >> text=film set access")
+    page.screenshot(path=str(SHOTS / "02-enrolled.png"))
+
+    # identify another photo of him: his name is drawn on the image
+    page.click("button[data-tab=identify]")
+    page.set_input_files("#identify-photo", str(knn / "test" / "johnsnow_test1.jpg"))
+    page.click("#identify-form button[type=submit]")
+    page.wait_for_selector("[data-testid=identify-result]")
+    assert "Kit Harington" in page.inner_text("#identify-list")
+    labels = page.get_attribute("#identify-canvas", "data-labels")
+    assert labels is not None and "Kit Harington" in labels.split("|")
+    assert page.is_visible("#identify-canvas")
+    page.screenshot(path=str(SHOTS / "03-identified.png"))
+
+    # delete him, confirming in the dialog; the audit log shows the erasure
+    page.click("button[data-tab=people]")
+    page.click("#people-table button.delete")
+    page.wait_for_selector("#confirm-dialog[open]")
+    page.screenshot(path=str(SHOTS / "04-confirm-delete.png"))
+    page.click("#confirm-ok")
+    page.wait_for_selector("#flash >> text=Erased Kit Harington")
+    page.click("button[data-tab=audit]")
+    page.wait_for_selector("#audit-table tr[data-action=delete]")
+    assert "chain verified" in page.inner_text("#audit-status")
+    page.screenshot(path=str(SHOTS / "05-audit.png"))
+    page.close()
