@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from facelens import Faces, Pipeline
+from facelens.gallery import Consent, Gallery
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,3 +74,67 @@ def make_faces(
     fields: dict[str, object] = {"xyxy": xyxy, "score": np.ones(n, np.float32), "landmarks": lm}
     fields.update(overrides)
     return Faces(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def clip(data: Path) -> Path:
+    return data / "video" / "hamilton_clip.mp4"
+
+
+@pytest.fixture(scope="session")
+def hamilton_gallery(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ham") / "gallery.db"
+    pipe = Pipeline()
+    consent = Consent(purpose="test", granted_by="test", granted_at="2026-01-01T00:00:00Z")
+    with Gallery.open(path) as g:
+        for name, f in (
+            ("Lin-Manuel Miranda", "lin-manuel-miranda.png"),
+            ("Alex Lacamoire", "alex-lacamoire.png"),
+        ):
+            pipe.enroll(g, name, [data / "video" / f], consent)
+    return path
+
+
+# -- stores: SQLite files and a real PostgreSQL 16 + pgvector (the pgserver wheel) ---------------
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private PostgreSQL server for this test process; yields its admin URL."""
+    runtime = tmp_path_factory.mktemp("xdg-runtime")
+    runtime.chmod(0o700)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))  # pgserver keeps a lock there
+    import pgserver
+
+    folder = tmp_path_factory.mktemp("pg")
+    server = pgserver.get_server(folder, cleanup_mode="stop")
+    yield str(server.get_uri())
+    server.cleanup()
+
+
+def _pg_url(admin: str, database: str) -> str:
+    head, _, query = admin.partition("?")
+    return f"{head.rsplit('/', 1)[0]}/{database}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty database for one test."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    yield _pg_url(pg_server, name)
+    with psycopg.connect(pg_server, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store lives: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "g.db")
+    return str(request.getfixturevalue("pg_url"))

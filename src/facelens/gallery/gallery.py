@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from facelens.embed.embeddings import Embeddings
 from facelens.errors import ConsentError
-from facelens.gallery.records import Consent, DeletionReceipt, Identity, NewSample, Sample, iso
-from facelens.gallery.sqlite import SearchMatrix, SqliteStore
-from facelens.match.decide import Candidate, Identification, decide_identity, rank_identities
-from facelens.match.similarity import cosine_similarity
+from facelens.gallery.records import Consent, DeletionReceipt, Identity, NewSample, Sample
+from facelens.gallery.sql import GalleryStore
+from facelens.match.decide import Candidate, Identification, decide_identity
 
 __all__ = ["EnrollResult", "Gallery"]
 
@@ -39,7 +35,8 @@ class EnrollResult:
 
 
 class Gallery:
-    """A named gallery of enrolled people in a store (the SQLite file by default).
+    """A named gallery of enrolled people in a store (an SQLite file by default, or
+    PostgreSQL).
 
     Enrolment needs a valid consent record; search only considers identities whose consent is
     valid now, with samples of the probe's model.
@@ -52,13 +49,14 @@ class Gallery:
     """
 
     def __init__(
-        self, store: SqliteStore, name: str = "default", clock: Callable[[], datetime] | None = None
+        self,
+        store: GalleryStore,
+        name: str = "default",
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.store = store
         self.name = name
         self.clock = clock or store.clock
-        self._cache: dict[str, SearchMatrix] = {}
-        self._cache_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -67,8 +65,11 @@ class Gallery:
         name: str = "default",
         clock: Callable[[], datetime] | None = None,
     ) -> Gallery:
-        """Open (creating if needed) the gallery ``name`` in the SQLite file ``location``."""
-        return cls(SqliteStore(location, clock=clock), name, clock)
+        """Open (creating if needed) the gallery ``name`` in the store at ``location``: an
+        SQLite file path, or a ``postgresql://`` URL."""
+        from facelens.gallery.stores import open_store
+
+        return cls(open_store(location, clock=clock), name, clock)
 
     def close(self) -> None:
         self.store.close()
@@ -156,36 +157,14 @@ class Gallery:
 
     # -- search -----------------------------------------------------------------------------
 
-    def _matrix(self, model: str) -> SearchMatrix:
-        gen = self.store.generation()
-        now = iso(self.clock())
-        with self._cache_lock:
-            m = self._cache.get(model)
-            if m is None or m.generation != gen or (m.valid_until and m.valid_until <= now):
-                m = self.store.search_matrix(self.name, model)
-                self._cache[model] = m
-            return m
-
     def search(self, probes: Embeddings, k: int = 5) -> list[list[Candidate]]:
-        """Exact search: per probe, the k most similar identities (best sample per identity)."""
+        """Per probe, the k most similar identities (best sample per identity); exact for
+        small galleries, approximate and verified for large ones (see the store)."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        m = self._matrix(probes.model)
         if len(probes) == 0:
             return []
-        if len(m.identity_ids) == 0:
-            return [[] for _ in range(len(probes))]
-        gallery_emb = Embeddings(m.vectors, probes.model)
-        sims = cosine_similarity(probes, gallery_emb)
-        idx, scores = rank_identities(sims, m.owner, len(m.identity_ids), k)
-        return [
-            [
-                Candidate(m.identity_ids[j], m.names[j], float(s))
-                for j, s in zip(row_i, row_s, strict=True)
-                if np.isfinite(s)
-            ]
-            for row_i, row_s in zip(idx, scores, strict=True)
-        ]
+        return self.store.search(self.name, probes.model, probes.vectors, k)
 
     def identify(self, probes: Embeddings, threshold: float, k: int = 5) -> list[Identification]:
         """Open-set identification: candidates, and the identity or None (unknown) per probe."""
@@ -193,8 +172,7 @@ class Gallery:
 
     def search_size(self, model: str) -> tuple[int, int]:
         """(searchable identities, samples) for ``model``."""
-        m = self._matrix(model)
-        return len(m.identity_ids), len(m.owner)
+        return self.store.searchable_size(self.name, model)
 
     def now(self) -> datetime:
         return self.clock().astimezone(UTC)

@@ -1,37 +1,35 @@
-"""The embedded gallery store: one SQLite file, versioned schema, atomic writes.
+"""The embedded gallery store: one SQLite file, versioned schema, atomic writes, and an
+approximate index for large galleries.
 
 Every write is one ``BEGIN IMMEDIATE`` transaction, so a process killed at any moment leaves
-either the whole change or none of it (SQLite's write-ahead log guarantees this). A
-``generation`` counter, bumped by every write, lets readers in other processes notice changes
-and rebuild their search matrix.
+either the whole change or none of it (SQLite's write-ahead log guarantees this), and writers
+in several processes queue up. A ``generation`` counter, bumped by every write, lets readers in
+other processes notice changes.
+
+Search is exact (a cached matrix, rebuilt when the generation changes) until a gallery holds
+``AnnConfig.min_samples`` samples of one model; from then on a faiss HNSW index answers
+(``facelens.gallery.ann``), kept in step incrementally through the ``sample_seq`` and
+``sample_tombstones`` tables that triggers maintain.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
-from facelens.errors import ConflictError, GalleryError, GalleryFormatError, NotFoundError
-from facelens.gallery.records import (
-    Consent,
-    DeletionReceipt,
-    Identity,
-    NewSample,
-    Sample,
-    iso,
-)
+from facelens.errors import GalleryError, GalleryFormatError
+from facelens.gallery.ann import AnnConfig, HnswIndex
+from facelens.gallery.sql import Db, SearchMatrix, SqlStore, utc_now
+from facelens.match.decide import Candidate
 
 __all__ = ["SCHEMA_VERSION", "SearchMatrix", "SqliteStore"]
 
@@ -83,45 +81,83 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO meta(key, value) VALUES ('application', 'facelens'), ('generation', '0');
     """,
+    # 2: the service's API keys and the hash-chained audit trail (facelens.govern)
+    """
+    CREATE TABLE api_keys (
+        id          TEXT PRIMARY KEY,
+        tenant      TEXT NOT NULL,
+        name        TEXT NOT NULL DEFAULT '',
+        salt        BLOB NOT NULL,
+        hash        BLOB NOT NULL,
+        scopes      TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        revoked_at  TEXT
+    );
+    CREATE INDEX api_keys_tenant ON api_keys(tenant);
+    CREATE TABLE audit (
+        seq          INTEGER PRIMARY KEY,
+        time         TEXT NOT NULL,
+        tenant       TEXT NOT NULL,
+        key_id       TEXT NOT NULL,
+        action       TEXT NOT NULL,
+        gallery      TEXT,
+        probe_sha256 TEXT,
+        candidates   TEXT NOT NULL DEFAULT '[]',
+        threshold    REAL,
+        model        TEXT,
+        decision     TEXT NOT NULL DEFAULT '{}',
+        prev_hash    TEXT NOT NULL,
+        hash         TEXT NOT NULL
+    );
+    CREATE INDEX audit_tenant ON audit(tenant, seq);
+    """,
+    # 3: sample sequence numbers and tombstones, so an approximate index can follow changes
+    """
+    CREATE TABLE sample_seq (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        sample_id  TEXT NOT NULL UNIQUE
+    );
+    INSERT INTO sample_seq(sample_id) SELECT id FROM samples ORDER BY created_at, id;
+    CREATE TABLE sample_tombstones (
+        seq        INTEGER PRIMARY KEY,
+        generation INTEGER NOT NULL
+    );
+    CREATE INDEX sample_tombstones_generation ON sample_tombstones(generation);
+    CREATE TRIGGER samples_seq_add AFTER INSERT ON samples BEGIN
+        INSERT INTO sample_seq(sample_id) VALUES (NEW.id);
+    END;
+    CREATE TRIGGER samples_seq_del AFTER DELETE ON samples BEGIN
+        INSERT INTO sample_tombstones(seq, generation)
+            SELECT seq, CAST((SELECT value FROM meta WHERE key = 'generation') AS INTEGER)
+            FROM sample_seq WHERE sample_id = OLD.id;
+        DELETE FROM sample_seq WHERE sample_id = OLD.id;
+    END;
+    INSERT INTO meta(key, value) VALUES ('store_id', lower(hex(randomblob(16))));
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
-@dataclass(frozen=True, eq=False)
-class SearchMatrix:
-    """Everything exact search needs for one gallery and model, loaded at once.
-
-    Attributes:
-        identity_ids: (I,) ids of searchable identities (valid consent, at least one sample).
-        names: (I,) their names.
-        owner: (S,) index into ``identity_ids`` of each sample row.
-        vectors: (S, D) float32 unit vectors.
-        generation: the store generation it was read at.
-        valid_until: the earliest consent expiry among the identities (ISO), or None.
-    """
-
-    identity_ids: tuple[str, ...]
-    names: tuple[str, ...]
-    owner: NDArray[np.int64]
-    vectors: NDArray[np.float32]
-    generation: int
-    valid_until: str | None
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements (trigger bodies hold semicolons of their own)."""
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            yield buf
+            buf = ""
+    if buf.strip():
+        raise GalleryFormatError(f"incomplete statement in a migration: {buf.strip()[:60]}")
 
 
-def _blob(e: NDArray[np.float32]) -> bytes:
-    return np.ascontiguousarray(e, dtype="<f4").tobytes()
-
-
-def _vec(b: bytes, dim: int) -> NDArray[np.float32]:
-    v = np.frombuffer(b, dtype="<f4").astype(np.float32)
-    if v.size != dim:
-        raise GalleryFormatError(f"stored embedding has {v.size} values, expected {dim}")
-    return v
-
-
-class SqliteStore:
+class SqliteStore(SqlStore):
     """The SQLite gallery store. Safe to share between threads; several processes may open
     the same file (writes are serialised by SQLite).
+
+    Args:
+        path: the gallery file (created if missing).
+        clock: the time source (consent validity, record times).
+        ann: when and how large galleries are searched approximately.
 
     Example:
         >>> import tempfile, os
@@ -130,10 +166,17 @@ class SqliteStore:
         []
     """
 
-    def __init__(self, path: str | Path, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        clock: Callable[[], datetime] | None = None,
+        ann: AnnConfig | None = None,
+    ) -> None:
+        super().__init__(clock or utc_now, ann or AnnConfig())
         self.path = Path(path)
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.location = str(self.path)
         self._lock = threading.RLock()
+        self._indexes: dict[tuple[str, str], HnswIndex] = {}
         if self.path.is_dir():
             raise GalleryError(f"{self.path} is a directory, not a gallery file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,35 +190,76 @@ class SqliteStore:
             self._db.execute("PRAGMA synchronous = FULL")
             log.debug("opened gallery %s (journal %s)", self.path, mode)
             self._migrate()
+            self.store_id = self.fetch("SELECT value FROM meta WHERE key = 'store_id'")[0][0]
         except sqlite3.DatabaseError as e:
             raise GalleryFormatError(f"{self.path} is not a facelens gallery ({e})") from None
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    @property
+    def ann_folder(self) -> Path:
+        """Where the approximate indexes of this file are kept."""
+        return self.path.with_name(self.path.name + ".ann")
+
     def close(self) -> None:
         with self._lock:
+            if self.ann.persist:
+                for (gallery, model), ix in self._indexes.items():
+                    if ix.changes_since_save:
+                        try:
+                            ix.save(self.ann_folder, gallery, model, self.store_id)
+                        except OSError as e:
+                            log.warning("could not save the ANN index: %s", e)
+            self._indexes.clear()
             self._db.close()
 
-    def __enter__(self) -> SqliteStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    @contextmanager
+    def _read(self) -> Iterator[Db]:
+        """A consistent read (one snapshot), or the transaction already open."""
+        with self._lock:
+            if self._db.in_transaction:
+                yield cast(Db, self._db)
+                return
+            self._db.execute("BEGIN")
+            try:
+                yield cast(Db, self._db)
+            finally:
+                self._db.execute("COMMIT")
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write transaction that also bumps the generation."""
+    def transaction(self, bump: bool = True) -> Iterator[Db]:
+        """One atomic write transaction (``BEGIN IMMEDIATE``: writers queue up, across
+        processes too). ``bump`` advances the generation, telling every reader's search state
+        that gallery content changed (not needed for keys and audit records)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-                self._db.execute(
-                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
-                )
+                yield cast(Db, self._db)
+                if bump:
+                    self._db.execute(
+                        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                        "WHERE key = 'generation'"
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def _emb_param(self, e: NDArray[np.float32]) -> Any:
+        return np.ascontiguousarray(e, dtype="<f4").tobytes()
+
+    def _emb_value(self, stored: Any, dim: int) -> NDArray[np.float32]:
+        v = np.frombuffer(stored, dtype="<f4").astype(np.float32)
+        if v.size != dim:
+            raise GalleryFormatError(f"stored embedding has {v.size} values, expected {dim}")
+        return v
+
+    def _is_unique_violation(self, e: BaseException) -> bool:
+        return isinstance(e, sqlite3.IntegrityError) and "UNIQUE" in str(e)
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
         with self._lock:
@@ -202,23 +286,18 @@ class SqliteStore:
             for step in range(version, SCHEMA_VERSION):
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    for stmt in _MIGRATIONS[step].split(";"):
-                        if stmt.strip():
-                            self._db.execute(stmt)
+                    if self._db.execute("PRAGMA user_version").fetchone()[0] != step:
+                        self._db.execute("ROLLBACK")  # another process migrated meanwhile
+                        continue
+                    for stmt in _statements(_MIGRATIONS[step]):
+                        self._db.execute(stmt)
                     self._db.execute(f"PRAGMA user_version = {step + 1}")
                     self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
                     raise
                 log.info("gallery %s migrated to schema %d", self.path, step + 1)
-
-    def _now(self) -> str:
-        return iso(self.clock())
-
-    def generation(self) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        return int(row[0])
 
     def integrity_check(self) -> list[str]:
         """SQLite's integrity and foreign-key checks; empty when the file is consistent."""
@@ -229,340 +308,121 @@ class SqliteStore:
             ]
         return problems
 
-    # -- galleries --------------------------------------------------------------------------
+    # -- approximate search -------------------------------------------------------------------
 
-    def ensure_gallery(self, gallery: str) -> None:
-        if not gallery or not gallery.strip():
-            raise ValueError("a gallery needs a name")
-        with self._lock:
-            exists = self._db.execute(
-                "SELECT 1 FROM galleries WHERE name = ?", (gallery,)
-            ).fetchone()
-        if not exists:
-            with self._write() as db:
-                db.execute(
-                    "INSERT OR IGNORE INTO galleries(name, created_at) VALUES (?, ?)",
-                    (gallery, self._now()),
+    _DELTA = """
+        SELECT q.seq, s.dim, s.embedding FROM sample_seq q
+        JOIN samples s ON s.id = q.sample_id
+        JOIN identities i ON i.id = s.identity_id
+        WHERE q.seq > ? AND i.gallery = ? AND s.model = ?
+        ORDER BY q.seq
+    """
+
+    def _sync(self, ix: HnswIndex, gallery: str, model: str) -> None:
+        """Bring the index up to the store's present: new samples in, deleted ones dead."""
+        with self._read() as db:
+            gen = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            if gen == ix.generation:
+                return
+            rows = db.execute(self._DELTA, (ix.max_seq, gallery, model)).fetchall()
+            dead = [
+                r[0]
+                for r in db.execute(
+                    "SELECT seq FROM sample_tombstones WHERE generation >= ?", (ix.generation,)
                 )
+            ]
+        if rows:
+            seqs = np.array([r[0] for r in rows], np.int64)
+            ix.add(seqs, np.stack([self._emb_value(r[2], r[1]) for r in rows]))
+        if dead:
+            ix.remove(np.array(sorted(dead), np.int64))
+        ix.generation = gen
+        if self.ann.persist and ix.changes_since_save >= self.ann.save_every:
+            ix.save(self.ann_folder, gallery, model, self.store_id)
 
-    def galleries(self) -> list[str]:
+    def _build_index(self, gallery: str, model: str, dim: int) -> HnswIndex:
+        ix = HnswIndex(dim, self.ann)
+        ix.generation = -1
+        self._sync(ix, gallery, model)  # from seq 0: every live sample
+        if self.ann.persist:
+            ix.save(self.ann_folder, gallery, model, self.store_id)
+        log.info("built ANN index for %s/%s: %d samples", gallery, model, ix.size)
+        return ix
+
+    def _ann_search(
+        self, gallery: str, model: str, vectors: NDArray[np.float32], k: int, start: bool
+    ) -> list[list[Candidate]] | None:
+        key = (gallery, model)
         with self._lock:
-            return [r[0] for r in self._db.execute("SELECT name FROM galleries ORDER BY name")]
+            ix = self._indexes.get(key)
+            if ix is None and self.ann.persist:
+                ix = HnswIndex.load(self.ann_folder, gallery, model, self.store_id, self.ann)
+            if ix is None and start:
+                ix = self._build_index(gallery, model, vectors.shape[1])
+            if ix is None:
+                return None
+            self._sync(ix, gallery, model)
+            if ix.size < self.ann.min_samples // 2:  # shrank: exact search again
+                self._indexes.pop(key, None)
+                for f in HnswIndex.files(self.ann_folder, gallery, model):
+                    f.unlink(missing_ok=True)
+                return None
+            if ix.dead_fraction > 0.25:
+                ix = self._build_index(gallery, model, ix.dim)
+            self._indexes[key] = ix
+            return [self._verified(ix, gallery, model, v, k) for v in vectors]
 
-    # -- identities -------------------------------------------------------------------------
+    def _verified(
+        self, ix: HnswIndex, gallery: str, model: str, probe: NDArray[np.float32], k: int
+    ) -> list[Candidate]:
+        """Candidates from the graph, checked against the store: the sample still exists, its
+        identity is in this gallery and has a consent valid now. Asks the graph for more when
+        too few survive."""
+        n = max(self.ann.candidates, 4 * k)
+        while True:
+            seqs, scores = ix.search(probe[None, :], min(n, max(ix.size, 1)))
+            found = {int(q): float(s) for q, s in zip(seqs[0], scores[0], strict=True) if q >= 0}
+            best = self._owners(gallery, model, found)
+            if len(best) >= k or n >= ix.size:
+                break
+            n *= 4
+        ranked = sorted(best.items(), key=lambda kv: -kv[1][1])[:k]
+        return [Candidate(iid, name, score) for iid, (name, score) in ranked]
 
-    def _consents(self, identity_id: str) -> tuple[Consent, ...]:
-        rows = self._db.execute(
-            "SELECT id, purpose, granted_by, granted_at, expires_at, recorded_by FROM consents "
-            "WHERE identity_id = ? ORDER BY id",
-            (identity_id,),
-        ).fetchall()
-        return tuple(
-            Consent(
-                id=r[0],
-                purpose=r[1],
-                granted_by=r[2],
-                granted_at=r[3],
-                expires_at=r[4],
-                recorded_by=r[5],
-            )
-            for r in rows
-        )
-
-    def _identity(self, row: Sequence[Any]) -> Identity:
-        iid = row[0]
-        count = self._db.execute(
-            "SELECT count(*) FROM samples WHERE identity_id = ?", (iid,)
-        ).fetchone()[0]
-        return Identity(
-            id=iid,
-            gallery=row[1],
-            name=row[2],
-            metadata=json.loads(row[3]),
-            created_at=row[4],
-            updated_at=row[5],
-            sample_count=int(count),
-            consents=self._consents(iid),
-        )
-
-    _IDENTITY_COLS = "id, gallery, name, metadata, created_at, updated_at"
-
-    def get_identity(self, gallery: str, key: str) -> Identity:
-        """By id or by name; ``NotFoundError`` otherwise."""
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {self._IDENTITY_COLS} FROM identities WHERE gallery = ? "
-                "AND (id = ? OR name = ?) ORDER BY id = ? DESC LIMIT 1",
-                (gallery, key, key, key),
-            ).fetchone()
-            if row is None:
-                raise NotFoundError("identity", key)
-            return self._identity(row)
-
-    def find_identity(self, gallery: str, key: str) -> Identity | None:
-        try:
-            return self.get_identity(gallery, key)
-        except NotFoundError:
-            return None
-
-    def list_identities(self, gallery: str) -> list[Identity]:
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT {self._IDENTITY_COLS} FROM identities WHERE gallery = ? ORDER BY name",
-                (gallery,),
-            ).fetchall()
-            return [self._identity(r) for r in rows]
-
-    def samples(self, identity_id: str) -> list[Sample]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, identity_id, model, dim, embedding, quality, image_sha256, box, "
-                "created_at FROM samples WHERE identity_id = ? ORDER BY created_at, id",
-                (identity_id,),
-            ).fetchall()
-        return [
-            Sample(
-                id=r[0],
-                identity_id=r[1],
-                model=r[2],
-                embedding=_vec(r[4], r[3]),
-                quality=json.loads(r[5]),
-                image_sha256=r[6],
-                box=tuple(json.loads(r[7])) if r[7] else None,
-                created_at=r[8],
-            )
-            for r in rows
-        ]
-
-    def _insert_samples(
-        self, db: sqlite3.Connection, identity_id: str, samples: Sequence[NewSample], now: str
-    ) -> list[str]:
-        """Insert samples not already stored for this identity (same image and model)."""
-        have = {
-            (r[0], r[1])
-            for r in db.execute(
-                "SELECT image_sha256, model FROM samples WHERE identity_id = ?", (identity_id,)
-            )
-        }
-        ids = []
-        for s in samples:
-            if (s.image_sha256, s.model) in have:
-                continue
-            have.add((s.image_sha256, s.model))
-            sid = uuid.uuid4().hex
-            db.execute(
-                "INSERT INTO samples(id, identity_id, model, dim, embedding, quality, "
-                "image_sha256, box, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    sid,
-                    identity_id,
-                    s.model,
-                    int(s.embedding.size),
-                    _blob(s.embedding),
-                    json.dumps(s.quality, sort_keys=True),
-                    s.image_sha256,
-                    json.dumps([round(float(v), 2) for v in s.box]) if s.box else None,
-                    now,
-                ),
-            )
-            ids.append(sid)
-        return ids
-
-    def _insert_consent(self, db: sqlite3.Connection, identity_id: str, c: Consent) -> None:
-        db.execute(
-            "INSERT INTO consents(identity_id, purpose, granted_by, granted_at, expires_at, "
-            "recorded_by) VALUES (?, ?, ?, ?, ?, ?)",
-            (identity_id, c.purpose, c.granted_by, c.granted_at, c.expires_at, c.recorded_by),
-        )
-
-    def enroll(
-        self,
-        gallery: str,
-        name: str,
-        samples: Sequence[NewSample],
-        consent: Consent | None,
-        metadata: dict[str, Any] | None = None,
-    ) -> tuple[Identity, list[str]]:
-        """Create the identity (or add to the one of that name), with its samples and consent,
-        in one transaction. Returns the identity and the ids of the samples added.
-
-        Consent rules are the caller's (``Gallery``) to enforce; this only stores.
-        """
-        self.ensure_gallery(gallery)
-        now = self._now()
-        with self._write() as db:
-            row = db.execute(
-                "SELECT id FROM identities WHERE gallery = ? AND name = ?", (gallery, name)
-            ).fetchone()
-            if row is None:
-                iid = uuid.uuid4().hex
-                db.execute(
-                    "INSERT INTO identities(id, gallery, name, metadata, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (iid, gallery, name, json.dumps(metadata or {}, sort_keys=True), now, now),
-                )
-            else:
-                iid = row[0]
-                if metadata:
-                    old = json.loads(
-                        db.execute(
-                            "SELECT metadata FROM identities WHERE id = ?", (iid,)
-                        ).fetchone()[0]
-                    )
-                    old.update(metadata)
-                    db.execute(
-                        "UPDATE identities SET metadata = ? WHERE id = ?",
-                        (json.dumps(old, sort_keys=True), iid),
-                    )
-            if consent is not None:
-                self._insert_consent(db, iid, consent)
-            added = self._insert_samples(db, iid, samples, now)
-            db.execute("UPDATE identities SET updated_at = ? WHERE id = ?", (now, iid))
-        return self.get_identity(gallery, iid), added
-
-    def add_consent(self, gallery: str, key: str, consent: Consent) -> Identity:
-        ident = self.get_identity(gallery, key)
-        with self._write() as db:
-            self._insert_consent(db, ident.id, consent)
-            db.execute("UPDATE identities SET updated_at = ? WHERE id = ?", (self._now(), ident.id))
-        return self.get_identity(gallery, ident.id)
-
-    def rename(self, gallery: str, key: str, new_name: str) -> Identity:
-        new_name = new_name.strip()
-        if not new_name:
-            raise ValueError("the new name is empty")
-        ident = self.get_identity(gallery, key)
-        try:
-            with self._write() as db:
-                db.execute(
-                    "UPDATE identities SET name = ?, updated_at = ? WHERE id = ?",
-                    (new_name, self._now(), ident.id),
-                )
-        except sqlite3.IntegrityError:
-            raise ConflictError(
-                f"an identity named {new_name!r} already exists in gallery {gallery!r}"
-            ) from None
-        return self.get_identity(gallery, ident.id)
-
-    def delete(self, gallery: str, key: str) -> DeletionReceipt:
-        """Erase the identity, every sample and every consent record of it."""
-        ident = self.get_identity(gallery, key)
-        with self._write() as db:
-            ns = db.execute("DELETE FROM samples WHERE identity_id = ?", (ident.id,)).rowcount
-            nc = db.execute("DELETE FROM consents WHERE identity_id = ?", (ident.id,)).rowcount
-            db.execute("DELETE FROM identities WHERE id = ?", (ident.id,))
-        return DeletionReceipt(
-            identity_id=ident.id,
-            name=ident.name,
-            gallery=gallery,
-            samples_deleted=ns,
-            consents_deleted=nc,
-            deleted_at=self._now(),
-        )
-
-    # -- search -----------------------------------------------------------------------------
-
-    def search_matrix(self, gallery: str, model: str) -> SearchMatrix:
-        """Samples of ``model`` of the identities that may be searched now (valid consent)."""
-        now = self._now()
-        with self._lock:
-            gen = self.generation()
-            rows = self._db.execute(
-                """
-                SELECT i.id, i.name, s.dim, s.embedding, c.until
-                FROM identities i
-                JOIN (SELECT identity_id,
-                             MAX(CASE WHEN expires_at IS NULL THEN '9999' ELSE expires_at END)
-                               AS until
-                      FROM consents
-                      WHERE expires_at IS NULL OR expires_at > ?
-                      GROUP BY identity_id) c ON c.identity_id = i.id
-                JOIN samples s ON s.identity_id = i.id
-                WHERE i.gallery = ? AND s.model = ?
-                ORDER BY i.id, s.id
+    def _owners(
+        self, gallery: str, model: str, found: dict[int, float]
+    ) -> dict[str, tuple[str, float]]:
+        if not found:
+            return {}
+        marks = ",".join("?" * len(found))
+        with self._read() as db:
+            rows = db.execute(
+                f"""
+                SELECT q.seq, i.id, i.name FROM sample_seq q
+                JOIN samples s ON s.id = q.sample_id
+                JOIN identities i ON i.id = s.identity_id
+                WHERE q.seq IN ({marks}) AND i.gallery = ? AND s.model = ?
+                  AND EXISTS (SELECT 1 FROM consents c WHERE c.identity_id = i.id
+                              AND (c.expires_at IS NULL OR c.expires_at > ?))
                 """,
-                (now, gallery, model),
+                (*found, gallery, model, self._now()),
             ).fetchall()
-        ids: list[str] = []
-        names: list[str] = []
-        owner = np.empty(len(rows), np.int64)
-        dim = rows[0][2] if rows else 0
-        vectors = np.empty((len(rows), dim), np.float32)
-        until: str | None = None
-        for j, (iid, name, d, blob, u) in enumerate(rows):
-            if d != dim:
-                raise GalleryFormatError(f"model {model!r} has samples of {d} and {dim} values")
-            if not ids or ids[-1] != iid:
-                ids.append(iid)
-                names.append(name)
-                if u != "9999" and (until is None or u < until):
-                    until = u
-            owner[j] = len(ids) - 1
-            vectors[j] = _vec(blob, dim)
-        vectors.setflags(write=False)
-        return SearchMatrix(tuple(ids), tuple(names), owner, vectors, gen, until)
+        best: dict[str, tuple[str, float]] = {}
+        for seq, iid, name in rows:
+            s = found[int(seq)]
+            if iid not in best or s > best[iid][1]:
+                best[iid] = (name, s)
+        return best
 
-    # -- export / import --------------------------------------------------------------------
-
-    def import_identities(
-        self,
-        gallery: str,
-        items: Sequence[tuple[Identity, list[Sample]]],
-        on_conflict: str = "error",
-    ) -> tuple[int, int]:
-        """Insert identities with their ids, consents and samples in one transaction.
-
-        ``on_conflict``: ``"error"`` (nothing is written if any id or name exists) or
-        ``"skip"`` (existing ones are left as they are). Returns (imported, skipped).
-        """
-        if on_conflict not in ("error", "skip"):
-            raise ValueError(f"on_conflict must be 'error' or 'skip', got {on_conflict!r}")
-        self.ensure_gallery(gallery)
-        imported = skipped = 0
-        with self._write() as db:
-            for ident, samples in items:
-                clash = db.execute(
-                    "SELECT id, gallery, name FROM identities WHERE id = ? OR "
-                    "(gallery = ? AND name = ?)",
-                    (ident.id, gallery, ident.name),
-                ).fetchone()
-                if clash:
-                    if on_conflict == "skip":
-                        skipped += 1
-                        continue
-                    raise ConflictError(
-                        f"identity {ident.name!r} ({ident.id}) already exists as "
-                        f"{clash[2]!r} ({clash[0]}) in gallery {clash[1]!r}; nothing imported"
-                    )
-                db.execute(
-                    "INSERT INTO identities(id, gallery, name, metadata, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        ident.id,
-                        gallery,
-                        ident.name,
-                        json.dumps(ident.metadata, sort_keys=True),
-                        ident.created_at,
-                        ident.updated_at,
-                    ),
-                )
-                for c in ident.consents:
-                    self._insert_consent(db, ident.id, c)
-                for s in samples:
-                    db.execute(
-                        "INSERT INTO samples(id, identity_id, model, dim, embedding, quality, "
-                        "image_sha256, box, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            s.id,
-                            ident.id,
-                            s.model,
-                            int(s.embedding.size),
-                            _blob(s.embedding),
-                            json.dumps(s.quality, sort_keys=True),
-                            s.image_sha256,
-                            json.dumps(list(s.box)) if s.box else None,
-                            s.created_at,
-                        ),
-                    )
-                imported += 1
-        return imported, skipped
+    def index_info(self, gallery: str, model: str) -> dict[str, Any] | None:
+        """The approximate index in use for a gallery and model, if any."""
+        with self._lock:
+            ix = self._indexes.get((gallery, model))
+            if ix is None:
+                return None
+            return {
+                "samples": ix.size,
+                "nodes": len(ix.seq),
+                "generation": ix.generation,
+                "dead_fraction": round(ix.dead_fraction, 4),
+            }

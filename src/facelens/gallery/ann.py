@@ -1,0 +1,232 @@
+"""Approximate search for large embedded galleries: a faiss HNSW graph over the samples.
+
+The index holds vectors and the store's sample sequence numbers (``sample_seq.seq``, which
+only grow); nothing else. It is kept in step with the store incrementally: samples with a
+sequence number above the index's highest are added, and the store's tombstones (one per
+deleted sample, stamped with the generation it was deleted at) mark nodes dead, so they are
+never returned (HNSW graphs cannot drop nodes; dead ones are skipped by a selector, and the
+graph is rebuilt when more than a quarter of it is dead). Every candidate is then checked
+against the store (the sample still exists, its identity's consent is valid now), so a stale
+or lost index can make search slower, never wrong: a deleted identity cannot come back.
+
+The index is saved next to the SQLite file (``<file>.ann/``) after it is built and every
+``save_every`` changes, and on close; when opened, it catches up from the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["AnnConfig", "HnswIndex"]
+
+log = logging.getLogger(__name__)
+
+
+def _faiss() -> Any:
+    """faiss, imported when first needed (its SWIG types are opaque to the type checker)."""
+    import faiss
+
+    return faiss
+
+
+@dataclass(frozen=True)
+class AnnConfig:
+    """When and how the embedded store searches approximately.
+
+    Attributes:
+        min_samples: galleries with fewer samples (of one model) are searched exactly: below
+            this size exact search is as fast and exact (see docs/benchmarks.md, "scale").
+        m: HNSW links per node.
+        ef_construction: candidate list size while building.
+        ef_search: candidate list size while searching (recall against speed).
+        candidates: samples taken from the graph per probe before grouping by identity.
+        save_every: changes (added or deleted samples) after which the index is saved again.
+        persist: save the index next to the SQLite file (off: rebuilt per process).
+    """
+
+    min_samples: int = 50_000
+    m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 128
+    candidates: int = 64
+    save_every: int = 20_000
+    persist: bool = True
+
+
+class HnswIndex:
+    """Inner-product HNSW over unit vectors, labelled with sample sequence numbers.
+
+    Example:
+        >>> v = np.eye(4, dtype=np.float32)
+        >>> ix = HnswIndex(4, AnnConfig(m=8))
+        >>> ix.add(np.array([10, 11, 12, 13]), v)
+        >>> ix.remove(np.array([10]))
+        >>> ix.search(v[:1], 2)[0][0].tolist()  # seq 10 is dead: never returned
+        [11, 12]
+    """
+
+    def __init__(self, dim: int, config: AnnConfig) -> None:
+        faiss = _faiss()
+
+        self.dim = dim
+        self.config = config
+        self.index = faiss.IndexHNSWFlat(dim, config.m, faiss.METRIC_INNER_PRODUCT)
+        self.index.hnsw.efConstruction = config.ef_construction
+        self.seq = np.empty(0, np.int64)  # node -> sample seq, ascending
+        self.alive = np.empty(0, bool)
+        self.generation = -1
+        self.changes_since_save = 0
+        self._bitmap: Any = None  # faiss selector over live nodes, None when all are live
+
+    @property
+    def size(self) -> int:
+        return int(self.alive.sum())
+
+    @property
+    def max_seq(self) -> int:
+        return int(self.seq[-1]) if len(self.seq) else 0
+
+    @property
+    def dead_fraction(self) -> float:
+        return 1.0 - self.size / len(self.alive) if len(self.alive) else 0.0
+
+    def add(self, seqs: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
+        """Add samples; their sequence numbers must be above every one already held."""
+        if len(seqs) == 0:
+            return
+        seqs = np.asarray(seqs, np.int64)
+        if seqs[0] <= self.max_seq or np.any(np.diff(seqs) <= 0):
+            raise ValueError("sample sequence numbers must grow")
+        self.index.add(np.ascontiguousarray(vectors, np.float32))
+        self.seq = np.concatenate([self.seq, seqs])
+        self.alive = np.concatenate([self.alive, np.ones(len(seqs), bool)])
+        self.changes_since_save += len(seqs)
+        self._bitmap = None if self.alive.all() else self._selector()
+
+    def remove(self, seqs: NDArray[np.int64]) -> int:
+        """Mark samples dead; unknown sequence numbers are ignored. Returns how many died."""
+        if len(seqs) == 0 or len(self.seq) == 0:
+            return 0
+        pos = np.searchsorted(self.seq, np.asarray(seqs, np.int64))
+        pos = pos[pos < len(self.seq)]
+        pos = pos[np.isin(self.seq[pos], seqs)]
+        pos = pos[self.alive[pos]]
+        self.alive[pos] = False
+        self.changes_since_save += len(pos)
+        if len(pos):
+            self._bitmap = self._selector()
+        return len(pos)
+
+    def _selector(self) -> Any:
+        faiss = _faiss()
+
+        bits = np.packbits(self.alive, bitorder="little")
+        sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+        sel._bits = bits  # keep the buffer alive as long as the selector
+        return sel
+
+    def search(
+        self, vectors: NDArray[np.float32], n: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """The ``n`` most similar live samples per probe: (seqs, scores), -1 / -inf padded."""
+        faiss = _faiss()
+
+        q = np.ascontiguousarray(vectors, np.float32)
+        if len(self.seq) == 0:
+            return np.full((len(q), n), -1, np.int64), np.full((len(q), n), -np.inf, np.float32)
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = max(self.config.ef_search, n)
+        if self._bitmap is not None:
+            params.sel = self._bitmap
+        scores, nodes = self.index.search(q, n, params=params)
+        seqs = np.where(nodes >= 0, self.seq[np.clip(nodes, 0, None)], -1)
+        return seqs, np.where(nodes >= 0, scores, -np.inf).astype(np.float32)
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    @staticmethod
+    def files(folder: Path, gallery: str, model: str) -> tuple[Path, Path]:
+        tag = hashlib.sha256(f"{gallery}\0{model}".encode()).hexdigest()[:16]
+        safe = re.sub(r"[^A-Za-z0-9_.+-]", "_", model)[:40]
+        base = folder / f"{safe}-{tag}"
+        return base.with_suffix(".faiss"), base.with_suffix(".json")
+
+    def save(self, folder: Path, gallery: str, model: str, store_id: str) -> None:
+        """Write the index atomically (a crash leaves the previous one)."""
+        faiss = _faiss()
+
+        folder.mkdir(parents=True, exist_ok=True)
+        index_path, meta_path = self.files(folder, gallery, model)
+        t0 = time.perf_counter()
+        tmp = index_path.with_suffix(".faiss.tmp")
+        faiss.write_index(self.index, str(tmp))
+        labels = index_path.with_suffix(".labels.npz")
+        with open(labels.with_suffix(".tmp"), "wb") as f:
+            np.savez(f, seq=self.seq, alive=self.alive)
+        meta = {
+            "store_id": store_id,
+            "gallery": gallery,
+            "model": model,
+            "dim": self.dim,
+            "generation": self.generation,
+            "nodes": len(self.seq),
+            "m": self.config.m,
+        }
+        meta_tmp = meta_path.with_suffix(".json.tmp")
+        meta_tmp.write_text(json.dumps(meta))
+        os.replace(tmp, index_path)
+        os.replace(labels.with_suffix(".tmp"), labels)
+        os.replace(meta_tmp, meta_path)
+        self.changes_since_save = 0
+        log.info(
+            "saved ANN index %s (%d nodes) in %.1f s",
+            index_path.name,
+            len(self.seq),
+            time.perf_counter() - t0,
+        )
+
+    @classmethod
+    def load(
+        cls, folder: Path, gallery: str, model: str, store_id: str, config: AnnConfig
+    ) -> HnswIndex | None:
+        """The saved index, or None when there is none or it belongs to another store."""
+        faiss = _faiss()
+
+        index_path, meta_path = cls.files(folder, gallery, model)
+        labels = index_path.with_suffix(".labels.npz")
+        try:
+            meta = json.loads(meta_path.read_text())
+            if (meta.get("store_id"), meta.get("gallery"), meta.get("model"), meta.get("m")) != (
+                store_id,
+                gallery,
+                model,
+                config.m,
+            ):
+                log.info("ignoring ANN index %s: made for another store or settings", index_path)
+                return None
+            ix = cls(int(meta["dim"]), config)
+            ix.index = faiss.read_index(str(index_path))
+            with np.load(labels) as z:
+                ix.seq, ix.alive = z["seq"].astype(np.int64), z["alive"].astype(bool)
+            if ix.index.ntotal != len(ix.seq) or len(ix.seq) != int(meta["nodes"]):
+                log.warning("ignoring ANN index %s: its parts do not agree", index_path)
+                return None
+            ix.generation = int(meta["generation"])
+            ix._bitmap = None if ix.alive.all() else ix._selector()
+            return ix
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            log.warning("ignoring unreadable ANN index %s (%s)", index_path, e)
+            return None

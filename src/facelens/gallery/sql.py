@@ -1,0 +1,650 @@
+"""What both gallery stores share: the gallery contract in SQL that SQLite and PostgreSQL both
+speak.
+
+``SqlStore`` holds every rule about identities, samples and consent once; a store supplies the
+connection (``_read`` / ``transaction``, with ``?`` placeholders), how an embedding is written
+to and read from its column, its schema migrations, and its search. ``GalleryStore`` is the
+contract the ``Gallery`` and the service rely on; ``tests/gallery/test_conformance.py`` runs
+unchanged against both stores.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facelens.errors import ConflictError, GalleryFormatError, NotFoundError
+from facelens.gallery.ann import AnnConfig
+from facelens.gallery.records import (
+    Consent,
+    DeletionReceipt,
+    Identity,
+    NewSample,
+    Sample,
+    iso,
+)
+from facelens.match.decide import Candidate, rank_identities
+
+__all__ = ["Cursor", "Db", "GalleryStore", "SearchMatrix", "SqlStore", "exact_search"]
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Db(Protocol):
+    """A connection inside a read or a transaction; SQL uses ``?`` placeholders."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Cursor: ...
+
+
+@dataclass(frozen=True, eq=False)
+class SearchMatrix:
+    """Everything exact search needs for one gallery and model, loaded at once.
+
+    Attributes:
+        identity_ids: (I,) ids of searchable identities (valid consent, at least one sample).
+        names: (I,) their names.
+        owner: (S,) index into ``identity_ids`` of each sample row.
+        vectors: (S, D) float32 unit vectors.
+        generation: the store generation it was read at.
+        valid_until: the earliest consent expiry among the identities (ISO), or None.
+    """
+
+    identity_ids: tuple[str, ...]
+    names: tuple[str, ...]
+    owner: NDArray[np.int64]
+    vectors: NDArray[np.float32]
+    generation: int
+    valid_until: str | None
+
+
+_BLAS: Any = None
+
+
+def _one_blas_thread() -> AbstractContextManager[Any]:
+    """BLAS limited to one thread: a few probes against a gallery are memory-bound, and
+    OpenBLAS's threads spin against the inference threads of a busy process (measured:
+    10k x 128 against one probe takes 12 ms with two threads under load, 0.5 ms with one)."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
+
+
+def exact_search(m: SearchMatrix, vectors: NDArray[np.float32], k: int) -> list[list[Candidate]]:
+    """Per probe row, the ``k`` identities of ``m`` with the most similar sample."""
+    if len(m.identity_ids) == 0:
+        return [[] for _ in range(len(vectors))]
+    if len(vectors) <= 16:
+        with _one_blas_thread():
+            sims = np.asarray(vectors, np.float32) @ m.vectors.T
+    else:
+        sims = np.asarray(vectors, np.float32) @ m.vectors.T
+    idx, scores = rank_identities(sims, m.owner, len(m.identity_ids), k)
+    return [
+        [
+            Candidate(m.identity_ids[j], m.names[j], float(s))
+            for j, s in zip(row_i, row_s, strict=True)
+            if np.isfinite(s)
+        ]
+        for row_i, row_s in zip(idx, scores, strict=True)
+    ]
+
+
+@runtime_checkable
+class GalleryStore(Protocol):
+    """The gallery contract: every store (SQLite, PostgreSQL) provides exactly this.
+
+    Identities are addressed by id or name within a named gallery. Writes are atomic. Search
+    only considers identities whose consent is valid at ``now``, with samples of the probe's
+    model, and never returns an identity that has been deleted.
+    """
+
+    clock: Callable[[], datetime]
+    location: str
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> GalleryStore: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def transaction(self, bump: bool = True) -> AbstractContextManager[Db]: ...
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def generation(self) -> int: ...
+
+    def schema_version(self) -> int: ...
+
+    def ensure_gallery(self, gallery: str) -> None: ...
+
+    def galleries(self) -> list[str]: ...
+
+    def get_identity(self, gallery: str, key: str) -> Identity: ...
+
+    def find_identity(self, gallery: str, key: str) -> Identity | None: ...
+
+    def list_identities(self, gallery: str) -> list[Identity]: ...
+
+    def samples(self, identity_id: str) -> list[Sample]: ...
+
+    def enroll(
+        self,
+        gallery: str,
+        name: str,
+        samples: Sequence[NewSample],
+        consent: Consent | None,
+        metadata: dict[str, Any] | None = None,
+    ) -> tuple[Identity, list[str]]: ...
+
+    def add_consent(self, gallery: str, key: str, consent: Consent) -> Identity: ...
+
+    def rename(self, gallery: str, key: str, new_name: str) -> Identity: ...
+
+    def delete(self, gallery: str, key: str) -> DeletionReceipt: ...
+
+    def import_identities(
+        self,
+        gallery: str,
+        items: Sequence[tuple[Identity, list[Sample]]],
+        on_conflict: str = "error",
+    ) -> tuple[int, int]: ...
+
+    def search(
+        self, gallery: str, model: str, vectors: NDArray[np.float32], k: int
+    ) -> list[list[Candidate]]: ...
+
+    def searchable_size(self, gallery: str, model: str) -> tuple[int, int]: ...
+
+
+class SqlStore:
+    """The gallery rules over SQL; subclasses give the connection, dialect and search."""
+
+    clock: Callable[[], datetime]
+    location: str
+
+    def __init__(self, clock: Callable[[], datetime], ann: AnnConfig) -> None:
+        self.clock = clock
+        self.ann = ann
+        self._matrices: dict[tuple[str, str], SearchMatrix] = {}
+        self._matrix_lock = threading.Lock()
+
+    # -- what a store supplies ----------------------------------------------------------------
+
+    def _read(self) -> AbstractContextManager[Db]:
+        raise NotImplementedError
+
+    def transaction(self, bump: bool = True) -> AbstractContextManager[Db]:
+        """One atomic write transaction; writers are serialised across processes. ``bump``
+        advances the generation, telling every reader's search state that gallery content
+        changed (not needed for keys and audit records)."""
+        raise NotImplementedError
+
+    def _emb_param(self, e: NDArray[np.float32]) -> Any:
+        raise NotImplementedError
+
+    def _emb_value(self, stored: Any, dim: int) -> NDArray[np.float32]:
+        raise NotImplementedError
+
+    def _is_unique_violation(self, e: BaseException) -> bool:
+        raise NotImplementedError
+
+    def generation(self) -> int:
+        with self._read() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0])
+
+    def schema_version(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _ann_search(
+        self, gallery: str, model: str, vectors: NDArray[np.float32], k: int, start: bool
+    ) -> list[list[Candidate]] | None:
+        """Approximate search when this gallery is large (``start``: it has just been found
+        large); None means search exactly."""
+        return None
+
+    # -- shared -------------------------------------------------------------------------------
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _now(self) -> str:
+        return iso(self.clock())
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query (``?`` placeholders)."""
+        with self._read() as db:
+            return [tuple(r) for r in db.execute(sql, params).fetchall()]
+
+    def ensure_gallery(self, gallery: str) -> None:
+        if not gallery or not gallery.strip():
+            raise ValueError("a gallery needs a name")
+        with self._read() as db:
+            exists = db.execute("SELECT 1 FROM galleries WHERE name = ?", (gallery,)).fetchone()
+        if not exists:
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT INTO galleries(name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (gallery, self._now()),
+                )
+
+    def galleries(self) -> list[str]:
+        with self._read() as db:
+            return [r[0] for r in db.execute("SELECT name FROM galleries ORDER BY name")]
+
+    # -- identities -------------------------------------------------------------------------
+
+    @staticmethod
+    def _consents(db: Db, identity_id: str) -> tuple[Consent, ...]:
+        rows = db.execute(
+            "SELECT id, purpose, granted_by, granted_at, expires_at, recorded_by FROM consents "
+            "WHERE identity_id = ? ORDER BY id",
+            (identity_id,),
+        ).fetchall()
+        return tuple(
+            Consent(
+                id=r[0],
+                purpose=r[1],
+                granted_by=r[2],
+                granted_at=r[3],
+                expires_at=r[4],
+                recorded_by=r[5],
+            )
+            for r in rows
+        )
+
+    def _identity(self, db: Db, row: Sequence[Any]) -> Identity:
+        iid = row[0]
+        count = db.execute("SELECT count(*) FROM samples WHERE identity_id = ?", (iid,)).fetchone()[
+            0
+        ]
+        return Identity(
+            id=iid,
+            gallery=row[1],
+            name=row[2],
+            metadata=json.loads(row[3]),
+            created_at=row[4],
+            updated_at=row[5],
+            sample_count=int(count),
+            consents=self._consents(db, iid),
+        )
+
+    _IDENTITY_COLS = "id, gallery, name, metadata, created_at, updated_at"
+
+    def _get(self, db: Db, gallery: str, key: str) -> Identity:
+        row = db.execute(
+            f"SELECT {self._IDENTITY_COLS} FROM identities WHERE gallery = ? "
+            "AND (id = ? OR name = ?) ORDER BY (id = ?) DESC LIMIT 1",
+            (gallery, key, key, key),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError("identity", key)
+        return self._identity(db, row)
+
+    def get_identity(self, gallery: str, key: str) -> Identity:
+        """By id or by name; ``NotFoundError`` otherwise."""
+        with self._read() as db:
+            return self._get(db, gallery, key)
+
+    def find_identity(self, gallery: str, key: str) -> Identity | None:
+        try:
+            return self.get_identity(gallery, key)
+        except NotFoundError:
+            return None
+
+    def list_identities(self, gallery: str) -> list[Identity]:
+        with self._read() as db:
+            rows = db.execute(
+                f"SELECT {self._IDENTITY_COLS} FROM identities WHERE gallery = ? ORDER BY name",
+                (gallery,),
+            ).fetchall()
+            return [self._identity(db, r) for r in rows]
+
+    def samples(self, identity_id: str) -> list[Sample]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT id, identity_id, model, dim, embedding, quality, image_sha256, box, "
+                "created_at FROM samples WHERE identity_id = ? ORDER BY created_at, id",
+                (identity_id,),
+            ).fetchall()
+        return [
+            Sample(
+                id=r[0],
+                identity_id=r[1],
+                model=r[2],
+                embedding=self._emb_value(r[4], r[3]),
+                quality=json.loads(r[5]),
+                image_sha256=r[6],
+                box=tuple(json.loads(r[7])) if r[7] else None,
+                created_at=r[8],
+            )
+            for r in rows
+        ]
+
+    _SAMPLE_INSERT = (
+        "INSERT INTO samples(id, identity_id, model, dim, embedding, quality, image_sha256, box, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+    def _sample_row(
+        self, sid: str, identity_id: str, s: NewSample | Sample, box: Any, created_at: str
+    ) -> tuple[Any, ...]:
+        return (
+            sid,
+            identity_id,
+            s.model,
+            int(s.embedding.size),
+            self._emb_param(s.embedding),
+            json.dumps(s.quality, sort_keys=True),
+            s.image_sha256,
+            json.dumps(box) if box else None,
+            created_at,
+        )
+
+    def _insert_samples(
+        self, db: Db, identity_id: str, samples: Sequence[NewSample], now: str
+    ) -> list[str]:
+        """Insert samples not already stored for this identity (same image and model)."""
+        have = {
+            (r[0], r[1])
+            for r in db.execute(
+                "SELECT image_sha256, model FROM samples WHERE identity_id = ?", (identity_id,)
+            )
+        }
+        ids = []
+        for s in samples:
+            if (s.image_sha256, s.model) in have:
+                continue
+            have.add((s.image_sha256, s.model))
+            sid = uuid.uuid4().hex
+            box = [round(float(v), 2) for v in s.box] if s.box else None
+            db.execute(self._SAMPLE_INSERT, self._sample_row(sid, identity_id, s, box, now))
+            ids.append(sid)
+        return ids
+
+    @staticmethod
+    def _insert_consent(db: Db, identity_id: str, c: Consent) -> None:
+        db.execute(
+            "INSERT INTO consents(identity_id, purpose, granted_by, granted_at, expires_at, "
+            "recorded_by) VALUES (?, ?, ?, ?, ?, ?)",
+            (identity_id, c.purpose, c.granted_by, c.granted_at, c.expires_at, c.recorded_by),
+        )
+
+    def enroll(
+        self,
+        gallery: str,
+        name: str,
+        samples: Sequence[NewSample],
+        consent: Consent | None,
+        metadata: dict[str, Any] | None = None,
+    ) -> tuple[Identity, list[str]]:
+        """Create the identity (or add to the one of that name), with its samples and consent,
+        in one transaction. Returns the identity and the ids of the samples added.
+
+        Consent rules are the caller's (``Gallery``) to enforce; this only stores.
+        """
+        self.ensure_gallery(gallery)
+        now = self._now()
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT id, metadata FROM identities WHERE gallery = ? AND name = ?",
+                (gallery, name),
+            ).fetchone()
+            if row is None:
+                iid = uuid.uuid4().hex
+                db.execute(
+                    "INSERT INTO identities(id, gallery, name, metadata, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (iid, gallery, name, json.dumps(metadata or {}, sort_keys=True), now, now),
+                )
+            else:
+                iid = row[0]
+                if metadata:
+                    old = json.loads(row[1])
+                    old.update(metadata)
+                    db.execute(
+                        "UPDATE identities SET metadata = ? WHERE id = ?",
+                        (json.dumps(old, sort_keys=True), iid),
+                    )
+            if consent is not None:
+                self._insert_consent(db, iid, consent)
+            added = self._insert_samples(db, iid, samples, now)
+            db.execute("UPDATE identities SET updated_at = ? WHERE id = ?", (now, iid))
+            ident = self._get(db, gallery, iid)
+        return ident, added
+
+    def add_consent(self, gallery: str, key: str, consent: Consent) -> Identity:
+        with self.transaction() as db:
+            ident = self._get(db, gallery, key)
+            self._insert_consent(db, ident.id, consent)
+            db.execute("UPDATE identities SET updated_at = ? WHERE id = ?", (self._now(), ident.id))
+            return self._get(db, gallery, ident.id)
+
+    def rename(self, gallery: str, key: str, new_name: str) -> Identity:
+        new_name = new_name.strip()
+        if not new_name:
+            raise ValueError("the new name is empty")
+        try:
+            with self.transaction() as db:
+                ident = self._get(db, gallery, key)
+                db.execute(
+                    "UPDATE identities SET name = ?, updated_at = ? WHERE id = ?",
+                    (new_name, self._now(), ident.id),
+                )
+                return self._get(db, gallery, ident.id)
+        except Exception as e:
+            if self._is_unique_violation(e):
+                raise ConflictError(
+                    f"an identity named {new_name!r} already exists in gallery {gallery!r}"
+                ) from None
+            raise
+
+    def delete(self, gallery: str, key: str) -> DeletionReceipt:
+        """Erase the identity, every sample and every consent record of it."""
+        with self.transaction() as db:
+            ident = self._get(db, gallery, key)
+            ns = db.execute("DELETE FROM samples WHERE identity_id = ?", (ident.id,)).rowcount
+            nc = db.execute("DELETE FROM consents WHERE identity_id = ?", (ident.id,)).rowcount
+            db.execute("DELETE FROM identities WHERE id = ?", (ident.id,))
+        return DeletionReceipt(
+            identity_id=ident.id,
+            name=ident.name,
+            gallery=gallery,
+            samples_deleted=ns,
+            consents_deleted=nc,
+            deleted_at=self._now(),
+        )
+
+    # -- search -----------------------------------------------------------------------------
+
+    _SEARCHABLE = """
+        FROM identities i
+        JOIN (SELECT identity_id,
+                     MAX(CASE WHEN expires_at IS NULL THEN '9999' ELSE expires_at END) AS until
+              FROM consents
+              WHERE expires_at IS NULL OR expires_at > ?
+              GROUP BY identity_id) c ON c.identity_id = i.id
+        JOIN samples s ON s.identity_id = i.id
+        WHERE i.gallery = ? AND s.model = ?
+    """
+
+    def search_matrix(self, gallery: str, model: str) -> SearchMatrix:
+        """Samples of ``model`` of the identities that may be searched now (valid consent)."""
+        now = self._now()
+        with self._read() as db:
+            gen = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            rows = db.execute(
+                f"SELECT i.id, i.name, s.dim, s.embedding, c.until {self._SEARCHABLE} "
+                "ORDER BY i.id, s.id",
+                (now, gallery, model),
+            ).fetchall()
+        ids: list[str] = []
+        names: list[str] = []
+        owner = np.empty(len(rows), np.int64)
+        dim = rows[0][2] if rows else 0
+        vectors = np.empty((len(rows), dim), np.float32)
+        until: str | None = None
+        for j, (iid, name, d, stored, u) in enumerate(rows):
+            if d != dim:
+                raise GalleryFormatError(f"model {model!r} has samples of {d} and {dim} values")
+            if not ids or ids[-1] != iid:
+                ids.append(iid)
+                names.append(name)
+                if u != "9999" and (until is None or u < until):
+                    until = u
+            owner[j] = len(ids) - 1
+            vectors[j] = self._emb_value(stored, dim)
+        vectors.setflags(write=False)
+        return SearchMatrix(tuple(ids), tuple(names), owner, vectors, gen, until)
+
+    def _matrix(self, gallery: str, model: str) -> SearchMatrix:
+        """The cached exact-search matrix, reloaded when the store or a consent changed."""
+        gen = self.generation()
+        now = self._now()
+        with self._matrix_lock:
+            m = self._matrices.get((gallery, model))
+            if m is None or m.generation != gen or (m.valid_until and m.valid_until <= now):
+                m = self.search_matrix(gallery, model)
+                self._matrices[(gallery, model)] = m
+            return m
+
+    def search(
+        self, gallery: str, model: str, vectors: NDArray[np.float32], k: int
+    ) -> list[list[Candidate]]:
+        """Per probe row, the ``k`` most similar searchable identities (best sample each).
+
+        Exact below ``ann.min_samples`` samples of the model in the gallery, approximate
+        (and verified against the store) above.
+        """
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        vectors = np.atleast_2d(np.asarray(vectors, np.float32))
+        if len(vectors) == 0:
+            return []
+        found = self._ann_search(gallery, model, vectors, k, start=False)
+        if found is not None:
+            return found
+        m = self._matrix(gallery, model)
+        if m.vectors.shape[1] and m.vectors.shape[1] != vectors.shape[1]:
+            raise GalleryFormatError(
+                f"probes have {vectors.shape[1]} values, the gallery's {model!r} samples "
+                f"{m.vectors.shape[1]}"
+            )
+        if len(m.owner) >= self.ann.min_samples:
+            found = self._ann_search(gallery, model, vectors, k, start=True)
+            if found is not None:
+                with self._matrix_lock:
+                    self._matrices.pop((gallery, model), None)
+                return found
+        return exact_search(m, vectors, k)
+
+    def searchable_size(self, gallery: str, model: str) -> tuple[int, int]:
+        """(identities, samples) that search would consider now for ``model``."""
+        with self._read() as db:
+            row = db.execute(
+                f"SELECT count(DISTINCT i.id), count(*) {self._SEARCHABLE}",
+                (self._now(), gallery, model),
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
+    # -- export / import --------------------------------------------------------------------
+
+    def import_identities(
+        self,
+        gallery: str,
+        items: Sequence[tuple[Identity, list[Sample]]],
+        on_conflict: str = "error",
+    ) -> tuple[int, int]:
+        """Insert identities with their ids, consents and samples in one transaction.
+
+        ``on_conflict``: ``"error"`` (nothing is written if any id or name exists) or
+        ``"skip"`` (existing ones are left as they are). Returns (imported, skipped).
+        """
+        if on_conflict not in ("error", "skip"):
+            raise ValueError(f"on_conflict must be 'error' or 'skip', got {on_conflict!r}")
+        self.ensure_gallery(gallery)
+        imported = skipped = 0
+        with self.transaction() as db:
+            for ident, samples in items:
+                clash = db.execute(
+                    "SELECT id, gallery, name FROM identities WHERE id = ? OR "
+                    "(gallery = ? AND name = ?)",
+                    (ident.id, gallery, ident.name),
+                ).fetchone()
+                taken = (
+                    [
+                        r[0]
+                        for r in db.execute(
+                            f"SELECT id FROM samples WHERE id IN ({','.join('?' * len(samples))})",
+                            [s.id for s in samples],
+                        )
+                    ]
+                    if samples
+                    else []
+                )
+                if clash or taken:
+                    if on_conflict == "skip":
+                        skipped += 1
+                        continue
+                    if clash:
+                        raise ConflictError(
+                            f"identity {ident.name!r} ({ident.id}) already exists as "
+                            f"{clash[2]!r} ({clash[0]}) in gallery {clash[1]!r}; "
+                            "nothing imported"
+                        )
+                    raise ConflictError(
+                        f"sample {taken[0]} of {ident.name!r} is already stored; nothing imported"
+                    )
+                db.execute(
+                    "INSERT INTO identities(id, gallery, name, metadata, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        ident.id,
+                        gallery,
+                        ident.name,
+                        json.dumps(ident.metadata, sort_keys=True),
+                        ident.created_at,
+                        ident.updated_at,
+                    ),
+                )
+                for c in ident.consents:
+                    self._insert_consent(db, ident.id, c)
+                for s in samples:
+                    db.execute(
+                        self._SAMPLE_INSERT,
+                        self._sample_row(
+                            s.id, ident.id, s, list(s.box) if s.box else None, s.created_at
+                        ),
+                    )
+                imported += 1
+        return imported, skipped
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,37 @@
+"""Opening a store by its location: an SQLite file path, or a PostgreSQL URL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from facelens.gallery.ann import AnnConfig
+from facelens.gallery.sql import GalleryStore
+
+__all__ = ["is_postgres_url", "open_store"]
+
+
+def is_postgres_url(location: str | Path) -> bool:
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(
+    location: str | Path,
+    clock: Callable[[], datetime] | None = None,
+    ann: AnnConfig | None = None,
+) -> GalleryStore:
+    """``postgresql://user@host/db`` (PostgreSQL + pgvector) or a path (SQLite, the default).
+
+    Example:
+        >>> import tempfile, os
+        >>> open_store(os.path.join(tempfile.mkdtemp(), "g.db")).galleries()
+        []
+    """
+    if is_postgres_url(location):
+        from facelens.gallery.postgres import PostgresStore
+
+        return PostgresStore(str(location), clock=clock, ann=ann)
+    from facelens.gallery.sqlite import SqliteStore
+
+    return SqliteStore(location, clock=clock, ann=ann)

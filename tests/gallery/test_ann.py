@@ -1,0 +1,143 @@
+"""The embedded store's approximate index: exact below a size, HNSW above it, kept in step
+incrementally, persisted, and never able to return a deleted identity."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facelens import Embeddings, Gallery
+from facelens.gallery import AnnConfig, Consent, NewSample, SqliteStore
+from facelens.gallery.ann import HnswIndex
+from facelens.gallery.records import Identity, Sample
+
+MODEL = "dlib_resnet_v1"
+CFG = AnnConfig(min_samples=400, m=16, save_every=10**9)
+NOW = "2026-01-01T00:00:00+00:00"
+
+
+def vectors(n: int, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, 128)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def fill(store: SqliteStore, v: np.ndarray, start: int = 0) -> None:
+    """Import ``len(v)`` identities P<start>... with one sample each, in one transaction."""
+    items = []
+    for j, e in enumerate(v, start):
+        c = Consent(purpose="p", granted_by="x", granted_at=NOW)
+        ident = Identity(f"id{j:06d}", "default", f"P{j:06d}", {}, NOW, NOW, 1, (c,))
+        items.append((ident, [Sample(f"s{j:06d}", ident.id, MODEL, e, {}, f"{j:064x}", None, NOW)]))
+    store.import_identities("default", items)
+
+
+def top1(g: Gallery, v: np.ndarray) -> list[str]:
+    return [c[0].name if c else "" for c in g.search(Embeddings(v, MODEL), k=1)]
+
+
+def test_small_galleries_are_searched_exactly(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "g.db", ann=CFG)
+    v = vectors(300)
+    fill(store, v)
+    assert top1(Gallery(store), v[:50]) == [f"P{j:06d}" for j in range(50)]
+    assert store.index_info("default", MODEL) is None
+    assert not store.ann_folder.exists()
+    store.close()
+
+
+def test_the_index_is_built_updated_and_persisted(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    store = SqliteStore(path, ann=CFG)
+    g = Gallery(store)
+    v = vectors(600)
+    fill(store, v)
+    assert top1(g, v) == [f"P{j:06d}" for j in range(600)]  # recall 1.0 at this size
+    info = store.index_info("default", MODEL)
+    assert info is not None and info["samples"] == 600
+    # enrolment and deletion update it in place (no rebuild: the dead node stays)
+    new = vectors(1, seed=7)
+    g.enroll("Newcomer", [NewSample(new[0], MODEL, {}, "n" * 64)], Consent("p", "x", NOW))
+    assert top1(g, new) == ["Newcomer"]
+    g.delete("P000005")
+    assert top1(g, v[5:6]) != ["P000005"]
+    assert store.index_info("default", MODEL) == {
+        "samples": 600,
+        "nodes": 601,
+        "generation": store.generation(),
+        "dead_fraction": pytest.approx(1 / 601, abs=1e-4),
+    }
+    store.close()  # saves
+    files = sorted(p.name for p in store.ann_folder.iterdir())
+    assert any(f.endswith(".faiss") for f in files) and any(f.endswith(".json") for f in files)
+    # a new process loads it (601 nodes: loaded, not rebuilt) and catches up with changes
+    other = SqliteStore(path, ann=CFG)
+    Gallery(other).delete("P000006")
+    other.close()
+    again = SqliteStore(path, ann=CFG)
+    found = top1(Gallery(again), v[6:8])
+    assert found[0] != "P000006" and found[1] == "P000007"
+    assert again.index_info("default", MODEL)["nodes"] == 601  # type: ignore[index]
+    again.close()
+
+
+def test_a_stale_index_never_returns_a_deleted_identity(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    store = SqliteStore(path, ann=CFG)
+    v = vectors(500)
+    fill(store, v)
+    assert top1(Gallery(store), v[:1]) == ["P000000"]
+    store.close()
+    old = tmp_path / "old.ann"
+    shutil.copytree(store.ann_folder, old)
+    # erase P000000 with a store that knows nothing of the index
+    plain = SqliteStore(path, ann=AnnConfig(min_samples=10**9))
+    Gallery(plain).delete("P000000")
+    generation = plain.generation()
+    plain.close()
+    # put back the index from before the erasure, and make it claim to be up to date
+    shutil.rmtree(store.ann_folder)
+    shutil.copytree(old, store.ann_folder)
+    meta = next(store.ann_folder.glob("*.json"))
+    doc = json.loads(meta.read_text())
+    doc["generation"] = generation
+    meta.write_text(json.dumps(doc))
+    reopened = SqliteStore(path, ann=CFG)
+    found = Gallery(reopened).search(Embeddings(v[:1], MODEL), k=5)[0]
+    assert found and all(c.name != "P000000" for c in found)
+    assert len(found) == 5  # the graph was asked again for enough live candidates
+    reopened.close()
+
+
+def test_an_index_of_another_file_is_not_used(tmp_path: Path) -> None:
+    a = SqliteStore(tmp_path / "a.db", ann=CFG)
+    fill(a, vectors(450))
+    Gallery(a).search(Embeddings(vectors(1, 9), MODEL))
+    a.close()
+    b = SqliteStore(tmp_path / "b.db", ann=CFG)
+    fill(b, vectors(450, seed=3))
+    shutil.copytree(a.ann_folder, b.ann_folder)  # someone copied the wrong folder
+    assert HnswIndex.load(b.ann_folder, "default", MODEL, b.store_id, CFG) is None
+    w = vectors(450, seed=3)
+    assert top1(Gallery(b), w[:20]) == [f"P{j:06d}" for j in range(20)]
+    b.close()
+
+
+def test_shrinking_and_heavy_deletion(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "g.db", ann=CFG)
+    g = Gallery(store)
+    v = vectors(500)
+    fill(store, v)
+    top1(g, v[:1])
+    for j in range(150):  # 30 % dead: the graph is rebuilt without them
+        store.delete("default", f"P{j:06d}")
+    assert top1(g, v[150:160]) == [f"P{j:06d}" for j in range(150, 160)]
+    assert store.index_info("default", MODEL)["nodes"] == 350  # type: ignore[index]
+    for j in range(150, 360):  # below half the threshold: back to exact search
+        store.delete("default", f"P{j:06d}")
+    assert top1(g, v[360:370]) == [f"P{j:06d}" for j in range(360, 370)]
+    assert store.index_info("default", MODEL) is None
+    store.close()

@@ -1,0 +1,345 @@
+"""The gallery contract, run unchanged against every store: SQLite and PostgreSQL + pgvector,
+each searched exactly and through its approximate index (``min_samples=0`` forces it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facelens import ConflictError, ConsentError, Embeddings, Gallery, NotFoundError
+from facelens.errors import GalleryFormatError
+from facelens.gallery import AnnConfig, Consent, NewSample, export_gallery, import_gallery
+from facelens.gallery.stores import is_postgres_url, open_store
+
+MODEL = "dlib_resnet_v1"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+EXACT = AnnConfig(min_samples=10**9)
+APPROX = AnnConfig(min_samples=0, m=16)
+
+
+class Clock:
+    def __init__(self, t: datetime) -> None:
+        self.t = t
+
+    def __call__(self) -> datetime:
+        return self.t
+
+
+def unit(seed: int, dim: int = 128) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def sample(seed: int, model: str = MODEL) -> NewSample:
+    return NewSample(
+        embedding=unit(seed),
+        model=model,
+        quality={"inter_eye_px": 40.0},
+        image_sha256=f"{seed:064x}",
+        box=(0.0, 0.0, 10.0, 10.0),
+    )
+
+
+def consent(expires: datetime | None = None) -> Consent:
+    return Consent(
+        purpose="building access",
+        granted_by="the person",
+        granted_at=T0.isoformat(),
+        expires_at=expires.isoformat() if expires else None,
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0 + timedelta(days=1))
+
+
+@pytest.fixture(params=["exact", "approximate"])
+def ann(request: pytest.FixtureRequest) -> AnnConfig:
+    return EXACT if request.param == "exact" else APPROX
+
+
+@pytest.fixture
+def gallery(store_location: str, clock: Clock, ann: AnnConfig) -> Iterator[Gallery]:
+    g = Gallery(open_store(store_location, clock=clock, ann=ann), clock=clock)
+    yield g
+    g.close()
+
+
+def probe(seed: int) -> Embeddings:
+    return Embeddings(unit(seed)[None], MODEL)
+
+
+def test_enrolment_without_consent_is_refused_and_writes_nothing(gallery: Gallery) -> None:
+    with pytest.raises(ConsentError, match="no consent record"):
+        gallery.enroll("Ann", [sample(1)])
+    assert gallery.identities() == []
+
+
+def test_enrol_then_add_samples_under_the_same_consent(gallery: Gallery) -> None:
+    r = gallery.enroll("Ann", [sample(1), sample(2)], consent(), metadata={"team": "a"})
+    assert r.created and len(r.added) == 2 and r.identity.sample_count == 2
+    r2 = gallery.enroll("Ann", [sample(3), sample(1)])  # sample(1) again: a duplicate image
+    assert not r2.created and len(r2.added) == 1 and r2.duplicates == 1
+    ident = gallery.get("Ann")
+    assert ident.sample_count == 3 and ident.metadata == {"team": "a"}
+    assert gallery.get(ident.id).name == "Ann"  # by id as well as by name
+    assert ident.consents[0].purpose == "building access"
+    stored = gallery.samples("Ann")
+    assert [s.quality for s in stored] == [{"inter_eye_px": 40.0}] * 3
+    assert stored[0].box == (0.0, 0.0, 10.0, 10.0)
+    # embeddings come back bit for bit
+    assert {s.embedding.tobytes() for s in stored} == {unit(i).tobytes() for i in (1, 2, 3)}
+
+
+def test_expired_consent_blocks_enrolment_and_search(gallery: Gallery, clock: Clock) -> None:
+    gallery.enroll("Ann", [sample(1)], consent(expires=T0 + timedelta(days=10)))
+    gallery.enroll("Bob", [sample(2)], consent())
+    assert gallery.identify(probe(1), 0.9)[0].identity.name == "Ann"  # type: ignore[union-attr]
+    clock.t = T0 + timedelta(days=11)
+    res = gallery.identify(probe(1), 0.9)[0]
+    assert res.identity is None  # lapsed: no longer searchable
+    assert [c.name for c in res.candidates] == ["Bob"]
+    with pytest.raises(ConsentError, match="no consent valid now"):
+        gallery.enroll("Ann", [sample(3)])
+    gallery.add_consent(
+        "Ann", Consent(purpose="renewed", granted_by="Ann", granted_at=clock.t.isoformat())
+    )
+    assert gallery.identify(probe(1), 0.9)[0].identity.name == "Ann"  # type: ignore[union-attr]
+
+
+def test_search_is_open_set_with_ranked_candidates(gallery: Gallery) -> None:
+    for i, name in enumerate(["Ann", "Bob", "Cat"]):
+        gallery.enroll(name, [sample(10 * i), sample(10 * i + 1)], consent())
+    probes = Embeddings(np.stack([unit(11), unit(999)]), MODEL)
+    res = gallery.identify(probes, threshold=0.9, k=2)
+    assert res[0].identity.name == "Bob"  # type: ignore[union-attr]
+    assert res[0].candidates[0].score == pytest.approx(1.0, abs=1e-5)
+    assert len(res[0].candidates) == 2 and res[0].candidates[1].score < 0.9
+    assert res[1].identity is None and len(res[1].candidates) == 2
+    # the best sample counts for each identity; scores agree with the dot product
+    cands = gallery.search(Embeddings(unit(999)[None], MODEL), k=3)[0]
+    expected = {
+        name: max(float(unit(999) @ unit(s)) for s in (10 * i, 10 * i + 1))
+        for i, name in enumerate(["Ann", "Bob", "Cat"])
+    }
+    assert [c.name for c in cands] == sorted(expected, key=lambda n: -expected[n])
+    for c in cands:
+        assert c.score == pytest.approx(expected[c.name], abs=1e-5)
+
+
+def test_search_keeps_models_and_galleries_apart(gallery: Gallery) -> None:
+    gallery.enroll("Ann", [sample(1, model="other_model")], consent())
+    other = Gallery(gallery.store, "elsewhere")
+    other.enroll("Zed", [sample(1)], consent())
+    assert gallery.search(probe(1)) == [[]]
+    assert gallery.search_size("other_model") == (1, 1)
+    assert other.search(probe(1))[0][0].name == "Zed"
+    assert gallery.store.galleries() == ["default", "elsewhere"]
+
+
+def test_rename_and_conflicts(gallery: Gallery) -> None:
+    gallery.enroll("Ann", [sample(1)], consent())
+    gallery.enroll("Bob", [sample(2)], consent())
+    assert gallery.rename("Ann", "Anna").name == "Anna"
+    with pytest.raises(ConflictError, match="'Bob' already exists"):
+        gallery.rename("Anna", "Bob")
+    with pytest.raises(NotFoundError, match="no identity 'Ann'"):
+        gallery.get("Ann")
+    assert [i.name for i in gallery.identities()] == ["Anna", "Bob"]
+    assert gallery.search(probe(1))[0][0].name == "Anna"
+
+
+def test_delete_erases_every_sample_and_consent(gallery: Gallery) -> None:
+    ann = gallery.enroll("Ann", [sample(1), sample(2)], consent()).identity
+    gallery.enroll("Bob", [sample(3)], consent())
+    assert gallery.identify(probe(1), 0.9)[0].identity.name == "Ann"  # type: ignore[union-attr]
+    receipt = gallery.delete("Ann")
+    assert (receipt.samples_deleted, receipt.consents_deleted) == (2, 1)
+    res = gallery.identify(probe(1), 0.9)[0]
+    assert res.identity is None and [c.name for c in res.candidates] == ["Bob"]
+    for table, col in (
+        ("samples", "identity_id"),
+        ("consents", "identity_id"),
+        ("identities", "id"),
+    ):
+        rows = gallery.store.fetch(f"SELECT count(*) FROM {table} WHERE {col} = ?", (ann.id,))
+        assert rows[0][0] == 0
+    with pytest.raises(NotFoundError):
+        gallery.delete("Ann")
+
+
+def test_a_second_view_of_the_store_sees_changes(
+    store_location: str, clock: Clock, ann: AnnConfig
+) -> None:
+    a = Gallery(open_store(store_location, clock=clock, ann=ann), clock=clock)
+    b = Gallery(open_store(store_location, clock=clock, ann=ann), clock=clock)
+    assert b.identify(probe(1), 0.9)[0].identity is None
+    a.enroll("Ann", [sample(1)], consent())
+    assert b.identify(probe(1), 0.9)[0].identity.name == "Ann"  # type: ignore[union-attr]
+    a.delete("Ann")
+    assert b.identify(probe(1), 0.9)[0].identity is None  # no stale cache or index
+    a.enroll("Ann", [sample(5)], consent())  # a new Ann, with another face
+    res = b.identify(probe(1), 0.9)[0]
+    assert res.identity is None and res.candidates[0].score < 0.5
+    a.close()
+    b.close()
+
+
+def test_move_a_gallery_to_the_other_store_and_back(
+    gallery: Gallery, tmp_path: Path, clock: Clock, request: pytest.FixtureRequest
+) -> None:
+    gallery.enroll(
+        "Ann", [sample(1), sample(2)], consent(T0 + timedelta(days=100)), metadata={"badge": "17"}
+    )
+    gallery.enroll("Bob", [sample(3)], consent())
+    gallery.add_consent(
+        "Bob", Consent(purpose="second", granted_by="Bob", granted_at=T0.isoformat())
+    )
+    out = tmp_path / "export.json"
+    assert export_gallery(gallery, out) == 2
+    doc = json.loads(out.read_text())
+    assert doc["format"] == "facelens-gallery"
+    assert all(
+        "image" not in s and "photo" not in s for i in doc["identities"] for s in i["samples"]
+    )
+    # into the other kind of store
+    if is_postgres_url(gallery.store.location):
+        target_location = str(tmp_path / "moved.db")
+    else:
+        target_location = str(request.getfixturevalue("pg_url"))
+    other = Gallery(open_store(target_location, clock=clock), clock=clock)
+    assert import_gallery(other, out) == (2, 0)
+    for name in ("Ann", "Bob"):
+        a, b = gallery.get(name), other.get(name)
+        assert (a.id, a.name, a.metadata, a.created_at, a.updated_at) == (
+            b.id,
+            b.name,
+            b.metadata,
+            b.created_at,
+            b.updated_at,
+        )
+        assert [c.to_dict() | {"id": None} for c in a.consents] == [
+            c.to_dict() | {"id": None} for c in b.consents
+        ]
+        sa, sb = gallery.samples(name), other.samples(name)
+        assert [(s.id, s.model, s.quality, s.image_sha256, s.box, s.created_at) for s in sa] == [
+            (s.id, s.model, s.quality, s.image_sha256, s.box, s.created_at) for s in sb
+        ]
+        assert all(np.array_equal(x.embedding, y.embedding) for x, y in zip(sa, sb, strict=True))
+    assert other.identify(probe(2), 0.9)[0].identity.name == "Ann"  # type: ignore[union-attr]
+    # importing again conflicts as a whole, or skips when asked
+    with pytest.raises(ConflictError, match="nothing imported"):
+        import_gallery(other, out)
+    assert import_gallery(other, out, on_conflict="skip") == (0, 2)
+    other.close()
+
+
+def test_import_is_all_or_nothing(gallery: Gallery, tmp_path: Path) -> None:
+    gallery.enroll("Ann", [sample(1)], consent())
+    gallery.enroll("Bob", [sample(2)], consent())
+    out = tmp_path / "export.json"
+    export_gallery(gallery, out)
+    target = Gallery(gallery.store, "target")
+    target.enroll("Bob", [sample(7)], consent())  # clashes with the second identity by name
+    doc = json.loads(out.read_text())
+    out.write_text(json.dumps(doc))
+    with pytest.raises(ConflictError, match="already"):  # same ids
+        import_gallery(target, out)
+    for ident in doc["identities"]:  # new ids: then only Bob's name clashes
+        ident["id"] = ident["id"][::-1]
+        for s in ident["samples"]:
+            s["id"] = s["id"][::-1]
+    out.write_text(json.dumps(doc))
+    with pytest.raises(ConflictError, match="'Bob'"):
+        import_gallery(target, out)
+    assert [i.name for i in target.identities()] == ["Bob"]  # Ann was not half-imported
+    doc["identities"][1]["samples"][0]["embedding"] = "AAAA"
+    out.write_text(json.dumps(doc))
+    with pytest.raises(GalleryFormatError, match="identity #2, sample #1"):
+        import_gallery(Gallery(gallery.store, "third"), out)
+    assert Gallery(gallery.store, "third").identities() == []
+
+
+def test_schema_is_versioned_and_migrations_run_once(store_location: str) -> None:
+    s = open_store(store_location)
+    version = s.schema_version()
+    assert version >= 1
+    s.close()
+    s2 = open_store(store_location)  # reopening migrates nothing
+    assert s2.schema_version() == version and s2.galleries() == []
+    s2.close()
+
+
+RACER = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from facelens.errors import NotFoundError
+    from facelens.gallery import Consent, Gallery, NewSample
+    from facelens.gallery.stores import open_store
+
+    location, who, action, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    g = Gallery(open_store(location))
+    c = Consent(purpose="p", granted_by="x", granted_at="2026-01-01T00:00:00+00:00")
+    done = 0
+    for i in range(n):
+        name = f"P{i:03d}"
+        if action == "enroll":
+            v = np.random.default_rng(1000 * who + i).normal(size=128).astype(np.float32)
+            s = NewSample(v / np.linalg.norm(v), "dlib_resnet_v1", {}, f"{who}-{i}".ljust(64, "0"))
+            g.enroll(name, [s], c)
+            done += 1
+        else:
+            try:
+                g.delete(name)
+                done += 1
+            except NotFoundError:
+                pass
+    g.close()
+    print(json.dumps({"done": done}))
+    """
+)
+
+
+def _race(location: str, action: str, n: int) -> list[int]:
+    env = dict(os.environ)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, location, str(who), action, str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for who in (1, 2)
+    ]
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=180)
+        assert p.returncode == 0, stderr
+        out.append(json.loads(stdout)["done"])
+    return out
+
+
+def test_racing_processes_lose_nothing_and_duplicate_nothing(store_location: str) -> None:
+    n = 40
+    assert _race(store_location, "enroll", n) == [n, n]
+    g = Gallery(open_store(store_location))
+    people = g.identities()
+    assert sorted(i.name for i in people) == [f"P{i:03d}" for i in range(n)]  # no duplicates
+    assert all(i.sample_count == 2 for i in people)  # nothing lost: one sample from each
+    assert sum(_race(store_location, "delete", n)) == n  # each deletion happened exactly once
+    assert g.identities() == []
+    assert g.store.fetch("SELECT count(*) FROM samples")[0][0] == 0
+    assert g.store.fetch("SELECT count(*) FROM consents")[0][0] == 0
+    g.close()
