@@ -144,6 +144,8 @@ def main() -> None:
         ("1280x720", hd, 1, None),
         ("1280x720", hd, 3, 640),
         ("1280x720", hd, 5, 640),
+        ("1280x720", hd, 8, 640),
+        ("1280x720", hd, 6, 480),
     ]
     rows = []
     for label, path, every, side in configs:

@@ -310,10 +310,13 @@ class SqliteStore(SqlStore):
 
     # -- approximate search -------------------------------------------------------------------
 
+    # CROSS JOIN fixes SQLite's join order (new sequence numbers first, then their sample and
+    # identity by primary key); left to itself the planner may walk the gallery's identities,
+    # which at 100,000 people costs 200 ms a search instead of 0.2 ms.
     _DELTA = """
         SELECT q.seq, s.dim, s.embedding FROM sample_seq q
-        JOIN samples s ON s.id = q.sample_id
-        JOIN identities i ON i.id = s.identity_id
+        CROSS JOIN samples s ON s.id = q.sample_id
+        CROSS JOIN identities i ON i.id = s.identity_id
         WHERE q.seq > ? AND i.gallery = ? AND s.model = ?
         ORDER BY q.seq
     """
@@ -399,8 +402,8 @@ class SqliteStore(SqlStore):
             rows = db.execute(
                 f"""
                 SELECT q.seq, i.id, i.name FROM sample_seq q
-                JOIN samples s ON s.id = q.sample_id
-                JOIN identities i ON i.id = s.identity_id
+                CROSS JOIN samples s ON s.id = q.sample_id
+                CROSS JOIN identities i ON i.id = s.identity_id
                 WHERE q.seq IN ({marks}) AND i.gallery = ? AND s.model = ?
                   AND EXISTS (SELECT 1 FROM consents c WHERE c.identity_id = i.id
                               AND (c.expires_at IS NULL OR c.expires_at > ?))
