@@ -379,13 +379,29 @@ class SqliteStore(SqlStore):
         self, ix: HnswIndex, gallery: str, model: str, probe: NDArray[np.float32], k: int
     ) -> list[Candidate]:
         """Candidates from the graph, checked against the store: the sample still exists, its
-        identity is in this gallery and has a consent valid now. Asks the graph for more when
-        too few survive."""
+        identity is in this gallery and has a consent valid now.
+
+        Candidates are checked best first, a few at a time, until no unchecked one can enter
+        the top ``k`` (its score is below the k-th identity's); when too few survive, the graph
+        is asked for more."""
         n = max(self.ann.candidates, 4 * k)
+        best: dict[str, tuple[str, float]] = {}
         while True:
             seqs, scores = ix.search(probe[None, :], min(n, max(ix.size, 1)))
-            found = {int(q): float(s) for q, s in zip(seqs[0], scores[0], strict=True) if q >= 0}
-            best = self._owners(gallery, model, found)
+            found = [(int(q), float(s)) for q, s in zip(seqs[0], scores[0], strict=True) if q >= 0]
+            best, i, step = {}, 0, 2 * k
+            while i < len(found):
+                for iid, (name, score) in self._owners(
+                    gallery, model, dict(found[i : i + step])
+                ).items():
+                    if iid not in best or score > best[iid][1]:
+                        best[iid] = (name, score)
+                i += step
+                step *= 2
+                if len(best) >= k and i < len(found):
+                    kth = sorted((v[1] for v in best.values()), reverse=True)[k - 1]
+                    if found[i][1] < kth:
+                        break
             if len(best) >= k or n >= ix.size:
                 break
             n *= 4
