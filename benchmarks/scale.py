@@ -188,6 +188,18 @@ def peer_ms(g: NDArray[np.float32], q: NDArray[np.float32]) -> list[float]:
     return ms
 
 
+def accuracy_and_latency(top: list[str], ms: list[float], exact: list[int]) -> dict[str, float]:
+    """p50/p99 of the searches, and how often their top identity is exact search's (all
+    probes; the first 500, the enrolled people's)."""
+    agree = [t == name(e) for t, e in zip(top, exact, strict=True)]
+    return {
+        "p50": pct(ms, 50),
+        "p99": pct(ms, 99),
+        "recall": float(np.mean(agree)),
+        "recall_mated": float(np.mean(agree[:500])),
+    }
+
+
 def search_all(store: Any, q: NDArray[np.float32]) -> tuple[list[str], list[float]]:
     # warm up (caches, the index's pages in memory), as a running service would be
     rng = np.random.default_rng(1)
@@ -229,12 +241,7 @@ def run_sqlite(
         "enrol_per_s": rate,
         "bulk_per_s": bulk,
         "build_s": build,
-        "p50": pct(ms, 50),
-        "p99": pct(ms, 99),
-        "recall": float(np.mean([t == name(e) for t, e in zip(top, exact, strict=True)])),
-        "recall_mated": float(
-            np.mean([t == name(e) for t, e in zip(top[:500], exact[:500], strict=True)])
-        ),
+        **accuracy_and_latency(top, ms, exact),
         "memory_mb": rss1 - rss0,
         "disk_mb": size_mb(path, Path(f"{path}-wal"), Path(f"{path}.ann")),
     }
@@ -335,12 +342,7 @@ def run_postgres(
         "enrol_per_s": rate,
         "bulk_per_s": bulk,
         "build_s": build,
-        "p50": pct(ms, 50),
-        "p99": pct(ms, 99),
-        "recall": float(np.mean([t == name(e) for t, e in zip(top, exact, strict=True)])),
-        "recall_mated": float(
-            np.mean([t == name(e) for t, e in zip(top[:500], exact[:500], strict=True)])
-        ),
+        **accuracy_and_latency(top, ms, exact),
         "memory_mb": index_mb,
         "disk_mb": disk_mb,
     }
