@@ -231,16 +231,14 @@ class Pipeline:
     ) -> list[Identification]:
         """1:N open set: per probe face, candidates and the identity or None (unknown).
 
-        The default threshold (``open_set``) depends on the gallery's size: it keeps the
-        false-positive identification rate at 1% however many people are enrolled.
+        The default rule (``open_set``) depends on the gallery's size: it keeps the
+        false-positive identification rate at 1% however many people are enrolled
+        (``facelens.match.thresholds.identify_rule``).
         """
-        t = resolve_threshold(
-            probes.model,
-            threshold if threshold is not None else self.config.identify_threshold,
-            DEFAULT_IDENTIFY,
-            gallery_samples=gallery.search_size(probes.model)[1],
+        rule = gallery.rule(
+            probes.model, threshold if threshold is not None else self.config.identify_threshold
         )
-        return gallery.identify(probes, t, k or self.config.top_k)
+        return gallery.identify(probes, rule, k or self.config.top_k)
 
     # -- enrolment --------------------------------------------------------------------------
 

@@ -24,8 +24,7 @@ from facelens.decode.video import Frame, SourceStatus, VideoSource
 from facelens.events import Event, EventBus
 from facelens.faces import Faces
 from facelens.gallery import Gallery
-from facelens.match import resolve_threshold
-from facelens.match.thresholds import DEFAULT_IDENTIFY
+from facelens.match.thresholds import DEFAULT_IDENTIFY, identify_rule
 from facelens.pipeline import Pipeline
 from facelens.quality import measure
 from facelens.track import Tracker, TrackerConfig, TrackIdentities, TrackIdentityConfig
@@ -113,6 +112,7 @@ class Watcher:
         self.config = config or WatchConfig()
         self.stats = WatchStats()
         self._stop = False
+        self._depth = 1  # candidates per search: what the identification rule needs
 
     def stop(self) -> None:
         """Ask ``run`` to return after the current frame."""
@@ -126,7 +126,7 @@ class Watcher:
     def _search(self, probe: Any) -> list[Any]:
         if self.gallery is None:
             return []
-        return self.gallery.search(probe, k=1)[0]
+        return self.gallery.search(probe, k=self._depth)[0]
 
     def _detect(self, image: NDArray[np.uint8]) -> Faces:
         m = self.config.detect_max_side
@@ -152,13 +152,12 @@ class Watcher:
     ) -> WatchStats:
         """Process ``source`` to its end (or ``max_frames``, or ``stop()``)."""
         cfg = self.config
-        samples = self.gallery.search_size(self.pipe.model)[1] if self.gallery else 0
-        threshold = resolve_threshold(
-            self.pipe.model, cfg.identify_threshold, DEFAULT_IDENTIFY, gallery_samples=samples
-        )
+        size = self.gallery.search_size(self.pipe.model) if self.gallery else (0, 0)
+        rule = identify_rule(self.pipe.model, cfg.identify_threshold, *size)
+        self._depth = rule.depth
         names = self._names()
         tracker = Tracker(cfg.tracker)
-        ids = TrackIdentities(self._search, threshold, self.pipe.model, cfg.identity)
+        ids = TrackIdentities(self._search, rule, self.pipe.model, cfg.identity)
         info: dict[int, _TrackInfo] = {}
         src = source.name
         start = time.perf_counter()

@@ -19,6 +19,7 @@ from facelens import ConflictError, ConsentError, Embeddings, Gallery, NotFoundE
 from facelens.errors import GalleryFormatError
 from facelens.gallery import AnnConfig, Consent, NewSample, export_gallery, import_gallery
 from facelens.gallery.stores import is_postgres_url, open_store
+from facelens.match import IdentifyRule
 
 MODEL = "dlib_resnet_v1"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -343,3 +344,21 @@ def test_racing_processes_lose_nothing_and_duplicate_nothing(store_location: str
     assert g.store.fetch("SELECT count(*) FROM samples")[0][0] == 0
     assert g.store.fetch("SELECT count(*) FROM consents")[0][0] == 0
     g.close()
+
+
+def test_identify_searches_as_deep_as_the_rule_needs(gallery: Gallery) -> None:
+    for i, name in enumerate(["Ann", "Bob", "Cat", "Dan", "Eve", "Fay"]):
+        gallery.enroll(name, [sample(10 * i)], consent())
+    p = probe(10)  # Bob's own sample: similarity 1 to Bob
+    sims = sorted((float(unit(10) @ unit(10 * i)) for i in range(6)), reverse=True)
+    rule = IdentifyRule(0.3, cohort=4, weight=0.5, fallback=0.99, name="open_set")
+    res = gallery.identify(p, rule, k=1)[0]
+    assert [c.name for c in res.candidates] == ["Bob"]  # trimmed to k after deciding
+    assert res.decision_score == pytest.approx(sims[0] - 0.5 * np.mean(sims[1:5]), abs=1e-5)
+    assert (res.identity is not None) == (res.decision_score >= 0.3)
+    assert res.rule == "open_set" and res.threshold == 0.3
+    # a rule the runners-up defeat: the same probe is unknown
+    strict = IdentifyRule(res.decision_score + 0.01, cohort=4, weight=0.5, fallback=0.5)
+    assert gallery.identify(p, strict, k=1)[0].identity is None
+    # the gallery's default rule for its size: a plain similarity threshold for 6 people
+    assert not gallery.rule(MODEL).normalised

@@ -9,6 +9,7 @@ from facelens import Embeddings
 from facelens.match import (
     OPERATING_POINTS,
     Candidate,
+    IdentifyRule,
     decide_identity,
     rank_identities,
     resolve_threshold,
@@ -64,3 +65,23 @@ def test_every_operating_point_says_how_it_was_measured() -> None:
     for points in OPERATING_POINTS.values():
         for p in points.values():
             assert p.measured_by.startswith("python benchmarks/") and p.meaning
+
+
+def test_normalised_rule_discounts_probes_that_resemble_everyone() -> None:
+    rule = IdentifyRule(0.5, cohort=4, weight=0.5, fallback=0.95)
+    # same best similarity: a clear winner passes, one among look-alikes does not
+    clear = [Candidate(f"i{j}", f"P{j}", s) for j, s in enumerate([0.93, 0.80, 0.79, 0.78, 0.77])]
+    crowd = [Candidate(f"i{j}", f"P{j}", s) for j, s in enumerate([0.93, 0.92, 0.92, 0.91, 0.91])]
+    a, b = decide_identity(clear, rule, k=2), decide_identity(crowd, rule, k=2)
+    assert a.identity == clear[0] and len(a.candidates) == 2
+    assert a.decision_score == pytest.approx(0.93 - 0.5 * np.mean([0.80, 0.79, 0.78, 0.77]))
+    assert b.identity is None and b.decision_score == pytest.approx(0.93 - 0.5 * 0.915)
+    # fewer runners-up than the cohort: the plain fallback threshold decides
+    assert decide_identity(clear[:2], rule).identity is None  # 0.93 < 0.95
+    assert decide_identity([Candidate("x", "X", 0.96)], rule).identity is not None
+    assert decide_identity([], rule).identity is None
+    # vectorised scores agree with the per-probe score
+    ranked = np.array([[c.score for c in clear], [c.score for c in crowd]], np.float32)
+    assert np.allclose(rule.scores(ranked), [a.decision_score, b.decision_score])
+    with pytest.raises(ValueError, match="needs 5 candidates"):
+        rule.scores(ranked[:, :3])

@@ -7,6 +7,8 @@ import pytest
 from facelens import ModelError
 from facelens.match.thresholds import (
     CALIBRATIONS,
+    OPEN_SET,
+    identify_rule,
     identify_threshold,
     resolve_threshold,
     threshold_for_fmr,
@@ -62,3 +64,36 @@ def test_operating_points_by_name_target_or_number(model: str) -> None:
 def test_uncalibrated_model_says_so() -> None:
     with pytest.raises(ModelError, match="no calibrated thresholds for model 'x'"):
         resolve_threshold("x", "strict", "balanced")
+
+
+def test_default_identify_rule_normalises_from_the_calibrated_size() -> None:
+    model = "dlib_resnet_v1+flip"
+    cal = OPEN_SET[model]
+    small = identify_rule(model, None, cal.min_identities - 1, 300)
+    assert not small.normalised and small.threshold == pytest.approx(identify_threshold(model, 300))
+    big = identify_rule(model, None, 5000, 7000)
+    assert big.normalised and big.depth == 1 + cal.cohort and big.name == "open_set"
+    assert big.fallback == pytest.approx(identify_threshold(model, 7000))
+    # the table's points come back, sizes between are interpolated, ends are held
+    for n, t in cal.table:
+        assert identify_rule(model, "open_set", n, n).threshold == pytest.approx(t)
+    lo, hi = sorted(t for n, t in cal.table if n in (1000, 2000))
+    assert lo <= identify_rule(model, None, 1500, 1500).threshold <= hi
+    assert identify_rule(model, None, 10**9, 10**9).threshold == cal.table[-1][1]
+    # the normalised threshold barely moves with size: that is why it replaces the plain one
+    ts = [t for _, t in cal.table]
+    assert max(ts) - min(ts) < 0.01
+
+
+def test_explicit_operating_points_stay_plain_similarity() -> None:
+    model = "dlib_resnet_v1+flip"
+    for point in ("strict", "fpir=0.001", 0.93, "balanced"):
+        rule = identify_rule(model, point, 5000, 5000)
+        assert not rule.normalised
+        assert rule.threshold == pytest.approx(
+            resolve_threshold(model, point, "open_set", gallery_samples=5000)
+        )
+    # a model without an open-set calibration keeps the plain size-aware threshold
+    rule = identify_rule("dlib_resnet_v1", None, 5000, 5000)
+    assert not rule.normalised
+    assert rule.threshold == pytest.approx(identify_threshold("dlib_resnet_v1", 5000))

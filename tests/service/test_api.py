@@ -130,6 +130,9 @@ def test_enrol_identify_erase_and_audit(service: Service, data: Path) -> None:
         assert [f["identity"]["name"] for f in doc["faces"]] == ["Barack Obama"]
         score = doc["faces"][0]["identity"]["score"]
         assert score == round(score, 2)
+        # one person enrolled: the plain size-aware similarity threshold decides
+        assert doc["rule"]["name"] == "open_set" and not doc["rule"]["normalised"]
+        assert doc["faces"][0]["decision_score"] == score >= doc["threshold"]
 
         samples = c.get(f"/v1/galleries/office/identities/{oid}/samples").json()
         assert len(samples) == 2 and "inter_eye_px" in samples[0]["quality"]

@@ -173,9 +173,9 @@ def eval_identify(
     """Open-set 1:N on LFW: rank-1 and DIR at FPIR 1% and 0.1% (with the thresholds), over
     SEEDS random splits, and what the default identification threshold gives."""
     from facelens.cli.main import make_pipeline
-    from facelens.eval.identify import evaluate_open_set, split
+    from facelens.eval.identify import evaluate_open_set, rates_at, split
     from facelens.eval.lfw import read_people
-    from facelens.match.thresholds import identify_threshold
+    from facelens.match.thresholds import identify_rule
 
     root = _lfw_root(data)
     people = read_people(root)
@@ -188,9 +188,17 @@ def eval_identify(
     keys = sorted((n, i) for n, idx in people.items() for i in idx)
     pipe = make_pipeline()
     emb = _embed(pipe, root, keys, cache, False, progress)
-    runs = [evaluate_open_set(split(people, holdout, seed), emb) for seed in range(seeds)]
+    splits = [split(people, holdout, seed) for seed in range(seeds)]
+    gallery_size = len(splits[0].gallery)
+    # The shipped default for a gallery of this size (every enrolled person has one sample).
+    rule = identify_rule(pipe.model, None, gallery_size, gallery_size)
+    runs = [evaluate_open_set(sp, emb, rule=rule) for sp in splits]
+    plain = runs if not rule.normalised else [evaluate_open_set(sp, emb) for sp in splits]
     fpirs = list(runs[0].dir_at_fpir)
-    default_t = identify_threshold(pipe.model, runs[0].gallery_size)
+
+    def mean(rs: list[Any], field: str) -> dict[str, float]:
+        return {f: float(np.mean([getattr(r, field)[f] for r in rs])) for f in fpirs}
+
     doc: dict[str, Any] = {
         "pipeline": _pipeline_tag(pipe),
         "seeds": seeds,
@@ -199,14 +207,16 @@ def eval_identify(
         "non_mated_probes": runs[0].non_mated,
         "rank1": float(np.mean([r.rank1 for r in runs])),
         "rank1_std": float(np.std([r.rank1 for r in runs])),
-        "dir_at_fpir": {f: float(np.mean([r.dir_at_fpir[f] for r in runs])) for f in fpirs},
-        "threshold_at_fpir": {f: float(np.mean([r.thresholds[f] for r in runs])) for f in fpirs},
-        "default_threshold": default_t,
+        "score": "normalised" if rule.normalised else "similarity",
+        "dir_at_fpir": mean(runs, "dir_at_fpir"),
+        "threshold_at_fpir": mean(runs, "thresholds"),
+        "similarity_dir_at_fpir": mean(plain, "dir_at_fpir"),
+        "similarity_threshold_at_fpir": mean(plain, "thresholds"),
+        "default_rule": rule.describe(),
+        "default_threshold": rule.threshold,
     }
-    # What the shipped default does: FPIR and DIR at the gallery-size-aware threshold.
-    from facelens.eval.identify import rates_at
-
-    rates = [rates_at(split(people, holdout, seed), emb, default_t) for seed in range(seeds)]
+    # What the shipped default does: FPIR and DIR under the gallery-size-aware rule.
+    rates = [rates_at(sp, emb, rule) for sp in splits]
     doc["default_fpir"] = float(np.mean([r[0] for r in rates]))
     doc["default_dir"] = float(np.mean([r[1] for r in rates]))
     if as_json:
@@ -221,9 +231,14 @@ def eval_identify(
     for f in fpirs:
         click.echo(
             f"  DIR at FPIR {f:<6}   {doc['dir_at_fpir'][f] * 100:.2f}% "
-            f"(threshold {doc['threshold_at_fpir'][f]:.4f})"
+            f"({doc['score']} score, threshold {doc['threshold_at_fpir'][f]:.4f})"
+            + (
+                f"; similarity alone {doc['similarity_dir_at_fpir'][f] * 100:.2f}%"
+                if rule.normalised
+                else ""
+            )
         )
     click.echo(
-        f"  default threshold {default_t:.4f}: FPIR {doc['default_fpir'] * 100:.2f}%, "
-        f"DIR {doc['default_dir'] * 100:.2f}%"
+        f"  default rule {rule.name} ({doc['score']} score >= {rule.threshold:.4f}): "
+        f"FPIR {doc['default_fpir'] * 100:.2f}%, DIR {doc['default_dir'] * 100:.2f}%"
     )

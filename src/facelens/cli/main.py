@@ -40,8 +40,7 @@ from facelens.errors import (
 )
 from facelens.gallery import Consent, Gallery, export_gallery, import_gallery
 from facelens.gallery.stores import is_postgres_url
-from facelens.match import resolve_threshold
-from facelens.match.thresholds import DEFAULT_IDENTIFY, OPERATING_POINTS
+from facelens.match.thresholds import OPERATING_POINTS, identify_rule
 from facelens.pipeline import FaceChoice, Pipeline, PipelineConfig
 from facelens.quality import REASONS
 from facelens.runtime import PROVIDERS, RuntimeConfig
@@ -506,9 +505,7 @@ def identify(
     pipe = make_pipeline(detector, upsample, provider, threads)
     gallery = open_gallery(gallery_path, create=False)
     size = gallery.search_size(pipe.model) if gallery is not None else (0, 0)
-    t = resolve_threshold(
-        pipe.model, parse_threshold(threshold), DEFAULT_IDENTIFY, gallery_samples=size[1]
-    )
+    rule = identify_rule(pipe.model, parse_threshold(threshold), *size)
     if size[0] == 0:
         output.warn(
             f"no one is enrolled in {gallery_path_str(gallery_path)}: every face is "
@@ -532,7 +529,7 @@ def identify(
             a = pipe.analyze(image)
             h, w = image.shape[:2]
             ids = (
-                gallery.identify(a.embeddings, t, top_k)
+                gallery.identify(a.embeddings, rule, top_k)
                 if gallery is not None and a.embeddings is not None and len(a.faces)
                 else [None] * len(a.faces)
             )
@@ -548,7 +545,11 @@ def identify(
                         "score": round(ident.candidates[0].score, 3)
                         if ident and ident.candidates
                         else None,
-                        "threshold": round(t, 4),
+                        "threshold": round(rule.threshold, 4),
+                        "rule": rule.name if rule.normalised else "similarity",
+                        "decision_score": None
+                        if ident is None or ident.decision_score is None
+                        else round(ident.decision_score, 4),
                         "candidates": [
                             {
                                 "name": c.name,

@@ -283,14 +283,9 @@ def redact(
 
 
 def _spare_image(pipe: Any, gallery: Any) -> Any:
-    from facelens.match import resolve_threshold
-
     def spare(image: np.ndarray, faces: Any) -> list[bool]:
         emb = pipe.embed(image, faces)
-        t = resolve_threshold(
-            emb.model, None, "open_set", gallery_samples=gallery.search_size(emb.model)[1]
-        )
-        return [r.identity is not None for r in gallery.identify(emb, t)]
+        return [r.identity is not None for r in gallery.identify(emb, gallery.rule(emb.model))]
 
     return spare
 
@@ -298,15 +293,12 @@ def _spare_image(pipe: Any, gallery: Any) -> Any:
 def _sparing(pipe: Any, gallery: Any) -> tuple[Any, Any]:
     """Per-track identification for the ``except`` mode: a track is spared only if it was
     identified as an enrolled, consenting person and never re-judged unknown."""
-    from facelens.match import resolve_threshold
     from facelens.quality import measure
     from facelens.track import TrackIdentities
     from facelens.track.identity import face_quality
 
-    t = resolve_threshold(
-        pipe.model, None, "open_set", gallery_samples=gallery.search_size(pipe.model)[1]
-    )
-    ids = TrackIdentities(lambda e: gallery.search(e, k=1)[0], t, pipe.model)
+    rule = gallery.rule(pipe.model)
+    ids = TrackIdentities(lambda e: gallery.search(e, k=rule.depth)[0], rule, pipe.model)
     doubted: set[int] = set()
     named: set[int] = set()
 

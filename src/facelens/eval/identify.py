@@ -13,13 +13,14 @@ out. For each probe the gallery returns its best candidate and score.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from facelens.eval.metrics import threshold_at_far
+from facelens.match.decide import IdentifyRule, as_rule
 
 __all__ = ["OpenSetResult", "OpenSetSplit", "evaluate_open_set", "rates_at", "split"]
 
@@ -84,19 +85,27 @@ def _best(
     vectors: Mapping[Key, NDArray[np.float32] | None],
     g: NDArray[np.float32],
     names: NDArray[np.str_],
-    score: Callable[[NDArray[np.float32]], NDArray[np.float32]] | None = None,
+    rule: IdentifyRule | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.str_]]:
-    """Best score and candidate name per probe; -inf and "" for a probe without a face."""
+    """Decision score (the best similarity, or ``rule``'s score of the ranked similarities)
+    and best candidate per probe; -inf and "" for a probe without a face."""
+    r = rule or IdentifyRule(0.0)
     top = np.full(len(probes), -np.inf)
     who = np.full(len(probes), "", dtype=object)
     pos = [i for i, k in enumerate(probes) if vectors.get(k) is not None]
-    if pos:
-        p = np.stack([vectors[probes[i]] for i in pos]).astype(np.float32)  # type: ignore[misc]
+    depth = min(r.depth, len(g))
+    for a in range(0, len(pos), 1000):
+        chunk = pos[a : a + 1000]
+        p = np.stack([vectors[probes[i]] for i in chunk]).astype(np.float32)  # type: ignore[misc]
         sims = p @ g.T
-        values = score(sims) if score else sims
-        j = np.argmax(values, axis=1)
-        top[pos] = values[np.arange(len(pos)), j]
-        who[pos] = names[j]
+        part = np.argpartition(-sims, depth - 1, axis=1)[:, :depth]
+        vals = np.take_along_axis(sims, part, 1)
+        order = np.argsort(-vals, axis=1)
+        ranked = np.take_along_axis(vals, order, 1)
+        best = np.take_along_axis(part, order, 1)[:, 0]
+        score = r.scores(ranked) if depth >= r.depth else ranked[:, 0].astype(np.float64)
+        top[chunk] = score
+        who[chunk] = names[best]
     return top, who.astype(str)
 
 
@@ -104,17 +113,18 @@ def evaluate_open_set(
     s: OpenSetSplit,
     vectors: Mapping[Key, NDArray[np.float32] | None],
     fpirs: Sequence[float] = (0.01, 0.001),
-    score: Callable[[NDArray[np.float32]], NDArray[np.float32]] | None = None,
+    rule: IdentifyRule | None = None,
 ) -> OpenSetResult:
     """Run one split. Probes or gallery images without a face are kept in the denominators:
     a mated probe with no face is a miss, a non-mated one a correct rejection.
 
-    ``score`` maps a probe-by-gallery similarity matrix to the scores used for the decision
-    (default: the similarities themselves), so score normalisation can be tried here.
+    With ``rule``, its decision score (for example cohort-normalised) is what the FPIR
+    thresholds are set on; without, the best similarity. ``rule``'s own threshold is not
+    used here (see ``rates_at``).
     """
     g, names = _gallery(s, vectors)
-    m_top, m_who = _best(s.mated, vectors, g, names, score)
-    n_top, _ = _best(s.non_mated, vectors, g, names, score)
+    m_top, m_who = _best(s.mated, vectors, g, names, rule)
+    n_top, _ = _best(s.non_mated, vectors, g, names, rule)
     right = m_who == np.array([k[0] for k in s.mated])
     dirs, ths = {}, {}
     for f in fpirs:
@@ -132,11 +142,17 @@ def evaluate_open_set(
 
 
 def rates_at(
-    s: OpenSetSplit, vectors: Mapping[Key, NDArray[np.float32] | None], threshold: float
+    s: OpenSetSplit,
+    vectors: Mapping[Key, NDArray[np.float32] | None],
+    threshold: IdentifyRule | float,
 ) -> tuple[float, float]:
-    """(FPIR, DIR) of one split at a fixed threshold."""
+    """(FPIR, DIR) of one split under a rule (or a plain similarity threshold)."""
+    rule = as_rule(threshold)
     g, names = _gallery(s, vectors)
-    n_top, _ = _best(s.non_mated, vectors, g, names)
-    m_top, m_who = _best(s.mated, vectors, g, names)
+    n_top, _ = _best(s.non_mated, vectors, g, names, rule)
+    m_top, m_who = _best(s.mated, vectors, g, names, rule)
     right = m_who == np.array([k[0] for k in s.mated])
-    return float((n_top >= threshold).mean()), float((right & (m_top >= threshold)).mean())
+    t = rule.threshold
+    if rule.normalised and len(g) <= rule.cohort:
+        t = rule.fallback if rule.fallback is not None else np.inf
+    return float((n_top >= t).mean()), float((right & (m_top >= t)).mean())

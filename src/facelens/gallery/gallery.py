@@ -12,7 +12,7 @@ from facelens.embed.embeddings import Embeddings
 from facelens.errors import ConsentError
 from facelens.gallery.records import Consent, DeletionReceipt, Identity, NewSample, Sample
 from facelens.gallery.sql import GalleryStore
-from facelens.match.decide import Candidate, Identification, decide_identity
+from facelens.match.decide import Candidate, Identification, IdentifyRule, as_rule, decide_identity
 
 __all__ = ["EnrollResult", "Gallery"]
 
@@ -166,9 +166,22 @@ class Gallery:
             return []
         return self.store.search(self.name, probes.model, probes.vectors, k)
 
-    def identify(self, probes: Embeddings, threshold: float, k: int = 5) -> list[Identification]:
-        """Open-set identification: candidates, and the identity or None (unknown) per probe."""
-        return [decide_identity(c, threshold) for c in self.search(probes, k)]
+    def identify(
+        self, probes: Embeddings, threshold: IdentifyRule | float, k: int = 5
+    ) -> list[Identification]:
+        """Open-set identification: up to ``k`` candidates, and the identity or None
+        (unknown) per probe. ``threshold`` is a similarity threshold or an ``IdentifyRule``
+        (``Gallery.rule``, ``facelens.match.thresholds.identify_rule``); the gallery is
+        searched as deep as the rule needs."""
+        r = as_rule(threshold)
+        return [decide_identity(c, r, k) for c in self.search(probes, max(k, r.depth))]
+
+    def rule(self, model: str, point: str | float | None = None) -> IdentifyRule:
+        """The 1:N rule for this gallery's present size (default ``open_set``)."""
+        from facelens.match.thresholds import identify_rule
+
+        identities, samples = self.search_size(model)
+        return identify_rule(model, point, identities, samples)
 
     def search_size(self, model: str) -> tuple[int, int]:
         """(searchable identities, samples) for ``model``."""

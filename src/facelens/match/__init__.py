@@ -8,6 +8,7 @@ command that measured them.
 from facelens.match.decide import (
     Candidate,
     Identification,
+    IdentifyRule,
     Verification,
     decide_identity,
     rank_identities,
@@ -20,6 +21,7 @@ __all__ = [
     "OPERATING_POINTS",
     "Candidate",
     "Identification",
+    "IdentifyRule",
     "OperatingPoint",
     "Verification",
     "cosine_similarity",

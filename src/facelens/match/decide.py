@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,7 +15,9 @@ from facelens.match.similarity import cosine_similarity
 __all__ = [
     "Candidate",
     "Identification",
+    "IdentifyRule",
     "Verification",
+    "as_rule",
     "decide_identity",
     "rank_identities",
     "verify",
@@ -48,18 +51,106 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class IdentifyRule:
+    """How a probe's ranked candidates become "this person" or "unknown".
+
+    The decision score is the best candidate's similarity less ``weight`` times the mean
+    similarity of the next ``cohort`` candidates (the runners-up). With ``cohort = 0`` it is
+    the plain similarity. Subtracting part of the runners-up's level discounts probes that
+    resemble *everyone* a little (the reason large galleries produce confident false
+    matches), so the same threshold holds its false-positive rate across gallery sizes
+    (docs/accuracy.md, "Open-set rule").
+
+    Attributes:
+        threshold: the decision score a best candidate needs.
+        cohort: runners-up used; the gallery is searched ``1 + cohort`` deep.
+        weight: share of the runners-up's mean subtracted.
+        fallback: plain-similarity threshold used when fewer than ``cohort`` runners-up
+            exist (a gallery smaller than the cohort).
+        name: the operating point it came from, for reports.
+
+    Example:
+        >>> rule = IdentifyRule(0.5, cohort=2, weight=0.5, fallback=0.93)
+        >>> round(rule.score([0.95, 0.80, 0.78]), 4)  # 0.95 - 0.5 * 0.79
+        0.555
+        >>> rule.accepts([0.95, 0.80, 0.78]), rule.accepts([0.95])  # 0.95 >= fallback
+        (True, True)
+    """
+
+    threshold: float
+    cohort: int = 0
+    weight: float = 0.0
+    fallback: float | None = None
+    name: str = "threshold"
+
+    @property
+    def depth(self) -> int:
+        """Candidates the decision needs from the gallery."""
+        return 1 + self.cohort
+
+    @property
+    def normalised(self) -> bool:
+        return self.cohort > 0 and self.weight != 0.0
+
+    def score(self, scores: Sequence[float]) -> float:
+        """The decision score of a ranked list of candidate similarities (best first)."""
+        if not scores:
+            return -math.inf
+        if not self.normalised or len(scores) <= self.cohort:
+            return float(scores[0])
+        return float(scores[0]) - self.weight * float(np.mean(scores[1 : 1 + self.cohort]))
+
+    def scores(self, ranked: NDArray[np.float32]) -> NDArray[np.float64]:
+        """Vectorised ``score``: (P, >= depth) similarities, best first per row."""
+        s = np.asarray(ranked, np.float64)
+        if not self.normalised:
+            return s[:, 0]
+        if s.shape[1] < self.depth:
+            raise ValueError(f"the rule needs {self.depth} candidates per probe, got {s.shape[1]}")
+        out: NDArray[np.float64] = s[:, 0] - self.weight * s[:, 1 : self.depth].mean(axis=1)
+        return out
+
+    def accepts(self, scores: Sequence[float]) -> bool:
+        """Does the best of these ranked similarities reach the rule?"""
+        if not scores:
+            return False
+        if self.normalised and len(scores) <= self.cohort:
+            return self.fallback is not None and float(scores[0]) >= self.fallback
+        return self.score(scores) >= self.threshold
+
+    def describe(self) -> dict[str, object]:
+        """For reports and audit records."""
+        out: dict[str, object] = {"name": self.name, "threshold": round(self.threshold, 4)}
+        if self.normalised:
+            out.update(cohort=self.cohort, weight=self.weight)
+            if self.fallback is not None:
+                out["fallback"] = round(self.fallback, 4)
+        return out
+
+
+def as_rule(rule: IdentifyRule | float) -> IdentifyRule:
+    """A plain number is a similarity threshold."""
+    return rule if isinstance(rule, IdentifyRule) else IdentifyRule(float(rule))
+
+
+@dataclass(frozen=True)
 class Identification:
     """Open-set answer for one probe: the best candidates, and who it is (None = unknown).
 
     Attributes:
         candidates: up to k candidates, best first, whatever their score.
-        identity: the best candidate if its score reaches the threshold, else None.
-        threshold: the threshold applied.
+        identity: the best candidate if it passes the rule, else None.
+        threshold: the rule's threshold (on ``decision_score``).
+        decision_score: what was compared with the threshold (the best similarity, or that
+            less part of the runners-up's mean for a normalised rule).
+        rule: the rule's name.
     """
 
     candidates: tuple[Candidate, ...]
     identity: Candidate | None
     threshold: float
+    decision_score: float | None = None
+    rule: str = "threshold"
 
 
 def verify(a: Embeddings, b: Embeddings, threshold: float) -> Verification:
@@ -114,8 +205,20 @@ def rank_identities(
     return np.take_along_axis(top, o, axis=1), np.take_along_axis(top_scores, o, axis=1)
 
 
-def decide_identity(candidates: Sequence[Candidate], threshold: float) -> Identification:
-    """Open-set decision: the best candidate if it reaches ``threshold``, else unknown."""
+def decide_identity(
+    candidates: Sequence[Candidate], rule: IdentifyRule | float, k: int | None = None
+) -> Identification:
+    """Open-set decision: the best candidate if it passes ``rule`` (a similarity threshold
+    or an ``IdentifyRule``), else unknown. ``candidates`` must be ranked and at least
+    ``rule.depth`` deep where the gallery has that many; ``k`` trims what is reported."""
+    r = as_rule(rule)
     cands = tuple(candidates)
-    best = cands[0] if cands and cands[0].score >= threshold else None
-    return Identification(candidates=cands, identity=best, threshold=threshold)
+    scores = [c.score for c in cands]
+    best = cands[0] if r.accepts(scores) else None
+    return Identification(
+        candidates=cands[:k] if k is not None else cands,
+        identity=best,
+        threshold=r.threshold,
+        decision_score=r.score(scores) if cands else None,
+        rule=r.name,
+    )

@@ -45,8 +45,6 @@ from facelens.gallery import Consent, Gallery
 from facelens.gallery.stores import is_postgres_url, open_store
 from facelens.govern import AuditLog, KeyStore
 from facelens.govern.keys import ApiKey
-from facelens.match import resolve_threshold
-from facelens.match.thresholds import DEFAULT_IDENTIFY
 from facelens.pipeline import Pipeline
 from facelens.service import schemas as S
 
@@ -470,12 +468,11 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
         p = state.pipeline
         img, meta = p.decode(data)
         a = p.analyze(img)
-        size = g.search_size(p.model)[1]
-        t = resolve_threshold(
-            p.model, _threshold(threshold), DEFAULT_IDENTIFY, gallery_samples=size
-        )
+        rule = g.rule(p.model, _threshold(threshold))
         found = (
-            g.identify(a.embeddings, t, top_k) if a.embeddings is not None and len(a.faces) else []
+            g.identify(a.embeddings, rule, top_k)
+            if a.embeddings is not None and len(a.faces)
+            else []
         )
         h, w = img.shape[:2]
         faces = []
@@ -494,6 +491,7 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
                         {"identity_id": c.identity_id, "name": c.name, "score": _r2(c.score)}
                         for c in r.candidates
                     ],
+                    "decision_score": None if r.decision_score is None else _r2(r.decision_score),
                 }
             )
         rec = state.audit.append(
@@ -503,9 +501,10 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
             gallery=gallery,
             probe_sha256=meta.sha256,
             candidates=[c.identity_id for r in found for c in r.candidates],
-            threshold=t,
+            threshold=rule.threshold,
             model=p.model,
             decision={
+                "rule": rule.describe(),
                 "faces": len(found),
                 "identified": [r.identity.identity_id for r in found if r.identity is not None],
             },
@@ -513,7 +512,13 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
         return {
             "width": w,
             "height": h,
-            "threshold": _r2(t),
+            "threshold": _r2(rule.threshold),
+            "rule": {
+                "name": rule.name,
+                "normalised": rule.normalised,
+                "cohort": rule.cohort,
+                "weight": rule.weight,
+            },
             "model": p.model,
             "faces": faces,
             "audit_seq": rec.seq,

@@ -55,12 +55,26 @@ class IdentifiedFace(BaseModel):
     box: Box
     identity: CandidateOut | None = Field(description="null when no one is close enough")
     candidates: list[CandidateOut]
+    decision_score: float | None = Field(
+        description="what was compared with the threshold, 2 decimals (see rule)"
+    )
+
+
+class RuleOut(BaseModel):
+    name: str = Field(description="operating point, e.g. open_set")
+    normalised: bool = Field(
+        description="true: the decision score is the best similarity less `weight` x the mean "
+        "of the next `cohort` candidates' similarities; false: the best similarity itself"
+    )
+    cohort: int
+    weight: float
 
 
 class IdentifyOut(BaseModel):
     width: int
     height: int
-    threshold: float
+    threshold: float = Field(description="on the decision score, 2 decimals")
+    rule: RuleOut
     model: str
     faces: list[IdentifiedFace]
     audit_seq: int

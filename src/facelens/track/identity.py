@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facelens.embed.embeddings import Embeddings
-from facelens.match.decide import Candidate
+from facelens.match.decide import Candidate, IdentifyRule, as_rule
 
 __all__ = ["TrackIdentities", "TrackIdentityConfig", "TrackSummary", "TrackVerdict", "face_quality"]
 
@@ -94,7 +94,9 @@ class TrackIdentities:
 
     Args:
         search: maps aggregated embeddings (1 row) to the best candidates, best first.
-        threshold: score a candidate needs to be this track's identity.
+        rule: what the best candidate needs to be this track's identity: a similarity
+            threshold or an ``IdentifyRule`` (``search`` must then return ``rule.depth``
+            candidates where the gallery has them).
         model: embedding model tag the search expects.
         config: sampling and reporting.
     """
@@ -102,12 +104,12 @@ class TrackIdentities:
     def __init__(
         self,
         search: Callable[[Embeddings], list[Candidate]],
-        threshold: float,
+        rule: IdentifyRule | float,
         model: str,
         config: TrackIdentityConfig | None = None,
     ) -> None:
         self.search = search
-        self.threshold = threshold
+        self.rule = as_rule(rule)
         self.model = model
         self.config = config or TrackIdentityConfig()
         self._tracks: dict[int, _State] = {}
@@ -139,7 +141,7 @@ class TrackIdentities:
         cands = self.search(Embeddings(mean[None], self.model))
         best = cands[0] if cands else None
         st.score = best.score if best else None
-        if best is not None and best.score >= self.threshold:
+        if best is not None and self.rule.accepts([c.score for c in cands]):
             if st.identity != best.identity_id:
                 st.identity = best.identity_id
                 return TrackVerdict(track_id, "identified", best, best.score, len(st.samples))
