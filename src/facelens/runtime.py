@@ -33,11 +33,17 @@ class RuntimeConfig:
         threads: intra-op threads; 0 lets onnxruntime use one per physical core.
         cache_dir: where converted ONNX files are kept (None: convert in memory, once per
             process).
+        spin: let idle intra-op threads busy-wait for the next parallel section
+            (onnxruntime's default). Off here: on a 2-core machine the spinning threads take
+            the cores from the Python work between operators and from concurrent requests;
+            one photo's detection + embedding took 103 ms with spinning and 47 ms without
+            (docs/benchmarks.md, "Inference threads").
     """
 
     provider: str = "cpu"
     threads: int = 0
     cache_dir: Path | None = None
+    spin: bool = False
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:
@@ -82,6 +88,7 @@ def make_session(model: bytes | Path, config: RuntimeConfig, what: str) -> tuple
     so = ort.SessionOptions()
     so.intra_op_num_threads = config.threads
     so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if config.spin else "0")
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
     # CUDA: no TF32, so GPU results keep float32 precision (dlib parity within 1e-4).

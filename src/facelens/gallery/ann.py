@@ -47,19 +47,23 @@ class AnnConfig:
     Attributes:
         min_samples: galleries with fewer samples (of one model) are searched exactly: below
             this size exact search is as fast and exact (see docs/benchmarks.md, "scale").
-        m: HNSW links per node.
+        m: HNSW links per node (48: on LFW-shaped embeddings, which crowd into a narrow
+            cone, a new sample of an enrolled person often has no neighbour that leads to
+            it; more links make such targets reachable. At a million identities and
+            ef_search 256, m=32 / ef_construction=80 found exact search's top identity for
+            96.5% of probes, m=48 / 128 for 99.4%, for twice the build time).
         ef_construction: candidate list size while building.
-        ef_search: candidate list size while searching (recall against speed: on 100,000
-            LFW-shaped identities, 128 finds exact search's top identity for 98.8% of probes,
-            256 for 99.7%, 512 for 100%, at 1.0, 1.7 and 2.9 ms; benchmarks/scale.py).
+        ef_search: candidate list size while searching (recall against speed; at a million
+            identities: 192 -> 98.6%, 256 -> 99.4%, 320 -> 99.6%, p50 5.1, 5.8, 7.4 ms;
+            ``benchmarks/scale_ef.py``).
         candidates: samples taken from the graph per probe before grouping by identity.
         save_every: changes (added or deleted samples) after which the index is saved again.
         persist: save the index next to the SQLite file (off: rebuilt per process).
     """
 
     min_samples: int = 50_000
-    m: int = 32
-    ef_construction: int = 80
+    m: int = 48
+    ef_construction: int = 128
     ef_search: int = 256
     candidates: int = 64
     save_every: int = 20_000
