@@ -6,7 +6,7 @@ grows, on a gallery that ``benchmarks/scale.py`` built and left in its work fold
 
 Same probes as scale.py (its generator and seed): the first half are new samples of enrolled
 identities, the second half strangers; recall is reported for both halves. One store opened
-per ``ef`` value; 50 warm-up searches first, as in scale.py.
+per ``ef`` value; 300 warm-up searches first, as in scale.py.
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ from _report import ROOT, machine, md_table, write_section
 from facelens.gallery import AnnConfig, SqliteStore
 from scale import (
     MODEL,
-    centres,
     exact_reference,
+    gallery_and_probes,
     lfw_spread,
     name,
     pct,
     pg_server,
-    probe_set,
-    samples_of,
 )
 
 
@@ -43,11 +41,7 @@ def main() -> None:
     args = ap.parse_args()
     n = int(float(args.n))
     sp = lfw_spread()
-    rng = np.random.default_rng(n)
-    c = centres(sp, n, rng)
-    g = samples_of(sp, c, rng)
-    q = probe_set(sp, c, rng)
-    del c
+    g, q = gallery_and_probes(sp, n)
     exact, _ = exact_reference(g, q)
     del g
     half = len(q) // 2
@@ -70,7 +64,7 @@ def main() -> None:
 
             store = PostgresStore(url, ann=cfg)
         warm = np.random.default_rng(1)
-        w = q[warm.integers(0, len(q), 50)] + warm.normal(0, 0.02, (50, 128)).astype(np.float32)
+        w = q[warm.integers(0, len(q), 300)] + warm.normal(0, 0.02, (300, 128)).astype(np.float32)
         store.search("default", MODEL, w / np.linalg.norm(w, axis=1, keepdims=True), 5)
         ok, ms = [], []
         for i in pick:

@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -146,6 +147,8 @@ def main() -> None:
                 raise SystemExit("the service exited before printing its key")
             if line.strip().startswith("fl_"):
                 key = line.strip()
+        # keep reading the server's log, so a full pipe never blocks it
+        threading.Thread(target=server.stderr.read, daemon=True).start()
         wait_up(url)
         for name in enrolled:
             idx = sorted(people[name])
