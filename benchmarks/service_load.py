@@ -10,6 +10,7 @@ same machine, so the load generator shares the 2 cores with the server):
   (250x250 JPEGs, both images uploaded on every request);
 - identify: 10 users at one request per second (10 req/s), probes of the enrolled people and
   of people not enrolled, against the 20-person gallery;
+- first, verify requests one at a time (the latency floor);
 - then verify at 10 and 5 req/s and identify at 5 req/s, loads this machine sustains, to
   see the latency without a queue.
 
@@ -45,6 +46,32 @@ def wait_up(url: str, timeout: float = 60) -> None:
         except OSError:
             time.sleep(0.3)
     raise SystemExit("the service did not start")
+
+
+def sequential_verify(url: str, key: str, load: Path, n: int = 30) -> dict[str, float]:
+    """Verify requests one at a time, with nothing else running: the floor under any load."""
+    import httpx
+
+    pairs = sorted(load.glob("a_*.jpg"))
+    ms = []
+    with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:
+        for i in range(n + 3):
+            a = pairs[i % len(pairs)]
+            b = a.with_name("b_" + a.name[2:])
+            t0 = time.perf_counter()
+            r = c.post(
+                url + "/v1/verify",
+                files={
+                    "image_a": (a.name, a.read_bytes(), "image/jpeg"),
+                    "image_b": (b.name, b.read_bytes(), "image/jpeg"),
+                },
+            )
+            if r.status_code != 200:
+                raise SystemExit(f"verify failed: {r.status_code} {r.text[:200]}")
+            if i >= 3:  # the first requests load the models
+                ms.append((time.perf_counter() - t0) * 1000)
+    ms.sort()
+    return {"n": n, "p50": ms[len(ms) // 2], "max": ms[-1]}
 
 
 def api(
@@ -159,6 +186,8 @@ def main() -> None:
                 {"name": name, "consent_purpose": "benchmark", "consent_granted_by": "benchmark"},
                 [("images", lfw_image(lfw, name, i)) for i in idx[:2]],
             )
+        alone = sequential_verify(url, key, load)
+        print("one verify at a time:", alone, flush=True)
         results = []
         # the goal's load, then a load this machine sustains (to see latency without a queue)
         for route, users in (
@@ -196,7 +225,9 @@ def main() -> None:
         "Command: `.venv/bin/python benchmarks/service_load.py --write docs/benchmarks.md` "
         f"({machine()}; one uvicorn worker, ONNX Runtime CPU, locust {args.seconds} s per "
         "route on the same 2 cores). verify: two 250x250 LFW photos per request; identify: "
-        "one photo against 20 enrolled people (half the probes are strangers).\n\n"
+        "one photo against 20 enrolled people (half the probes are strangers). One verify "
+        f"at a time with no other load ({alone['n']} requests): median {alone['p50']:.0f} ms, "
+        f"slowest {alone['max']:.0f} ms.\n\n"
         + md_table(
             [
                 "route",

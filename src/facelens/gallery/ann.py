@@ -54,7 +54,7 @@ class AnnConfig:
             96.5% of probes, m=48 / 128 for 99.4%, for twice the build time).
         ef_construction: candidate list size while building.
         ef_search: candidate list size while searching (recall against speed; at a million
-            identities: 192 -> 98.6%, 256 -> 99.4%, 320 -> 99.6%, p50 5.1, 5.8, 7.4 ms;
+            identities: 192 -> 98.6%, 256 -> 99.4%, 320 -> 99.6%, p50 4.8, 5.6, 6.7 ms;
             ``benchmarks/scale_ef.py``).
         candidates: samples taken from the graph per probe before grouping by identity.
         save_every: changes (added or deleted samples) after which the index is saved again.
