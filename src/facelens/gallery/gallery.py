@@ -13,6 +13,7 @@ from facelens.errors import ConsentError
 from facelens.gallery.records import Consent, DeletionReceipt, Identity, NewSample, Sample
 from facelens.gallery.sql import GalleryStore
 from facelens.match.decide import Candidate, Identification, IdentifyRule, as_rule, decide_identity
+from facelens.match.thresholds import identify_rule
 
 __all__ = ["EnrollResult", "Gallery"]
 
@@ -178,8 +179,6 @@ class Gallery:
 
     def rule(self, model: str, point: str | float | None = None) -> IdentifyRule:
         """The 1:N rule for this gallery's present size (default ``open_set``)."""
-        from facelens.match.thresholds import identify_rule
-
         identities, samples = self.search_size(model)
         return identify_rule(model, point, identities, samples)
 
