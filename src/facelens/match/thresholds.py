@@ -289,11 +289,11 @@ def identify_rule(
         >>> identify_rule(m, "strict", 5000, 5000).threshold
         0.9429
     """
-    name = (default if point is None else point) if not isinstance(point, int | float) else None
+    chosen = default if point is None else point
     cal = OPEN_SET.get(model)
     if (
-        isinstance(name, str)
-        and name.strip().lower() == "open_set"
+        isinstance(chosen, str)
+        and chosen.strip().lower() == "open_set"
         and cal is not None
         and identities >= cal.min_identities
     ):
@@ -305,8 +305,7 @@ def identify_rule(
             name="open_set",
         )
     t = resolve_threshold(model, point, default, gallery_samples=samples)
-    label = point if isinstance(point, str) else default if point is None else "threshold"
-    return IdentifyRule(threshold=t, name=str(label))
+    return IdentifyRule(threshold=t, name=chosen if isinstance(chosen, str) else "threshold")
 
 
 def _points(model: str) -> dict[str, OperatingPoint]:
