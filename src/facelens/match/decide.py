@@ -184,7 +184,7 @@ def rank_identities(
     Example:
         >>> s = np.array([[0.1, 0.9, 0.5]], np.float32)
         >>> idx, sc = rank_identities(s, np.array([0, 0, 1]), 2, 2)
-        >>> idx.tolist(), sc.round(2).tolist()
+        >>> idx.tolist(), sc.astype(float).round(2).tolist()
         ([[0, 1]], [[0.9, 0.5]])
     """
     p = sims.shape[0]
