@@ -122,6 +122,31 @@ def fr_pipeline() -> tuple[Callable[[Path], np.ndarray | None], Any]:
     return embed, fr
 
 
+def facelens_tag(pipe: Pipeline) -> str:
+    """What made facelens's cached embeddings (a cache made otherwise is not used)."""
+    return f"{pipe.detector.name}:up{pipe.config.detect.upsample}:{pipe.model}:primary"
+
+
+def lfw_embeddings(
+    lfw: Path, keys: list[Key], peer: bool, pipe: Pipeline | None = None
+) -> dict[str, dict[Key, Any]]:
+    """Every image's embedding (None: no face) by facelens's default pipeline and, with
+    ``peer``, face_recognition's (raw descriptors), from the cache or computed now."""
+    pipe = pipe or Pipeline()
+
+    def ours(path: Path) -> np.ndarray | None:
+        e = pipe.primary_embedding(pipe.decode(path)[0])
+        return None if e is None else e.vectors[0]
+
+    tag = facelens_tag(pipe)
+    systems: dict[str, dict[Key, Any]] = {"facelens": embed_all("facelens", keys, ours, tag, lfw)}
+    if peer:
+        fn, _ = fr_pipeline()
+        raw = embed_all("face_recognition", keys, fn, "face_recognition-1.3.0:hog1:centre", lfw)
+        systems["face_recognition"] = raw
+    return systems
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--write", default=None)
@@ -133,19 +158,8 @@ def main() -> None:
     keys = sorted((n, i) for n, idx in people.items() for i in idx)
     pairs = read_pairs(lfw / "pairs.txt")
     pipe = Pipeline()
-
-    def ours(path: Path) -> np.ndarray | None:
-        e = pipe.primary_embedding(pipe.decode(path)[0])
-        return None if e is None else e.vectors[0]
-
-    tag = f"{pipe.detector.name}:up{pipe.config.detect.upsample}:{pipe.model}:primary"
-    systems: dict[str, dict[Key, np.ndarray | None]] = {
-        "facelens": embed_all("facelens", keys, ours, tag, lfw)
-    }
-    if not args.skip_peer:
-        fn, _ = fr_pipeline()
-        raw = embed_all("face_recognition", keys, fn, "face_recognition-1.3.0:hog1:centre", lfw)
-        systems["face_recognition"] = raw
+    tag = facelens_tag(pipe)
+    systems = lfw_embeddings(lfw, keys, peer=not args.skip_peer, pipe=pipe)
 
     def scores_of(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         emb = systems[name]
