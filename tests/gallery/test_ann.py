@@ -141,3 +141,48 @@ def test_shrinking_and_heavy_deletion(tmp_path: Path) -> None:
     assert top1(g, v[360:370]) == [f"P{j:06d}" for j in range(360, 370)]
     assert store.index_info("default", MODEL) is None
     store.close()
+
+
+def _thp_mode() -> str:
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return "absent"
+    return text.split("[", 1)[1].split("]", 1)[0]
+
+
+def _huge_kib(addr: int) -> int:
+    """AnonHugePages of the mapping holding ``addr`` in this process."""
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    inside = False
+    for line in lines:
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            inside = lo <= addr < hi
+        elif inside and head == "AnonHugePages:":
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.skipif(
+    _thp_mode() not in ("always", "madvise"),
+    reason="this kernel offers no transparent huge pages (Linux only; mode 'never' or absent)",
+)
+def test_the_index_asks_for_huge_pages_and_searches_the_same() -> None:
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(40_000, 128)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    plain = HnswIndex(128, AnnConfig(m=16, huge_pages=False))
+    huge = HnswIndex(128, AnnConfig(m=16))
+    for ix in (plain, huge):
+        ix.add(np.arange(1, len(v) + 1), v)
+    # the same graph and answers; only the memory behind it differs
+    assert np.array_equal(plain.search(v[:50], 10)[0], huge.search(v[:50], 10)[0])
+    import faiss
+
+    codes = faiss.downcast_index(huge.index.storage).codes
+    addr = int(faiss.rev_swig_ptr(codes.data(), 1).ctypes.data)
+    assert codes.size() >= 16 << 20
+    first_whole_page = (addr + (2 << 20) - 1) & ~((2 << 20) - 1)
+    assert _huge_kib(first_whole_page) >= 2048  # 2 MiB pages behind the 20 MB of vectors

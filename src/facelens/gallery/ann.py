@@ -11,15 +11,22 @@ or lost index can make search slower, never wrong: a deleted identity cannot com
 
 The index is saved next to the SQLite file (``<file>.ann/``) after it is built and every
 ``save_every`` changes, and on close; when opened, it catches up from the store.
+
+A search visits a few thousand vectors scattered over the whole index (0.9 GB at a million
+samples), so most of its time goes to address translation misses; on Linux the index's two
+big arrays (vectors and links) are therefore backed with 2 MiB pages where the kernel allows
+(``madvise``; at a million identities p50 3.6 -> 2.8 ms, see docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +47,45 @@ def _faiss() -> Any:
     return faiss
 
 
+_MADV_HUGEPAGE, _MADV_COLLAPSE = 14, 25  # linux/mman.h
+_HUGE = 2 << 20
+
+
+def _madvise() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.madvise
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def huge_pages(regions: list[tuple[int, int]]) -> int:
+    """Ask Linux to back memory regions ``(address, bytes)`` with transparent huge pages, now
+    (``MADV_COLLAPSE``, Linux 6.1+) or as khugepaged gets to them (``MADV_HUGEPAGE``). Only
+    whole 2 MiB pages inside each region are advised; where the kernel refuses (another OS,
+    huge pages off) nothing changes. Returns the bytes advised."""
+    madvise = _madvise()
+    if madvise is None:
+        return 0
+    done = 0
+    for addr, size in regions:
+        start = (addr + _HUGE - 1) & ~(_HUGE - 1)
+        end = (addr + size) & ~(_HUGE - 1)
+        if end - start < _HUGE:
+            continue
+        if madvise(start, end - start, _MADV_HUGEPAGE) != 0:
+            continue
+        done += end - start
+        if madvise(start, end - start, _MADV_COLLAPSE) != 0:
+            log.debug("MADV_COLLAPSE refused (errno %d): left to khugepaged", ctypes.get_errno())
+    return done
+
+
 @dataclass(frozen=True)
 class AnnConfig:
     """When and how the embedded store searches approximately.
@@ -54,20 +100,22 @@ class AnnConfig:
             96.5% of probes, m=48 / 128 for 99.4%, for twice the build time).
         ef_construction: candidate list size while building.
         ef_search: candidate list size while searching (recall against speed; at a million
-            identities: 192 -> 98.6%, 256 -> 99.4%, 320 -> 99.6%, p50 4.8, 5.6, 6.7 ms;
-            ``benchmarks/scale_ef.py``).
+            identities: 192 -> 98.6%, 224 -> 99.3%, 256 -> 99.4%, 320 -> 99.6%, p50 about
+            3.0, 3.5, 3.7, 4.2 ms; ``benchmarks/scale_ef.py``).
         candidates: samples taken from the graph per probe before grouping by identity.
         save_every: changes (added or deleted samples) after which the index is saved again.
         persist: save the index next to the SQLite file (off: rebuilt per process).
+        huge_pages: back the index with 2 MiB pages where Linux allows (see the module).
     """
 
     min_samples: int = 50_000
     m: int = 48
     ef_construction: int = 128
-    ef_search: int = 256
+    ef_search: int = 224
     candidates: int = 64
     save_every: int = 20_000
     persist: bool = True
+    huge_pages: bool = True
 
 
 class HnswIndex:
@@ -95,6 +143,7 @@ class HnswIndex:
         self.generation = -1
         self.changes_since_save = 0
         self._bitmap: Any = None  # faiss selector over live nodes, None when all are live
+        self._advised: tuple[tuple[int, ...], int] = ((), 0)  # buffers, bytes last advised
 
     @property
     def size(self) -> int:
@@ -122,6 +171,36 @@ class HnswIndex:
         self._live += len(seqs)
         self.changes_since_save += len(seqs)
         self._bitmap = None if self.alive.all() else self._selector()
+        self._advise()
+
+    def _advise(self) -> None:
+        """Huge pages for the vectors and links, again whenever they moved or grew a lot."""
+        if not self.config.huge_pages:
+            return
+        faiss = _faiss()
+
+        # (vector, bytes per item): the flat vectors' bytes and the int32 links
+        arrays = (
+            (faiss.downcast_index(self.index.storage).codes, 1),
+            (self.index.hnsw.neighbors, 4),
+        )
+        regions = [
+            (int(faiss.rev_swig_ptr(a.data(), 1).ctypes.data), a.size() * item)
+            for a, item in arrays
+            if a.size()
+        ]
+        where, size = tuple(r[0] for r in regions), sum(r[1] for r in regions)
+        if where == self._advised[0] and size < self._advised[1] + 64 * _HUGE:
+            return
+        t0 = time.perf_counter()
+        done = huge_pages(regions)
+        self._advised = (where, size)
+        if done:
+            log.debug(
+                "huge pages for %d MiB of ANN index (%.2f s)",
+                done >> 20,
+                time.perf_counter() - t0,
+            )
 
     def remove(self, seqs: NDArray[np.int64]) -> int:
         """Mark samples dead; unknown sequence numbers are ignored. Returns how many died."""
@@ -160,6 +239,8 @@ class HnswIndex:
         if self._bitmap is not None:
             params.sel = self._bitmap
         scores, nodes = self.index.search(q, n, params=params)
+        if nodes.min() >= 0:  # the common case: n found for every probe
+            return self.seq[nodes], scores
         seqs = np.where(nodes >= 0, self.seq[np.clip(nodes, 0, None)], -1)
         return seqs, np.where(nodes >= 0, scores, -np.inf).astype(np.float32)
 
@@ -235,6 +316,7 @@ class HnswIndex:
                 return None
             ix.generation = int(meta["generation"])
             ix._bitmap = None if ix.alive.all() else ix._selector()
+            ix._advise()
             return ix
         except FileNotFoundError:
             return None

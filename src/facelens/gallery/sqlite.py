@@ -35,6 +35,9 @@ __all__ = ["SCHEMA_VERSION", "SearchMatrix", "SqliteStore"]
 
 log = logging.getLogger(__name__)
 
+# How much of the file SQLite may read through a memory map (address space, not memory).
+MMAP_BYTES = 1 << 34
+
 # Each entry migrates from version i to i + 1. Never edit a released step; append a new one.
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -188,6 +191,10 @@ class SqliteStore(SqlStore):
             self._db.execute("PRAGMA busy_timeout = 30000")
             mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             self._db.execute("PRAGMA synchronous = FULL")
+            # Reads through a memory map: checking a search's candidates against the store
+            # touches a few random rows of a file that may be a gigabyte; through the page
+            # cache directly that is ~0.25 ms, through read() calls ~0.5 ms warm, ms cold.
+            self._db.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
             log.debug("opened gallery %s (journal %s)", self.path, mode)
             self._migrate()
             self.store_id = self.fetch("SELECT value FROM meta WHERE key = 'store_id'")[0][0]
@@ -321,12 +328,17 @@ class SqliteStore(SqlStore):
         ORDER BY q.seq
     """
 
+    def generation(self) -> int:
+        with self._lock:  # one statement: one snapshot, no transaction needed
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0])
+
     def _sync(self, ix: HnswIndex, gallery: str, model: str) -> None:
         """Bring the index up to the store's present: new samples in, deleted ones dead."""
+        if self.generation() == ix.generation:  # the common case, one statement
+            return
         with self._read() as db:
             gen = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
-            if gen == ix.generation:
-                return
             rows = db.execute(self._DELTA, (ix.max_seq, gallery, model)).fetchall()
             dead = [
                 r[0]
@@ -388,8 +400,10 @@ class SqliteStore(SqlStore):
         best: dict[str, tuple[str, float]] = {}
         while True:
             seqs, scores = ix.search(probe[None, :], min(n, max(ix.size, 1)))
-            found = [(int(q), float(s)) for q, s in zip(seqs[0], scores[0], strict=True) if q >= 0]
-            best, i, step = {}, 0, 2 * k
+            found = [
+                (q, s) for q, s in zip(seqs[0].tolist(), scores[0].tolist(), strict=True) if q >= 0
+            ]
+            best, i, step = {}, 0, k
             while i < len(found):
                 for iid, (name, score) in self._owners(
                     gallery, model, dict(found[i : i + step])
@@ -414,8 +428,8 @@ class SqliteStore(SqlStore):
         if not found:
             return {}
         marks = ",".join("?" * len(found))
-        with self._read() as db:
-            rows = db.execute(
+        with self._lock:  # one statement: one snapshot, no transaction needed
+            rows = self._db.execute(
                 f"""
                 SELECT q.seq, i.id, i.name FROM sample_seq q
                 CROSS JOIN samples s ON s.id = q.sample_id
