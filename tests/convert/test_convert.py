@@ -78,7 +78,7 @@ def test_second_use_converts_nothing_and_an_altered_cache_is_redone(tmp_path: Pa
 
 
 def test_unknown_model_has_no_converter() -> None:
-    with pytest.raises(ModelError, match="no ONNX converter for model 'dlib_landmarks5_v1'"):
+    with pytest.raises(ModelError, match="model 'dlib_landmarks5_v1' is not converted to ONNX"):
         cache.converted("dlib_landmarks5_v1", ModelStore(), None)
 
 

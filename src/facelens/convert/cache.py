@@ -1,5 +1,9 @@
 """Convert on first use, keep the result: ONNX files keyed by the source file's SHA-256.
 
+Each registry entry names its converter (``ModelSpec.convert``): ``dlib_resnet`` and
+``dlib_mmod`` build graphs from dlib's files; ``onnx_float`` makes an ONNX file's
+block-quantised weights float32 and its image dimensions free (``convert.onnx_float``).
+
 ``<cache_dir>/<model>-<source sha256[:16]>-c<CONVERTER_VERSION>.onnx`` holds the graph and a
 ``.json`` beside it records the source checksum, the ONNX file's own SHA-256 (checked before
 every load, like the registry's files) and what the runtime needs besides the graph (the
@@ -22,6 +26,7 @@ from typing import Any
 
 from facelens.convert.dlib_format import read_network
 from facelens.convert.dlib_nets import check, mmod_topology, resnet_topology
+from facelens.convert.onnx_float import float_model
 from facelens.convert.onnx_graph import build_graph
 from facelens.errors import ModelError
 from facelens.models import ModelStore
@@ -105,7 +110,15 @@ def _convert_mmod(data: bytes, source: str) -> tuple[bytes, dict[str, Any]]:
     return onnx, meta
 
 
-CONVERTERS = {"dlib_resnet_v1": _convert_resnet, "dlib_mmod_v1": _convert_mmod}
+def _convert_float(data: bytes, source: str) -> tuple[bytes, dict[str, Any]]:
+    return float_model(data, source)
+
+
+CONVERTERS = {
+    "dlib_resnet": _convert_resnet,
+    "dlib_mmod": _convert_mmod,
+    "onnx_float": _convert_float,
+}
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -146,17 +159,16 @@ def converted(name: str, models: ModelStore, cache_dir: Path | None) -> Converte
         ModelError: no converter for ``name``, or the source file is missing, altered or not
             of the expected shape.
     """
-    if name not in CONVERTERS:
-        raise ModelError(
-            name,
-            f"no ONNX converter for model {name!r}; convertible: {', '.join(sorted(CONVERTERS))}.",
-        )
     spec = models.spec(name)
+    if spec.convert not in CONVERTERS:
+        raise ModelError(name, f"model {name!r} is not converted to ONNX (it is used as it is)")
     key = (name, spec.sha256, str(cache_dir))
     with _lock:
+        # verifies the checksum (again, cheaply, if the file has not changed since): a file
+        # altered after this process converted it is refused, not silently still used
+        source = models.path(name)
         if key in _memo:
             return _memo[key]
-        source = models.path(name)  # verifies the checksum
         onnx_path = meta_path = None
         if cache_dir is not None:
             stem = f"{name}-{spec.sha256[:16]}-c{CONVERTER_VERSION}"
@@ -167,7 +179,7 @@ def converted(name: str, models: ModelStore, cache_dir: Path | None) -> Converte
                 _memo[key] = result
                 return result
         t = time.perf_counter()
-        onnx, meta = CONVERTERS[name](source.read_bytes(), str(source))
+        onnx, meta = CONVERTERS[spec.convert](source.read_bytes(), spec.filename)
         log.info("converted %s to ONNX in %.2f s", name, time.perf_counter() - t)
         if onnx_path is not None and meta_path is not None:
             onnx_path.parent.mkdir(parents=True, exist_ok=True)
