@@ -16,7 +16,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["Faces", "box_iou"]
+__all__ = ["KEYPOINTS", "Faces", "box_iou"]
+
+# The detector's five points (``Faces.keypoints``), in order; "left" is the image's left, i.e.
+# the subject's right. The same points and order as RetinaFace, YuNet and ArcFace alignment.
+KEYPOINTS = ("eye_left", "eye_right", "nose_tip", "mouth_left", "mouth_right")
 
 
 def _frozen(name: str, value: ArrayLike, dtype: type[np.generic], ndim: int) -> NDArray[Any]:
@@ -37,8 +41,14 @@ class Faces:
         score: (N,) float32 detector scores. Their scale is the backend's (HOG: SVM margin,
             CNN: MMOD confidence); higher is more face-like.
         landmarks: (N, K, 2) float32 ``(x, y)`` points, or None before alignment. K is 5 for
-            the default landmark model (outer and inner corner of each eye, base of the nose).
+            the default landmark model, dlib's predictor (outer and inner corner of each
+            eye, base of the nose: ``facelens.align.LANDMARK_POINTS``).
         track_id: (N,) int64 track ids, or None outside video.
+        keypoints: (N, 5, 2) float32 points that the detector itself found, or None (dlib's
+            detectors find none): the five standard points of face detection and ArcFace
+            alignment, in ``KEYPOINTS`` order (centre of the eye on the image's left, centre
+            of the other eye, tip of the nose, mouth corner on the image's left, the other
+            mouth corner). Other points than ``landmarks``: never mixed with them.
 
     Example:
         >>> f = Faces(xyxy=[[10, 20, 110, 120]], score=[1.5])
@@ -50,6 +60,7 @@ class Faces:
     score: NDArray[np.float32]
     landmarks: NDArray[np.float32] | None = None
     track_id: NDArray[np.int64] | None = None
+    keypoints: NDArray[np.float32] | None = None
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, np.float32)
@@ -76,6 +87,16 @@ class Faces:
             if lm.shape[0] != n or lm.shape[2] != 2:
                 raise ValueError(f"Faces.landmarks must have shape ({n}, K, 2), got {lm.shape}")
             object.__setattr__(self, "landmarks", lm)
+        if self.keypoints is not None:
+            kp = np.asarray(self.keypoints, np.float32)
+            if kp.size == 0 and n == 0:
+                kp = kp.reshape(0, 5, 2)
+            kp = _frozen("keypoints", kp, np.float32, 3)
+            if kp.shape != (n, 5, 2):
+                raise ValueError(f"Faces.keypoints must have shape ({n}, 5, 2), got {kp.shape}")
+            if not np.all(np.isfinite(kp)):
+                raise ValueError("Faces.keypoints must be finite")
+            object.__setattr__(self, "keypoints", kp)
         if self.track_id is not None:
             tid = _frozen("track_id", self.track_id, np.int64, 1)
             if tid.shape != (n,):
@@ -108,6 +129,7 @@ class Faces:
             score=self.score[sel],
             landmarks=None if self.landmarks is None else self.landmarks[sel],
             track_id=None if self.track_id is None else self.track_id[sel],
+            keypoints=None if self.keypoints is None else self.keypoints[sel],
         )
 
     def replace(self, **changes: Any) -> Faces:
@@ -137,6 +159,17 @@ class Faces:
         lim = np.array([width, height, width, height], np.float32)
         return self.replace(xyxy=np.clip(self.xyxy, 0, lim))
 
+    def scaled(self, factor: float, offset: tuple[float, float] = (0.0, 0.0)) -> Faces:
+        """Every coordinate multiplied by ``factor``, then shifted by ``offset`` (x, y): the
+        faces of a resized or cropped copy brought back to the original image."""
+        f = np.float32(factor)
+        o = np.asarray(offset, np.float32)
+        return self.replace(
+            xyxy=self.xyxy * f + np.concatenate([o, o]),
+            landmarks=None if self.landmarks is None else self.landmarks * f + o,
+            keypoints=None if self.keypoints is None else self.keypoints * f + o,
+        )
+
     def to_list(self) -> list[dict[str, Any]]:
         """Plain Python objects, one dict per face (for JSON)."""
         out: list[dict[str, Any]] = []
@@ -148,6 +181,10 @@ class Faces:
             if self.landmarks is not None:
                 d["landmarks"] = [
                     [round(float(x), 1), round(float(y), 1)] for x, y in self.landmarks[i]
+                ]
+            if self.keypoints is not None:
+                d["keypoints"] = [
+                    [round(float(x), 1), round(float(y), 1)] for x, y in self.keypoints[i]
                 ]
             if self.track_id is not None:
                 d["track_id"] = int(self.track_id[i])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from facelens.detect.tiles import Pyramid
 from facelens.errors import ModelError
 from facelens.faces import Faces
 from facelens.models import ModelStore
@@ -22,19 +23,26 @@ class DetectConfig:
     """Which detector runs, and how.
 
     Attributes:
-        backend: a name in ``DETECTORS``. The default, ``onnx_mmod``, is dlib's CNN (MMOD)
-            detector on ONNX Runtime: dlib's boxes and scores, about 30x faster than dlib.
+        backend: a name in ``DETECTORS``. The default, ``yunet``, finds faces from about 24 px
+            with five keypoints in about 7 ms per 640x480 photo on 2 cores (chosen by recall
+            and speed: docs/benchmarks.md, "Detection"). ``centerface`` finds as many with
+            fewer false alarms at 4x the cost; ``onnx_mmod`` is dlib's CNN (MMOD) detector
+            on ONNX Runtime (dlib's boxes and scores, about 30x faster than dlib itself).
         upsample: times the image is doubled before detection; each doubling finds faces half
-            as small and costs about four times as much. At 0 the smallest face found is
-            about 70-80 px wide (eyes about 25 px apart: what recognition can use, see
-            docs/quality.md); at 1 about 40 px. For HOG, use 1 to match face_recognition.
-        threshold: faces scoring at or below this are dropped (the backend's own score
-            scale; 0 is each dlib detector's trained operating point).
+            as small and costs about four times as much. For the MMOD detectors at 0 the
+            smallest face found is about 70-80 px wide, at 1 about 40 px; for HOG, use 1 to
+            match face_recognition. YuNet finds most faces from about 24 px at 0 and all from
+            32 px; at 2 (images tiled, ``pyramid``) from about 12 px.
+        threshold: faces scoring below this are dropped, on the backend's own score scale;
+            None: the backend's default (0 for dlib's detectors, their trained operating
+            point; a measured value for the others, docs/benchmarks.md "Detection").
+        pyramid: how images too large for one network pass are tiled (YuNet, CenterFace).
     """
 
-    backend: str = "onnx_mmod"
+    backend: str = "yunet"
     upsample: int = 0
-    threshold: float = 0.0
+    threshold: float | None = None
+    pyramid: Pyramid = field(default_factory=Pyramid)
 
     def __post_init__(self) -> None:
         if not 0 <= self.upsample <= 4:
@@ -42,9 +50,15 @@ class DetectConfig:
 
 
 class Detector(Protocol):
-    """Finds faces in an RGB uint8 image."""
+    """Finds faces in an RGB uint8 image.
+
+    Attributes:
+        name: the backend's name in ``DETECTORS``.
+        keypoints: whether its faces carry ``Faces.keypoints``.
+    """
 
     name: str
+    keypoints: bool
 
     def load(self) -> None:
         """Load the model (idempotent; called on first use if not called before)."""
@@ -75,7 +89,21 @@ def _onnx_mmod(config: DetectConfig, models: ModelStore, runtime: RuntimeConfig)
     return OnnxMmodDetector(config, models, runtime)
 
 
+def _yunet(config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> Detector:
+    from facelens.detect.yunet import YunetDetector
+
+    return YunetDetector(config, models, runtime)
+
+
+def _centerface(config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> Detector:
+    from facelens.detect.centerface import CenterFaceDetector
+
+    return CenterFaceDetector(config, models, runtime)
+
+
 DETECTORS: dict[str, DetectorFactory] = {
+    "yunet": _yunet,
+    "centerface": _centerface,
     "onnx_mmod": _onnx_mmod,
     "dlib_hog": _hog,
     "dlib_cnn": _cnn,

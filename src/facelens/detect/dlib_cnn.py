@@ -24,6 +24,7 @@ class DlibCnnDetector:
     """
 
     name = "dlib_cnn"
+    keypoints = False
 
     def __init__(self, config: DetectConfig, models: ModelStore) -> None:
         self.config = config
@@ -41,7 +42,8 @@ class DlibCnnDetector:
         image = check_rgb(image)
         self.load()
         dets = self._net(image, self.config.upsample)
-        keep = [d for d in dets if d.confidence >= self.config.threshold]
+        t = self.config.threshold or 0.0
+        keep = [d for d in dets if d.confidence >= t]
         if not keep:
             return Faces.empty()
         return Faces(

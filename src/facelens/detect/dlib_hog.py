@@ -24,6 +24,7 @@ class DlibHogDetector:
     """
 
     name = "dlib_hog"
+    keypoints = False
 
     def __init__(self, config: DetectConfig) -> None:
         self.config = config
@@ -38,7 +39,8 @@ class DlibHogDetector:
     def detect(self, image: NDArray[np.uint8]) -> Faces:
         image = check_rgb(image)
         self.load()
-        rects, scores, _ = self._det.run(image, self.config.upsample, self.config.threshold)
+        t = self.config.threshold or 0.0
+        rects, scores, _ = self._det.run(image, self.config.upsample, t)
         if not rects:
             return Faces.empty()
         return Faces(

@@ -48,6 +48,7 @@ class OnnxMmodDetector:
     """The MMOD face detector: dlib's boxes and scores (see ``detect.mmod``), much faster."""
 
     name = "onnx_mmod"
+    keypoints = False
 
     def __init__(self, config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> None:
         self.config = config
@@ -105,7 +106,7 @@ class OnnxMmodDetector:
             return Faces.empty()
         scores, rects = self.scores(image)
         boxes, values = boxes_from_scores(
-            scores, rects, self.geometry, self.config.threshold, self.config.upsample
+            scores, rects, self.geometry, self.config.threshold or 0.0, self.config.upsample
         )
         if not boxes:
             return Faces.empty()
