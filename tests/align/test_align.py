@@ -35,7 +35,9 @@ def test_chips_are_150px_and_match_dlibs_own_alignment(pipeline, fr_photos: Path
     chips = pipeline.chips(img, faces)
     assert chips.shape == (1, 150, 150, 3) and chips.dtype == np.uint8
     sp = dlib.shape_predictor(str(ModelStore().path("dlib_landmarks5_v1")))
-    x1, y1, x2, y2 = (int(v) for v in faces.xyxy[0])
+    # the predictor runs on the box dlib's detector would have drawn (mapped from YuNet's
+    # keypoints), as dlib's own code would on its own detection
+    x1, y1, x2, y2 = (round(float(v)) for v in pipeline.aligner.predictor_boxes(faces)[0])
     shape = sp(img, dlib.rectangle(x1, y1, x2 - 1, y2 - 1))
     ref = dlib.get_face_chip(img, shape, size=150, padding=0.25)
     assert np.array_equal(chips[0], ref)
@@ -51,3 +53,24 @@ def test_the_68_point_model_is_never_a_silent_default() -> None:
     assert AlignConfig().landmark_model == "dlib_landmarks5_v1"
     with pytest.raises(PolicyError, match="iBUG 300-W"):
         Aligner(AlignConfig(landmark_model="dlib_landmarks68_v1")).load()
+
+
+def test_keypoint_faces_get_the_box_dlibs_detector_would_draw(
+    pipeline, fr_photos: Path, data: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from facelens import DetectConfig
+    from facelens.detect import make_detector
+    from facelens.faces import box_iou
+
+    mmod = make_detector(DetectConfig(backend="onnx_mmod", upsample=1))
+    ious_own, ious_mapped = [], []
+    for photo in ("obama.jpg", "biden.jpg", "two_people.jpg", "obama2.jpg"):
+        img = load_image(fr_photos / photo)
+        faces = pipeline.detect(img)
+        ref = mmod.detect(img)
+        own = box_iou(faces.xyxy, ref.xyxy).max(axis=1)
+        mapped = box_iou(pipeline.aligner.predictor_boxes(faces), ref.xyxy).max(axis=1)
+        ious_own += own.tolist()
+        ious_mapped += mapped.tolist()
+    # YuNet's own boxes are taller and lower than MMOD's; the mapped ones sit on them
+    assert np.median(ious_mapped) > 0.8 > np.median(ious_own)
