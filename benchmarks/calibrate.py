@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from _report import ROOT, data_root, machine, md_table, write_section
-from facelens import Pipeline
+from facelens import EmbedConfig, Pipeline, PipelineConfig
 from facelens.eval.cache import load_embeddings, save_embeddings
+from facelens.eval.calibrate import impostor_scores, tail_thresholds
 from facelens.eval.identify import evaluate_open_set, rates_at, split
 from facelens.eval.lfw import lfw_image, pair_scores, read_pairs, read_people
 from facelens.eval.metrics import roc_auc, tar_at_far, ten_fold, threshold_at_far
@@ -39,7 +40,6 @@ from facelens.match.decide import IdentifyRule
 from facelens.match.thresholds import CALIBRATIONS, Calibration, identify_rule, identify_threshold
 
 Key = tuple[str, int]
-FMRS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7)
 CACHE = ROOT / "benchmarks" / ".cache"
 
 
@@ -59,52 +59,6 @@ def embed_all(
     if todo:
         save_embeddings(path, have, tag)
     return have
-
-
-def impostor_scores(
-    emb: dict[Key, np.ndarray | None], people: set[str] | None = None, top: int = 20000
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Histogram counts (20,000 bins over [-1, 1]) and the ``top`` largest scores of every
-    cross-person pair (restricted to ``people`` when given), and the number of pairs."""
-    keys = [k for k, v in emb.items() if v is not None and (people is None or k[0] in people)]
-    v = np.stack([emb[k] for k in keys]).astype(np.float32)  # type: ignore[misc]
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    _, person = np.unique([k[0] for k in keys], return_inverse=True)
-    edges = np.linspace(-1, 1, 20001)
-    counts = np.zeros(20000, np.int64)
-    best = np.empty(0, np.float32)
-    n_pairs = 0
-    step = 1024
-    for i in range(0, len(keys), step):
-        s = v[i : i + step] @ v[i:].T  # rows i.., columns from i (upper triangle incl.)
-        r = np.arange(s.shape[0])[:, None] + i
-        c = np.arange(s.shape[1])[None, :] + i
-        mask = (c > r) & (person[r] != person[c])
-        x = s[mask]
-        n_pairs += x.size
-        counts += np.histogram(x, bins=edges)[0]
-        if x.size:
-            best = np.concatenate([best, np.partition(x, max(0, x.size - top))[-top:]])
-            if best.size > top:
-                best = np.partition(best, best.size - top)[-top:]
-    return counts, np.sort(best), n_pairs
-
-
-def tail_thresholds(counts: np.ndarray, best: np.ndarray, n_pairs: int) -> dict[float, float]:
-    """Threshold per FMR: exact from the largest scores where they suffice, else binned."""
-    out = {}
-    edges = np.linspace(-1, 1, 20001)
-    above = np.cumsum(counts[::-1])[::-1]  # pairs scoring >= each bin's lower edge
-    for fmr in FMRS:
-        k = int(np.floor(n_pairs * fmr))
-        if k < 1:
-            continue
-        if k <= best.size:
-            out[fmr] = float(np.nextafter(best[best.size - k - 1], np.float32(2)))
-        else:
-            b = int(np.argmax(above <= k))
-            out[fmr] = float(edges[b])
-    return out
 
 
 def fr_pipeline() -> tuple[Callable[[Path], np.ndarray | None], Any]:
@@ -127,6 +81,12 @@ def facelens_tag(pipe: Pipeline) -> str:
     return f"{pipe.detector.name}:up{pipe.config.detect.upsample}:{pipe.model}:primary"
 
 
+def cache_label(pipe: Pipeline) -> str:
+    """The cache file of a pipeline's LFW templates: ``facelens`` for the default one (what
+    open_set_rule.py and scale.py read), the model's name otherwise."""
+    return "facelens" if pipe.model == Pipeline().model else pipe.config.embed.model
+
+
 def lfw_embeddings(
     lfw: Path, keys: list[Key], peer: bool, pipe: Pipeline | None = None
 ) -> dict[str, dict[Key, Any]]:
@@ -139,7 +99,9 @@ def lfw_embeddings(
         return None if e is None else e.vectors[0]
 
     tag = facelens_tag(pipe)
-    systems: dict[str, dict[Key, Any]] = {"facelens": embed_all("facelens", keys, ours, tag, lfw)}
+    systems: dict[str, dict[Key, Any]] = {
+        "facelens": embed_all(cache_label(pipe), keys, ours, tag, lfw)
+    }
     if peer:
         fn, _ = fr_pipeline()
         raw = embed_all("face_recognition", keys, fn, "face_recognition-1.3.0:hog1:centre", lfw)
@@ -152,12 +114,16 @@ def main() -> None:
     ap.add_argument("--write", default=None)
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--model", default=None, help="recognizer (default: the default pipeline's)")
+    ap.add_argument("--section", default="calibration", help="docs section to write")
     args = ap.parse_args()
     lfw = data_root() / "lfw"
     people = read_people(lfw)
     keys = sorted((n, i) for n, idx in people.items() for i in idx)
     pairs = read_pairs(lfw / "pairs.txt")
-    pipe = Pipeline()
+    pipe = Pipeline(
+        PipelineConfig(embed=EmbedConfig(model=args.model)) if args.model else PipelineConfig()
+    )
     tag = facelens_tag(pipe)
     systems = lfw_embeddings(lfw, keys, peer=not args.skip_peer, pipe=pipe)
 
@@ -348,7 +314,7 @@ def main() -> None:
     )
     print(body)
     if args.write:
-        write_section(ROOT / args.write, "calibration", body)
+        write_section(ROOT / args.write, args.section, body)
 
 
 def impostor_array(emb: dict[Key, np.ndarray | None], people: set[str]) -> np.ndarray:

@@ -1,15 +1,19 @@
 """``Pipeline``: the stages wired together, each step accepting the previous step's output.
 
+detect -> align (dlib's landmarks, for quality and dlib's chips) -> the chips each recognizer
+reads (``views``) -> templates (one recognizer's, or a fusion of several) -> match.
+
 Example:
     >>> p = Pipeline()
-    >>> p.config.detect.backend
-    'dlib_hog'
+    >>> p.config.embed.model
+    'dlib_resnet_v1'
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +22,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facelens.align import AlignConfig, Aligner
+from facelens.align.dlib_box import BOX_MAPS
 from facelens.decode import DecodeConfig, decode_image
 from facelens.detect import DetectConfig, Detector, make_detector
 from facelens.embed import EmbedConfig, Embedder, Embeddings, make_embedder
-from facelens.errors import EnrollmentError, InputError
+from facelens.embed.base import model_names
+from facelens.embed.fusion import fuse, fusion_weights
+from facelens.errors import EnrollmentError, InputError, ModelError
 from facelens.faces import Faces, box_iou
 from facelens.gallery import Consent, EnrollResult, Gallery, NewSample
 from facelens.match import Identification, Verification, resolve_threshold, verify
@@ -30,7 +37,24 @@ from facelens.models import ModelStore
 from facelens.quality import QualityGate, QualityScores, measure
 from facelens.runtime import RuntimeConfig
 
-__all__ = ["Analysis", "EnrollReport", "FaceChoice", "Pipeline", "PipelineConfig"]
+__all__ = [
+    "Analysis",
+    "EnrollReport",
+    "FaceChoice",
+    "Pipeline",
+    "PipelineConfig",
+    "RetemplateReport",
+    "Views",
+]
+
+# The chips of one image's faces for each alignment the recognizers read, keyed by
+# ``view_key(alignment, size)``: ``{"dlib150": (N, 150, 150, 3), "arcface112": ...}``.
+Views = dict[str, NDArray[np.uint8]]
+
+
+def view_key(alignment: str, size: int) -> str:
+    return f"{alignment}{size}"
+
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +118,43 @@ class PipelineConfig:
 
 @dataclass(frozen=True, eq=False)
 class Analysis:
-    """All faces of one image, aligned, measured and (optionally) embedded."""
+    """All faces of one image, aligned, measured and (optionally) embedded.
+
+    Attributes:
+        faces: the faces, with dlib's landmarks (and the detector's keypoints, if any).
+        quality: their quality measures.
+        embeddings: their templates of the pipeline's model (None when not asked for).
+        chips: dlib's 150 px chips (what quality is measured on).
+        views: every chip the recognizers read (``Views``).
+    """
 
     faces: Faces
     quality: QualityScores
     embeddings: Embeddings | None
     chips: NDArray[np.uint8]
+    views: Views = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetemplateReport:
+    """What ``Pipeline.retemplate`` did to a gallery.
+
+    Attributes:
+        model: the template tag made.
+        added: templates stored.
+        identities: identities that received templates.
+        already: identities that had templates of the model before.
+        must_reenrol: (id, name) of identities without a kept chip to make them from: they
+            must be enrolled again (with consent) to be found by this model.
+        no_consent: (id, name) of identities left alone because their consent has lapsed.
+    """
+
+    model: str
+    added: int
+    identities: int
+    already: int
+    must_reenrol: tuple[tuple[str, str], ...]
+    no_consent: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -116,6 +171,10 @@ class Pipeline:
 
     Backends are built from ``config`` unless given (``detector=``, ``aligner=``,
     ``embedder=``), so tests and services can inject their own. Nothing loads before first use.
+
+    Raises:
+        ModelError: a recognizer needs keypoints (ArcFace alignment) that the detector does
+            not find, or a name is unknown.
     """
 
     def __init__(
@@ -130,19 +189,46 @@ class Pipeline:
         c = self.config
         self.detector = detector or make_detector(c.detect, c.models, c.runtime)
         self._retry_detector: Detector | None = None
-        self.aligner = aligner or Aligner(c.align, c.models)
-        self.embedder = embedder or make_embedder(c.embed, c.models, c.runtime)
+        self.aligner = aligner or Aligner(c.align, c.models, BOX_MAPS.get(self.detector.name))
+        if embedder is not None:
+            self.embedders: tuple[Embedder, ...] = (embedder,)
+            self.weights: tuple[float, ...] = (1.0,)
+        else:
+            names = model_names(c.embed.model)
+            self.embedders = tuple(
+                make_embedder(dataclasses.replace(c.embed, model=n), c.models, c.runtime)
+                for n in names
+            )
+            self.weights = fusion_weights(names) if len(names) > 1 else (1.0,)
+        needs_keypoints = [e.model for e in self.embedders if e.alignment == "arcface"]
+        if needs_keypoints and not getattr(self.detector, "keypoints", False):
+            raise ModelError(
+                needs_keypoints[0],
+                f"recognizer {needs_keypoints[0]!r} aligns faces on the five keypoints a "
+                f"detector finds, and detector {self.detector.name!r} finds none.",
+                "Use --detector yunet or centerface.",
+            )
+
+    @property
+    def embedder(self) -> Embedder:
+        """The recognizer (the first one of a fusion)."""
+        return self.embedders[0]
 
     def load(self) -> None:
         """Load every model now (otherwise each loads on first use)."""
         self.detector.load()
         self.aligner.load()
-        self.embedder.load()
+        for e in self.embedders:
+            e.load()
 
     @property
     def model(self) -> str:
-        """Tag of the embeddings this pipeline makes."""
-        return self.embedder.model
+        """Tag of the templates this pipeline makes (a fusion's tag names its parts)."""
+        if len(self.embedders) == 1:
+            return self.embedders[0].model
+        from facelens.embed.fusion import fusion_tag
+
+        return fusion_tag([e.model for e in self.embedders], self.weights)
 
     # -- stages -----------------------------------------------------------------------------
 
@@ -165,26 +251,62 @@ class Pipeline:
         faces = self.align(image, faces)
         return measure(faces, self.aligner.chips(image, faces) if chips is None else chips)
 
+    def views(
+        self, image: NDArray[np.uint8], faces: Faces, chips: NDArray[np.uint8] | None = None
+    ) -> Views:
+        """The chips every recognizer of the pipeline reads, for ``faces`` (aligned here if
+        they are not). ``chips``: dlib's chips of these faces, when already made."""
+        out: Views = {}
+        for e in self.embedders:
+            key = view_key(e.alignment, e.chip_size)
+            if key in out:
+                continue
+            if e.alignment == "dlib" and chips is not None:
+                out[key] = chips
+            elif e.alignment == "dlib":
+                out[key] = self.chips(image, faces)
+            else:
+                out[key] = self.aligner.chips_for(image, faces, e.alignment, e.chip_size)
+        return out
+
+    def templates(self, views: Mapping[str, NDArray[np.uint8]]) -> list[Embeddings]:
+        """The pipeline's templates of the faces in ``views``: its model's first, then, for a
+        fusion, each recognizer's own."""
+        parts = [e.embed(views[view_key(e.alignment, e.chip_size)]) for e in self.embedders]
+        if len(parts) == 1:
+            return parts
+        return [fuse(parts, self.weights), *parts]
+
+    def embed_views(self, views: Mapping[str, NDArray[np.uint8]]) -> Embeddings:
+        """Templates of the pipeline's model for the faces in ``views``."""
+        return self.templates(views)[0]
+
     def embed(
         self,
         image: NDArray[np.uint8],
         faces: Faces | None = None,
         chips: NDArray[np.uint8] | None = None,
     ) -> Embeddings:
-        """Embeddings of ``faces`` (detected when None), from ``chips`` when given."""
-        if chips is None:
-            chips = self.chips(image, self.detect(image) if faces is None else faces)
-        return self.embedder.embed(chips)
+        """Embeddings of ``faces`` (detected when None); ``chips``: dlib's chips of them,
+        when already made."""
+        if faces is None:
+            faces = self.detect(image)
+        if chips is not None and len(self.embedders) == 1 and self.embedder.alignment == "dlib":
+            return self.embedder.embed(chips)
+        faces = self.align(image, faces)
+        return self.embed_views(self.views(image, faces, chips))
 
     def analyze(self, image: NDArray[np.uint8], embed: bool = True) -> Analysis:
         """Every face in ``image``: landmarks, quality, chips and (when ``embed``) embeddings."""
         faces = self.align(image, self.detect(image))
         chips = self.aligner.chips(image, faces)
+        views = self.views(image, faces, chips) if embed else {}
         return Analysis(
             faces=faces,
             quality=measure(faces, chips),
-            embeddings=self.embedder.embed(chips) if embed else None,
+            embeddings=self.embed_views(views) if embed else None,
             chips=chips,
+            views=views,
         )
 
     def detect_single(self, image: NDArray[np.uint8]) -> Faces:
@@ -196,7 +318,7 @@ class Pipeline:
             return faces
         if self._retry_detector is None:
             d = self.config.detect
-            retry = DetectConfig(backend=d.backend, upsample=d.upsample + 1, threshold=d.threshold)
+            retry = dataclasses.replace(d, upsample=d.upsample + 1)
             self._retry_detector = make_detector(retry, self.config.models, self.config.runtime)
         return self._retry_detector.detect(image)
 
@@ -266,10 +388,13 @@ class Pipeline:
         # No detection there: trust the operator's box; the quality gate still applies.
         return Faces(xyxy=box, score=np.zeros(1, np.float32))
 
-    def prepare_sample(
+    def prepare_samples(
         self, src: str | Path | bytes, face: FaceChoice = "primary", gate: bool = True
-    ) -> NewSample:
-        """Decode, detect, choose the face, check quality, embed: one sample ready to store.
+    ) -> list[NewSample]:
+        """Decode, detect, choose the face, check quality, embed: the samples of one image
+        ready to store, the pipeline's model first (then, for a fusion, each recognizer's
+        template). The first carries the reference chip (``Aligner.reference_chips``), which
+        a gallery keeps only when set to.
 
         Raises:
             InputError: the image cannot be read.
@@ -279,22 +404,35 @@ class Pipeline:
         faces = self.detect_single(image) if isinstance(face, str) else self.detect(image)
         size = (image.shape[1], image.shape[0])
         chosen = self.align(image, self.select_face(faces, face, meta.source, size))
+        if chosen.keypoints is None and any(e.alignment == "arcface" for e in self.embedders):
+            raise EnrollmentError(meta.source, ["no_face"])  # an operator's box, no detection
         chips = self.aligner.chips(image, chosen)
         q = measure(chosen, chips)
         if gate:
             reasons = self.config.gate.reasons(q, 0)
             if reasons:
                 raise EnrollmentError(meta.source, reasons)
-        emb = self.embedder.embed(chips)
+        templates = self.templates(self.views(image, chosen, chips))
+        reference = self.aligner.reference_chips(image, chosen)[0]
         x1, y1, x2, y2 = (float(v) for v in chosen.xyxy[0])
-        return NewSample(
-            embedding=emb.vectors[0],
-            model=emb.model,
-            quality=q.row(0),
-            image_sha256=meta.sha256,
-            box=(x1, y1, x2, y2),
-            source=meta.source,
-        )
+        return [
+            NewSample(
+                embedding=t.vectors[0],
+                model=t.model,
+                quality=q.row(0),
+                image_sha256=meta.sha256,
+                box=(x1, y1, x2, y2),
+                source=meta.source,
+                chip=reference if n == 0 else None,
+            )
+            for n, t in enumerate(templates)
+        ]
+
+    def prepare_sample(
+        self, src: str | Path | bytes, face: FaceChoice = "primary", gate: bool = True
+    ) -> NewSample:
+        """The sample of the pipeline's model from one image (``prepare_samples``)."""
+        return self.prepare_samples(src, face, gate)[0]
 
     def enroll(
         self,
@@ -321,7 +459,7 @@ class Pipeline:
         rejected_at: list[int] = []
         for n, src in enumerate(images):
             try:
-                samples.append(self.prepare_sample(src, face, gate))
+                samples.extend(self.prepare_samples(src, face, gate))
             except (EnrollmentError, InputError) as e:
                 log.info("not enrolled: %s", e)
                 rejected.append(e)
@@ -334,3 +472,53 @@ class Pipeline:
         return EnrollReport(
             gallery.enroll(name, samples, consent, metadata), tuple(rejected), tuple(rejected_at)
         )
+
+    def retemplate(
+        self, gallery: Gallery, progress: Callable[[int, int], None] | None = None
+    ) -> RetemplateReport:
+        """Give every identity of ``gallery`` templates of this pipeline's model, made from the
+        reference chips the gallery kept at enrolment (``Gallery.configure(keep_chips=True)``).
+
+        Each kept chip is searched for its face by this pipeline's detector, aligned as this
+        pipeline's recognizers need and embedded; identities that already hold this model's
+        templates are left as they are, those whose consent has lapsed are not processed, and
+        those with no usable chip are listed as having to enrol again.
+        """
+        added = done = already = 0
+        reenrol: list[tuple[str, str]] = []
+        lapsed: list[tuple[str, str]] = []
+        people = gallery.identities()
+        now = gallery.clock()
+        for n, ident in enumerate(people):
+            if progress:
+                progress(n + 1, len(people))
+            if self.model in ident.models:
+                already += 1
+                continue
+            if not ident.consent_valid_at(now):
+                lapsed.append((ident.id, ident.name))
+                continue
+            samples: list[NewSample] = []
+            for sha, chip in gallery.chips(ident.id):
+                faces = self.detect_single(chip)
+                if len(faces) == 0:
+                    continue
+                h, w = chip.shape[:2]
+                face = self.align(chip, faces[choose_primary(faces, w, h)])
+                dlib_chips = self.aligner.chips(chip, face)
+                q = measure(face, dlib_chips).row(0)
+                for t in self.templates(self.views(chip, face, dlib_chips)):
+                    samples.append(
+                        NewSample(
+                            embedding=t.vectors[0],
+                            model=t.model,
+                            quality={**q, "from_kept_chip": 1.0},
+                            image_sha256=sha,
+                        )
+                    )
+            if not samples:
+                reenrol.append((ident.id, ident.name))
+                continue
+            added += len(gallery.add_templates(ident.id, samples))
+            done += 1
+        return RetemplateReport(self.model, added, done, already, tuple(reenrol), tuple(lapsed))

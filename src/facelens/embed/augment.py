@@ -83,6 +83,8 @@ class AugmentedEmbedder:
         self.mode = mode
         self.name = inner.name
         self.model = f"{inner.model}+{mode}"
+        self.alignment: str = inner.alignment
+        self.chip_size: int = inner.chip_size
 
     @property
     def provider(self) -> str | None:
@@ -93,7 +95,7 @@ class AugmentedEmbedder:
 
     def embed(self, chips: NDArray[np.uint8]) -> Embeddings:
         if len(chips) == 0:
-            return Embeddings.empty(self.model)
+            return Embeddings.empty(self.model, getattr(self.inner, "dim", 128))
         views = np.concatenate([augmented_chips(c, self.mode) for c in chips])
         inner = self.inner.embed(views).vectors
         v = inner.reshape(len(chips), -1, inner.shape[1])

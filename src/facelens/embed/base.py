@@ -14,32 +14,56 @@ from facelens.errors import ModelError
 from facelens.models import ModelStore
 from facelens.runtime import RuntimeConfig
 
-__all__ = ["EMBEDDERS", "EmbedConfig", "Embedder", "make_embedder"]
+__all__ = [
+    "EMBEDDERS",
+    "MODEL_ALIASES",
+    "EmbedConfig",
+    "Embedder",
+    "make_embedder",
+    "model_names",
+]
+
+
+# Short names accepted wherever a recognizer is named.
+MODEL_ALIASES = {"dlib": "dlib_resnet_v1", "sface": "sface_2021dec"}
 
 
 @dataclass(frozen=True)
 class EmbedConfig:
-    """Which embedder runs.
+    """Which recognizer runs, and how.
 
     Attributes:
-        backend: a name in ``EMBEDDERS``. The default, ``onnx``, is dlib's ResNet on ONNX
-            Runtime (same weights, same embeddings within 1e-4, about 30x faster); ``dlib``
-            runs dlib itself.
+        model: the recognizer: a registry name (``dlib_resnet_v1``, ``sface_2021dec``, a
+            model the user registered) or an alias (``dlib``, ``sface``), or a fusion of
+            several joined by ``+`` (``dlib+sface``: ``facelens.embed.fusion``). The default
+            was chosen by measurement (docs/accuracy.md, "Recognizers").
+        backend: for dlib's ResNet only: ``onnx`` (ONNX Runtime, the same weights, the same
+            templates within 1e-4, about 25x faster) or ``dlib`` (dlib itself).
         batch_size: chips per forward pass.
         augment: test-time augmentation, a key of ``embed.augment.AUGMENTATIONS``
             (``"none"``, ``"flip"``, ``"tta"``); changes the model tag (docs/accuracy.md).
     """
 
+    model: str = "dlib_resnet_v1"
     backend: str = "onnx"
     batch_size: int = 32
     augment: str = "flip"
 
 
 class Embedder(Protocol):
-    """Aligned RGB chips (N, 150, 150, 3) -> ``Embeddings``."""
+    """Aligned RGB chips (N, S, S, 3) -> ``Embeddings``.
+
+    Attributes:
+        name: the backend.
+        model: the tag of the templates it makes.
+        alignment: the chips it reads (``"dlib"`` or ``"arcface"``).
+        chip_size: their side S in pixels.
+    """
 
     name: str
     model: str
+    alignment: str
+    chip_size: int
 
     def load(self) -> None:
         """Load the network (idempotent)."""
@@ -64,27 +88,57 @@ def _onnx(config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig) -> Em
     return OnnxResnetEmbedder(config, models, runtime)
 
 
+# Backends of dlib's ResNet (``EmbedConfig.backend``); every other recognizer runs on the
+# generic ONNX recognizer from its declaration.
 EMBEDDERS: dict[str, EmbedderFactory] = {"onnx": _onnx, "dlib": _dlib}
+
+
+def model_names(model: str) -> list[str]:
+    """The registry names a model setting stands for (several for a fusion ``a+b``).
+
+    Example:
+        >>> model_names("dlib+sface")
+        ['dlib_resnet_v1', 'sface_2021dec']
+    """
+    parts = [p.strip() for p in model.split("+")]
+    if not all(parts):
+        raise ModelError(model, f"{model!r} is not a model name or a fusion 'a+b'")
+    return [MODEL_ALIASES.get(p, p) for p in parts]
 
 
 def make_embedder(
     config: EmbedConfig, models: ModelStore | None = None, runtime: RuntimeConfig | None = None
 ) -> Embedder:
-    """The embedder named by ``config.backend`` (not loaded yet).
+    """The embedder of ``config.model``, one recognizer (not loaded yet; a fusion is made
+    by ``facelens.embed.fusion.make_fusion``).
 
     Example:
-        >>> make_embedder(EmbedConfig(backend="dlib")).model
+        >>> make_embedder(EmbedConfig(backend="dlib", augment="none")).model
         'dlib_resnet_v1'
     """
-    try:
-        factory = EMBEDDERS[config.backend]
-    except KeyError:
-        raise ModelError(
-            config.backend,
-            f"unknown embedder {config.backend!r}; "
-            f"known embedders: {', '.join(sorted(EMBEDDERS))}.",
-        ) from None
-    embedder = factory(config, models or ModelStore(), runtime or RuntimeConfig())
+    models = models or ModelStore()
+    runtime = runtime or RuntimeConfig()
+    names = model_names(config.model)
+    if len(names) != 1:
+        raise ModelError(config.model, f"{config.model!r} is a fusion; use make_fusion")
+    spec = models.spec(names[0])
+    if spec.kind != "recognizer" or spec.recognizer is None:
+        raise ModelError(spec.name, f"model {spec.name!r} is a {spec.kind}, not a recognizer")
+    embedder: Embedder
+    if spec.recognizer.family == "dlib":
+        try:
+            factory = EMBEDDERS[config.backend]
+        except KeyError:
+            raise ModelError(
+                config.backend,
+                f"unknown embedder {config.backend!r}; "
+                f"known embedders: {', '.join(sorted(EMBEDDERS))}.",
+            ) from None
+        embedder = factory(config, models, runtime)
+    else:
+        from facelens.embed.onnx_generic import OnnxRecognizer
+
+        embedder = OnnxRecognizer(spec, config, models, runtime)
     if config.augment == "none":
         return embedder
     from facelens.embed.augment import AugmentedEmbedder

@@ -21,6 +21,8 @@ class DlibResnetEmbedder:
 
     name = "dlib"
     model = MODEL
+    alignment = "dlib"
+    chip_size = 150
 
     def __init__(self, config: EmbedConfig, models: ModelStore) -> None:
         self.config = config

@@ -25,6 +25,8 @@ class OnnxResnetEmbedder:
 
     name = "onnx"
     model = MODEL
+    alignment = "dlib"
+    chip_size = 150
 
     def __init__(self, config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig) -> None:
         self.config = config

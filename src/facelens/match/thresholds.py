@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from facelens.errors import ModelError
 from facelens.match.decide import IdentifyRule
@@ -42,8 +43,11 @@ __all__ = [
     "Calibration",
     "OpenSetCalibration",
     "OperatingPoint",
+    "calibration",
     "identify_rule",
     "identify_threshold",
+    "open_set_calibration",
+    "register_calibration",
     "resolve_threshold",
     "threshold_for_fmr",
 ]
@@ -181,16 +185,69 @@ OPEN_SET: dict[str, OpenSetCalibration] = {
 }
 
 
-def _calibration(model: str) -> Calibration:
+# Calibrations of models a user registered (``facelens models calibrate``), by template tag.
+# A user model's tag holds its file's checksum, so two files never share an entry.
+_REGISTERED: dict[str, Calibration] = {}
+_REGISTERED_OPEN_SET: dict[str, OpenSetCalibration] = {}
+
+
+def register_calibration(doc: dict[str, Any]) -> None:
+    """Make a stored calibration (``Calibration`` fields as JSON, optionally with an
+    ``open_set`` object of ``OpenSetCalibration`` fields) known for its template tag.
+
+    Raises:
+        ValueError: the document lacks a field or holds a wrong value.
+    """
     try:
-        return CALIBRATIONS[model]
-    except KeyError:
+        cal = Calibration(
+            model=str(doc["model"]),
+            balanced=float(doc["balanced"]),
+            tail=tuple((float(f), float(t)) for f, t in doc["tail"]),
+            impostor_pairs=int(doc["impostor_pairs"]),
+            measured_by=str(doc["measured_by"]),
+        )
+        o = doc.get("open_set")
+        osc = (
+            OpenSetCalibration(
+                model=cal.model,
+                cohort=int(o["cohort"]),
+                weight=float(o["weight"]),
+                min_identities=int(o["min_identities"]),
+                table=tuple((int(n), float(t)) for n, t in o["table"]),
+                measured_by=str(o["measured_by"]),
+            )
+            if o
+            else None
+        )
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"not a calibration record ({e})") from None
+    if not cal.tail or not -1 <= cal.balanced <= 1:
+        raise ValueError(f"calibration of {cal.model!r} has no usable thresholds")
+    _REGISTERED[cal.model] = cal
+    if osc is not None:
+        _REGISTERED_OPEN_SET[cal.model] = osc
+
+
+def calibration(model: str) -> Calibration | None:
+    """What was measured for template tag ``model`` (shipped or registered), or None."""
+    return CALIBRATIONS.get(model) or _REGISTERED.get(model)
+
+
+def open_set_calibration(model: str) -> OpenSetCalibration | None:
+    """The cohort-normalised 1:N rule measured for ``model``, or None."""
+    return OPEN_SET.get(model) or _REGISTERED_OPEN_SET.get(model)
+
+
+def _calibration(model: str) -> Calibration:
+    cal = calibration(model)
+    if cal is None:
+        known = sorted({*CALIBRATIONS, *_REGISTERED})
         raise ModelError(
             model,
-            f"no calibrated thresholds for model {model!r} "
-            f"(calibrated: {', '.join(sorted(CALIBRATIONS))}); give a "
-            "number instead.",
-        ) from None
+            f"no calibrated thresholds for model {model!r} (calibrated: {', '.join(known)}); "
+            "give a number instead, or calibrate it: facelens models calibrate NAME.",
+        )
+    return cal
 
 
 def threshold_for_fmr(model: str, fmr: float) -> float:
@@ -290,7 +347,7 @@ def identify_rule(
         0.9429
     """
     chosen = default if point is None else point
-    cal = OPEN_SET.get(model)
+    cal = open_set_calibration(model)
     if (
         isinstance(chosen, str)
         and chosen.strip().lower() == "open_set"
@@ -309,7 +366,7 @@ def identify_rule(
 
 
 def _points(model: str) -> dict[str, OperatingPoint]:
-    cal = CALIBRATIONS[model]
+    cal = _calibration(model)
     out = {
         "balanced": OperatingPoint(
             "balanced", model, cal.balanced, "maximises LFW verification accuracy", cal.measured_by

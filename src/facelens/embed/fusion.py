@@ -1,0 +1,76 @@
+"""Two or more recognizers as one: score fusion written as one template.
+
+For unit templates ``a_i`` of each model and weights ``w_i``, the fused template is the
+concatenation of ``sqrt(w_i) a_i``, scaled to unit length. The cosine of two fused templates
+is then exactly the weighted mean of the models' cosines,
+``sum(w_i cos_i) / sum(w_i)``: score-level fusion that galleries, thresholds and search treat
+like any other model (its own tag, its own calibration).
+
+Example:
+    >>> a = Embeddings([[1.0, 0.0]], "a")
+    >>> b = Embeddings([[0.0, 1.0]], "b")
+    >>> f = fuse([a, b], (0.5, 0.5))
+    >>> f.dim, f.model
+    (4, 'fusion(a*0.5,b*0.5)')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from facelens.embed.embeddings import Embeddings
+from facelens.errors import ModelError
+
+__all__ = ["FUSIONS", "FusionSpec", "fuse", "fusion_tag", "fusion_weights"]
+
+
+@dataclass(frozen=True)
+class FusionSpec:
+    """A fusion whose weights were measured.
+
+    Attributes:
+        parts: registry names of the recognizers, in order.
+        weights: their weights (summing to 1).
+        measured_by: the command that chose the weights.
+    """
+
+    parts: tuple[str, ...]
+    weights: tuple[float, ...]
+    measured_by: str
+
+
+# Weights chosen on LFW View 1 (benchmarks/recognizers.py), never on the figures reported.
+FUSIONS: dict[tuple[str, ...], FusionSpec] = {}
+
+
+def fusion_weights(parts: Sequence[str]) -> tuple[float, ...]:
+    """The measured weights of a fusion of ``parts``, or equal weights when none were."""
+    spec = FUSIONS.get(tuple(parts))
+    if spec is not None:
+        return spec.weights
+    return tuple(1.0 / len(parts) for _ in parts)
+
+
+def fusion_tag(tags: Sequence[str], weights: Sequence[float]) -> str:
+    return "fusion(" + ",".join(f"{t}*{w:g}" for t, w in zip(tags, weights, strict=True)) + ")"
+
+
+def fuse(parts: Sequence[Embeddings], weights: Sequence[float]) -> Embeddings:
+    """One fused template per face from each model's templates of the same faces."""
+    if len(parts) < 2 or len(parts) != len(weights):
+        raise ModelError("fusion", "a fusion needs two or more models, one weight each")
+    n = len(parts[0])
+    if any(len(p) != n for p in parts):
+        raise ModelError("fusion", "every model must have a template of every face")
+    if any(w <= 0 for w in weights):
+        raise ModelError("fusion", "fusion weights must be positive")
+    tag = fusion_tag([p.model for p in parts], weights)
+    if n == 0:
+        return Embeddings.empty(tag, sum(p.dim for p in parts))
+    v = np.concatenate(
+        [p.vectors * np.float32(np.sqrt(w)) for p, w in zip(parts, weights, strict=True)], axis=1
+    )
+    return Embeddings(v, tag)
