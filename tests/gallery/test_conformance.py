@@ -3,6 +3,7 @@ each searched exactly and through its approximate index (``min_samples=0`` force
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -362,3 +363,77 @@ def test_identify_searches_as_deep_as_the_rule_needs(gallery: Gallery) -> None:
     assert gallery.identify(p, strict, k=1)[0].identity is None
     # the gallery's default rule for its size: a plain similarity threshold for 6 people
     assert not gallery.rule(MODEL).normalised
+
+
+def _chip(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+
+
+def test_templates_of_two_models_never_meet(gallery: Gallery) -> None:
+    # one image of Ann, embedded by two models; Bob has only the second model's template
+    gallery.enroll("Ann", [sample(1), sample(1, model="other_model")], consent())
+    gallery.enroll("Bob", [sample(2, model="other_model")], consent())
+    ann = gallery.get("Ann")
+    assert ann.sample_count == 1 and ann.models == {MODEL: 1, "other_model": 1}
+    assert gallery.search_size(MODEL) == (1, 1)
+    assert gallery.search_size("other_model") == (2, 2)
+    # a probe equal to Bob's vector, but of MODEL: Bob (other_model only) is never a candidate
+    res = gallery.search(Embeddings(unit(2)[None], MODEL), k=5)[0]
+    assert [c.name for c in res] == ["Ann"] and res[0].score < 0.5
+    assert gallery.search(Embeddings(unit(2)[None], "other_model"))[0][0].name == "Bob"
+    assert gallery.models() == {MODEL: (1, 1), "other_model": (2, 2)}
+
+
+def test_kept_chips_follow_the_setting_and_are_erased_with_the_person(
+    gallery: Gallery, tmp_path: Path
+) -> None:
+    chip = _chip(1)
+    with_chip = dataclasses.replace(sample(1), chip=chip)
+    gallery.enroll("Ann", [with_chip], consent())
+    assert gallery.get("Ann").chips == 0  # not kept: the default
+    assert gallery.settings() == {"keep_chips": False}
+    assert gallery.configure(keep_chips=True) == {"keep_chips": True}
+    gallery.enroll("Bob", [dataclasses.replace(sample(2), chip=_chip(2))], consent())
+    gallery.enroll("Ann", [dataclasses.replace(sample(3), chip=_chip(3))])
+    assert gallery.get("Bob").chips == 1 and gallery.get("Ann").chips == 1
+    ((sha, back),) = gallery.chips("Bob")
+    assert sha == sample(2).image_sha256 and np.array_equal(back, _chip(2))  # lossless
+    # exported only when asked; imported only into a gallery that keeps chips
+    plain, full = tmp_path / "plain.json", tmp_path / "full.json"
+    export_gallery(gallery, plain)
+    export_gallery(gallery, full, chips=True)
+    assert all("chips" not in i for i in json.loads(plain.read_text())["identities"])
+    assert sum(len(i.get("chips", [])) for i in json.loads(full.read_text())["identities"]) == 2
+    keeping = Gallery(open_store(str(tmp_path / "keeping.db")))
+    keeping.configure(keep_chips=True)
+    import_gallery(keeping, full)
+    assert keeping.get("Bob").chips == 1
+    not_keeping = Gallery(open_store(str(tmp_path / "not-keeping.db")))
+    import_gallery(not_keeping, full)
+    assert not_keeping.get("Bob").chips == 0
+    not_keeping.close()
+    # erased with the identity
+    receipt = gallery.delete("Bob")
+    assert receipt.chips_deleted == 1
+    bob_id = receipt.identity_id
+    assert gallery.store.fetch("SELECT count(*) FROM chips WHERE identity_id = ?", (bob_id,)) == [
+        (0,)
+    ]
+    # turning the setting off erases the gallery's chips (and only this gallery's)
+    other = Gallery(gallery.store, "elsewhere")
+    other.configure(keep_chips=True)
+    other.enroll("Cat", [dataclasses.replace(sample(4), chip=_chip(4))], consent())
+    gallery.configure(keep_chips=False)
+    assert gallery.get("Ann").chips == 0 and other.get("Cat").chips == 1
+    with pytest.raises(ValueError, match="unknown gallery setting"):
+        gallery.configure(colour="red")
+    keeping.close()
+
+
+def test_templates_of_a_new_model_need_a_valid_consent(gallery: Gallery, clock: Clock) -> None:
+    gallery.enroll("Ann", [sample(1)], consent(expires=T0 + timedelta(days=5)))
+    added = gallery.add_templates("Ann", [sample(1, model="other_model")])
+    assert len(added) == 1 and gallery.get("Ann").models == {MODEL: 1, "other_model": 1}
+    clock.t = T0 + timedelta(days=6)
+    with pytest.raises(ConsentError, match="no consent valid now"):
+        gallery.add_templates("Ann", [sample(1, model="third_model")])

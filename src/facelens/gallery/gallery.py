@@ -8,9 +8,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from facelens.embed.embeddings import Embeddings
 from facelens.errors import ConsentError
-from facelens.gallery.records import Consent, DeletionReceipt, Identity, NewSample, Sample
+from facelens.gallery.records import (
+    Consent,
+    DeletionReceipt,
+    Identity,
+    NewSample,
+    Sample,
+    decode_chip,
+)
 from facelens.gallery.sql import GalleryStore
 from facelens.match.decide import Candidate, Identification, IdentifyRule, as_rule, decide_identity
 from facelens.match.thresholds import identify_rule
@@ -26,7 +36,7 @@ class EnrollResult:
         identity: the identity after enrolment.
         created: True when the identity is new.
         added: ids of the samples stored.
-        duplicates: samples not stored because the same image was already enrolled.
+        duplicates: images not stored because they were already enrolled.
     """
 
     identity: Identity
@@ -104,11 +114,12 @@ class Gallery:
         existing = self.require_consent(name, consent)
         before = existing.sample_count if existing else 0
         ident, added = self.store.enroll(self.name, name, samples, consent, metadata)
+        images = len({s.image_sha256 for s in samples})
         return EnrollResult(
             identity=ident,
             created=existing is None,
             added=tuple(added),
-            duplicates=len(samples) - (ident.sample_count - before),
+            duplicates=images - (ident.sample_count - before),
         )
 
     def require_consent(self, name: str, consent: Consent | None) -> Identity | None:
@@ -153,8 +164,35 @@ class Gallery:
         return self.store.rename(self.name, key, new_name)
 
     def delete(self, key: str) -> DeletionReceipt:
-        """Erase an identity with every sample and consent record."""
+        """Erase an identity with every sample, kept chip and consent record."""
         return self.store.delete(self.name, key)
+
+    # -- settings, models and kept chips ----------------------------------------------------
+
+    def settings(self) -> dict[str, Any]:
+        """This gallery's settings (``keep_chips``: whether enrolment keeps an aligned
+        reference chip of each face, so templates of another model can be made later)."""
+        return self.store.gallery_settings(self.name)
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        """Change settings; returns them all. ``keep_chips=False`` erases the kept chips."""
+        return self.store.set_gallery_settings(self.name, changes)
+
+    def models(self) -> dict[str, tuple[int, int]]:
+        """Per template tag in this gallery: (identities with one, templates)."""
+        return self.store.models(self.name)
+
+    def chips(self, key: str) -> list[tuple[str, NDArray[np.uint8]]]:
+        """(image SHA-256, RGB chip) of each reference chip kept of an identity."""
+        return [(sha, decode_chip(data)) for sha, data in self.store.chips(self.get(key).id)]
+
+    def add_templates(self, key: str, samples: Sequence[NewSample]) -> list[str]:
+        """Store templates of another model for an identity's already enrolled images
+        (``facelens gallery retemplate``); needs a consent valid now, as any enrolment."""
+        ident = self.get(key)
+        if not ident.consent_valid_at(self.clock()):
+            raise ConsentError(f"{ident.name!r} has no consent valid now: nothing is added")
+        return self.store.add_samples(self.name, ident.id, samples)
 
     # -- search -----------------------------------------------------------------------------
 

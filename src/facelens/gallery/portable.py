@@ -7,7 +7,12 @@ Format (JSON, UTF-8)::
                      "consents": [{"purpose", "granted_by", "granted_at", "expires_at",
                                    "recorded_by"}],
                      "samples": [{"id", "model", "dim", "embedding": "<base64 float32 LE>",
-                                  "quality": {...}, "image_sha256", "box", "created_at"}]}]}
+                                  "quality": {...}, "image_sha256", "box", "created_at"}],
+                     "chips": [{"image_sha256", "png": "<base64 PNG>"}]}]}
+
+``chips`` (the aligned face chips a gallery keeps to re-template, ``Gallery.configure``) is
+written only when asked (``export_gallery(..., chips=True)``, ``facelens gallery export
+--with-chips``): they are face images. Import keeps them only in a gallery set to keep chips.
 
 Import validates the whole file before writing anything, then writes it in one transaction.
 """
@@ -33,11 +38,22 @@ FORMAT = "facelens-gallery"
 VERSION = 1
 
 
-def export_gallery(gallery: Gallery, path: str | Path) -> int:
-    """Write every identity of ``gallery`` to ``path`` (atomically). Returns how many."""
+def export_gallery(gallery: Gallery, path: str | Path, chips: bool = False) -> int:
+    """Write every identity of ``gallery`` to ``path`` (atomically). Returns how many.
+
+    ``chips``: also write the aligned face chips the gallery kept (face images: only when
+    the receiving side needs them to make templates of another model)."""
     out = []
     for ident in gallery.identities():
         samples = gallery.store.samples(ident.id)
+        kept = (
+            [
+                {"image_sha256": sha, "png": base64.b64encode(data).decode()}
+                for sha, data in gallery.store.chips(ident.id)
+            ]
+            if chips
+            else []
+        )
         out.append(
             {
                 "id": ident.id,
@@ -59,6 +75,7 @@ def export_gallery(gallery: Gallery, path: str | Path) -> int:
                     }
                     for s in samples
                 ],
+                **({"chips": kept} if kept else {}),
             }
         )
     doc = {
@@ -90,7 +107,25 @@ def _need(d: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return d[key]
 
 
-def _parse(doc: Any, source: str) -> list[tuple[Identity, list[Sample]]]:
+def _parse_chips(d: dict[str, Any], where: str) -> list[tuple[str, bytes]]:
+    out = []
+    for m, c in enumerate(d.get("chips") or []):
+        cw = f"{where}, chip #{m + 1}"
+        if not isinstance(c, dict):
+            raise GalleryFormatError(f"{cw} is not an object")
+        try:
+            data = base64.b64decode(_need(c, "png", str, cw), validate=True)
+        except ValueError as e:
+            raise GalleryFormatError(f"{cw}: not base64 ({e})") from None
+        if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+            raise GalleryFormatError(f"{cw}: not a PNG image")
+        out.append((_need(c, "image_sha256", str, cw), data))
+    return out
+
+
+def _parse(
+    doc: Any, source: str
+) -> tuple[list[tuple[Identity, list[Sample]]], dict[str, list[tuple[str, bytes]]]]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise GalleryFormatError(f"{source} is not a facelens gallery export")
     if doc.get("version") != VERSION:
@@ -98,6 +133,7 @@ def _parse(doc: Any, source: str) -> list[tuple[Identity, list[Sample]]]:
             f"{source} is format version {doc.get('version')}; this facelens reads {VERSION}"
         )
     items = []
+    chips: dict[str, list[tuple[str, bytes]]] = {}
     for n, d in enumerate(_need(doc, "identities", list, source)):
         where = f"{source}: identity #{n + 1}"
         if not isinstance(d, dict):
@@ -151,7 +187,8 @@ def _parse(doc: Any, source: str) -> list[tuple[Identity, list[Sample]]]:
                 )
             )
         items.append((ident, samples))
-    return items
+        chips[ident.id] = _parse_chips(d, where)
+    return items, chips
 
 
 def import_gallery(
@@ -165,4 +202,5 @@ def import_gallery(
         raise InputError(str(path), "no such file") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise GalleryFormatError(f"{path} is not a facelens gallery export ({e})") from None
-    return gallery.store.import_identities(gallery.name, _parse(doc, str(path)), on_conflict)
+    items, chips = _parse(doc, str(path))
+    return gallery.store.import_identities(gallery.name, items, on_conflict, chips)

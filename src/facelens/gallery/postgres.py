@@ -117,6 +117,18 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_tenant ON audit(tenant, seq);
     """,
+    # 2: per-gallery settings, and the aligned chips a gallery may keep to re-template
+    """
+    ALTER TABLE galleries ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE chips (
+        identity_id  TEXT NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+        image_sha256 TEXT NOT NULL,
+        format       TEXT NOT NULL,
+        data         BYTEA NOT NULL,
+        created_at   TEXT NOT NULL,
+        PRIMARY KEY (identity_id, image_sha256)
+    );
+    """,
 )
 PG_SCHEMA_VERSION = len(_MIGRATIONS)
 

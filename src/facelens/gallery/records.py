@@ -9,7 +9,37 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Consent", "DeletionReceipt", "Identity", "NewSample", "Sample", "iso", "parse_time"]
+__all__ = [
+    "Consent",
+    "DeletionReceipt",
+    "Identity",
+    "NewSample",
+    "Sample",
+    "decode_chip",
+    "encode_chip",
+    "iso",
+    "parse_time",
+]
+
+
+def encode_chip(chip: NDArray[np.uint8]) -> bytes:
+    """An RGB chip as PNG bytes (lossless: a template made from it later is the same)."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(chip[:, :, ::-1]))
+    if not ok:
+        raise ValueError("the chip could not be encoded")
+    return bytes(buf)
+
+
+def decode_chip(data: bytes) -> NDArray[np.uint8]:
+    """PNG bytes (``encode_chip``) -> an RGB chip."""
+    import cv2
+
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError("a stored chip is not a readable image")
+    return np.ascontiguousarray(img[:, :, ::-1])
 
 
 def iso(t: datetime) -> str:
@@ -91,6 +121,8 @@ class NewSample:
         image_sha256: SHA-256 of the source image file.
         box: the face's ``[x1, y1, x2, y2]`` in the source image.
         source: a label for messages (file name); not stored.
+        chip: the aligned reference chip of the face (``Aligner.reference_chips``), stored
+            only by a gallery set to keep chips (to make templates of another model later).
     """
 
     embedding: NDArray[np.float32]
@@ -99,6 +131,7 @@ class NewSample:
     image_sha256: str
     box: tuple[float, float, float, float] | None = None
     source: str = ""
+    chip: NDArray[np.uint8] | None = None
 
     def __post_init__(self) -> None:
         e = np.asarray(self.embedding, np.float32).reshape(-1)
@@ -134,8 +167,10 @@ class Identity:
         metadata: free-form JSON object set by the operator.
         created_at: when enrolled.
         updated_at: last change.
-        sample_count: number of stored samples.
+        sample_count: number of enrolled images (each may hold templates of several models).
         consents: its consent records, newest last.
+        models: the model tags it has templates of, and how many of each.
+        chips: how many aligned reference chips the gallery keeps of it.
     """
 
     id: str
@@ -146,6 +181,8 @@ class Identity:
     updated_at: str
     sample_count: int = 0
     consents: tuple[Consent, ...] = field(default=())
+    models: dict[str, int] = field(default_factory=dict)
+    chips: int = 0
 
     def consent_valid_at(self, now: datetime) -> bool:
         return any(c.valid_at(now) for c in self.consents)
@@ -161,3 +198,4 @@ class DeletionReceipt:
     samples_deleted: int
     consents_deleted: int
     deleted_at: str
+    chips_deleted: int = 0

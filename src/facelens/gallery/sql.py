@@ -30,6 +30,7 @@ from facelens.gallery.records import (
     Identity,
     NewSample,
     Sample,
+    encode_chip,
     iso,
 )
 from facelens.match.decide import Candidate, rank_identities
@@ -167,6 +168,7 @@ class GalleryStore(Protocol):
         gallery: str,
         items: Sequence[tuple[Identity, list[Sample]]],
         on_conflict: str = "error",
+        chips: dict[str, list[tuple[str, bytes]]] | None = None,
     ) -> tuple[int, int]: ...
 
     def search(
@@ -174,6 +176,20 @@ class GalleryStore(Protocol):
     ) -> list[list[Candidate]]: ...
 
     def searchable_size(self, gallery: str, model: str) -> tuple[int, int]: ...
+
+    def gallery_settings(self, gallery: str) -> dict[str, Any]: ...
+
+    def set_gallery_settings(self, gallery: str, changes: dict[str, Any]) -> dict[str, Any]: ...
+
+    def add_samples(self, gallery: str, key: str, samples: Sequence[NewSample]) -> list[str]: ...
+
+    def chips(self, identity_id: str) -> list[tuple[str, bytes]]: ...
+
+    def models(self, gallery: str) -> dict[str, tuple[int, int]]: ...
+
+
+# Settings a gallery may hold, and their defaults.
+GALLERY_SETTINGS: dict[str, Any] = {"keep_chips": False}
 
 
 class SqlStore:
@@ -281,9 +297,13 @@ class SqlStore:
 
     def _identity(self, db: Db, row: Sequence[Any]) -> Identity:
         iid = row[0]
-        count = db.execute("SELECT count(*) FROM samples WHERE identity_id = ?", (iid,)).fetchone()[
-            0
-        ]
+        per_model = db.execute(
+            "SELECT model, count(*) FROM samples WHERE identity_id = ? GROUP BY model", (iid,)
+        ).fetchall()
+        images = db.execute(
+            "SELECT count(DISTINCT image_sha256) FROM samples WHERE identity_id = ?", (iid,)
+        ).fetchone()[0]
+        chips = db.execute("SELECT count(*) FROM chips WHERE identity_id = ?", (iid,)).fetchone()[0]
         return Identity(
             id=iid,
             gallery=row[1],
@@ -291,8 +311,10 @@ class SqlStore:
             metadata=json.loads(row[3]),
             created_at=row[4],
             updated_at=row[5],
-            sample_count=int(count),
+            sample_count=int(images),
             consents=self._consents(db, iid),
+            models={str(m): int(n) for m, n in sorted(per_model)},
+            chips=int(chips),
         )
 
     _IDENTITY_COLS = "id, gallery, name, metadata, created_at, updated_at"
@@ -368,9 +390,10 @@ class SqlStore:
         )
 
     def _insert_samples(
-        self, db: Db, identity_id: str, samples: Sequence[NewSample], now: str
+        self, db: Db, identity_id: str, samples: Sequence[NewSample], now: str, keep: bool
     ) -> list[str]:
-        """Insert samples not already stored for this identity (same image and model)."""
+        """Insert samples not already stored for this identity (same image and model), and,
+        when ``keep``, their reference chips."""
         have = {
             (r[0], r[1])
             for r in db.execute(
@@ -379,6 +402,12 @@ class SqlStore:
         }
         ids = []
         for s in samples:
+            if keep and s.chip is not None:
+                db.execute(
+                    "INSERT INTO chips(identity_id, image_sha256, format, data, created_at) "
+                    "VALUES (?, ?, 'png', ?, ?) ON CONFLICT DO NOTHING",
+                    (identity_id, s.image_sha256, encode_chip(s.chip), now),
+                )
             if (s.image_sha256, s.model) in have:
                 continue
             have.add((s.image_sha256, s.model))
@@ -387,6 +416,71 @@ class SqlStore:
             db.execute(self._SAMPLE_INSERT, self._sample_row(sid, identity_id, s, box, now))
             ids.append(sid)
         return ids
+
+    @staticmethod
+    def _settings(db: Db, gallery: str) -> dict[str, Any]:
+        row = db.execute("SELECT settings FROM galleries WHERE name = ?", (gallery,)).fetchone()
+        stored = json.loads(row[0]) if row else {}
+        return {k: stored.get(k, v) for k, v in GALLERY_SETTINGS.items()}
+
+    def gallery_settings(self, gallery: str) -> dict[str, Any]:
+        """The gallery's settings (``GALLERY_SETTINGS`` defaults for a new gallery)."""
+        with self._read() as db:
+            return self._settings(db, gallery)
+
+    def set_gallery_settings(self, gallery: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change settings (unknown names are a ValueError). Turning ``keep_chips`` off
+        erases every chip the gallery kept."""
+        unknown = sorted(set(changes) - set(GALLERY_SETTINGS))
+        if unknown:
+            raise ValueError(f"unknown gallery setting(s): {', '.join(unknown)}")
+        if "keep_chips" in changes and not isinstance(changes["keep_chips"], bool):
+            raise ValueError("keep_chips must be true or false")
+        self.ensure_gallery(gallery)
+        with self.transaction() as db:
+            settings = {**self._settings(db, gallery), **changes}
+            db.execute(
+                "UPDATE galleries SET settings = ? WHERE name = ?",
+                (json.dumps(settings, sort_keys=True), gallery),
+            )
+            if not settings["keep_chips"]:
+                db.execute(
+                    "DELETE FROM chips WHERE identity_id IN "
+                    "(SELECT id FROM identities WHERE gallery = ?)",
+                    (gallery,),
+                )
+        return settings
+
+    def chips(self, identity_id: str) -> list[tuple[str, bytes]]:
+        """(image SHA-256, PNG bytes) of each reference chip kept of an identity."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT image_sha256, data FROM chips WHERE identity_id = ? ORDER BY created_at, "
+                "image_sha256",
+                (identity_id,),
+            ).fetchall()
+        return [(str(r[0]), bytes(r[1])) for r in rows]
+
+    def add_samples(self, gallery: str, key: str, samples: Sequence[NewSample]) -> list[str]:
+        """Templates of more models for an enrolled identity's images (re-templating); its
+        consent records are not touched."""
+        now = self._now()
+        with self.transaction() as db:
+            ident = self._get(db, gallery, key)
+            added = self._insert_samples(db, ident.id, samples, now, keep=False)
+            if added:
+                db.execute("UPDATE identities SET updated_at = ? WHERE id = ?", (now, ident.id))
+        return added
+
+    def models(self, gallery: str) -> dict[str, tuple[int, int]]:
+        """Per model tag: (identities with a template of it, templates)."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT s.model, count(DISTINCT i.id), count(*) FROM samples s "
+                "JOIN identities i ON i.id = s.identity_id WHERE i.gallery = ? GROUP BY s.model",
+                (gallery,),
+            ).fetchall()
+        return {str(r[0]): (int(r[1]), int(r[2])) for r in sorted(rows)}
 
     @staticmethod
     def _insert_consent(db: Db, identity_id: str, c: Consent) -> None:
@@ -434,7 +528,8 @@ class SqlStore:
                     )
             if consent is not None:
                 self._insert_consent(db, iid, consent)
-            added = self._insert_samples(db, iid, samples, now)
+            keep = bool(self._settings(db, gallery)["keep_chips"])
+            added = self._insert_samples(db, iid, samples, now, keep)
             db.execute("UPDATE identities SET updated_at = ? WHERE id = ?", (now, iid))
             ident = self._get(db, gallery, iid)
         return ident, added
@@ -471,6 +566,7 @@ class SqlStore:
             ident = self._get(db, gallery, key)
             ns = db.execute("DELETE FROM samples WHERE identity_id = ?", (ident.id,)).rowcount
             nc = db.execute("DELETE FROM consents WHERE identity_id = ?", (ident.id,)).rowcount
+            nk = db.execute("DELETE FROM chips WHERE identity_id = ?", (ident.id,)).rowcount
             db.execute("DELETE FROM identities WHERE id = ?", (ident.id,))
         return DeletionReceipt(
             identity_id=ident.id,
@@ -479,6 +575,7 @@ class SqlStore:
             samples_deleted=ns,
             consents_deleted=nc,
             deleted_at=self._now(),
+            chips_deleted=nk,
         )
 
     # -- search -----------------------------------------------------------------------------
@@ -580,17 +677,21 @@ class SqlStore:
         gallery: str,
         items: Sequence[tuple[Identity, list[Sample]]],
         on_conflict: str = "error",
+        chips: dict[str, list[tuple[str, bytes]]] | None = None,
     ) -> tuple[int, int]:
         """Insert identities with their ids, consents and samples in one transaction.
 
         ``on_conflict``: ``"error"`` (nothing is written if any id or name exists) or
-        ``"skip"`` (existing ones are left as they are). Returns (imported, skipped).
+        ``"skip"`` (existing ones are left as they are). ``chips`` (identity id -> (image
+        SHA-256, PNG)) are stored only in a gallery that keeps chips. Returns (imported,
+        skipped).
         """
         if on_conflict not in ("error", "skip"):
             raise ValueError(f"on_conflict must be 'error' or 'skip', got {on_conflict!r}")
         self.ensure_gallery(gallery)
         imported = skipped = 0
         with self.transaction() as db:
+            keep = bool(self._settings(db, gallery)["keep_chips"])
             for ident, samples in items:
                 clash = db.execute(
                     "SELECT id, gallery, name FROM identities WHERE id = ? OR "
@@ -641,6 +742,12 @@ class SqlStore:
                         self._sample_row(
                             s.id, ident.id, s, list(s.box) if s.box else None, s.created_at
                         ),
+                    )
+                for sha, data in (chips or {}).get(ident.id, []) if keep else []:
+                    db.execute(
+                        "INSERT INTO chips(identity_id, image_sha256, format, data, created_at) "
+                        "VALUES (?, ?, 'png', ?, ?) ON CONFLICT DO NOTHING",
+                        (ident.id, sha, data, self._now()),
                     )
                 imported += 1
         return imported, skipped
