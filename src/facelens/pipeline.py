@@ -312,7 +312,9 @@ class Pipeline:
     def detect_single(self, image: NDArray[np.uint8]) -> Faces:
         """Detection for a request about one person (verify, enrol): when nothing is found,
         try once more at twice the resolution (upsample + 1), which finds faces half as
-        small; a photo of one person rarely has none (docs/accuracy.md)."""
+        small; a photo of one person rarely has none (docs/accuracy.md). The retry keeps only
+        faces smaller than the first pass finds reliably: a large face it missed is more
+        likely something else (a dog's face scores higher enlarged)."""
         faces = self.detect(image)
         if len(faces) or self.config.detect.upsample >= 3:
             return faces
@@ -320,7 +322,9 @@ class Pipeline:
             d = self.config.detect
             retry = dataclasses.replace(d, upsample=d.upsample + 1)
             self._retry_detector = make_detector(retry, self.config.models, self.config.runtime)
-        return self._retry_detector.detect(image)
+        found = self._retry_detector.detect(image)
+        limit = 1.5 * self.detector.smallest_face / 2**self.config.detect.upsample
+        return found[found.width < limit]
 
     def primary_embedding(self, image: NDArray[np.uint8]) -> Embeddings | None:
         """The embedding of the face a single-person photo is about (``choose_primary``),

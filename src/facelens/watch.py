@@ -5,6 +5,10 @@ the frame shrunk to ``detect_max_side`` (boxes are scaled back), tracked, given 
 a quality score; a track's frame is embedded only when it is among the track's best so far
 (``TrackIdentities``). On the frames in between, tracks are moved by their velocity. Events go
 to an ``EventBus``.
+
+By default (``"auto"``) the stride and the detection size follow the measured cost
+(``Pacer``): the watcher keeps up with the source's frame rate on the machine it runs on,
+detecting as often and as large as that allows.
 """
 
 from __future__ import annotations
@@ -30,9 +34,100 @@ from facelens.quality import measure
 from facelens.track import Tracker, TrackerConfig, TrackIdentities, TrackIdentityConfig
 from facelens.track.identity import face_quality
 
-__all__ = ["WatchConfig", "WatchStats", "Watcher"]
+__all__ = ["AUTO", "Pacer", "PacerConfig", "WatchConfig", "WatchStats", "Watcher"]
+
+AUTO = "auto"
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PacerConfig:
+    """How ``"auto"`` picks the detection stride and size.
+
+    Attributes:
+        headroom: share of a frame interval the work may take (the rest absorbs jitter,
+            decoding and the sinks).
+        max_stride: the stride never exceeds this (0: the frame rate / ``min_rate``).
+        min_rate: detections per second at least (a face must not go unseen for long).
+        sides: detection sizes (longer side, pixels) tried in turn when even the largest
+            stride cannot keep up at full size.
+        window: detection frames averaged before a new choice.
+    """
+
+    headroom: float = 0.8
+    max_stride: int = 0
+    min_rate: float = 5.0
+    sides: tuple[int, ...] = (1280, 960, 640, 480)
+    window: int = 8
+
+
+class Pacer:
+    """Chooses the detection stride and size from the measured cost of frames.
+
+    Every frame's processing time is recorded, split into detection frames and the frames in
+    between; after ``window`` detection frames the stride becomes the smallest that keeps
+    the average frame within ``headroom`` of the frame interval: with ``d`` seconds for a
+    detection frame and ``c`` for another, stride ``s`` costs ``(d + (s - 1) c) / s`` per
+    frame. When even ``max_stride`` cannot keep up, the detection size steps down
+    (``sides``); when there is time to spare at a smaller size, it steps back up.
+
+    Example:
+        >>> p = Pacer(30.0, 1920, PacerConfig(window=2))
+        >>> for _ in range(2):
+        ...     p.observe(True, 0.060)
+        ...     p.observe(False, 0.004)
+        >>> p.stride
+        3
+    """
+
+    def __init__(self, fps: float, longest_side: int, config: PacerConfig | None = None):
+        self.config = config or PacerConfig()
+        self.interval = 1.0 / fps if fps and fps > 0 else 1.0 / 30
+        rate = fps if fps and fps > 0 else 30.0
+        self.max_stride = self.config.max_stride or max(1, int(rate / self.config.min_rate))
+        self.longest = longest_side
+        self.sides = [s for s in self.config.sides if s < longest_side]
+        self.level = 0  # 0: full size, k: self.sides[k - 1]
+        self.stride = 1
+        self._detect: list[float] = []
+        self._other: list[float] = []
+
+    @property
+    def max_side(self) -> int | None:
+        """The detection size now (longer side), None for full size."""
+        return None if self.level == 0 else self.sides[self.level - 1]
+
+    def _per_frame(self, d: float, c: float, s: int) -> float:
+        return (d + (s - 1) * c) / s
+
+    def observe(self, detected: bool, seconds: float) -> None:
+        """Record one frame's processing time; re-choose after a window of detections."""
+        (self._detect if detected else self._other).append(seconds)
+        if len(self._detect) < self.config.window:
+            return
+        d = float(np.median(self._detect))
+        c = float(np.median(self._other[-64:])) if self._other else d * 0.1
+        budget = self.interval * self.config.headroom
+        stride = next(
+            (s for s in range(1, self.max_stride + 1) if self._per_frame(d, c, s) <= budget),
+            None,
+        )
+        if stride is None and self.level < len(self.sides):
+            # the detector's cost scales with its pixels: estimate the next size's
+            self.level += 1
+            self.stride = self.max_stride
+        elif stride is None:
+            self.stride = self.max_stride
+        else:
+            self.stride = stride
+            prev = self.sides[self.level - 2] if self.level >= 2 else self.longest
+            now = self.max_side or self.longest
+            grow = (prev / now) ** 2
+            if self.level > 0 and self._per_frame(d * grow, c, self.max_stride) <= budget * 0.7:
+                self.level -= 1  # a larger size fits with room to spare
+        self._detect.clear()
+        self._other = self._other[-16:]
 
 
 @dataclass(frozen=True)
@@ -40,31 +135,43 @@ class WatchConfig:
     """How a stream is watched.
 
     Attributes:
-        detect_every: run the detector on every n-th frame; tracks carry faces in between.
+        detect_every: run the detector on every n-th frame (tracks carry faces in between),
+            or ``"auto"``: as often as the measured cost allows at the source's frame rate.
         detect_max_side: shrink frames so their longer side is at most this before detection
-            (None: full size). Faces keep full-resolution boxes and chips.
+            (None: full size), or ``"auto"``: full size unless the measured cost needs
+            less. Faces keep full-resolution boxes and chips.
         identify_threshold: operating point for deciding known/unknown (default ``open_set``:
             FPIR 1% for the gallery's size).
         min_hits: detections before a track is announced (filters one-frame false alarms).
         tracker: tracker settings.
         identity: per-track identification settings.
+        pacer: how ``"auto"`` chooses.
     """
 
-    detect_every: int = 1
-    detect_max_side: int | None = None
+    detect_every: int | str = AUTO
+    detect_max_side: int | str | None = AUTO
     identify_threshold: str | float = DEFAULT_IDENTIFY
     min_hits: int = 2
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     identity: TrackIdentityConfig = field(default_factory=TrackIdentityConfig)
+    pacer: PacerConfig = field(default_factory=PacerConfig)
 
     def __post_init__(self) -> None:
-        if self.detect_every < 1:
-            raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
+        if self.detect_every != AUTO and (
+            not isinstance(self.detect_every, int) or self.detect_every < 1
+        ):
+            raise ValueError(f"detect_every must be 'auto' or >= 1, got {self.detect_every!r}")
+        if self.detect_max_side not in (AUTO, None) and (
+            not isinstance(self.detect_max_side, int) or self.detect_max_side < 64
+        ):
+            raise ValueError(
+                f"detect_max_side must be 'auto', None or >= 64, got {self.detect_max_side!r}"
+            )
 
 
 @dataclass
 class WatchStats:
-    """Counters of a watch run."""
+    """Counters of a watch run (``detect_every`` and ``detect_max_side``: the last choice)."""
 
     frames: int = 0
     detected_frames: int = 0
@@ -75,6 +182,8 @@ class WatchStats:
     processing_seconds: float = 0.0
     media_seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    detect_every: int = 1
+    detect_max_side: int | None = None
 
     @property
     def realtime_factor(self) -> float:
@@ -128,8 +237,7 @@ class Watcher:
             return []
         return self.gallery.search(probe, k=self._depth)[0]
 
-    def _detect(self, image: NDArray[np.uint8]) -> Faces:
-        m = self.config.detect_max_side
+    def _detect(self, image: NDArray[np.uint8], m: int | None) -> Faces:
         h, w = image.shape[:2]
         if m is None or max(h, w) <= m:
             return self.pipe.detect(image)
@@ -140,8 +248,7 @@ class Watcher:
             cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA),
             dtype=np.uint8,
         )
-        faces = self.pipe.detect(small)
-        return faces.replace(xyxy=faces.xyxy / s)
+        return self.pipe.detect(small).scaled(1 / s)
 
     def run(
         self,
@@ -163,6 +270,11 @@ class Watcher:
         start = time.perf_counter()
         last_progress = start
         faces = Faces.empty()
+        pacer = Pacer(source.fps, max(source.width, source.height), cfg.pacer)
+        every = pacer.stride if cfg.detect_every == AUTO else int(cfg.detect_every)
+        side = cfg.detect_max_side
+        max_side = pacer.max_side if side == AUTO else (None if side is None else int(side))
+        since = 0  # frames since the last detection
 
         def emit(
             kind: str,
@@ -224,13 +336,16 @@ class Watcher:
                         end_track(tid, None)
                 continue
             frame = item
+            t_frame = time.perf_counter()
             self.stats.frames += 1
             self.stats.media_seconds = frame.media_time
             labels: list[str | None]
-            if frame.index % cfg.detect_every == 0 or self.stats.frames == 1:
+            detecting = since == 0 or since >= every
+            if detecting:
+                since = 1
                 self.stats.detected_frames += 1
                 image = frame.image
-                detected = self._detect(image)
+                detected = self._detect(image, max_side)
                 update = tracker.update(detected, frame.index)
                 faces = self.pipe.align(image, update.faces)
                 for tid in update.ended:
@@ -240,6 +355,7 @@ class Watcher:
                     self.stats.tracks += 1
                 self._identify(image, faces, frame, ids, info, emit)
             else:
+                since += 1
                 faces = tracker.predict(frame.index)
             labels = [
                 names.get(ids.identity(int(t)) or "", None)
@@ -247,6 +363,12 @@ class Watcher:
             ]
             if on_frame:
                 on_frame(frame, faces, labels)
+            pacer.observe(detecting, time.perf_counter() - t_frame)
+            if cfg.detect_every == AUTO:
+                every = pacer.stride
+            if side == AUTO:
+                max_side = pacer.max_side
+            self.stats.detect_every, self.stats.detect_max_side = every, max_side
             now = time.perf_counter()
             self.stats.processing_seconds = now - start
             if on_progress and now - last_progress >= 1.0:
@@ -301,7 +423,8 @@ class Watcher:
                 want.append((i, tid, quality))
         if not want:
             return
-        emb = self.pipe.embedder.embed(chips[[i for i, _, _ in want]])
+        rows = [i for i, _, _ in want]
+        emb = self.pipe.embed_views(self.pipe.views(image, faces[rows], chips[rows]))
         self.stats.embeddings += len(want)
         for row, (_, tid, quality) in enumerate(want):
             verdict = ids.add(tid, emb.vectors[row], quality)

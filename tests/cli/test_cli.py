@@ -338,9 +338,10 @@ def test_info_reports_models_and_checksums(capsys, tmp_path: Path) -> None:  # t
     doc = run_json(capsys, "info", "--gallery", tmp_path / "none.db")
     assert doc["inference"]["detector_provider"] == "cpu"  # type: ignore[index]
     assert doc["inference"]["embedder_provider"] == "cpu"  # type: ignore[index]
-    assert doc["pipeline"]["detector"] == "onnx_mmod"  # type: ignore[index]
+    assert doc["pipeline"]["detector"] == "yunet"  # type: ignore[index]
     names = {m["name"]: m for m in doc["models"]}  # type: ignore[index]
     assert names["dlib_resnet_v1"]["status"] == "ok"
+    assert names["yunet_2023mar"]["status"] == "ok"
     assert names["dlib_resnet_v1"]["sha256"].startswith("55533b28")
     assert names["dlib_landmarks68_v1"]["status"].startswith("restricted")
     assert doc["pipeline"]["embedding_model"] == "dlib_resnet_v1+flip"  # type: ignore[index]
@@ -353,7 +354,11 @@ def test_converted_models_are_cached_in_facelens_home(
 ) -> None:
     run_json(capsys, "detect", data / "faces" / "face_recognition" / "obama.jpg")
     cached = sorted(p.name for p in (facelens_home / "cache").glob("*.onnx"))
-    assert cached and all(n.startswith(("dlib_mmod_v1-", "dlib_resnet_v1-")) for n in cached)
+    assert any(n.startswith("yunet_2023mar-") for n in cached)
+    assert all(
+        n.startswith(("yunet_2023mar-", "dlib_mmod_v1-", "dlib_resnet_v1-", "sface_2021dec-"))
+        for n in cached
+    )
 
 
 def test_asking_for_an_unavailable_provider_fails_clearly(capsys, data: Path) -> None:  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ Exit codes (scripts rely on them; ``docs/cli.md`` lists them too):
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import logging
@@ -30,6 +31,7 @@ import click
 from facelens.cli import output, settings
 from facelens.cli.annotate import KNOWN, NEUTRAL, UNKNOWN, draw
 from facelens.detect import DETECTORS, DetectConfig
+from facelens.embed import EmbedConfig
 from facelens.errors import (
     EnrollmentError,
     FacelensError,
@@ -41,6 +43,7 @@ from facelens.errors import (
 from facelens.gallery import Consent, Gallery, export_gallery, import_gallery
 from facelens.gallery.stores import is_postgres_url
 from facelens.match.thresholds import OPERATING_POINTS, identify_rule
+from facelens.models import ModelStore
 from facelens.pipeline import FaceChoice, Pipeline, PipelineConfig
 from facelens.quality import REASONS
 from facelens.runtime import PROVIDERS, RuntimeConfig
@@ -106,6 +109,13 @@ def gallery_options(f: F) -> F:
 
 def pipeline_options(f: F) -> F:
     f = click.option(
+        "--model",
+        default=None,
+        metavar="NAME",
+        help="Recognizer: dlib (default), sface, a model registered with 'facelens models "
+        "add', or a fusion such as dlib+sface (see 'facelens models list').",
+    )(f)
+    f = click.option(
         "--threads",
         type=click.IntRange(0, 256),
         default=None,
@@ -122,16 +132,22 @@ def pipeline_options(f: F) -> F:
         "--upsample",
         type=click.IntRange(0, 4),
         default=None,
-        help="Times the image is doubled before detection (default 0: faces "
-        "from about 70 px); 1 finds faces from about 40 px at 4x the cost.",
+        help="Times the image is doubled before detection (default 0; each doubling finds faces "
+        "half as small at 4x the cost). At 0, yunet finds faces from about 24-32 px, "
+        "onnx_mmod from about 70 px.",
     )(f)
     f = click.option(
         "--detector",
         type=click.Choice(sorted(DETECTORS)),
         default=None,
-        help="Detector backend (default onnx_mmod).",
+        help=f"Detector backend (default {DetectConfig().backend}).",
     )(f)
     return f
+
+
+def model_store() -> ModelStore:
+    """The shipped models and the user's own (in $FACELENS_HOME/models)."""
+    return ModelStore(user_dir=settings.models_dir())
 
 
 def make_pipeline(
@@ -139,19 +155,23 @@ def make_pipeline(
     upsample: int | None = None,
     provider: str | None = None,
     threads: int | None = None,
+    model: str | None = None,
 ) -> Pipeline:
     d = DetectConfig()
-    d = DetectConfig(
+    d = dataclasses.replace(
+        d,
         backend=detector or d.backend,
         upsample=d.upsample if upsample is None else upsample,
-        threshold=d.threshold,
     )
+    e = EmbedConfig()
+    if model:
+        e = dataclasses.replace(e, model=model)
     runtime = RuntimeConfig(
         provider=provider or settings.provider(),
         threads=settings.threads() if threads is None else threads,
         cache_dir=settings.cache_dir(),
     )
-    return Pipeline(PipelineConfig(detect=d, runtime=runtime))
+    return Pipeline(PipelineConfig(detect=d, embed=e, runtime=runtime, models=model_store()))
 
 
 def gallery_path(path: Path | str | None) -> Path | str:
@@ -251,13 +271,14 @@ def detect(
     upsample: int | None,
     provider: str | None,
     threads: int | None,
+    model: str | None,
     with_quality: bool,
     annotate: Path | None,
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
     """Find faces in IMAGES (files or folders)."""
-    pipe = make_pipeline(detector, upsample, provider, threads)
+    pipe = make_pipeline(detector, upsample, provider, threads, model)
     results: list[dict[str, Any]] = []
     failures = 0
     for path in expand_images(images):
@@ -382,6 +403,7 @@ def enroll(
     upsample: int | None,
     provider: str | None,
     threads: int | None,
+    model: str | None,
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
@@ -409,7 +431,7 @@ def enroll(
     files = list(expand_images(images))
     if not files:
         raise click.UsageError("no image files found in the given paths")
-    pipe = make_pipeline(detector, upsample, provider, threads)
+    pipe = make_pipeline(detector, upsample, provider, threads, model)
     gallery = open_gallery(gallery_path, create=True)
     assert gallery is not None
     with gallery:
@@ -494,6 +516,7 @@ def identify(
     upsample: int | None,
     provider: str | None,
     threads: int | None,
+    model: str | None,
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
@@ -502,7 +525,7 @@ def identify(
     Prints one entry per face: image, box [x1, y1, x2, y2] in pixels, and the identity
     (the enrolled name, or null/unknown when no one is similar enough).
     """
-    pipe = make_pipeline(detector, upsample, provider, threads)
+    pipe = make_pipeline(detector, upsample, provider, threads, model)
     gallery = open_gallery(gallery_path, create=False)
     size = gallery.search_size(pipe.model) if gallery is not None else (0, 0)
     rule = identify_rule(pipe.model, parse_threshold(threshold), *size)
@@ -612,6 +635,7 @@ def verify(
     upsample: int | None,
     provider: str | None,
     threads: int | None,
+    model: str | None,
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
@@ -620,7 +644,7 @@ def verify(
     Each image's primary face is used (best area x centrality); when none is found the image
     is searched once more at twice the resolution.
     """
-    pipe = make_pipeline(detector, upsample, provider, threads)
+    pipe = make_pipeline(detector, upsample, provider, threads, model)
     embs = []
     for path in (image_a, image_b):
         image, _ = pipe.decode(path)
@@ -668,6 +692,8 @@ def _identity_json(ident: Any) -> dict[str, Any]:
         "created_at": ident.created_at,
         "updated_at": ident.updated_at,
         "samples": ident.sample_count,
+        "models": ident.models,
+        "chips": ident.chips,
         "consents": [c.to_dict() for c in ident.consents],
     }
 
@@ -804,13 +830,116 @@ def gallery_delete(
         )
 
 
+@gallery_group.command("retemplate")
+@click.option(
+    "--progress", is_flag=True, help="Report progress on stderr even when it is not a terminal."
+)
+@pipeline_options
+@gallery_options
+def gallery_retemplate(
+    progress: bool,
+    detector: str | None,
+    upsample: int | None,
+    provider: str | None,
+    threads: int | None,
+    model: str | None,
+    gallery_path: Path | str | None,
+    as_json: bool,
+) -> None:
+    """Make templates of --model for everyone enrolled, from the chips the gallery kept.
+
+    Needs a gallery set to keep chips ('facelens gallery settings --keep-chips') before
+    people were enrolled; those it holds no chip of are listed: they must enrol again to be
+    found by the new model. Identities whose consent has lapsed are left alone.
+    """
+    if model is None:
+        raise click.UsageError("name the model to make templates of: --model NAME")
+    pipe = make_pipeline(detector, upsample, provider, threads, model)
+    with _require_gallery(gallery_path) as g:
+        n = len(g.identities())
+        report = pipe.retemplate(g, progress_reporter(n, "retemplate", progress))
+    doc = {
+        "model": report.model,
+        "templates_added": report.added,
+        "identities_retemplated": report.identities,
+        "identities_already_done": report.already,
+        "must_reenrol": [{"id": i, "name": nm} for i, nm in report.must_reenrol],
+        "consent_lapsed": [{"id": i, "name": nm} for i, nm in report.no_consent],
+    }
+    if as_json:
+        output.emit_json(doc)
+    else:
+        click.echo(
+            f"{report.model}: {report.added} template(s) added for {report.identities} "
+            f"identities; {report.already} had them already"
+        )
+        if report.must_reenrol:
+            click.echo(
+                f"{len(report.must_reenrol)} must enrol again (no chip kept): "
+                + ", ".join(output.safe(nm) for _, nm in report.must_reenrol)
+            )
+        if report.no_consent:
+            click.echo(
+                f"{len(report.no_consent)} left alone (consent lapsed): "
+                + ", ".join(output.safe(nm) for _, nm in report.no_consent)
+            )
+
+
+@gallery_group.command("settings")
+@click.option(
+    "--keep-chips/--no-keep-chips",
+    default=None,
+    help="Keep an aligned chip of each enrolled face, so templates of another model can be "
+    "made later without the person (off by default; turning it off erases the kept chips).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask before erasing kept chips.")
+@gallery_options
+def gallery_settings(
+    keep_chips: bool | None, yes: bool, gallery_path: Path | str | None, as_json: bool
+) -> None:
+    """Show or change the gallery's settings."""
+    g = open_gallery(gallery_path, create=True)
+    assert g is not None
+    with g:
+        current = g.settings()
+        if keep_chips is not None and keep_chips != current["keep_chips"]:
+            kept = sum(i.chips for i in g.identities())
+            if not keep_chips and kept and not yes:
+                if not sys.stdin.isatty():
+                    raise click.UsageError(
+                        f"turning keep_chips off erases {kept} kept chip(s): add --yes"
+                    )
+                click.confirm(f"Erase the {kept} kept chip(s)?", abort=True, err=True)
+            current = g.configure(keep_chips=keep_chips)
+        models = g.models()
+    doc = {
+        "settings": current,
+        "models": {m: {"identities": i, "templates": t} for m, (i, t) in models.items()},
+    }
+    if as_json:
+        output.emit_json(doc)
+    else:
+        for k, v in current.items():
+            click.echo(f"{k}: {v}")
+        for m, (i, t) in models.items():
+            click.echo(f"templates of {m}: {t} for {i} identities")
+
+
 @gallery_group.command("export")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--with-chips",
+    is_flag=True,
+    help="Also write the aligned face chips the gallery kept (face images; off by default).",
+)
 @gallery_options
-def gallery_export(file: Path, gallery_path: Path | str | None, as_json: bool) -> None:
-    """Write the gallery to a portable FILE (embeddings and consent; never photos)."""
+def gallery_export(
+    file: Path, with_chips: bool, gallery_path: Path | str | None, as_json: bool
+) -> None:
+    """Write the gallery to a portable FILE (templates and consent; never photos, and kept
+    face chips only with --with-chips)."""
     with _require_gallery(gallery_path) as g:
-        n = export_gallery(g, file)
+        n = export_gallery(g, file, chips=with_chips)
     if as_json:
         output.emit_json({"file": str(file), "identities": n})
     else:
@@ -931,11 +1060,13 @@ def info(provider: str | None, gallery_path: Path | str | None, as_json: bool) -
 
 
 from facelens.cli.eval_cmd import eval_group  # noqa: E402  (registered after cli exists)
+from facelens.cli.models_cmd import models_group  # noqa: E402
 from facelens.cli.service_cmd import audit_group, keys_group, serve  # noqa: E402
 from facelens.cli.thermal_cmd import thermal_group  # noqa: E402
 from facelens.cli.video_cmd import redact, watch  # noqa: E402
 
 cli.add_command(eval_group)
+cli.add_command(models_group)
 cli.add_command(watch)
 cli.add_command(redact)
 cli.add_command(serve)

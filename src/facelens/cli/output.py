@@ -24,6 +24,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(out)
 
 
+def safe(text: str) -> str:
+    """``text`` with control characters (terminal escape sequences among them) shown as
+    escapes rather than sent to the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def warn(msg: str) -> None:
     click.echo(f"facelens: {msg}", err=True)
 

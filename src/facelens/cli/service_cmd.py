@@ -8,6 +8,7 @@ import click
 
 from facelens.cli import output
 from facelens.cli.main import GALLERY
+from facelens.detect import DETECTORS, DetectConfig
 from facelens.gallery.sql import GalleryStore
 
 
@@ -47,6 +48,18 @@ json_option = click.option("--json", "as_json", is_flag=True, help="JSON output.
     help="Identify requests per second per key (burst: twice that).",
 )
 @click.option(
+    "--detector",
+    type=click.Choice(sorted(DETECTORS)),
+    default=None,
+    help=f"Detector backend (default {DetectConfig().backend}).",
+)
+@click.option(
+    "--model",
+    default=None,
+    metavar="NAME",
+    help="Recognizer (default dlib; see 'facelens models list').",
+)
+@click.option(
     "--bootstrap-key",
     is_flag=True,
     help="When the store has no key at all, create an admin key for tenant "
@@ -60,6 +73,8 @@ def serve(
     workers: int,
     allow_image_urls: bool,
     identify_rate: float,
+    detector: str | None,
+    model: str | None,
     bootstrap_key: bool,
     as_json: bool,
 ) -> None:
@@ -89,6 +104,11 @@ def serve(
     os.environ["FACELENS_SERVE_GALLERY"] = str(path)
     os.environ["FACELENS_SERVE_URLS"] = "1" if allow_image_urls else "0"
     os.environ["FACELENS_SERVE_RATE"] = str(identify_rate)
+    os.environ["FACELENS_SERVE_DETECTOR"] = detector or ""
+    os.environ["FACELENS_SERVE_MODEL"] = model or ""
+    from facelens.cli.main import make_pipeline
+
+    make_pipeline(detector=detector, model=model)  # an unknown model fails here, not in workers
     click.echo(
         f"facelens serving {path} on http://{host}:{port}/ (API at /v1, docs at /docs)", err=True
     )

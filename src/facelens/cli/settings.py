@@ -7,7 +7,8 @@
 | FACELENS_PROVIDER | ONNX Runtime execution provider           | cpu                          |
 | FACELENS_THREADS  | ONNX Runtime threads (0 = one per core)   | 0                            |
 
-Converted ONNX models are cached in $FACELENS_HOME/cache.
+Converted ONNX models are cached in $FACELENS_HOME/cache; models the user registers are kept
+in $FACELENS_HOME/models.
 """
 
 from __future__ import annotations
@@ -42,3 +43,8 @@ def threads() -> int:
         return int(value)
     except ValueError:
         raise ValueError(f"FACELENS_THREADS must be an integer, got {value!r}") from None
+
+
+def models_dir() -> Path:
+    """Where models the user registered (``facelens models add``) are kept."""
+    return home() / "models"

@@ -12,10 +12,30 @@ import click
 import numpy as np
 
 from facelens.cli import output
-from facelens.cli.main import GALLERY
+from facelens.cli.main import GALLERY, pipeline_options
 from facelens.errors import InputError
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+class AutoOrInt(click.ParamType):  # type: ignore[type-arg]
+    """``auto`` or an integer in [lo, hi]."""
+
+    name = "auto|N"
+
+    def __init__(self, lo: int, hi: int) -> None:
+        self.lo, self.hi = lo, hi
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if isinstance(value, int) or value == "auto":
+            return value  # type: ignore[no-any-return]
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither 'auto' nor a whole number", param, ctx)
+        if not self.lo <= n <= self.hi:
+            self.fail(f"{n} is not in {self.lo}..{self.hi}", param, ctx)
+        return n
 
 
 def _draw(image: np.ndarray, faces: Any, labels: list[str | None]) -> np.ndarray:
@@ -59,16 +79,19 @@ def _draw(image: np.ndarray, faces: Any, labels: list[str | None]) -> np.ndarray
 )
 @click.option(
     "--detect-every",
-    type=click.IntRange(1, 30),
-    default=1,
+    type=AutoOrInt(1, 30),
+    default="auto",
     show_default=True,
-    help="Run the detector on every n-th frame; tracks carry faces in between.",
+    help="Run the detector on every n-th frame (tracks carry faces in between), or auto: as "
+    "often as this machine keeps up with the source's frame rate.",
 )
 @click.option(
     "--detect-max-side",
-    type=click.IntRange(64, 8192),
-    default=None,
-    help="Shrink frames to this longer side for detection (faster on large video).",
+    type=AutoOrInt(64, 8192),
+    default="auto",
+    show_default=True,
+    help="Shrink frames to this longer side for detection, or auto: full size unless keeping "
+    "up needs less.",
 )
 @click.option(
     "--threshold",
@@ -90,6 +113,7 @@ def _draw(image: np.ndarray, faces: Any, labels: list[str | None]) -> np.ndarray
     help="How RTSP sources send video: interleaved in the TCP connection, or over UDP.",
 )
 @click.option("--quiet", is_flag=True, help="No live summary line on stderr.")
+@pipeline_options
 @click.option(
     "--gallery",
     "gallery_path",
@@ -104,13 +128,18 @@ def watch(
     sinks: tuple[str, ...],
     webhook_secret: str | None,
     annotate: Path | None,
-    detect_every: int,
-    detect_max_side: int | None,
+    detect_every: int | str,
+    detect_max_side: int | str,
     threshold: str | None,
     max_frames: int | None,
     reconnect: bool,
     rtsp_transport: str,
     quiet: bool,
+    detector: str | None,
+    upsample: int | None,
+    provider: str | None,
+    threads: int | None,
+    model: str | None,
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
@@ -127,7 +156,7 @@ def watch(
 
     secret = (webhook_secret or os.environ.get("FACELENS_WEBHOOK_SECRET") or "").encode()
     bus = EventBus([parse_sink(s, secret or None) for s in sinks] or [JsonlSink("/dev/stdout")])
-    pipe = make_pipeline()
+    pipe = make_pipeline(detector, upsample, provider, threads, model)
     gallery = open_gallery(gallery_path, create=False)
     if gallery is None:
         output.warn("no gallery: every face will be unknown")
@@ -182,6 +211,8 @@ def watch(
         "source": source,
         "frames": stats.frames,
         "detected_frames": stats.detected_frames,
+        "detect_every": stats.detect_every,
+        "detect_max_side": stats.detect_max_side,
         "skipped_frames": stats.skipped,
         "tracks": stats.tracks,
         "embeddings": stats.embeddings,
@@ -314,7 +345,8 @@ def _sparing(pipe: Any, gallery: Any) -> tuple[Any, Any]:
                 float(q.sharpness[i]),
             )
             if ids.wants(tid, quality):
-                v = ids.add(tid, pipe.embedder.embed(chips[i : i + 1]).vectors[0], quality)
+                views = pipe.views(image, faces[i], chips[i : i + 1])
+                v = ids.add(tid, pipe.embed_views(views).vectors[0], quality)
                 if v is not None and v.kind == "identified":
                     named.add(tid)
                 elif v is not None and tid in named:

@@ -55,10 +55,13 @@ class Detector(Protocol):
     Attributes:
         name: the backend's name in ``DETECTORS``.
         keypoints: whether its faces carry ``Faces.keypoints``.
+        smallest_face: width in pixels from which it finds faces reliably at upsample 0
+            (measured: docs/benchmarks.md, "Detection").
     """
 
     name: str
     keypoints: bool
+    smallest_face: int
 
     def load(self) -> None:
         """Load the model (idempotent; called on first use if not called before)."""

@@ -60,6 +60,7 @@ class CenterFaceDetector:
 
     name = "centerface"
     keypoints = True
+    smallest_face = 32
 
     def __init__(self, config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> None:
         self.config = config

@@ -25,6 +25,7 @@ class DlibCnnDetector:
 
     name = "dlib_cnn"
     keypoints = False
+    smallest_face = 80
 
     def __init__(self, config: DetectConfig, models: ModelStore) -> None:
         self.config = config

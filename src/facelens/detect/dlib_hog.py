@@ -25,6 +25,7 @@ class DlibHogDetector:
 
     name = "dlib_hog"
     keypoints = False
+    smallest_face = 80
 
     def __init__(self, config: DetectConfig) -> None:
         self.config = config

@@ -49,6 +49,7 @@ class OnnxMmodDetector:
 
     name = "onnx_mmod"
     keypoints = False
+    smallest_face = 80
 
     def __init__(self, config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> None:
         self.config = config

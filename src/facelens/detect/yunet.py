@@ -84,6 +84,7 @@ class YunetDetector:
 
     name = "yunet"
     keypoints = True
+    smallest_face = 32
 
     def __init__(self, config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> None:
         self.config = config

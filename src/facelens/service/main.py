@@ -16,5 +16,8 @@ app = create_app(
         identify_rate=float(os.environ.get("FACELENS_SERVE_RATE") or 5.0),
         identify_burst=max(1, int(2 * float(os.environ.get("FACELENS_SERVE_RATE") or 5.0))),
     ),
-    make_pipeline(),
+    make_pipeline(
+        detector=os.environ.get("FACELENS_SERVE_DETECTOR") or None,
+        model=os.environ.get("FACELENS_SERVE_MODEL") or None,
+    ),
 )

@@ -6,7 +6,7 @@ the API has none to give.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -190,10 +190,15 @@ class StreamIn(BaseModel):
         description="rtsp:// or http(s):// URL, or a path on the server",
     )
     gallery: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    detect_every: int = Field(default=2, ge=1, le=30)
-    detect_max_side: int | None = Field(default=None, ge=64, le=8192)
+    detect_every: Annotated[int, Field(ge=1, le=30)] | Literal["auto"] = Field(
+        default="auto",
+        description="detect on every n-th frame, or auto: as often as the server keeps up",
+    )
+    detect_max_side: Annotated[int, Field(ge=64, le=8192)] | Literal["auto"] | None = Field(
+        default="auto", description="longer side of the detection copy; auto: as cost allows"
+    )
     upsample: int = Field(
-        default=0, ge=0, le=2, description="detector upsampling: 1 finds faces from ~40 px"
+        default=0, ge=0, le=2, description="detector upsampling: each doubles the image"
     )
 
 

@@ -259,7 +259,7 @@ $("#stream-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const f = new FormData(ev.target);
   try {
-    await api("/v1/streams", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ source: f.get("source"), gallery, detect_every: Number(f.get("detect_every")), upsample: Number(f.get("upsample")) }) });
+    await api("/v1/streams", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ source: f.get("source"), gallery, detect_every: f.get("detect_every") === "auto" ? "auto" : Number(f.get("detect_every")), upsample: Number(f.get("upsample")) }) });
     loadStreams();
   } catch (e) {
     flash(e.message, true);
