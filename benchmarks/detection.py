@@ -50,7 +50,9 @@ SWEEP = {"yunet": (0.5, 0.6, 0.7, 0.8, 0.9), "centerface": (0.3, 0.4, 0.5, 0.6)}
 Boxes = Callable[[np.ndarray], Any]
 
 
-def group_photos(data: Path, tmp: Path) -> list[np.ndarray]:
+def group_photo_sources(data: Path) -> list[Path]:
+    """The 23 photos of ``detection/`` and ``faces/face_recognition`` the speed and detection
+    benchmarks letterbox to 640x480."""
     photos = data / "faces" / "face_recognition"
     sources = sorted((data / "detection").glob("*.jpg")) + [
         photos / n
@@ -63,9 +65,12 @@ def group_photos(data: Path, tmp: Path) -> list[np.ndarray]:
             "lin-manuel-miranda.png",
         )
     ]
-    sources += sorted((photos / "knn_examples" / "test").glob("*.jpg"))
+    return sources + sorted((photos / "knn_examples" / "test").glob("*.jpg"))
+
+
+def group_photos(data: Path, tmp: Path) -> list[np.ndarray]:
     out = []
-    for i, s in enumerate(sources):
+    for i, s in enumerate(group_photo_sources(data)):
         f = tmp / f"{i:02d}.jpg"
         letterbox(s, f)
         out.append(facelens.load_image(f))

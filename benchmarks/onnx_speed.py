@@ -136,18 +136,9 @@ def main() -> None:
     # 3. end to end
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
-        sources = sorted((data / "detection").glob("*.jpg")) + [
-            photos / n
-            for n in (
-                "obama.jpg",
-                "obama2.jpg",
-                "biden.jpg",
-                "two_people.jpg",
-                "alex-lacamoire.png",
-                "lin-manuel-miranda.png",
-            )
-        ]
-        sources += sorted((photos / "knn_examples" / "test").glob("*.jpg"))
+        from detection import group_photo_sources
+
+        sources = group_photo_sources(data)
         files = []
         for i, s in enumerate(sources):
             files.append(tmpdir / f"{i:02d}.jpg")

@@ -33,6 +33,7 @@ import numpy as np
 
 from _report import ROOT, machine, md_table, write_section
 from facelens.eval.cache import load_embeddings
+from facelens.eval.calibrate import ranked
 from facelens.match.thresholds import DEFAULT_FPIR, identify_rule, identify_threshold
 
 CACHE = ROOT / "benchmarks" / ".cache"
@@ -40,21 +41,6 @@ COHORT, WEIGHT = 4, 0.5
 REAL_SIZES = (10, 30, 100, 200, 300, 500, 1000, 2000, 4900)
 SYNTH_SIZES = (4900, 10_000, 100_000, 1_000_000)
 DRAWS = 10
-
-
-def ranked(p: np.ndarray, g: np.ndarray, depth: int) -> np.ndarray:
-    """(P, depth) best similarities per probe, best first, and the argmax."""
-    out = np.empty((len(p), depth), np.float32)
-    arg = np.empty(len(p), np.int64)
-    for a in range(0, len(p), 500):
-        s = p[a : a + 500] @ g.T
-        d = min(depth, s.shape[1])
-        top = np.argpartition(-s, d - 1, axis=1)[:, :d]
-        v = np.take_along_axis(s, top, 1)
-        o = np.argsort(-v, axis=1)
-        out[a : a + 500, :d] = np.take_along_axis(v, o, 1)
-        arg[a : a + 500] = np.take_along_axis(top, o, 1)[:, 0]
-    return out, arg  # type: ignore[return-value]
 
 
 def normalised(r: np.ndarray) -> np.ndarray:

@@ -309,6 +309,34 @@ class Pipeline:
             views=views,
         )
 
+    def analyze_many(self, images: Sequence[NDArray[np.uint8]]) -> list[Analysis]:
+        """``analyze`` for several images, their faces embedded together: recognizers run
+        far faster on a batch of chips than on the one or two of a photo."""
+        if not images:
+            return []
+        found = []
+        for image in images:
+            faces = self.align(image, self.detect(image))
+            chips = self.aligner.chips(image, faces)
+            found.append((faces, chips, self.views(image, faces, chips)))
+        keys = {k for _, _, v in found for k in v}
+        merged = {k: np.concatenate([v[k] for _, _, v in found]) for k in keys}
+        all_embeddings = self.embed_views(merged)
+        out, start = [], 0
+        for faces, chips, views in found:
+            n = len(faces)
+            out.append(
+                Analysis(
+                    faces=faces,
+                    quality=measure(faces, chips),
+                    embeddings=all_embeddings[start : start + n],
+                    chips=chips,
+                    views=views,
+                )
+            )
+            start += n
+        return out
+
     def detect_single(self, image: NDArray[np.uint8]) -> Faces:
         """Detection for a request about one person (verify, enrol): when nothing is found,
         try once more at twice the resolution (upsample + 1), which finds faces half as

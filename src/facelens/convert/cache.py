@@ -30,8 +30,9 @@ from facelens.convert.onnx_float import float_model
 from facelens.convert.onnx_graph import build_graph
 from facelens.errors import ModelError
 from facelens.models import ModelStore
+from facelens.runtime import RuntimeConfig, make_session
 
-__all__ = ["CONVERTER_VERSION", "Converted", "converted"]
+__all__ = ["CONVERTER_VERSION", "Converted", "converted", "session_for"]
 
 log = logging.getLogger(__name__)
 
@@ -203,3 +204,13 @@ def forget() -> None:
     """Drop this process's memory of converted models (tests use it)."""
     with _lock:
         _memo.clear()
+
+
+def session_for(
+    name: str, models: ModelStore, runtime: RuntimeConfig, what: str
+) -> tuple[Any, str, Converted]:
+    """An ONNX Runtime session of registry model ``name`` (converted or from the cache), the
+    provider it runs on, and the conversion record."""
+    conv = converted(name, models, runtime.cache_dir)
+    session, provider = make_session(conv.onnx, runtime, what)
+    return session, provider, conv

@@ -25,7 +25,7 @@ from facelens.detect.base import DetectConfig
 from facelens.detect.tiles import detect_pyramid, suppress
 from facelens.faces import Faces
 from facelens.models import ModelStore
-from facelens.runtime import RuntimeConfig, make_session
+from facelens.runtime import RuntimeConfig
 
 MODEL = "centerface"
 STRIDE = 4
@@ -73,12 +73,13 @@ class CenterFaceDetector:
         self._lock = threading.Lock()
 
     def load(self) -> None:
-        from facelens.convert.cache import converted
+        from facelens.convert.cache import session_for
 
         with self._lock:
             if self._session is None:
-                conv = converted(MODEL, self.models, self.runtime.cache_dir)
-                self._session, self.provider = make_session(conv.onnx, self.runtime, "detector")
+                self._session, self.provider, _ = session_for(
+                    MODEL, self.models, self.runtime, "detector"
+                )
                 self._input = self._session.get_inputs()[0].name
 
     def once(self, image: NDArray[np.uint8]) -> Faces:

@@ -63,11 +63,13 @@ class OnnxMmodDetector:
         self._lock = threading.Lock()
 
     def load(self) -> None:
-        from facelens.convert.cache import converted
+        from facelens.convert.cache import session_for
 
         with self._lock:
             if self._session is None:
-                conv = converted(MODEL, self.models, self.runtime.cache_dir)
+                self._session, self.provider, conv = session_for(
+                    MODEL, self.models, self.runtime, "detector"
+                )
                 m = conv.meta
                 self.geometry = MmodGeometry(
                     convs=tuple(tuple(c) for c in m["convs"]),
@@ -78,7 +80,6 @@ class OnnxMmodDetector:
                     nms_iou=float(m["nms_iou"]),
                     nms_covered=float(m["nms_covered"]),
                 )
-                self._session, self.provider = make_session(conv.onnx, self.runtime, "detector")
                 self._resizer, _ = make_session(_resize_graph(), self.runtime, "pyramid resize")
 
     def _resize(self, src: NDArray[np.float32], h: int, w: int) -> NDArray[np.float32]:

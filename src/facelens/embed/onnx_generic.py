@@ -64,12 +64,13 @@ class OnnxRecognizer:
         self._lock = threading.Lock()
 
     def load(self) -> None:
-        from facelens.convert.cache import converted
+        from facelens.convert.cache import session_for
 
         with self._lock:
             if self._session is None:
-                conv = converted(self.spec.name, self.models, self.runtime.cache_dir)
-                self._session, self.provider = make_session(conv.onnx, self.runtime, "embedder")
+                self._session, self.provider, _ = session_for(
+                    self.spec.name, self.models, self.runtime, "embedder"
+                )
                 self._input = self._session.get_inputs()[0].name
 
     def embed(self, chips: NDArray[np.uint8]) -> Embeddings:

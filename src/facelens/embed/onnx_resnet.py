@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from facelens.embed.base import EmbedConfig, check_chips
 from facelens.embed.embeddings import Embeddings
 from facelens.models import ModelStore
-from facelens.runtime import RuntimeConfig, make_session
+from facelens.runtime import RuntimeConfig
 
 MODEL = "dlib_resnet_v1"
 
@@ -37,12 +37,13 @@ class OnnxResnetEmbedder:
         self._lock = threading.Lock()
 
     def load(self) -> None:
-        from facelens.convert.cache import converted
+        from facelens.convert.cache import session_for
 
         with self._lock:
             if self._session is None:
-                conv = converted(MODEL, self.models, self.runtime.cache_dir)
-                self._session, self.provider = make_session(conv.onnx, self.runtime, "embedder")
+                self._session, self.provider, _ = session_for(
+                    MODEL, self.models, self.runtime, "embedder"
+                )
 
     def descriptors(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
         """dlib's raw (unnormalised) descriptors, (N, 128)."""

@@ -39,6 +39,7 @@ __all__ = [
     "calibration_record",
     "impostor_scores",
     "open_set_table",
+    "ranked",
     "tail_thresholds",
 ]
 
@@ -96,7 +97,7 @@ def tail_thresholds(
     return out
 
 
-def _ranked(p: NDArray[np.float32], g: NDArray[np.float32], depth: int) -> tuple[Any, Any]:
+def ranked(p: NDArray[np.float32], g: NDArray[np.float32], depth: int) -> tuple[Any, Any]:
     """(P, depth) best similarities per probe, best first, and the best one's index."""
     out = np.full((len(p), depth), -1.0, np.float32)
     arg = np.empty(len(p), np.int64)
@@ -137,12 +138,12 @@ def open_set_table(
             first = {x: int(rng.integers(len(people[x]))) for x in enrolled}
             g = np.stack([people[x][first[x]] for x in enrolled])
             non = np.stack([v for x in names if x not in inside for v in people[x]])
-            r, _ = _ranked(non, g, 1 + COHORT)
+            r, _ = ranked(non, g, 1 + COHORT)
             nm_raw.append(r[:, 0])
             nm_norm.append(r[:, 0] - WEIGHT * r[:, 1:].mean(axis=1))
             mated = [(x, v) for x in enrolled for j, v in enumerate(people[x]) if j != first[x]]
             if mated:
-                rm, arg = _ranked(np.stack([v for _, v in mated]), g, 1 + COHORT)
+                rm, arg = ranked(np.stack([v for _, v in mated]), g, 1 + COHORT)
                 m_raw.append(rm[:, 0])
                 m_norm.append(rm[:, 0] - WEIGHT * rm[:, 1:].mean(axis=1))
                 who = [enrolled[a] for a in arg]
