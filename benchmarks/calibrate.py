@@ -177,7 +177,8 @@ def main() -> None:
     from facelens.eval.plots import plot_roc_det
 
     img_dir = ROOT / "docs" / "img"
-    plots = plot_roc_det(curves, img_dir)
+    # the plots show the default pipeline against the peer; another model's run makes none
+    plots = plot_roc_det(curves, img_dir) if args.model is None else {}
 
     # 3. calibration (facelens)
     emb = systems["facelens"]
@@ -266,10 +267,12 @@ def main() -> None:
     print(snippet)
     body = "\n\n".join(
         [
-            f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/calibrate.py --write "
-            f"docs/accuracy.md`. facelens: `{tag}`; face_recognition 1.3.0: HOG upsample 1, face "
-            "nearest the centre, 5-point chip, 1 jitter, score = -distance. Missed faces are "
-            'answered "different" (verification) or "no match" (identification).',
+            f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/calibrate.py "
+            + (f"--model {args.model} --section {args.section} " if args.model else "")
+            + f"--write docs/accuracy.md`. facelens: `{tag}`; face_recognition 1.3.0: HOG "
+            "upsample 1, face nearest the centre, 5-point chip, 1 jitter, score = -distance. "
+            'Missed faces are answered "different" (verification) or "no match" '
+            "(identification).",
             "**LFW View 2 (6,000 pairs, 10-fold)**",
             md_table(
                 [
@@ -283,8 +286,12 @@ def main() -> None:
                 ],
                 rows_v,
             ),
-            f"![ROC]({Path(plots['roc']).relative_to(ROOT / 'docs')}) "
-            f"![DET]({Path(plots['det']).relative_to(ROOT / 'docs')})",
+            (
+                f"![ROC]({Path(plots['roc']).relative_to(ROOT / 'docs')}) "
+                f"![DET]({Path(plots['det']).relative_to(ROOT / 'docs')})"
+                if plots
+                else ""
+            ),
             f"**Calibrated thresholds** (model `{pipe.model}`): impostor tail over all "
             f"{n_pairs:,} cross-person pairs of LFW, and the FMR each target gives on held-back "
             "people when the threshold is set on the other 90% (10 person-disjoint folds). "

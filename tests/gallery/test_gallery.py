@@ -13,7 +13,7 @@ import pytest
 
 from facelens import Embeddings, Gallery, GalleryError
 from facelens.errors import GalleryFormatError
-from facelens.gallery import AnnConfig, Consent, SqliteStore, import_gallery
+from facelens.gallery import SCHEMA_VERSION, AnnConfig, Consent, SqliteStore, import_gallery
 
 MODEL = "dlib_resnet_v1"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -88,7 +88,7 @@ def test_a_schema_2_gallery_is_migrated_with_its_samples_searchable(tmp_path: Pa
     )
     con.close()
     store = SqliteStore(path, ann=AnnConfig(min_samples=0))
-    assert store.schema_version() == 3
+    assert store.schema_version() == SCHEMA_VERSION
     assert store.fetch("SELECT sample_id FROM sample_seq") == [("s1",)]
     found = Gallery(store).search(Embeddings(v[None], MODEL))[0]
     assert [c.name for c in found] == ["Ann"] and store.index_info("default", MODEL)

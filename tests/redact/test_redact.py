@@ -17,55 +17,49 @@ from facelens.redact import RedactConfig, apply_redaction, redact_image, redact_
 from facelens.redact.video import probe_video
 
 
-def cnn_faces_per_frame(path: Path, upsample: int) -> list[int]:
-    det = make_detector(DetectConfig(backend="onnx_mmod", upsample=upsample))
+def faces_per_frame(path: Path, backend: str, upsample: int) -> list[int]:
+    det = make_detector(DetectConfig(backend=backend, upsample=upsample))
     with VideoSource(path) as src:
         return [len(det.detect(f.image)) for f in src.frames()]
 
 
-# bbt_5frames.mp4: its people are small and turned away; no detector here (CNN or HOG, up
-# to 3x upsampling) finds a face in it, before or after (docs/video.md).
-@pytest.mark.parametrize(
-    ("name", "has_faces"), [("hamilton_clip.mp4", True), ("bbt_5frames.mp4", False)]
-)
+# bbt_5frames.mp4: its people are small (faces of 15-20 px) and turned away; dlib's detectors
+# find none of them. hamilton_clip.mp4 has a close-up of a face in profile (frames 20-35)
+# that YuNet at its recognition threshold misses and dlib's CNN finds (docs/video.md).
+@pytest.mark.parametrize("name", ["hamilton_clip.mp4", "bbt_5frames.mp4"])
 def test_redacted_video_has_no_detectable_face_and_keeps_its_shape(
-    data: Path, tmp_path: Path, name: str, has_faces: bool
+    data: Path, tmp_path: Path, name: str
 ) -> None:
     src = data / "video" / name
     dst = tmp_path / f"redacted-{name}"
-    # upsample 0 keeps CI quick (the default, 1, is slower); the check below uses the same
-    # detector, so any face the blur or the tracking let through would be found
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "facelens",
-            "redact",
-            str(src),
-            str(dst),
-            "--upsample",
-            "0",
-            "--json",
-        ],
+        [sys.executable, "-m", "facelens", "redact", str(src), str(dst), "--json"],
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert (report["covered_boxes"] > 0) == has_faces
+    assert report["covered_boxes"] > 0
     a, b = probe_video(src), probe_video(dst)
     assert (b.width, b.height, b.rate, b.frames) == (a.width, a.height, a.rate, a.frames)
     assert b.audio == a.audio
-    before = cnn_faces_per_frame(src, upsample=0)
-    assert (sum(before) > 0) == has_faces
-    assert cnn_faces_per_frame(dst, upsample=0) == [0] * len(before)
+    # two other detectors find faces before and none after: YuNet at its recognition
+    # threshold finding faces from 12 px, and dlib's CNN, which finds the profile. (A
+    # detector at a low threshold fires on the blurred blobs themselves: CenterFace at 0.5
+    # scores the edge of a blurred box 0.55 in one frame; nothing identifiable is there.)
+    for backend, up in (("yunet", 1), ("onnx_mmod", 0)):
+        before = faces_per_frame(src, backend, up)
+        assert backend == "onnx_mmod" and name == "bbt_5frames.mp4" or sum(before) > 0
+        assert faces_per_frame(dst, backend, up) == [0] * len(before), backend
 
 
 def test_every_face_mode_never_embeds(data: Path, tmp_path: Path) -> None:
     class NoEmbedding:
         name = "forbidden"
         model = "none"
+        alignment = "dlib"
+        chip_size = 150
 
         def load(self) -> None:
             pass

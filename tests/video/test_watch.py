@@ -51,12 +51,19 @@ def test_watch_names_both_people_of_the_clip(
     events = read_events(out)
     for e in events:
         assert {"type", "time", "frame", "track_id", "identity"} <= set(e)
-    named = {e["identity"]: e for e in events if e["type"] == "identified"}
+    named: dict[object, dict[str, object]] = {}
+    for e in events:
+        if e["type"] == "identified":
+            named.setdefault(e["identity"], e)  # each person's first identification
     assert set(named) == {"Lin-Manuel Miranda", "Alex Lacamoire"}
-    # Alex Lacamoire is at the piano at the start; Lin-Manuel Miranda sings after
-    assert named["Alex Lacamoire"]["frame"] < named["Lin-Manuel Miranda"]["frame"]  # type: ignore[operator]
-    # a plausible number of tracks: the two people, plus at most a handful of others
-    assert 2 <= stats["tracks"] <= 8
+    # Lin-Manuel Miranda sings from the first frame, his face about 45 px wide (the MMOD
+    # detector at upsample 0 missed it); Alex Lacamoire's face at the piano is about 25 px
+    # there, and he is named once the camera comes closer (about frame 22)
+    assert named["Lin-Manuel Miranda"]["frame"] <= 12  # type: ignore[operator]
+    assert named["Lin-Manuel Miranda"]["score"] > 0.9  # type: ignore[operator]
+    # a plausible number of tracks: the two people, the audience at the end (4 faces), and
+    # a few re-appearances
+    assert 2 <= stats["tracks"] <= 14
     started = [e["track_id"] for e in events if e["type"] == "track_started"]
     ended = [e["track_id"] for e in events if e["type"] == "track_ended"]
     assert sorted(started) == sorted(ended) and len(set(started)) == len(started)

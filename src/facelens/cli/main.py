@@ -161,12 +161,14 @@ def make_pipeline(
     provider: str | None = None,
     threads: int | None = None,
     model: str | None = None,
+    threshold: float | None = None,
 ) -> Pipeline:
     d = DetectConfig()
     d = dataclasses.replace(
         d,
         backend=detector or d.backend,
         upsample=d.upsample if upsample is None else upsample,
+        threshold=threshold,
     )
     e = EmbedConfig()
     if model:

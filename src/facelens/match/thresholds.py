@@ -108,6 +108,21 @@ CALIBRATIONS: dict[str, Calibration] = {
             impostor_pairs=87_307_271,
             measured_by=_CALIBRATE,
         ),
+        # SFace (EmbedConfig(model="sface")), YuNet's chips: all of LFW, 87 million pairs.
+        Calibration(
+            model="sface_2021dec+flip",
+            balanced=0.3333,
+            tail=(
+                (1e-2, 0.2960),
+                (1e-3, 0.3651),
+                (1e-4, 0.4265),
+                (1e-5, 0.4982),
+                (1e-6, 0.6100),
+                (1e-7, 0.8390),
+            ),
+            impostor_pairs=87_307_271,
+            measured_by=_CALIBRATE + " --model sface --section calibration-sface",
+        ),
         # Single view (EmbedConfig(augment="none")), measured on LFW View 1 pairs only.
         Calibration(
             model="dlib_resnet_v1",
@@ -180,6 +195,26 @@ OPEN_SET: dict[str, OpenSetCalibration] = {
                 (1000000, 0.4913),
             ),
             measured_by=_OPEN_SET,
+        ),
+        # SFace: LFW draws only (the synthetic galleries are shaped like dlib's templates),
+        # so the 4,900-identity threshold holds beyond; it rises with the size, unlike dlib's.
+        OpenSetCalibration(
+            model="sface_2021dec+flip",
+            cohort=4,
+            weight=0.5,
+            min_identities=10,
+            table=(
+                (10, 0.2852),
+                (30, 0.2791),
+                (100, 0.2806),
+                (200, 0.2849),
+                (300, 0.2856),
+                (500, 0.3136),
+                (1000, 0.3045),
+                (2000, 0.3104),
+                (4900, 0.3321),
+            ),
+            measured_by=_OPEN_SET + " --model sface_2021dec+flip --cache sface",
         ),
     )
 }

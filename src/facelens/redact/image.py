@@ -24,15 +24,22 @@ class RedactConfig:
         style: ``blur``, ``pixelate`` or ``box`` (solid fill).
         margin: the box is grown by this fraction of its size on every side (hair, ears,
             chin: what still identifies someone around a detector's tight box).
-        upsample: detector upsampling for redaction (1 by default: anonymisation must find
-            small faces too; recognition can afford to miss them).
+        detector: the detector that finds what to cover. Anonymisation must find every face,
+            a turned or blurred one too, and can afford to cover a false one: CenterFace at a
+            low threshold finds the profile close-ups YuNet at its recognition threshold
+            misses (docs/video.md, "Redaction").
+        threshold: its score threshold (None: the detector's own default).
+        upsample: detector upsampling (0: CenterFace finds faces from about 16 px; each step
+            halves that at four times the cost).
         mode: ``all`` or ``except`` (spare enrolled people with valid consent).
         fill: colour of the ``box`` style.
     """
 
     style: str = "blur"
     margin: float = 0.25
-    upsample: int = 1
+    detector: str = "centerface"
+    threshold: float | None = 0.3
+    upsample: int = 0
     mode: str = "all"
     fill: tuple[int, int, int] = (0, 0, 0)
 
