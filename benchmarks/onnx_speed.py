@@ -160,8 +160,9 @@ def main() -> None:
 
         results: dict[str, tuple[float, int]] = {}
         for label, cfg in (
-            ("facelens default (onnx_mmod, upsample 0)", DetectConfig()),
-            ("facelens onnx_mmod, upsample 1", DetectConfig(upsample=1)),
+            ("facelens default (yunet)", DetectConfig()),
+            ("facelens onnx_mmod, upsample 0", DetectConfig(backend="onnx_mmod")),
+            ("facelens onnx_mmod, upsample 1", DetectConfig(backend="onnx_mmod", upsample=1)),
         ):
             p = Pipeline(PipelineConfig(detect=cfg, runtime=runtime))
             g = facelens.Gallery.open(tmpdir / f"g{len(results)}.db")

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facelens.align import AlignConfig, Aligner
+from facelens.align.arcface import upright_keypoints
 from facelens.align.dlib_box import BOX_MAPS
 from facelens.decode import DecodeConfig, decode_image
 from facelens.detect import DetectConfig, Detector, make_detector
@@ -266,6 +267,8 @@ class Pipeline:
             elif e.alignment == "dlib":
                 out[key] = self.chips(image, faces)
             else:
+                if e.alignment == "arcface":
+                    faces = upright_keypoints(image, self.align(image, faces), self.detect)
                 out[key] = self.aligner.chips_for(image, faces, e.alignment, e.chip_size)
         return out
 

@@ -239,7 +239,44 @@ def progress_reporter(total: int, label: str, force: bool) -> Callable[[int, int
 # -- the command group ----------------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A command group whose larger commands live in their own modules, imported only when
+    one of them runs (or help lists them): ``facelens identify`` need not import the
+    service, video or thermal code."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            import importlib
+
+            module, attr = self.lazy[name].split(":")
+            cmd: click.Command = getattr(importlib.import_module(module), attr)
+            return cmd
+        return super().get_command(ctx, name)
+
+
+# command name -> "module:attribute", imported on use
+LAZY_COMMANDS = {
+    "eval": "facelens.cli.eval_cmd:eval_group",
+    "models": "facelens.cli.models_cmd:models_group",
+    "watch": "facelens.cli.video_cmd:watch",
+    "redact": "facelens.cli.video_cmd:redact",
+    "serve": "facelens.cli.service_cmd:serve",
+    "keys": "facelens.cli.service_cmd:keys_group",
+    "audit": "facelens.cli.service_cmd:audit_group",
+    "thermal": "facelens.cli.thermal_cmd:thermal_group",
+}
+
+
+@click.group(
+    cls=LazyGroup, lazy=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 @click.version_option(package_name="facelens")
 def cli(verbose: int) -> None:
@@ -1077,20 +1114,6 @@ def info(provider: str | None, gallery_path: Path | str | None, as_json: bool) -
     click.echo("gallery: " + ", ".join(f"{k}={v}" for k, v in doc["gallery"].items()))
 
 
-from facelens.cli.eval_cmd import eval_group  # noqa: E402  (registered after cli exists)
-from facelens.cli.models_cmd import models_group  # noqa: E402
-from facelens.cli.service_cmd import audit_group, keys_group, serve  # noqa: E402
-from facelens.cli.thermal_cmd import thermal_group  # noqa: E402
-from facelens.cli.video_cmd import redact, watch  # noqa: E402
-
-cli.add_command(eval_group)
-cli.add_command(models_group)
-cli.add_command(watch)
-cli.add_command(redact)
-cli.add_command(serve)
-cli.add_command(keys_group)
-cli.add_command(audit_group)
-cli.add_command(thermal_group)
 
 
 # -- entry point ----------------------------------------------------------------------------

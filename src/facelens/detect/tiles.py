@@ -97,10 +97,9 @@ def suppress(faces: Faces, iou: float, cover: float = 0.7) -> Faces:
 
 
 def _resize(image: NDArray[np.uint8], w: int, h: int) -> NDArray[np.uint8]:
-    import cv2
-
     if (w, h) == (image.shape[1], image.shape[0]):
         return image
+    import cv2
     shrink = w < image.shape[1]
     flag = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
     return np.asarray(cv2.resize(image, (w, h), interpolation=flag), np.uint8)
