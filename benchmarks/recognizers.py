@@ -58,6 +58,8 @@ CACHE = ROOT / "benchmarks" / ".cache"
 Key = tuple[str, int]
 VARIANTS = ("clean", "small", "blur", "jpeg20", "rot30")
 FACE_PX = 40  # the "small" variant's face width
+# cache versions: yunet v2 = SFace keypoints of tilted heads found again upright
+VERSIONS = {"yunet": "v2"}
 LFW_FACE = LFW_CENTRAL_BOX[2] - LFW_CENTRAL_BOX[0]  # ~114 px in the 250 px images
 
 
@@ -118,7 +120,7 @@ def embed_keys(
 ) -> dict[str, dict[Key, np.ndarray | None]]:
     """{part: {key: template}} for ``keys`` under ``variant``, cached per part."""
     paths = {p: CACHE / f"rec_{label}_{p}_{variant}.npz" for p in parts}
-    tag = f"{label}:{variant}:v1"
+    tag = f"{label}:{variant}:{VERSIONS.get(label, 'v1')}"
     have = {p: load_embeddings(paths[p], tag) for p in parts}
     todo = [k for k in keys if k not in have[parts[0]]]
     t0 = time.perf_counter()

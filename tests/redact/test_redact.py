@@ -50,7 +50,7 @@ def test_redacted_video_has_no_detectable_face_and_keeps_its_shape(
     # scores the edge of a blurred box 0.55 in one frame; nothing identifiable is there.)
     for backend, up in (("yunet", 1), ("onnx_mmod", 0)):
         before = faces_per_frame(src, backend, up)
-        assert backend == "onnx_mmod" and name == "bbt_5frames.mp4" or sum(before) > 0
+        assert (backend == "onnx_mmod" and name == "bbt_5frames.mp4") or sum(before) > 0
         assert faces_per_frame(dst, backend, up) == [0] * len(before), backend
 
 

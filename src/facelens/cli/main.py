@@ -1114,8 +1114,6 @@ def info(provider: str | None, gallery_path: Path | str | None, as_json: bool) -
     click.echo("gallery: " + ", ".join(f"{k}={v}" for k, v in doc["gallery"].items()))
 
 
-
-
 # -- entry point ----------------------------------------------------------------------------
 
 

@@ -100,6 +100,7 @@ def _resize(image: NDArray[np.uint8], w: int, h: int) -> NDArray[np.uint8]:
     if (w, h) == (image.shape[1], image.shape[0]):
         return image
     import cv2
+
     shrink = w < image.shape[1]
     flag = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
     return np.asarray(cv2.resize(image, (w, h), interpolation=flag), np.uint8)
