@@ -58,8 +58,9 @@ CACHE = ROOT / "benchmarks" / ".cache"
 Key = tuple[str, int]
 VARIANTS = ("clean", "small", "blur", "jpeg20", "rot30")
 FACE_PX = 40  # the "small" variant's face width
-# cache versions: yunet v2 = SFace keypoints of tilted heads found again upright
-VERSIONS = {"yunet": "v2"}
+# cache versions: yunet v2 = SFace keypoints of tilted heads found again upright; v3 = a
+# photo without a face searched turned (detect.rotated): only the faceless ones are redone
+VERSIONS = {"yunet": "v3"}
 LFW_FACE = LFW_CENTRAL_BOX[2] - LFW_CENTRAL_BOX[0]  # ~114 px in the 250 px images
 
 

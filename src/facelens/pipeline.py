@@ -26,6 +26,7 @@ from facelens.align.arcface import upright_keypoints
 from facelens.align.dlib_box import BOX_MAPS
 from facelens.decode import DecodeConfig, decode_image
 from facelens.detect import DetectConfig, Detector, make_detector
+from facelens.detect.rotated import ROTATIONS, detect_rotated
 from facelens.embed import EmbedConfig, Embedder, Embeddings, make_embedder
 from facelens.embed.base import model_names
 from facelens.embed.fusion import fuse, fusion_weights
@@ -345,7 +346,8 @@ class Pipeline:
         try once more at twice the resolution (upsample + 1), which finds faces half as
         small; a photo of one person rarely has none (docs/accuracy.md). The retry keeps only
         faces smaller than the first pass finds reliably: a large face it missed is more
-        likely something else (a dog's face scores higher enlarged)."""
+        likely something else (a dog's face scores higher enlarged). When that finds none
+        either, the photo is searched turned 30 degrees each way (a tilted head)."""
         faces = self.detect(image)
         if len(faces) or self.config.detect.upsample >= 3:
             return faces
@@ -355,7 +357,20 @@ class Pipeline:
             self._retry_detector = make_detector(retry, self.config.models, self.config.runtime)
         found = self._retry_detector.detect(image)
         limit = 1.5 * self.detector.smallest_face / 2**self.config.detect.upsample
-        return found[found.width < limit]
+        found = found[found.width < limit]
+        if len(found):
+            return found
+        # a head tilted past the detector's range: the photo turned each way (detect.rotated),
+        # for detectors whose score on turned copies was measured
+        bar = getattr(self.detector, "rotated_threshold", None)
+        if bar is None:
+            return found
+        for degrees in ROTATIONS:
+            turned = detect_rotated(self.detector, image, degrees)
+            turned = turned[turned.score >= bar]
+            if len(turned):
+                return turned
+        return found
 
     def primary_embedding(self, image: NDArray[np.uint8]) -> Embeddings | None:
         """The embedding of the face a single-person photo is about (``choose_primary``),
