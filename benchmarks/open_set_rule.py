@@ -26,6 +26,7 @@ It prints the ``OpenSetCalibration(...)`` entry for ``src/facelens/match/thresho
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -163,8 +164,8 @@ def main() -> None:
             + (
                 "--write docs/accuracy.md`"
                 if args.cache == "facelens"
-                else f"--model {args.model} --cache {args.cache} --section {args.section} "
-                "--write docs/accuracy.md`"
+                else f"--model {shlex.quote(args.model)} --cache {args.cache} "
+                f"--section {args.section} --write docs/accuracy.md`"
             )
             + f" ({machine()}). Normalised score: best similarity less {WEIGHT} x the mean of "
             f"the next {COHORT} identities' similarities. {DRAWS} draws per size (seeds "

@@ -50,14 +50,16 @@ def test_chips_and_features_match_opencvs_face_recognizer(
     _, ref = det.detect(bgr)
     faces = sface.detect(img)
     assert len(faces) == len(ref) > 0
-    ours = sface.embed(img, faces)
     ref_boxes = np.c_[ref[:, :2], ref[:, :2] + ref[:, 2:4]]
     for i, j in enumerate(box_iou(faces.xyxy, ref_boxes).argmax(axis=1)):
         crop = rec.alignCrop(bgr, ref[j])
+        # the chip from the detector's keypoints, as OpenCV aligns it (the pipeline's own
+        # views re-detect the keypoints of a tilted head upright: align.arcface)
         chip = sface.aligner.chips_for(img, faces[i], "arcface", 112)[0]
         assert np.abs(chip.astype(int) - crop[:, :, ::-1].astype(int)).max() <= 1
+        ours = sface.embedder.embed(chip[None]).vectors[0]
         feature = rec.feature(crop).reshape(-1)
-        cos = float(ours.vectors[i] @ feature) / float(np.linalg.norm(feature))
+        cos = float(ours @ feature) / float(np.linalg.norm(feature))
         assert cos >= 0.9999, cos
 
 
@@ -97,3 +99,19 @@ def test_a_fusion_pipeline_stores_each_models_template(fr_photos: Path) -> None:
     assert p.model.startswith("fusion(dlib_resnet_v1+flip*")
     assert samples[0].chip is not None and samples[1].chip is None
     assert len({s.image_sha256 for s in samples}) == 1
+
+
+def test_the_shipped_fusion_uses_its_measured_weights_and_thresholds(fr_photos: Path) -> None:
+    from facelens.match.thresholds import calibration, open_set_calibration
+
+    p = Pipeline(PipelineConfig(embed=EmbedConfig(model="dlib+sface")))
+    assert p.weights == (0.85, 0.15)
+    cal = calibration(p.model)
+    assert cal is not None and cal.balanced > 0.8
+    assert open_set_calibration(p.model) is not None
+    # verify and identify answer without a threshold given, from the fusion's calibration
+    obama = p.primary_embedding(p.decode(fr_photos / "obama.jpg")[0])
+    biden = p.primary_embedding(p.decode(fr_photos / "biden.jpg")[0])
+    assert obama is not None and biden is not None
+    assert p.verify(obama, obama).same and not p.verify(obama, biden).same
+    assert p.verify(obama, biden).threshold == pytest.approx(cal.balanced)

@@ -123,6 +123,21 @@ CALIBRATIONS: dict[str, Calibration] = {
             impostor_pairs=87_307_271,
             measured_by=_CALIBRATE + " --model sface --section calibration-sface",
         ),
+        # The dlib+sface fusion (weights in embed.fusion.FUSIONS), YuNet: all of LFW.
+        Calibration(
+            model="fusion(dlib_resnet_v1+flip*0.85,sface_2021dec+flip*0.15)",
+            balanced=0.8217,
+            tail=(
+                (1e-2, 0.8067),
+                (1e-3, 0.8304),
+                (1e-4, 0.8488),
+                (1e-5, 0.8657),
+                (1e-6, 0.8989),
+                (1e-7, 0.9590),
+            ),
+            impostor_pairs=87_307_271,
+            measured_by=_CALIBRATE + " --model dlib+sface --section calibration-fusion",
+        ),
         # Single view (EmbedConfig(augment="none")), measured on LFW View 1 pairs only.
         Calibration(
             model="dlib_resnet_v1",
@@ -215,6 +230,18 @@ OPEN_SET: dict[str, OpenSetCalibration] = {
                 (4900, 0.3311),
             ),
             measured_by=_OPEN_SET + " --model sface_2021dec+flip --cache sface",
+        ),
+        # The dlib+sface fusion: LFW draws only, like SFace's; the cohort-normalised score
+        # wins from 1,000 identities.
+        OpenSetCalibration(
+            model="fusion(dlib_resnet_v1+flip*0.85,sface_2021dec+flip*0.15)",
+            cohort=4,
+            weight=0.5,
+            min_identities=1000,
+            table=((1000, 0.4507), (2000, 0.4517), (4900, 0.4597)),
+            measured_by=_OPEN_SET
+            + " --model 'fusion(dlib_resnet_v1+flip*0.85,sface_2021dec+flip*0.15)'"
+            + " --cache dlib+sface --section open-set-rule-fusion",
         ),
     )
 }
