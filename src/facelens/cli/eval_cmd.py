@@ -35,7 +35,7 @@ def _embed(
 
         def report(done: int, total: int) -> None:
             if progress and (done % 500 == 0 or done == total):
-                click.echo(f"embedding LFW images: {done}/{total}", err=True)
+                output.echo(f"embedding LFW images: {done}/{total}", err=True)
 
         have.update(embed_lfw(pipe, lfw, todo, central_box=central_box, progress=report))
         if cache:
@@ -123,15 +123,15 @@ def eval_lfw(
     if as_json:
         output.emit_json(report)
         return
-    click.echo(f"LFW View 2, {report['pairs']} pairs ({report['pipeline']})")
-    click.echo(
+    output.echo(f"LFW View 2, {report['pairs']} pairs ({report['pipeline']})")
+    output.echo(
         f"  10-fold accuracy  {report['accuracy_mean'] * 100:.2f}% "
         f"+- {report['accuracy_std'] * 100:.2f}"
     )
-    click.echo(f"  ROC AUC           {report['auc']:.5f}")
+    output.echo(f"  ROC AUC           {report['auc']:.5f}")
     for far, tar in report["tar_at_far"].items():
-        click.echo(f"  TAR at FAR {far:<6} {tar * 100:.2f}%")
-    click.echo(
+        output.echo(f"  TAR at FAR {far:<6} {tar * 100:.2f}%")
+    output.echo(
         f"  images without a face: {report['images_without_face']} "
         f"({report['pairs_with_missing_face']} pairs answered 'different')"
     )
@@ -222,14 +222,14 @@ def eval_identify(
     if as_json:
         output.emit_json(doc)
         return
-    click.echo(
+    output.echo(
         f"LFW open-set 1:N, gallery {doc['gallery_size']}, {doc['mated_probes']} mated "
         f"and {doc['non_mated_probes']} non-mated probes, {seeds} seeds "
         f"({doc['pipeline']})"
     )
-    click.echo(f"  rank-1 (closed set)  {doc['rank1'] * 100:.2f}%")
+    output.echo(f"  rank-1 (closed set)  {doc['rank1'] * 100:.2f}%")
     for f in fpirs:
-        click.echo(
+        output.echo(
             f"  DIR at FPIR {f:<6}   {doc['dir_at_fpir'][f] * 100:.2f}% "
             f"({doc['score']} score, threshold {doc['threshold_at_fpir'][f]:.4f})"
             + (
@@ -238,7 +238,7 @@ def eval_identify(
                 else ""
             )
         )
-    click.echo(
+    output.echo(
         f"  default rule {rule.name} ({doc['score']} score >= {rule.threshold:.4f}): "
         f"FPIR {doc['default_fpir'] * 100:.2f}%, DIR {doc['default_dir'] * 100:.2f}%"
     )

@@ -230,7 +230,7 @@ def progress_reporter(total: int, label: str, force: bool) -> Callable[[int, int
     if force:
 
         def lines(done: int, _total: int) -> None:
-            click.echo(f"{label}: {done}/{_total}", err=True)
+            output.echo(f"{label}: {done}/{_total}", err=True)
 
         return lines
     return None
@@ -365,7 +365,7 @@ def detect(
             for r in results
         ]
         headers = ["image", "box", "score"] + (["gate"] if with_quality else [])
-        click.echo(output.table(headers, [r[: len(headers)] for r in rows]))
+        output.echo(output.table(headers, [r[: len(headers)] for r in rows]))
     if failures:
         raise PartialFailure(failures)
 
@@ -513,13 +513,13 @@ def enroll(
         )
         return
     verb = "enrolled" if res.created else "updated"
-    click.echo(
+    output.echo(
         f"{verb} {res.identity.name} ({res.identity.id}): {len(res.added)} sample(s) "
         f"added, {res.identity.sample_count} in all"
         + (f", {res.duplicates} duplicate image(s) skipped" if res.duplicates else "")
     )
     for r in rejected:
-        click.echo(f"  not used: {r['image']}: {', '.join(r['reasons'])}")
+        output.echo(f"  not used: {r['image']}: {', '.join(r['reasons'])}")
 
 
 @cli.command()
@@ -648,7 +648,7 @@ def identify(
     if as_json:
         output.emit_json(results)
     else:
-        click.echo(
+        output.echo(
             output.table(
                 ["image", "box", "identity", "score"],
                 [
@@ -721,7 +721,7 @@ def verify(
         )
     else:
         verdict = "same person" if v.same else "different people"
-        click.echo(f"{verdict} (similarity {v.similarity:.3f}, threshold {v.threshold:.3f})")
+        output.echo(f"{verdict} (similarity {v.similarity:.3f}, threshold {v.threshold:.3f})")
 
 
 # -- gallery management ---------------------------------------------------------------------
@@ -763,7 +763,7 @@ def gallery_list(gallery_path: Path | str | None, as_json: bool) -> None:
     if as_json:
         output.emit_json([_identity_json(p) for p in people])
         return
-    click.echo(
+    output.echo(
         output.table(
             ["name", "id", "samples", "consent", "expires"],
             [
@@ -803,17 +803,17 @@ def gallery_show(identity: str, gallery_path: Path | str | None, as_json: bool) 
     if as_json:
         output.emit_json(doc)
         return
-    click.echo(
+    output.echo(
         f"{ident.name}  ({ident.id})\n  created {ident.created_at}, updated {ident.updated_at}"
     )
     if ident.metadata:
-        click.echo(f"  metadata: {json.dumps(ident.metadata, ensure_ascii=False)}")
+        output.echo(f"  metadata: {json.dumps(ident.metadata, ensure_ascii=False)}")
     for c in ident.consents:
-        click.echo(
+        output.echo(
             f"  consent: {c.purpose!r} granted by {c.granted_by} at {c.granted_at}, "
             f"expires {c.expires_at or 'never'}"
         )
-    click.echo(
+    output.echo(
         output.table(
             ["sample", "model", "eyes px", "sharpness", "yaw", "image sha256"],
             [
@@ -844,7 +844,7 @@ def gallery_rename(
     if as_json:
         output.emit_json(_identity_json(ident))
     else:
-        click.echo(f"renamed to {ident.name} ({ident.id})")
+        output.echo(f"renamed to {ident.name} ({ident.id})")
 
 
 @gallery_group.command("delete")
@@ -878,7 +878,7 @@ def gallery_delete(
     if as_json:
         output.emit_json(doc)
     else:
-        click.echo(
+        output.echo(
             f"erased {receipt.name} ({receipt.identity_id}): "
             f"{receipt.samples_deleted} sample(s), {receipt.consents_deleted} consent "
             f"record(s) at {receipt.deleted_at}"
@@ -924,17 +924,17 @@ def gallery_retemplate(
     if as_json:
         output.emit_json(doc)
     else:
-        click.echo(
+        output.echo(
             f"{report.model}: {report.added} template(s) added for {report.identities} "
             f"identities; {report.already} had them already"
         )
         if report.must_reenrol:
-            click.echo(
+            output.echo(
                 f"{len(report.must_reenrol)} must enrol again (no chip kept): "
                 + ", ".join(output.safe(nm) for _, nm in report.must_reenrol)
             )
         if report.no_consent:
-            click.echo(
+            output.echo(
                 f"{len(report.no_consent)} left alone (consent lapsed): "
                 + ", ".join(output.safe(nm) for _, nm in report.no_consent)
             )
@@ -975,9 +975,9 @@ def gallery_settings(
         output.emit_json(doc)
     else:
         for k, v in current.items():
-            click.echo(f"{k}: {v}")
+            output.echo(f"{k}: {v}")
         for m, (i, t) in models.items():
-            click.echo(f"templates of {m}: {t} for {i} identities")
+            output.echo(f"templates of {m}: {t} for {i} identities")
 
 
 @gallery_group.command("export")
@@ -998,7 +998,7 @@ def gallery_export(
     if as_json:
         output.emit_json({"file": str(file), "identities": n})
     else:
-        click.echo(f"exported {n} identities to {file}")
+        output.echo(f"exported {n} identities to {file}")
 
 
 @gallery_group.command("import")
@@ -1022,7 +1022,7 @@ def gallery_import(
     if as_json:
         output.emit_json({"imported": imported, "skipped": skipped})
     else:
-        click.echo(f"imported {imported} identities" + (f", skipped {skipped}" if skipped else ""))
+        output.echo(f"imported {imported} identities" + (f", skipped {skipped}" if skipped else ""))
 
 
 # -- info -----------------------------------------------------------------------------------
@@ -1100,18 +1100,18 @@ def info(provider: str | None, gallery_path: Path | str | None, as_json: bool) -
     if as_json:
         output.emit_json(doc)
         return
-    click.echo(f"facelens {doc['facelens']} (Python {doc['python']})")
+    output.echo(f"facelens {doc['facelens']} (Python {doc['python']})")
     for k, v in doc["packages"].items():
-        click.echo(f"  {k} {v}")
-    click.echo("pipeline: " + ", ".join(f"{k}={v}" for k, v in doc["pipeline"].items()))
-    click.echo("inference: " + ", ".join(f"{k}={v}" for k, v in doc["inference"].items()))
-    click.echo(
+        output.echo(f"  {k} {v}")
+    output.echo("pipeline: " + ", ".join(f"{k}={v}" for k, v in doc["pipeline"].items()))
+    output.echo("inference: " + ", ".join(f"{k}={v}" for k, v in doc["inference"].items()))
+    output.echo(
         output.table(
             ["model", "status", "sha256", "licence"],
             [[m["name"], m["status"], m["sha256"][:16] + "...", m["licence"]] for m in models],
         )
     )
-    click.echo("gallery: " + ", ".join(f"{k}={v}" for k, v in doc["gallery"].items()))
+    output.echo("gallery: " + ", ".join(f"{k}={v}" for k, v in doc["gallery"].items()))
 
 
 # -- entry point ----------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def models_list(as_json: bool) -> None:
     if as_json:
         output.emit_json(rows)
         return
-    click.echo(
+    output.echo(
         output.table(
             ["model", "kind", "status", "sha256", "licence", "calibrated"],
             [
@@ -150,7 +150,7 @@ def models_add(
         return
     decl_done = m.spec.recognizer
     assert decl_done is not None
-    click.echo(
+    output.echo(
         f"registered {m.spec.name} ({decl_done.dim}-d templates, tag {m.spec.tag}); "
         f"calibrate it before use: facelens models calibrate {m.spec.name} --lfw DIR"
     )
@@ -164,7 +164,7 @@ def models_remove(name: str) -> None:
     from facelens.models.local import remove_model
 
     remove_model(settings.models_dir(), name)
-    click.echo(f"removed {name}")
+    output.echo(f"removed {name}")
 
 
 def _lfw_dir(lfw: Path | None) -> Path:
@@ -235,17 +235,17 @@ def models_calibrate(
     if as_json:
         output.emit_json(doc)
         return
-    click.echo(
+    output.echo(
         f"{pipe.model}: balanced {record['balanced']:.4f}, "
         + ", ".join(f"FMR {f:g} -> {t:.4f}" for f, t in record["tail"])
         + f" ({record['impostor_pairs']:,} impostor pairs, {record['images']} images)"
     )
     o = record["open_set"]
     if o:
-        click.echo(
+        output.echo(
             f"open set: normalised rule from {o['min_identities']} identities, thresholds "
             + ", ".join(f"{n}: {t:.4f}" for n, t in o["table"])
         )
     else:
-        click.echo("open set: the plain similarity threshold at every measured size")
+        output.echo("open set: the plain similarity threshold at every measured size")
     sys.stdout.flush()

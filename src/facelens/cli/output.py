@@ -15,8 +15,9 @@ def emit_json(obj: Any) -> None:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain aligned text table."""
-    cells = [[("" if v is None else str(v)) for v in r] for r in rows]
+    """A plain aligned text table; control characters in cells (a name holding a terminal
+    escape sequence) are shown escaped, never sent to the terminal."""
+    cells = [[("" if v is None else safe(str(v))) for v in r] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     out = [line.rstrip(), "  ".join("-" * w for w in widths)]
@@ -30,8 +31,14 @@ def safe(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def echo(text: str, err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` with every line passed through ``safe``: names and other stored text
+    reach the terminal as text, never as escape sequences."""
+    click.echo("\n".join(safe(line) for line in str(text).split("\n")), err=err, nl=nl)
+
+
 def warn(msg: str) -> None:
-    click.echo(f"facelens: {msg}", err=True)
+    click.echo(f"facelens: {safe(msg)}", err=True)
 
 
 def stderr_is_tty() -> bool:

@@ -92,7 +92,7 @@ def serve(
     if not keys.list():
         if bootstrap_key:
             _, secret = keys.create("default", ["admin"], "bootstrap")
-            click.echo(
+            output.echo(
                 f"first start: admin key for tenant 'default' (shown once):\n  {secret}", err=True
             )
         else:
@@ -109,7 +109,7 @@ def serve(
     from facelens.cli.main import make_pipeline
 
     make_pipeline(detector=detector, model=model)  # an unknown model fails here, not in workers
-    click.echo(
+    output.echo(
         f"facelens serving {path} on http://{host}:{port}/ (API at /v1, docs at /docs)", err=True
     )
     uvicorn.run(
@@ -147,8 +147,8 @@ def keys_create(
             {"id": key.id, "tenant": key.tenant, "scopes": sorted(key.scopes), "key": secret}
         )
     else:
-        click.echo(secret)
-        click.echo(
+        output.echo(secret)
+        output.echo(
             f"(key {key.id} for tenant {key.tenant}, scopes "
             f"{','.join(sorted(key.scopes))}; shown once)",
             err=True,
@@ -180,7 +180,7 @@ def keys_list(tenant: str | None, gallery_path: Path | str | None, as_json: bool
             ]
         )
     else:
-        click.echo(
+        output.echo(
             output.table(
                 ["id", "tenant", "name", "scopes", "created", "revoked"],
                 [
@@ -207,7 +207,7 @@ def keys_revoke(key_id: str, gallery_path: Path | str | None) -> None:
 
     with _store(gallery_path) as store:
         KeyStore(store).revoke(key_id)
-    click.echo(f"revoked {key_id}")
+    output.echo(f"revoked {key_id}")
 
 
 @click.group("audit")
@@ -234,7 +234,7 @@ def audit_verify(gallery_path: Path | str | None, as_json: bool) -> None:
     if as_json:
         output.emit_json(doc)
     elif st.ok:
-        click.echo(f"audit trail intact: {st.checked} records verified")
+        output.echo(f"audit trail intact: {st.checked} records verified")
     if not st.ok:
         raise GalleryError(f"audit trail broken at record {st.first_bad_seq}: {st.problem}")
 
@@ -256,7 +256,7 @@ def audit_list(
     if as_json:
         output.emit_json([r.to_dict() for r in recs])
     else:
-        click.echo(
+        output.echo(
             output.table(
                 ["seq", "time", "tenant", "action", "gallery", "decision"],
                 [

@@ -79,7 +79,7 @@ def thermal_decode(
     if as_json:
         output.emit_json(doc)
     else:
-        click.echo(" ".join(f"{k}={v}" for k, v in doc.items()))
+        output.echo(" ".join(f"{k}={v}" for k, v in doc.items()))
 
 
 def _frames(files: tuple[Path, ...], params: Any) -> Any:
@@ -254,14 +254,14 @@ def thermal_screen(
     else:
         for d in results:
             if d["outcome"]:
-                click.echo(
+                output.echo(
                     f"{d['frame']}: {d['outcome'].upper()}  {d['estimate_c']} C "
                     f"(+- {d['uncertainty_c']}, {d['site']})"
                 )
                 for note in d["notes"]:
-                    click.echo(f"  note: {note}")
+                    output.echo(f"  note: {note}")
             else:
-                click.echo(f"{d['frame']}: REFUSED  " + "; ".join(d["refused_why"]))
+                output.echo(f"{d['frame']}: REFUSED  " + "; ".join(d["refused_why"]))
     refused = sum(1 for d in results if not d["outcome"])
     if refused:
         # a refusal is the safeguards working, not a crash: scripts see it as exit code 6

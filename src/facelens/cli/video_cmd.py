@@ -187,7 +187,7 @@ def watch(
             return
         fps = st.frames / st.processing_seconds if st.processing_seconds else 0.0
         ident = st.events.get("identified", 0)
-        click.echo(
+        click.echo(  # counts only; the carriage return redraws the line
             f"\rframes {st.frames} ({st.skipped} skipped)  {fps:.1f} fps  "
             f"tracks {st.tracks}  identified {ident}  unknown "
             f"{st.events.get('unknown_face', 0)}   ",
@@ -227,11 +227,11 @@ def watch(
         "reconnects": src.reconnects,
     }
     if not quiet:
-        click.echo("", err=True)
+        output.echo("", err=True)
     if as_json:
-        click.echo(__import__("json").dumps(doc), err=False)
+        output.echo(__import__("json").dumps(doc), err=False)
     elif not quiet:
-        click.echo(" ".join(f"{k}={v}" for k, v in doc.items()), err=True)
+        output.echo(" ".join(f"{k}={v}" for k, v in doc.items()), err=True)
 
 
 @click.command()
@@ -337,7 +337,7 @@ def redact(
     if as_json:
         output.emit_json(doc)
     else:
-        click.echo(" ".join(f"{k}={v}" for k, v in doc.items()))
+        output.echo(" ".join(f"{k}={v}" for k, v in doc.items()))
 
 
 def _spare_image(pipe: Any, gallery: Any) -> Any:

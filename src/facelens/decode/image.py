@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,31 +62,54 @@ class ImageMeta:
     sha256: str
 
 
+def _read_file(path: Path, config: DecodeConfig) -> bytes:
+    """A regular file's bytes, at most ``max_bytes``. Opened without blocking and checked on
+    the open descriptor, so a FIFO (which would wait for a writer), a device such as
+    /dev/zero (endless), a socket, a directory or a symlink loop is refused with its reason,
+    also when the path changes between check and read."""
+    name = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise InputError(name, "no such file") from None
+    except PermissionError:
+        raise InputError(name, "permission denied") from None
+    except IsADirectoryError:
+        raise InputError(name, "is a directory, not an image file") from None
+    except OSError as e:
+        raise InputError(name, f"cannot open ({e.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(name, "is a directory, not an image file")
+        raise InputError(name, "not a regular file (a pipe, device or socket)")
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        if st.st_size > config.max_bytes:
+            raise ImageTooLargeError(
+                name,
+                f"file is {st.st_size} bytes, over the limit of {config.max_bytes}",
+                actual=st.st_size,
+                limit=config.max_bytes,
+            )
+        chunks, total = [], 0
+        try:
+            while total <= config.max_bytes:
+                chunk = f.read(min(1 << 20, config.max_bytes + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+        except OSError as e:
+            raise InputError(name, f"cannot read file ({e.strerror})") from None
+    return b"".join(chunks)
+
+
 def _read(src: str | Path | bytes, config: DecodeConfig) -> tuple[bytes, str]:
     if isinstance(src, bytes | bytearray | memoryview):
         data, name = bytes(src), "<bytes>"
     else:
-        path = Path(src)
-        name = str(path)
-        try:
-            size = path.stat().st_size
-            if path.is_dir():
-                raise InputError(name, "is a directory, not an image file")
-        except FileNotFoundError:
-            raise InputError(name, "no such file") from None
-        except PermissionError:
-            raise InputError(name, "permission denied") from None
-        if size > config.max_bytes:
-            raise ImageTooLargeError(
-                name,
-                f"file is {size} bytes, over the limit of {config.max_bytes}",
-                actual=size,
-                limit=config.max_bytes,
-            )
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise InputError(name, f"cannot read file ({e.strerror})") from None
+        data, name = _read_file(Path(src), config), str(src)
     if len(data) == 0:
         raise InputError(name, "empty file (0 bytes)")
     if len(data) > config.max_bytes:
