@@ -309,3 +309,15 @@ def test_thermal_screening_route(service: Service, data: Path, tmp_path: Path) -
                 "/v1/thermal/screen", data=form, files={"frame": ("07.jpg", f, "image/jpeg")}
             )
         assert bad.status_code == 400 and "not a readable FLIR" in bad.json()["detail"]
+
+
+def test_stream_credentials_are_never_shown(service: Service) -> None:
+    # nothing listens on port 9: the source fails, and its password is not in the answer
+    source = "rtsp://admin:s3cret@127.0.0.1:9/stream1"
+    with service.client("admin") as c:
+        c.post("/v1/galleries", json={"name": "doorcam"})
+        r = c.post("/v1/streams", json={"source": source, "gallery": "doorcam"})
+        assert 400 <= r.status_code < 500 and "s3cret" not in r.text
+        assert "rtsp://***@127.0.0.1:9/stream1" in r.text
+        listed = c.get("/v1/streams")
+        assert listed.status_code == 200 and "s3cret" not in listed.text

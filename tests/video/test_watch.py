@@ -72,10 +72,12 @@ def test_watch_names_both_people_of_the_clip(
     assert (tmp_path / "annotated.mp4").stat().st_size > 10_000
 
 
-def test_rtsp_stream_drop_and_restore(rtsp, hamilton_gallery: Path) -> None:  # type: ignore[no-untyped-def]
+def test_rtsp_stream_drop_and_restore(rtsp, hamilton_gallery: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     sink = MemorySink()
+    # a camera URL with credentials, as most are: they are used to connect, never shown
+    url = rtsp.url.replace("rtsp://", "rtsp://admin:s3cret@")
     source = VideoSource(
-        rtsp.url,
+        url,
         VideoConfig(
             backoff_initial=0.3,
             backoff_max=1.0,
@@ -109,3 +111,7 @@ def test_rtsp_stream_drop_and_restore(rtsp, hamilton_gallery: Path) -> None:  # 
     # live: frames it cannot keep up with are skipped, never queued; it read the stream in
     # real time (about 24 s of 30 fps video around the outage) and processed a share of it
     assert stats.frames >= 30 and stats.frames + stats.skipped > 400
+    assert source.name == rtsp.url.replace("rtsp://", "rtsp://***@")
+    assert all("s3cret" not in json.dumps(e.to_dict()) for e in sink.events)
+    assert all(e.source == source.name for e in sink.events)
+    assert "s3cret" not in caplog.text

@@ -667,7 +667,10 @@ def identify(
 
 
 def gallery_path_str(path: Path | str | None) -> str:
-    return str(gallery_path(path))
+    """The gallery's path or URL as shown to people: a database password never printed."""
+    from facelens.urls import redact_credentials
+
+    return redact_credentials(gallery_path(path))
 
 
 @cli.command()

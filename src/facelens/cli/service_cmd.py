@@ -10,6 +10,7 @@ from facelens.cli import output
 from facelens.cli.main import GALLERY
 from facelens.detect import DETECTORS, DetectConfig
 from facelens.gallery.sql import GalleryStore
+from facelens.urls import redact_credentials
 
 
 def _store(gallery_path: Path | str | None) -> GalleryStore:
@@ -110,7 +111,9 @@ def serve(
 
     make_pipeline(detector=detector, model=model)  # an unknown model fails here, not in workers
     output.echo(
-        f"facelens serving {path} on http://{host}:{port}/ (API at /v1, docs at /docs)", err=True
+        f"facelens serving {redact_credentials(path)} on http://{host}:{port}/ "
+        "(API at /v1, docs at /docs)",
+        err=True,
     )
     uvicorn.run(
         "facelens.service.main:app", host=host, port=port, workers=workers, log_level="warning"

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facelens.errors import InputError
+from facelens.urls import redact_credentials
 
 __all__ = ["Frame", "SourceStatus", "VideoConfig", "VideoSource", "is_live"]
 
@@ -123,7 +124,7 @@ class VideoSource:
         self.source = source
         self.config = config or VideoConfig()
         self.live = is_live(source) if self.config.live is None else self.config.live
-        self.name = str(source)
+        self.name = redact_credentials(source)  # shown; self.source is used to connect
         self.frames_read = 0
         self.frames_skipped = 0
         self.reconnects = 0

@@ -47,6 +47,7 @@ from facelens.govern import AuditLog, KeyStore
 from facelens.govern.keys import ApiKey
 from facelens.pipeline import Pipeline
 from facelens.service import schemas as S
+from facelens.urls import redact_credentials
 
 __all__ = ["ServiceSettings", "create_app"]
 
@@ -859,7 +860,9 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
 
         g = state.gallery(key.tenant, body.gallery)
         source = VideoSource(body.source, VideoConfig())
-        job = _Job(uuid.uuid4().hex[:12], key.tenant, body.source, body.gallery, _now())
+        job = _Job(
+            uuid.uuid4().hex[:12], key.tenant, source.name, body.gallery, _now()
+        )  # source.name: the URL without its credentials
         bus = EventBus([_BusSink(job, state.broadcaster)])
         watcher = Watcher(
             state.pipeline_for(body.upsample),
@@ -878,8 +881,8 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
                 job.frames = stats.frames
                 job.status = "stopped" if watcher._stop else "finished"
             except Exception as e:  # the job reports it; the service goes on
-                job.status, job.error = "failed", str(e)
-                log.exception("stream %s failed", job.id)
+                job.status, job.error = "failed", redact_credentials(e)
+                log.error("stream %s failed: %s", job.id, job.error)
             finally:
                 source.close()
 
