@@ -9,7 +9,6 @@ coordinates (keypoints exactly, boxes as the upright box around the turned one).
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -27,6 +26,8 @@ def _turn(
 ) -> tuple[NDArray[np.uint8], NDArray[np.float64]]:
     """``image`` turned by ``degrees`` on a canvas large enough to keep every pixel, and the
     2x3 matrix that takes the turned image's points back to the original's."""
+    import cv2
+
     h, w = image.shape[:2]
     m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees, 1.0)
     c, s = abs(m[0, 0]), abs(m[0, 1])
