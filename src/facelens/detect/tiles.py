@@ -12,7 +12,7 @@ better-scoring one (a face cut by a tile border).
 
 Example:
     >>> windows(100, 80, tile=64, overlap=16)
-    [(0, 0, 64, 64), (48, 0, 100, 64), (0, 16, 64, 80), (48, 16, 100, 80)]
+    [(0, 0, 64, 64), (36, 0, 100, 64), (0, 16, 64, 80), (36, 16, 100, 80)]
 """
 
 from __future__ import annotations

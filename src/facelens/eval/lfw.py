@@ -48,9 +48,9 @@ def read_pairs(path: str | Path) -> list[LfwPair]:
     ``name i j`` (same person) or ``name_a i name_b j`` (different people).
 
     Example:
-        >>> import tempfile, os
-        >>> p = os.path.join(tempfile.mkdtemp(), "pairs.txt")
-        >>> _ = open(p, "w").write("1\\t1\\nA\\t1\\t2\\nA\\t1\\tB\\t3\\n")
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "pairs.txt"
+        >>> _ = p.write_text("1\\t1\\nA\\t1\\t2\\nA\\t1\\tB\\t3\\n")
         >>> [(x.same, x.fold) for x in read_pairs(p)]
         [(True, 0), (False, 0)]
     """

@@ -100,8 +100,8 @@ def measure(faces: Faces, chips: NDArray[np.uint8], pose: PoseModel = POSE) -> Q
         >>> lm = [[[70, 50], [60, 50], [30, 50], [40, 50], [50, 68]]]
         >>> f = Faces(xyxy=[[20, 20, 80, 90]], score=[1.0], landmarks=lm)
         >>> q = measure(f, np.full((1, 150, 150, 3), 128, np.uint8))
-        >>> float(q.inter_eye_px[0]), float(q.yaw_deg[0]), float(q.brightness[0])
-        (35.0, 0.0, 128.0)
+        >>> float(q.inter_eye_px[0]), float(q.yaw_deg[0]), round(float(q.brightness[0]), 3)
+        (30.0, 0.0, 128.0)
     """
     n = len(faces)
     if faces.landmarks is None:

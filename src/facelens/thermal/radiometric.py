@@ -179,8 +179,8 @@ def flir_raw_to_celsius(
         ...     o=-5790, emissivity=1.0, distance_m=0.0, air_c=20, humidity=0.5,
         ...     reflected_c=20, alpha1=0.006569, alpha2=0.01262, beta1=-0.002276,
         ...     beta2=-0.00667, x=1.9)
-        >>> round(float(t[0, 0]), 2)
-        22.13
+        >>> round(float(t[0, 0]), 2)  # B / ln(R1 / (R2 (raw + O)) + F) - 273.15
+        20.57
     """
     if not 0 < emissivity <= 1:
         raise ValueError(f"emissivity must be in (0, 1], got {emissivity}")
