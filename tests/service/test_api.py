@@ -321,3 +321,12 @@ def test_stream_credentials_are_never_shown(service: Service) -> None:
         assert "rtsp://***@127.0.0.1:9/stream1" in r.text
         listed = c.get("/v1/streams")
         assert listed.status_code == 200 and "s3cret" not in listed.text
+
+
+@pytest.mark.parametrize("after", ["99999999999999999999999", str(2**63), "-1", "x", "1e3"])
+def test_audit_paging_outside_the_database_range_is_a_422(service: Service, after: str) -> None:
+    with service.client("enroll") as c:
+        r = c.get("/v1/audit", params={"after": after})
+        assert r.status_code == 422, r.text
+        assert {"error", "detail"} <= set(r.json())
+        assert c.get("/v1/audit", params={"after": str(2**63 - 1)}).json() == []

@@ -821,7 +821,7 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
     @app.get("/v1/audit", response_model=list[S.AuditOut], tags=["audit"])
     def audit(
         key: Annotated[ApiKey, scope("audit:read")],
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,  # a database integer
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         """This tenant's audit records, oldest first, after sequence number ``after``."""
