@@ -309,6 +309,14 @@ def test_thermal_screening_route(service: Service, data: Path, tmp_path: Path) -
                 "/v1/thermal/screen", data=form, files={"frame": ("07.jpg", f, "image/jpeg")}
             )
         assert bad.status_code == 400 and "not a readable FLIR" in bad.json()["detail"]
+        # named as the form field it came in, never as a server-side file
+        assert "/tmp" not in bad.text and bad.json()["detail"].startswith("frame: ")
+        # a .npy whose header claims 37 GiB in a few bytes: refused from the header
+        header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000), }"
+        header += b" " * (63 - len(header) % 64) + b"\n"
+        bomb = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + b"\0" * 64
+        r = cl.post("/v1/thermal/screen", data=form, files={"frame": ("bomb.npy", bomb)})
+        assert r.status_code == 413 and r.json()["error"] == "image_too_large"
 
 
 def test_stream_credentials_are_never_shown(service: Service) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 from PIL import Image
 
 from facelens import InputError
+from facelens.errors import ImageTooLargeError
 from facelens.thermal import (
     Blackbody,
     Environment,
@@ -100,3 +103,41 @@ def test_real_photo_of_a_seated_group_is_refused(thermal: Path) -> None:
         from_celsius(c), Environment(ambient_c=21.0, humidity=0.45)
     )
     assert r.refused == ("several_faces",)
+
+
+def _npy(shape: tuple[int, int], dtype: str, payload: bytes) -> bytes:
+    header = f"{{'descr': '{dtype}', 'fortran_order': False, 'shape': {shape}, }}".encode()
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + payload
+
+
+def _png(width: int, height: int, bit_depth: int = 16) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_thermal_inputs_are_sized_from_their_headers_before_decoding() -> None:
+    # a header that claims 37 GiB of float32 in 64 bytes
+    with pytest.raises(ImageTooLargeError, match="over the limit of 4000000"):
+        decode_thermal(_npy((100000, 100000), "<f4", b"\0" * 64), suffix=".npy")
+    # within the pixel limit, but more than the file holds
+    with pytest.raises(InputError, match="more than the file holds"):
+        decode_thermal(_npy((1000, 1000), "<f4", b"\0" * 64), suffix=".npy")
+    with pytest.raises(InputError, match="2-D"):
+        decode_thermal(_npy((4, 4, 4), "<f4", b"\0" * 256), suffix=".npy")
+    # a 900-megapixel PNG (Pillow's own bomb check would raise a non-OSError) and 5 MP
+    for w, h in ((30000, 30000), (2500, 2000)):
+        with pytest.raises(ImageTooLargeError, match="over the limit of 4000000"):
+            decode_thermal(_png(w, h), suffix=".png", name="frame")
+    # a real frame's size still decodes, from bytes, named as the caller says
+    ok = _npy((16, 16), "<f4", np.full((16, 16), 36.6, "<f4").tobytes())
+    assert np.allclose(decode_thermal(ok, suffix=".npy", name="frame").celsius, 36.6)

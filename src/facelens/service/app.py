@@ -800,12 +800,8 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
             (s for s in (".jpg", ".jpeg", ".npy", ".png", ".tif", ".tiff") if name.endswith(s)),
             ".jpg",
         )
-        import tempfile
-
-        with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
-            tmp.write(data)
-            tmp.flush()
-            thermal = decode_thermal(tmp.name)
+        # decoded from memory, within the thermal size limits checked from the header
+        thermal = decode_thermal(data, suffix=suffix, name="frame")
         bb_box = box(blackbody, "blackbody")
         bb = Blackbody(bb_box, blackbody_temp) if bb_box and blackbody_temp is not None else None
         session = ScreeningSession(ScreeningConfig(refer_at_c=refer_at), bb)

@@ -8,6 +8,7 @@ reference blackbody, or refuses with named reasons (see docs/thermal.md).
 
 from facelens.thermal.locate import Registration, WarmFaceConfig, find_warm_faces
 from facelens.thermal.radiometric import (
+    THERMAL_LIMITS,
     FlirParameters,
     LinearCalibration,
     ThermalFrame,
@@ -29,6 +30,7 @@ from facelens.thermal.screen import (
 __all__ = [
     "OUTCOMES",
     "REFUSALS",
+    "THERMAL_LIMITS",
     "Blackbody",
     "Environment",
     "FlirParameters",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from facelens.errors import InputError
+from facelens.decode.image import DecodeConfig
+from facelens.errors import ImageTooLargeError, InputError
 
 __all__ = [
     "FlirParameters",
@@ -255,11 +257,52 @@ def _flir_raw(thermogram: Any) -> NDArray[np.float64]:
     raise AttributeError("no raw thermal data in this file")
 
 
+# Radiometric cameras make frames of at most about 1.3 megapixels (1280x1024): a thermal
+# input is held to 4 megapixels, checked from its header before anything is decoded.
+THERMAL_LIMITS = DecodeConfig(max_bytes=64 * 1024 * 1024, max_pixels=4_000_000)
+
+
+def _npy_array(data: bytes, name: str, limits: DecodeConfig) -> NDArray[Any]:
+    """A .npy file's 2-D array, its header checked first: the shape it declares must fit the
+    pixel limit and the bytes actually present (a header may claim 37 GiB in 141 KB)."""
+    f = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except ValueError as e:
+        raise InputError(name, f"not a NumPy array file ({e})") from None
+    if len(shape) != 2 or dtype.hasobject:
+        raise InputError(name, f"a thermal frame is a 2-D number array, got shape {shape}")
+    pixels = int(shape[0]) * int(shape[1])
+    if pixels > limits.max_pixels:
+        raise ImageTooLargeError(
+            name,
+            f"{shape[1]}x{shape[0]} is {pixels} pixels, over the limit of {limits.max_pixels}",
+            actual=pixels,
+            limit=limits.max_pixels,
+        )
+    if pixels * dtype.itemsize > len(data) - f.tell():
+        raise InputError(name, f"the header declares {shape} {dtype}, more than the file holds")
+    try:
+        arr: NDArray[Any] = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as e:
+        raise InputError(name, f"not a NumPy array file ({e})") from None
+    return arr
+
+
 def decode_thermal(
     src: str | Path | bytes,
     *,
     calibration: LinearCalibration | None = None,
     params: FlirParameters | None = None,
+    suffix: str | None = None,
+    limits: DecodeConfig = THERMAL_LIMITS,
+    name: str | None = None,
 ) -> ThermalFrame:
     """Any supported radiometric input as temperatures.
 
@@ -267,24 +310,42 @@ def decode_thermal(
     - ``.npy``: float array = degrees C, 16-bit integer array = raw (``calibration``);
     - ``.png``/``.tif``/``.tiff``: 16-bit raw (``calibration``, centi-kelvin by default),
       or a 32-bit float TIFF = degrees C.
+
+    ``suffix`` says which for bytes (a file's own suffix otherwise); ``name`` is how errors
+    refer to the input. Sizes are checked before decoding: ``limits.max_bytes`` of input and
+    ``limits.max_pixels`` per frame (``THERMAL_LIMITS``: 4 megapixels).
     """
     if isinstance(src, bytes | bytearray):
-        data, name, suffix = bytes(src), "<bytes>", ".jpg" if bytes(src)[:2] == b"\xff\xd8" else ""
+        data = bytes(src)
+        name = name or "<bytes>"
+        suffix = suffix or (".jpg" if data[:2] == b"\xff\xd8" else "")
     else:
         p = Path(src)
-        name, suffix = str(p), p.suffix.lower()
+        name, suffix = name or str(p), (suffix or p.suffix).lower()
         if not p.is_file():
             raise InputError(name, "no such file")
+        if p.stat().st_size > limits.max_bytes:
+            raise ImageTooLargeError(
+                name,
+                f"file is over the limit of {limits.max_bytes} bytes",
+                actual=p.stat().st_size,
+                limit=limits.max_bytes,
+            )
         data = p.read_bytes()
+    suffix = suffix.lower()
     if not data:
         raise InputError(name, "empty file")
+    if len(data) > limits.max_bytes:
+        raise ImageTooLargeError(
+            name,
+            f"input is {len(data)} bytes, over the limit of {limits.max_bytes}",
+            actual=len(data),
+            limit=limits.max_bytes,
+        )
     if suffix in (".jpg", ".jpeg"):
         return decode_flir(data, name, params)
     if suffix == ".npy":
-        try:
-            arr = np.load(io.BytesIO(data), allow_pickle=False)
-        except ValueError as e:
-            raise InputError(name, f"not a NumPy array file ({e})") from None
+        arr = _npy_array(data, name, limits)
         if np.issubdtype(arr.dtype, np.floating):
             return from_celsius(arr, name)
         return from_raw16(arr, calibration or LinearCalibration(), name)
@@ -292,9 +353,28 @@ def decode_thermal(
         from PIL import Image, UnidentifiedImageError
 
         try:
-            im = Image.open(io.BytesIO(data))
-            arr = np.asarray(im)
+            im = Image.open(io.BytesIO(data))  # reads the header only
+        except Image.DecompressionBombError as e:  # Pillow's own, far above our limit
+            found = re.search(r"\((\d+) pixels\)", str(e))
+            raise ImageTooLargeError(
+                name,
+                f"over the limit of {limits.max_pixels} pixels",
+                actual=int(found.group(1)) if found else limits.max_pixels + 1,
+                limit=limits.max_pixels,
+            ) from None
         except (UnidentifiedImageError, OSError) as e:
+            raise InputError(name, f"not a readable image ({e})") from None
+        w, h = im.size
+        if w * h > limits.max_pixels:
+            raise ImageTooLargeError(
+                name,
+                f"{w}x{h} is {w * h} pixels, over the limit of {limits.max_pixels}",
+                actual=w * h,
+                limit=limits.max_pixels,
+            )
+        try:
+            arr = np.asarray(im)
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise InputError(name, f"not a readable image ({e})") from None
         if np.issubdtype(arr.dtype, np.floating):
             return from_celsius(arr, name)
