@@ -338,3 +338,24 @@ def test_audit_paging_outside_the_database_range_is_a_422(service: Service, afte
         assert r.status_code == 422, r.text
         assert {"error", "detail"} <= set(r.json())
         assert c.get("/v1/audit", params={"after": str(2**63 - 1)}).json() == []
+
+
+def test_a_refused_enrolment_creates_no_gallery_and_errors_keep_their_shape(
+    service: Service, data: Path
+) -> None:
+    img = photo(data, "obama.jpg")
+    with service.client("enroll") as c:
+
+        def names() -> set[str]:
+            return {g["name"] for g in c.get("/v1/galleries").json()}
+
+        before = names()
+        many = [("images", img)] * 25
+        r = c.post("/v1/galleries/left_empty/identities", data={"name": "x"}, files=many)
+        assert r.status_code == 400 and r.json()["error"] == "bad_input"
+        parts = [("images", ("x.jpg", b"x", "image/jpeg"))] * 1001  # over the parser's limit
+        r = c.post("/v1/galleries/left_empty/identities", data={"name": "x"}, files=parts)
+        assert r.status_code == 400 and set(r.json()) == {"error", "detail", "reasons"}
+        assert "left_empty" not in names() and names() == before
+        r = c.get("/v1/no/such/route")
+        assert r.status_code == 404 and r.json()["error"] == "not_found"

@@ -28,6 +28,7 @@ from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, Upload
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from facelens.errors import (
     ConflictError,
@@ -271,6 +272,17 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
             reasons.append(f"{where}: {err.get('msg', 'invalid')}")
         return JSONResponse(
             _error_body("invalid_request", "; ".join(reasons) or "invalid request", reasons), 422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    def _framework_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        # the framework's own refusals (unknown route, wrong method, a multipart body with
+        # too many parts) in the same shape as every other error
+        names = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        return JSONResponse(
+            _error_body(names.get(e.status_code, "http_error"), str(e.detail)),
+            e.status_code,
+            headers=e.headers,
         )
 
     @app.exception_handler(ValueError)
@@ -601,16 +613,20 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
         A new identity needs ``consent_purpose`` and ``consent_granted_by``. Each photo's
         primary face must pass the quality gate; the others are listed as rejected.
         """
+        # the request is checked before its gallery is created: a refused enrolment leaves
+        # nothing behind
+        if not images or len(images) > 20:
+            raise HttpError(400, "bad_input", "send 1 to 20 images")
+        if (consent_purpose or consent_granted_by) and not (
+            consent_purpose and consent_granted_by
+        ):
+            raise HttpError(400, "bad_input", "consent needs both purpose and granted_by")
         state.store.ensure_gallery(f"{key.tenant}/{gallery}") if NAME_RE.match(
             gallery
         ) else state.gallery(key.tenant, gallery)
         g = state.gallery(key.tenant, gallery)
-        if not images or len(images) > 20:
-            raise HttpError(400, "bad_input", "send 1 to 20 images")
         consent = None
-        if consent_purpose or consent_granted_by:
-            if not (consent_purpose and consent_granted_by):
-                raise HttpError(400, "bad_input", "consent needs both purpose and granted_by")
+        if consent_purpose and consent_granted_by:
             consent = Consent(
                 purpose=consent_purpose,
                 granted_by=consent_granted_by,
