@@ -49,6 +49,11 @@ __all__ = [
     "Views",
 ]
 
+# Single-person photos larger than this (4 megapixels) are not searched again when the first
+# pass finds no face: a 40 MP photo retried at twice the resolution and turned twice was
+# minutes of work for one request (issue 15).
+RETRY_MAX_PIXELS = 4_000_000
+
 # The chips of one image's faces for each alignment the recognizers read, keyed by
 # ``view_key(alignment, size)``: ``{"dlib150": (N, 150, 150, 3), "arcface112": ...}``.
 Views = dict[str, NDArray[np.uint8]]
@@ -347,9 +352,13 @@ class Pipeline:
         small; a photo of one person rarely has none (docs/accuracy.md). The retry keeps only
         faces smaller than the first pass finds reliably: a large face it missed is more
         likely something else (a dog's face scores higher enlarged). When that finds none
-        either, the photo is searched turned 30 degrees each way (a tilted head)."""
+        either, the photo is searched turned 30 degrees each way (a tilted head). Photos over
+        ``RETRY_MAX_PIXELS`` are searched once."""
         faces = self.detect(image)
-        if len(faces) or self.config.detect.upsample >= 3:
+        h, w = image.shape[:2]
+        if len(faces) or self.config.detect.upsample >= 3 or h * w > RETRY_MAX_PIXELS:
+            # a photo this large already shows a face at a size the first pass finds: a
+            # second search of it would only cost time and memory
             return faces
         if self._retry_detector is None:
             d = self.config.detect

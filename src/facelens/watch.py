@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +40,10 @@ __all__ = ["AUTO", "Pacer", "PacerConfig", "WatchConfig", "WatchStats", "Watcher
 AUTO = "auto"
 
 log = logging.getLogger(__name__)
+
+
+# how many of the latest events' latencies WatchStats keeps
+LATENCY_WINDOW = 10_000
 
 
 @dataclass(frozen=True)
@@ -181,7 +186,8 @@ class WatchStats:
     events: dict[str, int] = field(default_factory=dict)
     processing_seconds: float = 0.0
     media_seconds: float = 0.0
-    latencies: list[float] = field(default_factory=list)
+    # the most recent events' latencies (bounded: a stream may run for months)
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     detect_every: int = 1
     detect_max_side: int | None = None
 

@@ -68,3 +68,16 @@ def test_no_face_stays_no_face_when_turned(data: Path) -> None:
     # a dog's face scores 0.83 on a turned copy, under the 0.87 a turned find needs
     img = load_image(data / "detection" / "dogs.jpg")
     assert len(Pipeline().detect_single(img)) == 0
+
+
+def test_large_photos_are_searched_once(data: Path) -> None:
+    from facelens.pipeline import RETRY_MAX_PIXELS
+
+    pipe = Pipeline()
+    blank = np.full((2000, 2100, 3), 90, np.uint8)  # 4.2 MP, no face
+    assert blank.shape[0] * blank.shape[1] > RETRY_MAX_PIXELS
+    assert len(pipe.detect_single(blank)) == 0
+    assert pipe._retry_detector is None  # neither enlarged nor turned
+    small = np.full((250, 250, 3), 90, np.uint8)
+    assert len(pipe.detect_single(small)) == 0
+    assert pipe._retry_detector is not None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.conftest import data_root
 
 from facelens import Pipeline
 from facelens.gallery import SqliteStore
@@ -52,7 +53,13 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     ]:
         keys[name] = ks.create(tenant, scopes, name)[1]
     store.close()
-    settings = ServiceSettings(gallery_path=path, identify_rate=2.0, identify_burst=3)
+    settings = ServiceSettings(
+        gallery_path=path,
+        identify_rate=2.0,
+        identify_burst=3,
+        # what the operator lets streams watch: the shared clips, and one closed port
+        allow_sources=(str(data_root().resolve() / "video") + "/*", "rtsp://127.0.0.1:9/*"),
+    )
     app = create_app(settings, Pipeline())
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

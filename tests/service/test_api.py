@@ -359,3 +359,36 @@ def test_a_refused_enrolment_creates_no_gallery_and_errors_keep_their_shape(
         assert "left_empty" not in names() and names() == before
         r = c.get("/v1/no/such/route")
         assert r.status_code == 404 and r.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "/etc/shadow",  # exists
+        "/etc/no-such-file",  # does not
+        "/proc/self/environ",
+        "/dev/zero",
+        "file:///etc/passwd",
+        "0",  # the host's camera
+        "rtsp://127.0.0.1:22/x",  # an open port (ssh)...
+        "rtsp://127.0.0.1:1/x",  # ...and a closed one
+        "http://169.254.169.254/latest/meta-data",
+    ],
+)
+def test_streams_watch_only_what_the_operator_allows(
+    service: Service, data: Path, source: str
+) -> None:
+    with service.client("admin") as c:
+        c.post("/v1/galleries", json={"name": "cams"})
+        t0 = time.perf_counter()
+        r = c.post("/v1/streams", json={"source": source, "gallery": "cams"})
+        assert r.status_code == 403 and r.json()["error"] == "source_not_allowed"
+        assert time.perf_counter() - t0 < 2  # nothing was opened or dialled
+        # the same answer whether the file exists or the port answers: no oracle
+        assert r.json()["detail"] == (
+            f"{source!r} is not an allowed stream source; the operator allows sources with "
+            "facelens serve --allow-source PATTERN"
+        )
+        # a path that climbs out of an allowed folder is judged where it lands
+        escape = str(data / "video" / ".." / ".." / ".." / "etc" / "passwd")
+        assert c.post("/v1/streams", json={"source": escape, "gallery": "cams"}).status_code == 403

@@ -46,3 +46,13 @@ def test_a_slow_frame_rate_and_explicit_settings() -> None:
         WatchConfig(detect_every=0)
     with pytest.raises(ValueError, match="detect_max_side"):
         WatchConfig(detect_max_side=10)
+
+
+def test_watch_statistics_stay_bounded_on_an_endless_stream() -> None:
+    from facelens.watch import LATENCY_WINDOW, WatchStats
+
+    stats = WatchStats()
+    for i in range(LATENCY_WINDOW * 3):  # ~3 days of events at one a second... in memory
+        stats.latencies.append(float(i))
+    assert len(stats.latencies) == LATENCY_WINDOW
+    assert stats.latencies[-1] == LATENCY_WINDOW * 3 - 1  # the latest are kept

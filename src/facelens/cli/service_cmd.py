@@ -42,6 +42,14 @@ json_option = click.option("--json", "as_json", is_flag=True, help="JSON output.
     help="Accept image URLs (the service then fetches URLs for callers).",
 )
 @click.option(
+    "--allow-source",
+    "allow_sources",
+    multiple=True,
+    metavar="PATTERN",
+    help="A video source streams may watch, as a shell pattern ('rtsp://cams.local/*', "
+    "'/srv/videos/*.mp4'); repeatable. None by default: no stream can be started.",
+)
+@click.option(
     "--identify-rate",
     type=float,
     default=5.0,
@@ -73,6 +81,7 @@ def serve(
     port: int,
     workers: int,
     allow_image_urls: bool,
+    allow_sources: tuple[str, ...],
     identify_rate: float,
     detector: str | None,
     model: str | None,
@@ -104,6 +113,7 @@ def serve(
     store.close()
     os.environ["FACELENS_SERVE_GALLERY"] = str(path)
     os.environ["FACELENS_SERVE_URLS"] = "1" if allow_image_urls else "0"
+    os.environ["FACELENS_SERVE_SOURCES"] = "\n".join(allow_sources)
     os.environ["FACELENS_SERVE_RATE"] = str(identify_rate)
     os.environ["FACELENS_SERVE_DETECTOR"] = detector or ""
     os.environ["FACELENS_SERVE_MODEL"] = model or ""

@@ -210,7 +210,7 @@ def watch(
             gallery.close()
     lat = sorted(stats.latencies)
     doc = {
-        "source": source,
+        "source": src.name,  # without credentials
         "frames": stats.frames,
         "detected_frames": stats.detected_frames,
         "detect_every": stats.detect_every,

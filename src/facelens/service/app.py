@@ -70,6 +70,11 @@ class ServiceSettings:
         identify_rate: identify requests per second allowed per key (token bucket)...
         identify_burst: ...with this many in a burst.
         max_upload_bytes: largest image accepted.
+        allow_sources: the video sources a stream may watch, as shell patterns
+            (``rtsp://cams.local/*``, ``/srv/videos/*.mp4``); none by default. A URL is
+            matched without its credentials, a path after resolving ``..`` and symlinks;
+            anything else is refused before it is opened, so the API can neither read the
+            host's files nor probe its network.
     """
 
     gallery_path: Path | str
@@ -77,6 +82,29 @@ class ServiceSettings:
     identify_rate: float = 5.0
     identify_burst: int = 10
     max_upload_bytes: int = 20 * 1024 * 1024
+    allow_sources: tuple[str, ...] = ()
+
+
+def source_allowed(source: str, patterns: tuple[str, ...]) -> bool:
+    """Whether an operator's ``patterns`` allow a stream ``source`` (see ``allow_sources``).
+
+    Example:
+        >>> source_allowed("rtsp://admin:pw@cams.local/door", ("rtsp://cams.local/*",))
+        True
+        >>> source_allowed("/srv/videos/../../etc/shadow", ("/srv/videos/*",))
+        False
+    """
+    import fnmatch
+    import os
+    import re
+
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", source):
+        subject = re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\s]*@", r"\1", source)
+    elif source.isdigit():
+        subject = source  # a local camera, by number: allowed only if named
+    else:
+        subject = os.path.realpath(source)
+    return any(fnmatch.fnmatchcase(subject, p) for p in patterns)
 
 
 class HttpError(Exception):
@@ -100,6 +128,10 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (ModelError, 503, "model_unavailable"),
     (GalleryError, 500, "gallery_error"),
 ]
+
+
+# finished stream jobs remembered per worker (their status stays readable until then)
+MAX_FINISHED_JOBS = 100
 
 
 def _error_body(error: str, detail: str, reasons: list[str] | None = None) -> dict[str, Any]:
@@ -617,9 +649,7 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
         # nothing behind
         if not images or len(images) > 20:
             raise HttpError(400, "bad_input", "send 1 to 20 images")
-        if (consent_purpose or consent_granted_by) and not (
-            consent_purpose and consent_granted_by
-        ):
+        if (consent_purpose or consent_granted_by) and not (consent_purpose and consent_granted_by):
             raise HttpError(400, "bad_input", "consent needs both purpose and granted_by")
         state.store.ensure_gallery(f"{key.tenant}/{gallery}") if NAME_RE.match(
             gallery
@@ -870,6 +900,15 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
         from facelens.decode.video import VideoConfig, VideoSource
         from facelens.watch import WatchConfig, Watcher
 
+        if not source_allowed(body.source, settings.allow_sources):
+            # decided on the text alone: nothing is opened, so the answer says nothing about
+            # which files exist or which ports answer
+            raise HttpError(
+                403,
+                "source_not_allowed",
+                f"{redact_credentials(body.source)!r} is not an allowed stream source; the "
+                "operator allows sources with facelens serve --allow-source PATTERN",
+            )
         g = state.gallery(key.tenant, body.gallery)
         source = VideoSource(body.source, VideoConfig())
         job = _Job(
@@ -899,6 +938,10 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
                 source.close()
 
         job.thread = threading.Thread(target=run, name=f"stream {job.id}", daemon=True)
+        # finished jobs are kept for their status, the oldest forgotten beyond a bound
+        done = [j for j in state.jobs.values() if j.status in ("finished", "stopped", "failed")]
+        for old in done[: max(0, len(done) - MAX_FINISHED_JOBS + 1)]:
+            state.jobs.pop(old.id, None)
         state.jobs[job.id] = job
         job.thread.start()
         return job_out(job)

@@ -15,6 +15,9 @@ app = create_app(
         allow_image_urls=os.environ.get("FACELENS_SERVE_URLS") == "1",
         identify_rate=float(os.environ.get("FACELENS_SERVE_RATE") or 5.0),
         identify_burst=max(1, int(2 * float(os.environ.get("FACELENS_SERVE_RATE") or 5.0))),
+        allow_sources=tuple(
+            p for p in (os.environ.get("FACELENS_SERVE_SOURCES") or "").split("\n") if p
+        ),
     ),
     make_pipeline(
         detector=os.environ.get("FACELENS_SERVE_DETECTOR") or None,
