@@ -52,7 +52,8 @@ def main() -> None:
         dets = dlib.full_object_detections()
         dets.append(shape)
         details = dlib.get_face_chip_details(dets, size=150, padding=0.25)
-        return np.stack([np.asarray(c, np.uint8) for c in dlib.extract_image_chips(img, details)])
+        chips = dlib.extract_image_chips(img, list(details))
+        return np.stack([np.asarray(c, np.uint8) for c in chips])
 
     def mean_shape(img: np.ndarray, boxes: list[np.ndarray], rect: object) -> object:
         pts = [[[p.x, p.y] for p in sp(img, to_rect(b)).parts()] for b in boxes]

@@ -75,6 +75,8 @@ class ServiceSettings:
             matched without its credentials, a path after resolving ``..`` and symlinks;
             anything else is refused before it is opened, so the API can neither read the
             host's files nor probe its network.
+        image_urls_private: let ``image_url`` reach loopback and private addresses (off:
+            public hosts only, ``facelens.service.fetch``; for tests and closed networks).
     """
 
     gallery_path: Path | str
@@ -83,6 +85,7 @@ class ServiceSettings:
     identify_burst: int = 10
     max_upload_bytes: int = 20 * 1024 * 1024
     allow_sources: tuple[str, ...] = ()
+    image_urls_private: bool = False
 
 
 def source_allowed(source: str, patterns: tuple[str, ...]) -> bool:
@@ -383,10 +386,17 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
                     "image_urls_disabled",
                     "image URLs are disabled on this service; upload the image",
                 )
-            import urllib.request
+            from facelens.service.fetch import FetchError, fetch
 
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                return bytes(resp.read(settings.max_upload_bytes + 1))
+            try:
+                return fetch(
+                    url,
+                    settings.max_upload_bytes,
+                    timeout=10.0,
+                    allow_private=settings.image_urls_private,
+                )
+            except FetchError as e:
+                raise HttpError(400, "image_url_refused", str(e)) from None
         raise HttpError(400, "bad_input", f"{field_name}: upload an image")
 
     # -- health -----------------------------------------------------------------------------
