@@ -59,6 +59,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         identify_burst=3,
         # what the operator lets streams watch: the shared clips, and one closed port
         allow_sources=(str(data_root().resolve() / "video") + "/*", "rtsp://127.0.0.1:9/*"),
+        max_subscribers=100,
     )
     app = create_app(settings, Pipeline())
     port = free_port()

@@ -392,3 +392,46 @@ def test_streams_watch_only_what_the_operator_allows(
         # a path that climbs out of an allowed folder is judged where it lands
         escape = str(data / "video" / ".." / ".." / ".." / "etc" / "passwd")
         assert c.post("/v1/streams", json={"source": escape, "gallery": "cams"}).status_code == 403
+
+
+def test_a_hundred_event_subscribers_stall_nothing(service: Service) -> None:
+    import statistics
+    import threading
+
+    stop = threading.Event()
+    connected = threading.Semaphore(0)
+
+    def subscriber() -> None:
+        with (
+            service.client("identify") as c,
+            c.stream("GET", "/v1/events", params={"max_seconds": 120}) as r,
+        ):
+            assert r.status_code == 200
+            for line in r.iter_lines():
+                if line.startswith(": connected"):
+                    connected.release()
+                if stop.is_set():
+                    return
+
+    threads = [threading.Thread(target=subscriber, daemon=True) for _ in range(100)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in threads:
+            assert connected.acquire(timeout=60)
+        with service.client("identify") as c:
+            # the 101st is turned away, not queued on a thread
+            r = c.get("/v1/events")
+            assert r.status_code == 503 and r.json()["error"] == "too_many_subscribers"
+            assert r.headers["retry-after"] == "30"
+            times = []
+            for _ in range(10):
+                t0 = time.perf_counter()
+                assert c.get("/v1/health").status_code == 200
+                times.append(time.perf_counter() - t0)
+        # with each subscriber holding a worker thread, health took 5-6 s here
+        assert statistics.median(times) < 0.5, times
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=15)  # each wakes at its next keep-alive (10 s) and leaves

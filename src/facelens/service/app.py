@@ -17,7 +17,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +77,7 @@ class ServiceSettings:
             host's files nor probe its network.
         image_urls_private: let ``image_url`` reach loopback and private addresses (off:
             public hosts only, ``facelens.service.fetch``; for tests and closed networks).
+        max_subscribers: live ``/v1/events`` clients per worker; more are answered 503.
     """
 
     gallery_path: Path | str
@@ -86,6 +87,7 @@ class ServiceSettings:
     max_upload_bytes: int = 20 * 1024 * 1024
     allow_sources: tuple[str, ...] = ()
     image_urls_private: bool = False
+    max_subscribers: int = 256
 
 
 def source_allowed(source: str, patterns: tuple[str, ...]) -> bool:
@@ -172,9 +174,18 @@ class _Broadcaster:
                 with contextlib.suppress(queue.Full):
                     q.put_nowait(event)
 
-    def subscribe(self, tenant: str, stream_id: str | None) -> queue.Queue[dict[str, Any]]:
+    def subscribe(
+        self, tenant: str, stream_id: str | None, limit: int
+    ) -> queue.Queue[dict[str, Any]]:
         q: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=1000)
         with self._lock:
+            if len(self._subs) >= limit:
+                raise HttpError(
+                    503,
+                    "too_many_subscribers",
+                    f"this worker already serves {limit} event streams; try again later",
+                    headers={"Retry-After": "30"},
+                )
             self._subs.append((tenant, stream_id, q))
         return q
 
@@ -1008,20 +1019,28 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
         """Live events of this tenant's stream jobs (``stream`` to follow one)."""
         if stream is not None:
             own_job(stream, key)
-        q = state.broadcaster.subscribe(key.tenant, stream)
+        q = state.broadcaster.subscribe(key.tenant, stream, settings.max_subscribers)
 
-        def gen() -> Iterator[bytes]:
+        async def gen() -> AsyncIterator[bytes]:
+            # an async generator on the event loop: a subscriber holds no worker thread, so
+            # open event streams cannot stall the other routes (a client that goes away
+            # cancels it, which unsubscribes)
+            import asyncio
+
             end = time.monotonic() + max_seconds
-            n = 0
+            n, quiet_since = 0, time.monotonic()
             try:
                 yield b": connected\n\n"
                 while time.monotonic() < end:
                     try:
-                        ev = q.get(timeout=10)
+                        ev = q.get_nowait()
                     except queue.Empty:
-                        yield b": keep-alive\n\n"
+                        if time.monotonic() - quiet_since >= 10:
+                            quiet_since = time.monotonic()
+                            yield b": keep-alive\n\n"
+                        await asyncio.sleep(0.1)
                         continue
-                    n += 1
+                    n, quiet_since = n + 1, time.monotonic()
                     yield (
                         f"id: {n}\nevent: {ev['type']}\ndata: "
                         f"{json.dumps(ev, separators=(',', ':'))}\n\n"
