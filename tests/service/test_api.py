@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -435,3 +436,52 @@ def test_a_hundred_event_subscribers_stall_nothing(service: Service) -> None:
         stop.set()
         for t in threads:
             t.join(timeout=15)  # each wakes at its next keep-alive (10 s) and leaves
+
+
+def _raw(service: Service, head: bytes, body_chunks: Iterator[bytes] | None = None) -> bytes:
+    """One HTTP/1.1 exchange on a plain socket: what a client sees, however little it sent."""
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(service.url)
+    with socket.create_connection((u.hostname, u.port), timeout=30) as s:
+        s.sendall(head)
+        try:
+            for chunk in body_chunks or ():
+                s.sendall(chunk)
+        except OSError:  # the server answered and closed while we were still sending
+            pass
+        data = b""
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            part = s.recv(65536)
+            if not part:
+                break
+            data += part
+    return data
+
+
+def test_a_huge_body_is_refused_before_it_is_read_or_its_key_checked(service: Service) -> None:
+    # declared: 100 MB, no key, nothing sent - answered at once, from the header
+    t0 = time.perf_counter()
+    head = (
+        b"POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+        b"boundary=b\r\nContent-Length: 100000000\r\n\r\n"
+    )
+    out = _raw(service, head)
+    assert out.startswith(b"HTTP/1.1 413") and b'"body_too_large"' in out
+    assert time.perf_counter() - t0 < 2
+    # streamed without a length: cut off once it passes the limit (32 MiB), with a key
+    key = service.keys["reader"].encode()
+    head = (
+        b"POST /v1/detect HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key + b"\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    mib = b"x" * (1 << 20)
+
+    def chunks() -> Iterator[bytes]:
+        part = b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n'
+        for piece in [part] + [mib] * 100:  # 100 MiB offered, each piece a chunk
+            yield b"%x\r\n" % len(piece) + piece + b"\r\n"
+
+    out = _raw(service, head, chunks())
+    assert out.startswith(b"HTTP/1.1 413") and b'"body_too_large"' in out

@@ -78,6 +78,9 @@ class ServiceSettings:
         image_urls_private: let ``image_url`` reach loopback and private addresses (off:
             public hosts only, ``facelens.service.fetch``; for tests and closed networks).
         max_subscribers: live ``/v1/events`` clients per worker; more are answered 503.
+        max_body_bytes: largest request body, refused (413) from its declared length before
+            anything is read, or as soon as a streamed body passes it - before the key is
+            checked.
     """
 
     gallery_path: Path | str
@@ -88,6 +91,7 @@ class ServiceSettings:
     allow_sources: tuple[str, ...] = ()
     image_urls_private: bool = False
     max_subscribers: int = 256
+    max_body_bytes: int = 32 * 1024 * 1024
 
 
 def source_allowed(source: str, patterns: tuple[str, ...]) -> bool:
@@ -268,6 +272,70 @@ def _r2(v: float) -> float:
     return round(float(v), 2)
 
 
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised from ``receive`` when a streamed body passes the limit: an HTTP exception, so
+    the framework's body parsing passes it on as it is (a 413, not "could not parse")."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit} bytes")
+
+
+class _BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is a 413, decided on the
+    ``Content-Length`` header before a byte is read, or while a chunked body streams in -
+    never after spooling it, and before any key is checked."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def _refuse(self, send: Any) -> None:
+        body = json.dumps(
+            _error_body("body_too_large", f"request body over {self.limit} bytes")
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(send)
+            return
+        seen, started = 0, False
+
+        async def limited_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge(self.limit)
+            return message
+
+        async def tracked_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracked_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(send)
+
+
 def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> FastAPI:
     """The ASGI application (models load on first use, or now if ``pipeline`` is loaded)."""
     from facelens import __version__
@@ -286,6 +354,7 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
     state = _State(settings, pipeline or Pipeline())
     app.state.facelens = state
     worker = str(os.getpid())
+    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
 
     @app.middleware("http")
     async def _worker_header(request: Request, call_next: Any) -> Any:
@@ -324,7 +393,12 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
     def _framework_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
         # the framework's own refusals (unknown route, wrong method, a multipart body with
         # too many parts) in the same shape as every other error
-        names = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        names = {
+            400: "bad_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "body_too_large",
+        }
         return JSONResponse(
             _error_body(names.get(e.status_code, "http_error"), str(e.detail)),
             e.status_code,
