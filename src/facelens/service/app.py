@@ -336,6 +336,42 @@ class _BodyLimit:
                 await self._refuse(send)
 
 
+def _internal_error(e: BaseException) -> tuple[dict[str, Any], int]:
+    """A 500 that says nothing of the inside: the traceback goes to the log (credentials
+    redacted) under a reference that the answer gives, so an operator can find it."""
+    import traceback
+
+    ref = uuid.uuid4().hex[:12]
+    trace = "".join(traceback.format_exception(e))
+    log.error("internal error %s:\n%s", ref, redact_credentials(trace))
+    return _error_body("internal_error", f"internal error (reference {ref})"), 500
+
+
+class _Unexpected:
+    """ASGI middleware: any exception no handler took becomes ``_internal_error``'s 500 here,
+    so it is never re-raised to the server (which would log it unredacted)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        started = False
+
+        async def tracked_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except Exception as e:
+            if scope["type"] != "http" or started:
+                log.error("internal error after the answer began: %s", redact_credentials(e))
+                return
+            body, status = _internal_error(e)
+            await JSONResponse(body, status)(scope, receive, send)
+
+
 def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> FastAPI:
     """The ASGI application (models load on first use, or now if ``pipeline`` is loaded)."""
     from facelens import __version__
@@ -354,6 +390,7 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
     state = _State(settings, pipeline or Pipeline())
     app.state.facelens = state
     worker = str(os.getpid())
+    app.add_middleware(_Unexpected)
     app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
 
     @app.middleware("http")
@@ -371,11 +408,16 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
     @app.exception_handler(FacelensError)
     def _domain_error(_: Request, e: FacelensError) -> JSONResponse:
         for kind, status, error in STATUS:
-            if isinstance(e, kind):
+            if isinstance(e, kind) and status < 500:
                 return JSONResponse(
                     _error_body(error, str(e), list(getattr(e, "reasons", []))), status
                 )
-        return JSONResponse(_error_body("error", str(e)), 500)
+            if isinstance(e, kind) and status == 503:
+                return JSONResponse(_error_body(error, "a model is not available"), status)
+        return _internal(e)
+
+    def _internal(e: BaseException) -> JSONResponse:
+        return JSONResponse(*_internal_error(e))
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(_: Request, e: RequestValidationError) -> JSONResponse:
