@@ -143,6 +143,10 @@ class RtspServer:
                         self._clients.append(conn)
         except OSError:
             return
+        finally:
+            with self._lock:
+                if conn not in self._clients:  # a playing client is closed by kill()
+                    conn.close()
 
     def _forward(self, rtp: socket.socket) -> None:
         while self._up:
@@ -157,6 +161,7 @@ class RtspServer:
                         c.sendall(frame)
                     except OSError:
                         self._clients.remove(c)
+                        c.close()  # the client went away: nothing left open for the GC
 
     def kill(self) -> None:
         """The camera drops: ffmpeg killed, the RTSP service gone, connections cut."""
