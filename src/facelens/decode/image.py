@@ -105,11 +105,16 @@ def _read_file(path: Path, config: DecodeConfig) -> bytes:
     return b"".join(chunks)
 
 
-def _read(src: str | Path | bytes, config: DecodeConfig) -> tuple[bytes, str]:
+def read_bounded(
+    src: str | Path | bytes, config: DecodeConfig, name: str | None = None
+) -> tuple[bytes, str]:
+    """The bytes of untrusted input (a regular file or bytes) and how errors name it
+    (``name``, else the path or ``<bytes>``), with ``config.max_bytes`` enforced while
+    reading; empty input refused."""
     if isinstance(src, bytes | bytearray | memoryview):
-        data, name = bytes(src), "<bytes>"
+        data, name = bytes(src), name or "<bytes>"
     else:
-        data, name = _read_file(Path(src), config), str(src)
+        data, name = _read_file(Path(src), config), name or str(src)
     if len(data) == 0:
         raise InputError(name, "empty file (0 bytes)")
     if len(data) > config.max_bytes:
@@ -177,7 +182,7 @@ def decode_image(
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     config = config or DecodeConfig()
-    data, name = _read(src, config)
+    data, name = read_bounded(src, config)
     with warnings.catch_warnings():
         # Pillow warns about large images; our own pixel limit decides instead.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from facelens.decode.image import DecodeConfig
+from facelens.decode.image import DecodeConfig, read_bounded
 from facelens.errors import ImageTooLargeError, InputError
 
 __all__ = [
@@ -315,33 +315,14 @@ def decode_thermal(
     refer to the input. Sizes are checked before decoding: ``limits.max_bytes`` of input and
     ``limits.max_pixels`` per frame (``THERMAL_LIMITS``: 4 megapixels).
     """
+    # the same bounded reader as every other image: regular files only, at most
+    # limits.max_bytes read, empty input refused
+    data, name = read_bounded(src, limits, name)
     if isinstance(src, bytes | bytearray):
-        data = bytes(src)
-        name = name or "<bytes>"
         suffix = suffix or (".jpg" if data[:2] == b"\xff\xd8" else "")
     else:
-        p = Path(src)
-        name, suffix = name or str(p), (suffix or p.suffix).lower()
-        if not p.is_file():
-            raise InputError(name, "no such file")
-        if p.stat().st_size > limits.max_bytes:
-            raise ImageTooLargeError(
-                name,
-                f"file is over the limit of {limits.max_bytes} bytes",
-                actual=p.stat().st_size,
-                limit=limits.max_bytes,
-            )
-        data = p.read_bytes()
+        suffix = suffix or Path(src).suffix
     suffix = suffix.lower()
-    if not data:
-        raise InputError(name, "empty file")
-    if len(data) > limits.max_bytes:
-        raise ImageTooLargeError(
-            name,
-            f"input is {len(data)} bytes, over the limit of {limits.max_bytes}",
-            actual=len(data),
-            limit=limits.max_bytes,
-        )
     if suffix in (".jpg", ".jpeg"):
         return decode_flir(data, name, params)
     if suffix == ".npy":
