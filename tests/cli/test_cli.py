@@ -336,15 +336,15 @@ def test_detect_json_and_quality(capsys, data: Path) -> None:  # type: ignore[no
 
 def test_info_reports_models_and_checksums(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     doc = run_json(capsys, "info", "--gallery", tmp_path / "none.db")
-    assert doc["inference"]["detector_provider"] == "cpu"  # type: ignore[index]
-    assert doc["inference"]["embedder_provider"] == "cpu"  # type: ignore[index]
+    assert doc["inference"]["detector"] == "cpu"  # type: ignore[index]
+    assert doc["inference"]["embedder"] == "cpu"  # type: ignore[index]
     assert doc["pipeline"]["detector"] == "yunet"  # type: ignore[index]
     names = {m["name"]: m for m in doc["models"]}  # type: ignore[index]
     assert names["dlib_resnet_v1"]["status"] == "ok"
     assert names["yunet_2023mar"]["status"] == "ok"
     assert names["dlib_resnet_v1"]["sha256"].startswith("55533b28")
     assert names["dlib_landmarks68_v1"]["status"].startswith("restricted")
-    assert doc["pipeline"]["embedding_model"] == "dlib_resnet_v1+flip"  # type: ignore[index]
+    assert doc["pipeline"]["model"] == "dlib_resnet_v1+flip"  # type: ignore[index]
 
 
 def test_converted_models_are_cached_in_facelens_home(

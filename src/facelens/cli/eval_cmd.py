@@ -100,7 +100,7 @@ def eval_lfw(
 ) -> None:
     """LFW View 2: 10-fold accuracy (threshold chosen on 9 folds, measured on the 10th), AUC,
     and TAR at FAR 1e-2 and 1e-3. Faces the detector misses count as a "different" answer."""
-    from facelens.cli.main import make_pipeline
+    from facelens.cli.common import make_pipeline
     from facelens.eval.lfw import pair_scores, read_pairs, verification_report
 
     root = _lfw_root(data)
@@ -172,7 +172,7 @@ def eval_identify(
 ) -> None:
     """Open-set 1:N on LFW: rank-1 and DIR at FPIR 1% and 0.1% (with the thresholds), over
     SEEDS random splits, and what the default identification threshold gives."""
-    from facelens.cli.main import make_pipeline
+    from facelens.cli.common import make_pipeline
     from facelens.eval.identify import evaluate_open_set, rates_at, split
     from facelens.eval.lfw import read_people
     from facelens.match.thresholds import identify_rule

@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from facelens.cli import output, settings
+from facelens import environment as settings
+from facelens.cli import output
 from facelens.errors import InputError, ModelError
 from facelens.models import FAMILIES, ModelStore
 
@@ -200,7 +201,7 @@ def models_calibrate(
     the 'balanced' point from View 2's folds, the false-match-rate points from every
     cross-person pair of the folder's images, and the open-set rule from galleries drawn from
     it. The result is stored with the command that made it."""
-    from facelens.cli.main import make_pipeline, progress_reporter
+    from facelens.cli.common import make_pipeline, progress_reporter
     from facelens.eval.calibrate import calibration_record
     from facelens.eval.lfw import embed_lfw, read_pairs, read_people
     from facelens.match.thresholds import register_calibration

@@ -7,14 +7,14 @@ from pathlib import Path
 import click
 
 from facelens.cli import output
-from facelens.cli.main import GALLERY
+from facelens.cli.common import GALLERY
 from facelens.detect import DETECTORS, DetectConfig
 from facelens.gallery.sql import GalleryStore
 from facelens.urls import redact_credentials
 
 
 def _store(gallery_path: Path | str | None) -> GalleryStore:
-    from facelens.cli.main import gallery_path as resolve
+    from facelens.cli.common import gallery_path as resolve
     from facelens.gallery.stores import open_store
 
     return open_store(resolve(gallery_path))
@@ -93,7 +93,7 @@ def serve(
 
     import uvicorn
 
-    from facelens.cli.main import gallery_path as resolve
+    from facelens.cli.common import gallery_path as resolve
     from facelens.govern import KeyStore
 
     path = resolve(gallery_path)
@@ -117,7 +117,7 @@ def serve(
     os.environ["FACELENS_SERVE_RATE"] = str(identify_rate)
     os.environ["FACELENS_SERVE_DETECTOR"] = detector or ""
     os.environ["FACELENS_SERVE_MODEL"] = model or ""
-    from facelens.cli.main import make_pipeline
+    from facelens.cli.common import make_pipeline
 
     make_pipeline(detector=detector, model=model)  # an unknown model fails here, not in workers
     output.echo(

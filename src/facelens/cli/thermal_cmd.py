@@ -218,7 +218,7 @@ def thermal_screen(
             reg = Registration.from_points(pts["visible"], pts["thermal"])
         except (OSError, ValueError, KeyError) as e:
             raise InputError(str(registration), f"not a registration file ({e})") from None
-        from facelens.cli.main import make_pipeline
+        from facelens.cli.common import make_pipeline
 
         pipe = make_pipeline()
         image, _ = pipe.decode(visible)

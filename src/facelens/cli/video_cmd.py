@@ -12,7 +12,7 @@ import click
 import numpy as np
 
 from facelens.cli import output
-from facelens.cli.main import GALLERY, pipeline_options
+from facelens.cli.common import GALLERY, pipeline_options
 from facelens.detect import DETECTORS
 from facelens.errors import InputError
 from facelens.redact import RedactConfig
@@ -151,7 +151,7 @@ def watch(
     Events: track_started, identified, unknown_face, track_ended, source_lost,
     source_restored (docs/events.md).
     """
-    from facelens.cli.main import make_pipeline, open_gallery, parse_threshold
+    from facelens.cli.common import make_pipeline, open_gallery, parse_threshold
     from facelens.decode.video import VideoConfig, VideoSource
     from facelens.events import EventBus, JsonlSink, parse_sink
     from facelens.watch import WatchConfig, Watcher
@@ -301,7 +301,7 @@ def redact(
     Videos keep their resolution, frame count, frame rate and audio. Images are written
     upright without their metadata (EXIF, GPS).
     """
-    from facelens.cli.main import make_pipeline, open_gallery
+    from facelens.cli.common import make_pipeline, open_gallery
     from facelens.redact import RedactConfig, redact_image, redact_video
 
     if not src.exists():

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facelens.embed.embeddings import Embeddings
-from facelens.errors import ConsentError
+from facelens.errors import ConsentError, InputError
 from facelens.gallery.records import (
     Consent,
     DeletionReceipt,
@@ -134,7 +134,7 @@ class Gallery:
         """
         name = name.strip()
         if not name:
-            raise ValueError("an identity needs a name")
+            raise InputError("name", "an identity needs a name")
         now = self.clock()
         existing = self.store.find_identity(self.name, name)
         if consent is not None and not consent.valid_at(now):
@@ -154,8 +154,9 @@ class Gallery:
         """An identity by id or name (``NotFoundError`` otherwise)."""
         return self.store.get_identity(self.name, key)
 
-    def identities(self) -> list[Identity]:
-        return self.store.list_identities(self.name)
+    def identities(self, after: str | None = None, limit: int | None = None) -> list[Identity]:
+        """Everyone enrolled, by name; or a page: at most ``limit``, named after ``after``."""
+        return self.store.list_identities(self.name, after, limit)
 
     def samples(self, key: str) -> list[Sample]:
         return self.store.samples(self.get(key).id)

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from facelens.errors import InputError
+
 __all__ = [
     "Consent",
     "DeletionReceipt",
@@ -59,7 +61,7 @@ def parse_time(value: str | date | datetime) -> datetime:
         try:
             t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise ValueError(f"not an ISO 8601 date or time: {value!r}") from None
+            raise InputError("time", f"not an ISO 8601 date or time: {value[:64]!r}") from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
@@ -85,15 +87,16 @@ class Consent:
 
     def __post_init__(self) -> None:
         if not self.purpose.strip():
-            raise ValueError("consent needs a purpose")
+            raise InputError("consent", "consent needs a purpose")
         if not self.granted_by.strip():
-            raise ValueError("consent needs the name of who granted it")
+            raise InputError("consent", "consent needs the name of who granted it")
         object.__setattr__(self, "granted_at", iso(parse_time(self.granted_at)))
         if self.expires_at is not None:
             exp = iso(parse_time(self.expires_at))
             if exp <= self.granted_at:
-                raise ValueError(
-                    f"consent expiry {exp} is not after it was granted ({self.granted_at})"
+                raise InputError(
+                    "consent",
+                    f"consent expiry {exp} is not after it was granted ({self.granted_at})",
                 )
             object.__setattr__(self, "expires_at", exp)
 
@@ -155,6 +158,17 @@ class Sample:
     box: tuple[float, float, float, float] | None
     created_at: str
 
+    def to_dict(self) -> dict[str, Any]:
+        """The sample as the CLI and the service show it: never its embedding."""
+        return {
+            "id": self.id,
+            "model": self.model,
+            "created_at": self.created_at,
+            "image_sha256": self.image_sha256,
+            "box": None if self.box is None else [round(float(v), 2) for v in self.box],
+            "quality": {k: round(float(v), 2) for k, v in self.quality.items()},
+        }
+
 
 @dataclass(frozen=True)
 class Identity:
@@ -187,6 +201,22 @@ class Identity:
     def consent_valid_at(self, now: datetime) -> bool:
         return any(c.valid_at(now) for c in self.consents)
 
+    def to_dict(self, now: datetime) -> dict[str, Any]:
+        """The identity as the CLI (``--json``) and the service both show it, with whether
+        its consent is valid at ``now``."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "samples": self.sample_count,
+            "models": dict(self.models),
+            "chips": self.chips,
+            "consent_valid": self.consent_valid_at(now),
+            "consents": [c.to_dict() for c in self.consents],
+        }
+
 
 @dataclass(frozen=True)
 class DeletionReceipt:
@@ -199,3 +229,13 @@ class DeletionReceipt:
     consents_deleted: int
     deleted_at: str
     chips_deleted: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "identity_id": self.identity_id,
+            "name": self.name,
+            "samples_deleted": self.samples_deleted,
+            "consents_deleted": self.consents_deleted,
+            "chips_deleted": self.chips_deleted,
+            "deleted_at": self.deleted_at,
+        }

@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from facelens.errors import ConflictError, GalleryFormatError, NotFoundError
+from facelens.errors import ConflictError, GalleryFormatError, InputError, NotFoundError
 from facelens.gallery.ann import AnnConfig
 from facelens.gallery.records import (
     Consent,
@@ -144,7 +144,11 @@ class GalleryStore(Protocol):
 
     def find_identity(self, gallery: str, key: str) -> Identity | None: ...
 
-    def list_identities(self, gallery: str) -> list[Identity]: ...
+    def list_identities(
+        self, gallery: str, after: str | None = None, limit: int | None = None
+    ) -> list[Identity]: ...
+
+    def count_identities(self, gallery: str) -> int: ...
 
     def samples(self, identity_id: str) -> list[Sample]: ...
 
@@ -203,6 +207,7 @@ class SqlStore:
         self.ann = ann
         self._matrices: dict[tuple[str, str], SearchMatrix] = {}
         self._matrix_lock = threading.Lock()
+        self._identity_counts: dict[str, tuple[int, int]] = {}
 
     # -- what a store supplies ----------------------------------------------------------------
 
@@ -260,7 +265,7 @@ class SqlStore:
 
     def ensure_gallery(self, gallery: str) -> None:
         if not gallery or not gallery.strip():
-            raise ValueError("a gallery needs a name")
+            raise InputError("gallery", "a gallery needs a name")
         with self._read() as db:
             exists = db.execute("SELECT 1 FROM galleries WHERE name = ?", (gallery,)).fetchone()
         if not exists:
@@ -276,46 +281,70 @@ class SqlStore:
 
     # -- identities -------------------------------------------------------------------------
 
-    @staticmethod
-    def _consents(db: Db, identity_id: str) -> tuple[Consent, ...]:
-        rows = db.execute(
-            "SELECT id, purpose, granted_by, granted_at, expires_at, recorded_by FROM consents "
-            "WHERE identity_id = ? ORDER BY id",
-            (identity_id,),
-        ).fetchall()
-        return tuple(
-            Consent(
-                id=r[0],
-                purpose=r[1],
-                granted_by=r[2],
-                granted_at=r[3],
-                expires_at=r[4],
-                recorded_by=r[5],
-            )
-            for r in rows
-        )
-
     def _identity(self, db: Db, row: Sequence[Any]) -> Identity:
-        iid = row[0]
-        per_model = db.execute(
-            "SELECT model, count(*) FROM samples WHERE identity_id = ? GROUP BY model", (iid,)
-        ).fetchall()
-        images = db.execute(
-            "SELECT count(DISTINCT image_sha256) FROM samples WHERE identity_id = ?", (iid,)
-        ).fetchone()[0]
-        chips = db.execute("SELECT count(*) FROM chips WHERE identity_id = ?", (iid,)).fetchone()[0]
-        return Identity(
-            id=iid,
-            gallery=row[1],
-            name=row[2],
-            metadata=json.loads(row[3]),
-            created_at=row[4],
-            updated_at=row[5],
-            sample_count=int(images),
-            consents=self._consents(db, iid),
-            models={str(m): int(n) for m, n in sorted(per_model)},
-            chips=int(chips),
-        )
+        return self._identities(db, [row])[0]
+
+    def _identities(self, db: Db, rows: Sequence[Sequence[Any]]) -> list[Identity]:
+        """Identities from their rows, with their counts and consents read a chunk of
+        identities at a time (four queries per chunk, not per identity)."""
+        out: list[Identity] = []
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            ids = [r[0] for r in chunk]
+            marks = ",".join("?" * len(ids))
+            per_model: dict[str, dict[str, int]] = {i: {} for i in ids}
+            for iid, m, n in db.execute(
+                f"SELECT identity_id, model, count(*) FROM samples WHERE identity_id IN ({marks}) "
+                "GROUP BY identity_id, model",
+                ids,
+            ).fetchall():
+                per_model[iid][str(m)] = int(n)
+            images = dict(
+                db.execute(
+                    "SELECT identity_id, count(DISTINCT image_sha256) FROM samples "
+                    f"WHERE identity_id IN ({marks}) GROUP BY identity_id",
+                    ids,
+                ).fetchall()
+            )
+            chips = dict(
+                db.execute(
+                    f"SELECT identity_id, count(*) FROM chips WHERE identity_id IN ({marks}) "
+                    "GROUP BY identity_id",
+                    ids,
+                ).fetchall()
+            )
+            consents: dict[str, list[Consent]] = {i: [] for i in ids}
+            for r in db.execute(
+                "SELECT identity_id, id, purpose, granted_by, granted_at, expires_at, recorded_by "
+                f"FROM consents WHERE identity_id IN ({marks}) ORDER BY id",
+                ids,
+            ).fetchall():
+                consents[r[0]].append(
+                    Consent(
+                        id=r[1],
+                        purpose=r[2],
+                        granted_by=r[3],
+                        granted_at=r[4],
+                        expires_at=r[5],
+                        recorded_by=r[6],
+                    )
+                )
+            out.extend(
+                Identity(
+                    id=row[0],
+                    gallery=row[1],
+                    name=row[2],
+                    metadata=json.loads(row[3]),
+                    created_at=row[4],
+                    updated_at=row[5],
+                    sample_count=int(images.get(row[0], 0)),
+                    consents=tuple(consents[row[0]]),
+                    models=dict(sorted(per_model[row[0]].items())),
+                    chips=int(chips.get(row[0], 0)),
+                )
+                for row in chunk
+            )
+        return out
 
     _IDENTITY_COLS = "id, gallery, name, metadata, created_at, updated_at"
 
@@ -340,13 +369,40 @@ class SqlStore:
         except NotFoundError:
             return None
 
-    def list_identities(self, gallery: str) -> list[Identity]:
+    def list_identities(
+        self, gallery: str, after: str | None = None, limit: int | None = None
+    ) -> list[Identity]:
+        """A gallery's identities by name; a page of at most ``limit`` of them with names
+        after ``after`` when given."""
+        sql = f"SELECT {self._IDENTITY_COLS} FROM identities WHERE gallery = ?"
+        params: list[Any] = [gallery]
+        if after is not None:
+            sql += " AND name > ?"
+            params.append(after)
+        sql += " ORDER BY name"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
         with self._read() as db:
-            rows = db.execute(
-                f"SELECT {self._IDENTITY_COLS} FROM identities WHERE gallery = ? ORDER BY name",
-                (gallery,),
-            ).fetchall()
-            return [self._identity(db, r) for r in rows]
+            return self._identities(db, db.execute(sql, params).fetchall())
+
+    def count_identities(self, gallery: str) -> int:
+        """How many identities a gallery holds: remembered per gallery until the store's
+        generation moves, so listing galleries costs one query, not one per identity."""
+        generation = self.generation()
+        with self._matrix_lock:
+            hit = self._identity_counts.get(gallery)
+        if hit is not None and hit[0] == generation:
+            return hit[1]
+        with self._read() as db:
+            n = int(
+                db.execute(
+                    "SELECT count(*) FROM identities WHERE gallery = ?", (gallery,)
+                ).fetchone()[0]
+            )
+        with self._matrix_lock:
+            self._identity_counts[gallery] = (generation, n)
+        return n
 
     def samples(self, identity_id: str) -> list[Sample]:
         with self._read() as db:
@@ -433,9 +489,9 @@ class SqlStore:
         erases every chip the gallery kept."""
         unknown = sorted(set(changes) - set(GALLERY_SETTINGS))
         if unknown:
-            raise ValueError(f"unknown gallery setting(s): {', '.join(unknown)}")
+            raise InputError("settings", f"unknown gallery setting(s): {', '.join(unknown)}")
         if "keep_chips" in changes and not isinstance(changes["keep_chips"], bool):
-            raise ValueError("keep_chips must be true or false")
+            raise InputError("settings", "keep_chips must be true or false")
         self.ensure_gallery(gallery)
         with self.transaction() as db:
             settings = {**self._settings(db, gallery), **changes}
@@ -544,7 +600,7 @@ class SqlStore:
     def rename(self, gallery: str, key: str, new_name: str) -> Identity:
         new_name = new_name.strip()
         if not new_name:
-            raise ValueError("the new name is empty")
+            raise InputError("name", "the new name is empty")
         try:
             with self.transaction() as db:
                 ident = self._get(db, gallery, key)

@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from facelens.errors import ModelError
+from facelens.errors import InputError, ModelError
 from facelens.match.decide import IdentifyRule
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "identify_rule",
     "identify_threshold",
     "open_set_calibration",
+    "parse_threshold",
     "register_calibration",
     "resolve_threshold",
     "threshold_for_fmr",
@@ -321,7 +322,7 @@ def threshold_for_fmr(model: str, fmr: float) -> float:
         True
     """
     if not 0 < fmr < 1:
-        raise ValueError(f"a false-match rate must be in (0, 1), got {fmr}")
+        raise InputError("threshold", f"a false-match rate must be in (0, 1), got {fmr}")
     tail = _calibration(model).tail
     logs = [math.log10(f) for f, _ in tail]
     x = math.log10(fmr)
@@ -342,10 +343,26 @@ def identify_threshold(model: str, gallery_samples: int, fpir: float = DEFAULT_F
     """The 1:N threshold giving false-positive identification rate ``fpir`` against a gallery
     of ``gallery_samples`` samples (each probe is compared with every sample)."""
     if not 0 < fpir < 1:
-        raise ValueError(f"an FPIR must be in (0, 1), got {fpir}")
+        raise InputError("threshold", f"an FPIR must be in (0, 1), got {fpir}")
     n = max(1, gallery_samples)
     fmr = -math.expm1(math.log1p(-fpir) / n)
     return threshold_for_fmr(model, fmr)
+
+
+def parse_threshold(value: str | None) -> str | float | None:
+    """A threshold as a caller writes it: a number is a similarity, anything else the name
+    of an operating point (checked where it is used); empty means the default.
+
+    Example:
+        >>> parse_threshold("0.93"), parse_threshold("strict"), parse_threshold("")
+        (0.93, 'strict', None)
+    """
+    if value is None or value.strip() == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value.strip()
 
 
 def resolve_threshold(
@@ -363,7 +380,7 @@ def resolve_threshold(
         point = default
     if isinstance(point, int | float):
         if not -1.0 <= float(point) <= 1.0:
-            raise ValueError(f"a cosine threshold must be in [-1, 1], got {point}")
+            raise InputError("threshold", f"a cosine threshold must be in [-1, 1], got {point}")
         return float(point)
     name = point.strip().lower()
     for prefix in ("fmr=", "fpir="):
@@ -371,7 +388,9 @@ def resolve_threshold(
             try:
                 value = float(name[len(prefix) :])
             except ValueError:
-                raise ValueError(f"{point!r}: expected a number after {prefix!r}") from None
+                raise InputError(
+                    "threshold", f"{point!r}: expected a number after {prefix!r}"
+                ) from None
             if prefix == "fmr=":
                 return threshold_for_fmr(model, value)
             return identify_threshold(model, gallery_samples or 1, value)
@@ -383,7 +402,7 @@ def resolve_threshold(
     if name == "open_set":
         return identify_threshold(model, gallery_samples or 1)
     known = ["balanced", *sorted(_NAMED_FMR), "open_set", "fmr=X", "fpir=X"]
-    raise ValueError(f"unknown operating point {point!r}; known: {', '.join(known)}")
+    raise InputError("threshold", f"unknown operating point {point!r}; known: {', '.join(known)}")
 
 
 def identify_rule(

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import os
 
-from facelens.cli.main import make_pipeline
-from facelens.cli.settings import default_gallery
+from facelens.environment import default_gallery, make_pipeline
 from facelens.service.app import ServiceSettings, create_app
 
 app = create_app(

@@ -1,0 +1,205 @@
+"""What the command modules share: exit codes, options, opening galleries, finding images,
+progress, and which exit code a facelens error gets."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from facelens import environment as settings
+from facelens.cli import output
+from facelens.detect import DETECTORS, DetectConfig
+from facelens.environment import make_pipeline, model_store
+from facelens.errors import (
+    EnrollmentError,
+    GalleryError,
+    InputError,
+    ModelError,
+    PolicyError,
+)
+from facelens.gallery import Gallery
+from facelens.gallery.stores import is_postgres_url
+from facelens.match.thresholds import parse_threshold
+from facelens.runtime import PROVIDERS
+
+__all__ = ["make_pipeline", "model_store", "parse_threshold"]  # re-exported for the command modules
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_INPUT = 3
+EXIT_MODEL = 4
+EXIT_GALLERY = 5
+EXIT_POLICY = 6
+EXIT_NO_FACE = 7
+EXIT_INTERRUPTED = 130
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+# identify analyses photos in batches of at most this many, or of this many RGB values
+# (3 x 16 MP): their faces are embedded together.
+BATCH_IMAGES = 16
+BATCH_VALUES = 3 * 16_000_000
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class PartialFailure(Exception):
+    """Some inputs could not be read; the command finished the others."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        super().__init__(f"{count} input(s) could not be read")
+
+
+# -- shared options -------------------------------------------------------------------------
+
+
+class GalleryLocation(click.ParamType):  # type: ignore[type-arg]
+    """A gallery file path, or a ``postgresql://`` URL (kept as a string)."""
+
+    name = "location"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Path | str:
+        if isinstance(value, Path) or is_postgres_url(value):
+            return value  # type: ignore[no-any-return]
+        p = Path(value)
+        if p.is_dir():
+            self.fail(f"{value} is a directory, not a gallery file", param, ctx)
+        return p
+
+
+GALLERY: GalleryLocation = GalleryLocation()
+
+
+def gallery_options(f: F) -> F:
+    f = click.option(
+        "--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table."
+    )(f)
+    f = click.option(
+        "--gallery",
+        "gallery_path",
+        type=GALLERY,
+        default=None,
+        metavar="PATH|URL",
+        help="Gallery file or postgresql:// URL "
+        "(default: $FACELENS_GALLERY or ~/.facelens/gallery.db).",
+    )(f)
+    return f
+
+
+def pipeline_options(f: F) -> F:
+    f = click.option(
+        "--model",
+        default=None,
+        metavar="NAME",
+        help="Recognizer: dlib (default), sface, a model registered with 'facelens models "
+        "add', or a fusion such as dlib+sface (see 'facelens models list').",
+    )(f)
+    f = click.option(
+        "--threads",
+        type=click.IntRange(0, 256),
+        default=None,
+        help="ONNX Runtime threads (default $FACELENS_THREADS or one per core).",
+    )(f)
+    f = click.option(
+        "--provider",
+        type=click.Choice(sorted(PROVIDERS)),
+        default=None,
+        help="ONNX Runtime execution provider (default $FACELENS_PROVIDER or "
+        "cpu); an unavailable one is an error, not a fallback.",
+    )(f)
+    f = click.option(
+        "--upsample",
+        type=click.IntRange(0, 4),
+        default=None,
+        help="Times the image is doubled before detection (default 0; each doubling finds faces "
+        "half as small at 4x the cost). At 0, yunet finds faces from about 24-32 px, "
+        "onnx_mmod from about 70 px.",
+    )(f)
+    f = click.option(
+        "--detector",
+        type=click.Choice(sorted(DETECTORS)),
+        default=None,
+        help=f"Detector backend (default {DetectConfig().backend}).",
+    )(f)
+    return f
+
+
+def gallery_path(path: Path | str | None) -> Path | str:
+    return path or settings.default_gallery()
+
+
+def open_gallery(path: Path | str | None, create: bool) -> Gallery | None:
+    """The gallery at ``path``; None when a file does not exist and ``create`` is False."""
+    p = gallery_path(path)
+    if not create and isinstance(p, Path) and not p.exists():
+        return None
+    return Gallery.open(p)
+
+
+def expand_images(inputs: Sequence[Path]) -> Iterator[Path]:
+    """Files as given; folders as the image files in them (recursively, sorted)."""
+    for p in inputs:
+        if p.is_dir():
+            yield from sorted(
+                q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES
+            )
+        else:
+            yield p
+
+
+def progress_reporter(total: int, label: str, force: bool) -> Callable[[int, int], None] | None:
+    """A callback drawing a bar on a terminal, or printing lines when ``force`` is set."""
+    if total < 2 and not force:
+        return None
+    if output.stderr_is_tty():
+        bar = click.progressbar(length=total, label=label, file=sys.stderr)
+        bar.__enter__()
+
+        def tty(done: int, _total: int) -> None:
+            bar.update(done - bar.pos)
+            if done >= _total:
+                bar.__exit__(None, None, None)
+
+        return tty
+    if force:
+
+        def lines(done: int, _total: int) -> None:
+            output.echo(f"{label}: {done}/{_total}", err=True)
+
+        return lines
+    return None
+
+
+def gallery_path_str(path: Path | str | None) -> str:
+    """The gallery's path or URL as shown to people: a database password never printed."""
+    from facelens.urls import redact_credentials
+
+    return redact_credentials(gallery_path(path))
+
+
+def require_gallery(path: Path | str | None) -> Gallery:
+    g = open_gallery(path, create=False)
+    if g is None:
+        raise GalleryError(f"no gallery at {gallery_path_str(path)}")
+    return g
+
+
+def exit_code(e: BaseException) -> int:
+    """The documented exit code of a facelens error."""
+    if isinstance(e, EnrollmentError):
+        return EXIT_NO_FACE
+    if isinstance(e, InputError):
+        return EXIT_INPUT
+    if isinstance(e, ModelError):
+        return EXIT_MODEL
+    if isinstance(e, PolicyError):
+        return EXIT_POLICY
+    if isinstance(e, GalleryError):
+        return EXIT_GALLERY
+    return EXIT_INTERNAL

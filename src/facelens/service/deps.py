@@ -1,0 +1,103 @@
+"""What every route passes through: the worker's state, the API key and its scope, the
+per-key rate limit, and reading an image within the upload limits. A new route gets these by
+declaring them, so it cannot forget a check."""
+
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Depends, Header, Request, UploadFile
+
+from facelens.errors import ImageTooLargeError
+from facelens.govern.keys import ApiKey
+from facelens.service.errors import HttpError
+from facelens.service.state import Bucket, ServiceState
+
+__all__ = ["Key", "State", "authenticate", "image_bytes", "rate_limited", "scope"]
+
+
+def get_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.facelens
+    return state
+
+
+State = Annotated[ServiceState, Depends(get_state)]
+
+
+def authenticate(
+    state: State,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> ApiKey:
+    """The caller's key (``Authorization: Bearer fl_...`` or ``X-API-Key``), or 401."""
+    presented = x_api_key
+    if authorization and authorization.lower().startswith("bearer "):
+        presented = authorization[7:]
+    if not presented:
+        raise HttpError(401, "unauthorized", "an API key is needed", {"WWW-Authenticate": "Bearer"})
+    key = state.keys.authenticate(presented)
+    if key is None:
+        raise HttpError(
+            401, "unauthorized", "unknown or revoked API key", {"WWW-Authenticate": "Bearer"}
+        )
+    return key
+
+
+Key = Annotated[ApiKey, Depends(authenticate)]
+
+
+def scope(name: str) -> Any:
+    """A dependency: the caller's key, which must hold scope ``name`` (else 403)."""
+
+    def check(key: Key) -> ApiKey:
+        if not key.allows(name):
+            raise HttpError(403, "forbidden", f"this key lacks the {name!r} scope")
+        return key
+
+    return Depends(check)
+
+
+def rate_limited(state: ServiceState, key: ApiKey) -> None:
+    """429 with ``Retry-After`` when ``key`` is past its identify rate."""
+    s = state.settings
+    with state.bucket_lock:
+        b = state.buckets.setdefault(key.id, Bucket(s.identify_rate, s.identify_burst))
+        wait = b.take()
+    if wait > 0:
+        raise HttpError(
+            429,
+            "rate_limited",
+            "too many identify requests for this key",
+            {"Retry-After": str(max(1, int(np.ceil(wait))))},
+        )
+
+
+def image_bytes(
+    state: ServiceState, upload: UploadFile | None, url: str | None, field_name: str
+) -> bytes:
+    """An uploaded image's bytes, or an ``image_url``'s when the operator enabled them (public
+    http(s) only, no redirects, bounded: ``facelens.service.fetch``)."""
+    s = state.settings
+    if upload is not None:
+        data = upload.file.read(s.max_upload_bytes + 1)
+        if len(data) > s.max_upload_bytes:
+            raise ImageTooLargeError(
+                field_name,
+                f"upload over {s.max_upload_bytes} bytes",
+                actual=len(data),
+                limit=s.max_upload_bytes,
+            )
+        return data
+    if url:
+        if not s.allow_image_urls:
+            raise HttpError(
+                400,
+                "image_urls_disabled",
+                "image URLs are disabled on this service; upload the image",
+            )
+        from facelens.service.fetch import FetchError, fetch
+
+        try:
+            return fetch(url, s.max_upload_bytes, timeout=10.0, allow_private=s.image_urls_private)
+        except FetchError as e:
+            raise HttpError(400, "image_url_refused", str(e)) from None
+    raise HttpError(400, "bad_input", f"{field_name}: upload an image")

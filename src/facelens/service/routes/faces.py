@@ -1,0 +1,156 @@
+"""``/v1/detect``, ``/v1/verify`` and ``/v1/galleries/{gallery}/identify``: faces in photos."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from facelens.errors import EnrollmentError
+from facelens.govern.keys import ApiKey
+from facelens.match.thresholds import parse_threshold
+from facelens.service import schemas as S
+from facelens.service.deps import State, image_bytes, rate_limited, scope
+
+router = APIRouter(tags=["faces"])
+
+
+def _r2(v: float) -> float:
+    return round(float(v), 2)
+
+
+@router.post("/v1/detect", response_model=S.DetectOut)
+def detect(
+    state: State,
+    key: Annotated[ApiKey, scope("detect")],
+    image: Annotated[UploadFile | None, File()] = None,
+    image_url: Annotated[str | None, Form()] = None,
+) -> dict[str, Any]:
+    """Faces in an image, with quality measures and enrolment-gate reasons."""
+    p = state.pipeline
+    img, _ = p.decode(image_bytes(state, image, image_url, "image"))
+    faces = p.align(img, p.detect(img))
+    q = p.quality(img, faces)
+    h, w = img.shape[:2]
+    return {
+        "width": w,
+        "height": h,
+        "faces": [
+            {
+                "box": [_r2(v) for v in faces.clip(w, h).xyxy[i]],
+                "score": _r2(faces.score[i]),
+                "quality": {k: _r2(v) for k, v in q.row(i).items()},
+                "gate": p.config.gate.reasons(q, i),
+            }
+            for i in range(len(faces))
+        ],
+    }
+
+
+@router.post("/v1/verify", response_model=S.VerifyOut)
+def verify(
+    state: State,
+    key: Annotated[ApiKey, scope("verify")],
+    image_a: Annotated[UploadFile | None, File()] = None,
+    image_b: Annotated[UploadFile | None, File()] = None,
+    threshold: Annotated[str | None, Form(max_length=64)] = None,
+) -> dict[str, Any]:
+    """Are the primary faces of two images the same person?"""
+    p = state.pipeline
+    embs, hashes = [], []
+    for up, name in ((image_a, "image_a"), (image_b, "image_b")):
+        img, meta = p.decode(image_bytes(state, up, None, name))
+        e = p.primary_embedding(img)
+        if e is None:
+            raise EnrollmentError(name, ["no_face"])
+        embs.append(e)
+        hashes.append(meta.sha256)
+    v = p.verify(embs[0], embs[1], parse_threshold(threshold))
+    rec = state.audit.append(
+        tenant=key.tenant,
+        key_id=key.id,
+        action="verify",
+        probe_sha256=",".join(hashes),
+        threshold=v.threshold,
+        model=v.model,
+        decision={"same": v.same, "similarity": _r2(v.similarity)},
+    )
+    return {
+        "same": v.same,
+        "similarity": _r2(v.similarity),
+        "threshold": _r2(v.threshold),
+        "model": v.model,
+        "audit_seq": rec.seq,
+    }
+
+
+@router.post(
+    "/v1/galleries/{gallery}/identify",
+    response_model=S.IdentifyOut,
+    responses={429: {"model": S.ErrorOut}, 404: {"model": S.ErrorOut}},
+)
+def identify(
+    state: State,
+    gallery: str,
+    key: Annotated[ApiKey, scope("identify")],
+    image: Annotated[UploadFile | None, File()] = None,
+    image_url: Annotated[str | None, Form()] = None,
+    threshold: Annotated[str | None, Form(max_length=64)] = None,
+    top_k: Annotated[int, Form(ge=1, le=20)] = 3,
+) -> dict[str, Any]:
+    """Who are the faces in this image (open set: unknown below the threshold)?"""
+    rate_limited(state, key)
+    g = state.gallery(key.tenant, gallery)
+    p = state.pipeline
+    img, meta = p.decode(image_bytes(state, image, image_url, "image"))
+    a = p.analyze(img)
+    rule = g.rule(p.model, parse_threshold(threshold))
+    found = (
+        g.identify(a.embeddings, rule, top_k) if a.embeddings is not None and len(a.faces) else []
+    )
+    h, w = img.shape[:2]
+    faces = [
+        {
+            "box": [_r2(v) for v in a.faces.clip(w, h).xyxy[i]],
+            "identity": None
+            if r.identity is None
+            else {
+                "identity_id": r.identity.identity_id,
+                "name": r.identity.name,
+                "score": _r2(r.identity.score),
+            },
+            "candidates": [
+                {"identity_id": c.identity_id, "name": c.name, "score": _r2(c.score)}
+                for c in r.candidates
+            ],
+            "decision_score": None if r.decision_score is None else _r2(r.decision_score),
+        }
+        for i, r in enumerate(found)
+    ]
+    rec = state.audit.append(
+        tenant=key.tenant,
+        key_id=key.id,
+        action="identify",
+        gallery=gallery,
+        probe_sha256=meta.sha256,
+        candidates=[c.identity_id for r in found for c in r.candidates],
+        threshold=rule.threshold,
+        model=p.model,
+        decision={
+            "rule": rule.describe(),
+            "faces": len(found),
+            "identified": [r.identity.identity_id for r in found if r.identity is not None],
+        },
+    )
+    return {
+        "width": w,
+        "height": h,
+        "threshold": _r2(rule.threshold),
+        "rule": {
+            "name": rule.name,
+            "normalised": rule.normalised,
+            "cohort": rule.cohort,
+            "weight": rule.weight,
+        },
+        "model": p.model,
+        "faces": faces,
+        "audit_seq": rec.seq,
+    }

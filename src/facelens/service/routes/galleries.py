@@ -1,0 +1,223 @@
+"""``/v1/galleries``: a tenant's galleries, the people enrolled in them, their samples and
+consent records, and erasure."""
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+
+from facelens.gallery import Consent
+from facelens.govern.keys import ApiKey
+from facelens.service import schemas as S
+from facelens.service.deps import Key, State, image_bytes, scope
+from facelens.service.errors import HttpError
+from facelens.service.state import now_iso
+
+router = APIRouter()
+
+IDENTITY = "/v1/galleries/{gallery}/identities/{identity_id}"
+
+
+@router.get("/v1/galleries", response_model=list[S.GalleryOut], tags=["galleries"])
+def galleries(state: State, key: Key) -> list[dict[str, Any]]:
+    """This tenant's galleries."""
+    prefix = key.tenant + "/"
+    return [
+        {"name": name[len(prefix) :], "identities": state.store.count_identities(name)}
+        for name in state.store.galleries()
+        if name.startswith(prefix)
+    ]
+
+
+@router.post("/v1/galleries", response_model=S.GalleryOut, status_code=201, tags=["galleries"])
+def create_gallery(
+    state: State, body: S.GalleryIn, key: Annotated[ApiKey, scope("enroll")]
+) -> dict[str, Any]:
+    """Create a gallery (idempotent)."""
+    g = state.gallery(key.tenant, body.name, must_exist=False)
+    return {"name": body.name, "identities": state.store.count_identities(g.name)}
+
+
+@router.get(
+    "/v1/galleries/{gallery}/identities",
+    response_model=list[S.IdentityOut],
+    tags=["identities"],
+)
+def identities(
+    state: State,
+    gallery: str,
+    key: Key,
+    response: Response,
+    after: Annotated[
+        str | None, Query(max_length=200, description="last name of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """People enrolled in a gallery, by name, a page at a time: when there are more, the
+    ``X-Next-After`` header holds the ``after`` of the next page."""
+    now = datetime.now(UTC)
+    page = state.gallery(key.tenant, gallery).identities(after, limit + 1)
+    if len(page) > limit:
+        page = page[:limit]
+        response.headers["X-Next-After"] = quote(page[-1].name)
+    return [i.to_dict(now) for i in page]
+
+
+@router.post(
+    "/v1/galleries/{gallery}/identities",
+    response_model=S.EnrollOut,
+    status_code=201,
+    tags=["identities"],
+)
+def enroll(
+    state: State,
+    gallery: str,
+    key: Annotated[ApiKey, scope("enroll")],
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    images: Annotated[list[UploadFile], File()],
+    consent_purpose: Annotated[str | None, Form(max_length=500)] = None,
+    consent_granted_by: Annotated[str | None, Form(max_length=200)] = None,
+    consent_expires_at: Annotated[str | None, Form(max_length=64)] = None,
+) -> dict[str, Any]:
+    """Enrol a person (or add samples) from uploaded photos, with their consent.
+
+    A new identity needs ``consent_purpose`` and ``consent_granted_by``. Each photo's
+    primary face must pass the quality gate; the others are listed as rejected.
+    """
+    # the request is checked before its gallery is created: a refused enrolment leaves
+    # nothing behind
+    if not images or len(images) > 20:
+        raise HttpError(400, "bad_input", "send 1 to 20 images")
+    if (consent_purpose or consent_granted_by) and not (consent_purpose and consent_granted_by):
+        raise HttpError(400, "bad_input", "consent needs both purpose and granted_by")
+    consent = None
+    if consent_purpose and consent_granted_by:
+        consent = Consent(
+            purpose=consent_purpose,
+            granted_by=consent_granted_by,
+            granted_at=now_iso(),
+            expires_at=consent_expires_at or None,
+            recorded_by=f"key:{key.id}",
+        )
+    datas = [image_bytes(state, f, None, f.filename or "image") for f in images]
+    g = state.gallery(key.tenant, gallery, must_exist=False)
+    report = state.pipeline.enroll(g, name, datas, consent)
+    r = report.result
+    rejected = [
+        {
+            "image": (images[i].filename or f"image {i + 1}"),
+            "reasons": list(getattr(e, "reasons", ())) or [getattr(e, "reason", "")],
+        }
+        for i, e in zip(report.rejected_at, report.rejected, strict=True)
+    ]
+    rec = state.audit.append(
+        tenant=key.tenant,
+        key_id=key.id,
+        action="enroll",
+        gallery=gallery,
+        probe_sha256=",".join(hashlib.sha256(d).hexdigest() for d in datas),
+        candidates=[r.identity.id],
+        model=state.pipeline.model,
+        decision={"created": r.created, "added": len(r.added), "rejected": len(rejected)},
+    )
+    return {
+        "identity": r.identity.to_dict(datetime.now(UTC)),
+        "created": r.created,
+        "added": len(r.added),
+        "duplicates": r.duplicates,
+        "rejected": rejected,
+        "audit_seq": rec.seq,
+    }
+
+
+@router.get(
+    IDENTITY,
+    response_model=S.IdentityOut,
+    tags=["identities"],
+    responses={404: {"model": S.ErrorOut}},
+)
+def get_identity(state: State, gallery: str, identity_id: str, key: Key) -> dict[str, Any]:
+    return state.gallery(key.tenant, gallery).get(identity_id).to_dict(datetime.now(UTC))
+
+
+@router.patch(
+    IDENTITY,
+    response_model=S.IdentityOut,
+    tags=["identities"],
+    responses={404: {"model": S.ErrorOut}, 409: {"model": S.ErrorOut}},
+)
+def patch_identity(
+    state: State,
+    gallery: str,
+    identity_id: str,
+    body: S.IdentityPatch,
+    key: Annotated[ApiKey, scope("enroll")],
+) -> dict[str, Any]:
+    """Rename (names are unique in a gallery)."""
+    g = state.gallery(key.tenant, gallery)
+    ident = g.get(identity_id)
+    if body.name is not None:
+        ident = g.rename(ident.id, body.name)
+    return ident.to_dict(datetime.now(UTC))
+
+
+@router.delete(
+    IDENTITY,
+    response_model=S.ReceiptOut,
+    tags=["identities"],
+    responses={404: {"model": S.ErrorOut}},
+)
+def delete_identity(
+    state: State, gallery: str, identity_id: str, key: Annotated[ApiKey, scope("delete")]
+) -> dict[str, Any]:
+    """Erase a person: every sample, consent record and index entry. The receipt is
+    itself recorded in the audit trail."""
+    g = state.gallery(key.tenant, gallery)
+    body = g.delete(g.get(identity_id).id).to_dict()
+    rec = state.audit.append(
+        tenant=key.tenant,
+        key_id=key.id,
+        action="delete",
+        gallery=gallery,
+        candidates=[body["identity_id"]],
+        decision={"receipt": body},
+    )
+    return body | {"audit_seq": rec.seq, "audit_hash": rec.hash}
+
+
+@router.get(IDENTITY + "/samples", response_model=list[S.SampleOut], tags=["identities"])
+def samples(state: State, gallery: str, identity_id: str, key: Key) -> list[dict[str, Any]]:
+    """An identity's samples with their quality (never their embeddings)."""
+    return [s.to_dict() for s in state.gallery(key.tenant, gallery).samples(identity_id)]
+
+
+@router.get(IDENTITY + "/consents", response_model=list[S.ConsentOut], tags=["identities"])
+def consents(state: State, gallery: str, identity_id: str, key: Key) -> list[dict[str, Any]]:
+    return [c.to_dict() for c in state.gallery(key.tenant, gallery).get(identity_id).consents]
+
+
+@router.post(
+    IDENTITY + "/consents",
+    response_model=S.IdentityOut,
+    status_code=201,
+    tags=["identities"],
+)
+def add_consent(
+    state: State,
+    gallery: str,
+    identity_id: str,
+    body: S.ConsentIn,
+    key: Annotated[ApiKey, scope("enroll")],
+) -> dict[str, Any]:
+    """Record a new (or renewed) consent."""
+    g = state.gallery(key.tenant, gallery)
+    c = Consent(
+        purpose=body.purpose,
+        granted_by=body.granted_by,
+        granted_at=now_iso(),
+        expires_at=body.expires_at,
+        recorded_by=f"key:{key.id}",
+    )
+    return g.add_consent(g.get(identity_id).id, c).to_dict(datetime.now(UTC))

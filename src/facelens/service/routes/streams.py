@@ -1,0 +1,160 @@
+"""``/v1/streams`` and ``/v1/events``: watching video sources the operator allows, and their
+live events as Server-Sent Events."""
+
+import asyncio
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from facelens.errors import NotFoundError
+from facelens.events import EventBus
+from facelens.govern.keys import ApiKey
+from facelens.service import schemas as S
+from facelens.service.deps import Key, State, scope
+from facelens.service.errors import HttpError
+from facelens.service.settings import source_allowed
+from facelens.service.state import BusSink, Job, ServiceState, now_iso
+from facelens.urls import redact_credentials
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["streams"])
+
+
+def _own_job(state: ServiceState, stream_id: str, key: ApiKey) -> Job:
+    j = state.jobs.get(stream_id)
+    if j is None or j.tenant != key.tenant:
+        raise NotFoundError("stream", stream_id)
+    return j
+
+
+@router.post("/v1/streams", response_model=S.StreamOut, status_code=201)
+def start_stream(
+    state: State, body: S.StreamIn, key: Annotated[ApiKey, scope("admin")]
+) -> dict[str, Any]:
+    """Start watching a video source against a gallery; events go to /v1/events."""
+    from facelens.decode.video import VideoConfig, VideoSource
+    from facelens.watch import WatchConfig, Watcher
+
+    if not source_allowed(body.source, state.settings.allow_sources):
+        # decided on the text alone: nothing is opened, so the answer says nothing about
+        # which files exist or which ports answer
+        raise HttpError(
+            403,
+            "source_not_allowed",
+            f"{redact_credentials(body.source)!r} is not an allowed stream source; the "
+            "operator allows sources with facelens serve --allow-source PATTERN",
+        )
+    g = state.gallery(key.tenant, body.gallery)
+    source = VideoSource(body.source, VideoConfig())
+    # source.name: the URL without its credentials
+    job = Job(uuid.uuid4().hex[:12], key.tenant, source.name, body.gallery, now_iso())
+    watcher = Watcher(
+        state.pipeline_for(body.upsample),
+        g,
+        EventBus([BusSink(job, state.broadcaster)]),
+        WatchConfig(detect_every=body.detect_every, detect_max_side=body.detect_max_side),
+    )
+    job.watcher = watcher
+
+    def run() -> None:
+        job.status = "running"
+        try:
+            stats = watcher.run(source, on_progress=lambda st: setattr(job, "frames", st.frames))
+            job.frames = stats.frames
+            job.status = "stopped" if watcher._stop else "finished"
+        except Exception as e:  # the job reports it; the service goes on
+            job.status, job.error = "failed", redact_credentials(e)
+            log.error("stream %s failed: %s", job.id, job.error)
+        finally:
+            source.close()
+
+    job.thread = threading.Thread(target=run, name=f"stream {job.id}", daemon=True)
+    state.add_job(job)
+    job.thread.start()
+    return job.to_dict()
+
+
+@router.get("/v1/streams", response_model=list[S.StreamOut])
+def streams(state: State, key: Key) -> list[dict[str, Any]]:
+    return [j.to_dict() for j in state.jobs.values() if j.tenant == key.tenant]
+
+
+@router.get(
+    "/v1/streams/{stream_id}", response_model=S.StreamOut, responses={404: {"model": S.ErrorOut}}
+)
+def get_stream(state: State, stream_id: str, key: Key) -> dict[str, Any]:
+    return _own_job(state, stream_id, key).to_dict()
+
+
+@router.delete(
+    "/v1/streams/{stream_id}", response_model=S.StreamOut, responses={404: {"model": S.ErrorOut}}
+)
+def stop_stream(
+    state: State, stream_id: str, key: Annotated[ApiKey, scope("admin")]
+) -> dict[str, Any]:
+    j = _own_job(state, stream_id, key)
+    if j.watcher is not None:
+        j.watcher.stop()
+    if j.thread is not None:
+        j.thread.join(timeout=10)
+    return j.to_dict()
+
+
+@router.get(
+    "/v1/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "Server-Sent Events, one per stream event",
+        }
+    },
+)
+def events(
+    state: State,
+    key: Annotated[ApiKey, scope("identify")],
+    stream: Annotated[str | None, Query(max_length=64)] = None,
+    max_seconds: Annotated[float, Query(gt=0, le=86400)] = 3600.0,
+) -> StreamingResponse:
+    """Live events of this tenant's stream jobs (``stream`` to follow one)."""
+    if stream is not None:
+        _own_job(state, stream, key)
+    q = state.broadcaster.subscribe(key.tenant, stream, state.settings.max_subscribers)
+
+    async def gen() -> AsyncIterator[bytes]:
+        # an async generator on the event loop: a subscriber holds no worker thread, so
+        # open event streams cannot stall the other routes (a client that goes away
+        # cancels it, which unsubscribes)
+        end = time.monotonic() + max_seconds
+        n, quiet_since = 0, time.monotonic()
+        try:
+            yield b": connected\n\n"
+            while time.monotonic() < end:
+                try:
+                    ev = q.get_nowait()
+                except queue.Empty:
+                    if time.monotonic() - quiet_since >= 10:
+                        quiet_since = time.monotonic()
+                        yield b": keep-alive\n\n"
+                    await asyncio.sleep(0.1)
+                    continue
+                n, quiet_since = n + 1, time.monotonic()
+                yield (
+                    f"id: {n}\nevent: {ev['type']}\ndata: "
+                    f"{json.dumps(ev, separators=(',', ':'))}\n\n"
+                ).encode()
+        finally:
+            state.broadcaster.unsubscribe(q)
+
+    return StreamingResponse(
+        gen(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )

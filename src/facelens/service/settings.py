@@ -1,0 +1,73 @@
+"""How the service runs: the settings ``facelens serve`` builds from its options and the
+environment, and the stream-source allow-list they hold."""
+
+import fnmatch
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ServiceSettings", "source_allowed"]
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """How the service runs (the ``serve`` command builds it from options and environment).
+
+    Attributes:
+        gallery_path: the store (galleries, keys, audit trail): an SQLite file or a
+            ``postgresql://`` URL.
+        allow_image_urls: accept ``image_url`` instead of an upload (off: the service would
+            fetch arbitrary URLs on a caller's behalf).
+        identify_rate: identify requests per second allowed per key (token bucket)...
+        identify_burst: ...with this many in a burst.
+        max_upload_bytes: largest image accepted.
+        allow_sources: the video sources a stream may watch, as shell patterns
+            (``rtsp://cams.local/*``, ``/srv/videos/*.mp4``); none by default. A URL is
+            matched without its credentials, a path after resolving ``..`` and symlinks;
+            anything else is refused before it is opened, so the API can neither read the
+            host's files nor probe its network.
+        image_urls_private: let ``image_url`` reach loopback and private addresses (off:
+            public hosts only, ``facelens.service.fetch``; for tests and closed networks).
+        max_subscribers: live ``/v1/events`` clients per worker; more are answered 503.
+        max_body_bytes: largest request body, refused (413) from its declared length before
+            anything is read, or as soon as a streamed body passes it - before the key is
+            checked.
+        max_image_pixels: largest image a request may decode (width x height, checked from
+            the file's header before decoding).
+        request_memory_bytes: what one request's images may take once decoded, with the
+            detector's working copies; checked from the headers before any decoding.
+        inference_budget_s: how long a request may wait in the inference queue; past it
+            the service answers 503 with ``Retry-After`` instead of queueing more.
+    """
+
+    gallery_path: Path | str
+    allow_image_urls: bool = False
+    identify_rate: float = 5.0
+    identify_burst: int = 10
+    max_upload_bytes: int = 20 * 1024 * 1024
+    allow_sources: tuple[str, ...] = ()
+    image_urls_private: bool = False
+    max_subscribers: int = 256
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    request_memory_bytes: int = 1024 * 1024 * 1024
+    inference_budget_s: float = 2.0
+
+
+def source_allowed(source: str, patterns: tuple[str, ...]) -> bool:
+    """Whether an operator's ``patterns`` allow a stream ``source`` (see ``allow_sources``).
+
+    Example:
+        >>> source_allowed("rtsp://admin:pw@cams.local/door", ("rtsp://cams.local/*",))
+        True
+        >>> source_allowed("/srv/videos/../../etc/shadow", ("/srv/videos/*",))
+        False
+    """
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", source):
+        subject = re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\s]*@", r"\1", source)
+    elif source.isdigit():
+        subject = source  # a local camera, by number: allowed only if named
+    else:
+        subject = os.path.realpath(source)
+    return any(fnmatch.fnmatchcase(subject, p) for p in patterns)

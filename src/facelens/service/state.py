@@ -1,0 +1,177 @@
+"""What one worker process holds while it serves: the store, keys and audit trail, the
+pipeline, rate-limit buckets, stream jobs and the live-event broadcaster."""
+
+import contextlib
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from facelens.events import Event
+from facelens.gallery import Gallery
+from facelens.gallery.stores import open_store
+from facelens.govern import AuditLog, KeyStore
+from facelens.pipeline import Pipeline
+from facelens.service.errors import HttpError
+from facelens.service.settings import ServiceSettings
+
+__all__ = ["MAX_FINISHED_JOBS", "NAME_RE", "Broadcaster", "BusSink", "Job", "ServiceState"]
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+# finished stream jobs remembered per worker (their status stays readable until then)
+MAX_FINISHED_JOBS = 100
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Bucket:
+    """A token bucket: ``rate`` requests a second, ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, float(burst)
+        self.tokens, self.at = float(burst), time.monotonic()
+
+    def take(self) -> float:
+        """0 when a request may go now, else seconds until it may."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+class Broadcaster:
+    """Fans stream events out to live subscribers (bounded queues; slow ones lose events)."""
+
+    def __init__(self) -> None:
+        self._subs: list[tuple[str, str | None, queue.Queue[dict[str, Any]]]] = []
+        self._lock = threading.Lock()
+
+    def publish(self, tenant: str, stream_id: str, event: dict[str, Any]) -> None:
+        with self._lock:
+            subs = list(self._subs)
+        for t, sid, q in subs:
+            if t == tenant and (sid is None or sid == stream_id):
+                with contextlib.suppress(queue.Full):
+                    q.put_nowait(event)
+
+    def subscribe(
+        self, tenant: str, stream_id: str | None, limit: int
+    ) -> queue.Queue[dict[str, Any]]:
+        q: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=1000)
+        with self._lock:
+            if len(self._subs) >= limit:
+                raise HttpError(
+                    503,
+                    "too_many_subscribers",
+                    f"this worker already serves {limit} event streams; try again later",
+                    headers={"Retry-After": "30"},
+                )
+            self._subs.append((tenant, stream_id, q))
+        return q
+
+    def unsubscribe(self, q: queue.Queue[dict[str, Any]]) -> None:
+        with self._lock:
+            self._subs = [s for s in self._subs if s[2] is not q]
+
+
+@dataclass
+class Job:
+    """A stream being watched."""
+
+    id: str
+    tenant: str
+    source: str
+    gallery: str
+    started_at: str
+    status: str = "starting"
+    frames: int = 0
+    events: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    watcher: Any = None
+    thread: threading.Thread | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,  # VideoSource.name: without credentials
+            "gallery": self.gallery,
+            "status": self.status,
+            "started_at": self.started_at,
+            "frames": self.frames,
+            "events": dict(self.events),
+            "error": self.error,
+        }
+
+
+class BusSink:
+    """An events sink that hands a stream job's events to the broadcaster."""
+
+    def __init__(self, job: Job, broadcaster: Broadcaster) -> None:
+        self.name = f"stream:{job.id}"
+        self.job, self.broadcaster = job, broadcaster
+
+    def emit(self, event: Event) -> None:
+        d = event.to_dict() | {"stream": self.job.id}
+        self.job.events[event.type] = self.job.events.get(event.type, 0) + 1
+        self.broadcaster.publish(self.job.tenant, self.job.id, d)
+
+    def close(self, timeout: float = 5.0) -> None:
+        return None
+
+
+class ServiceState:
+    """The worker's shared state (``app.state.facelens``; routes reach it through
+    ``facelens.service.deps``)."""
+
+    def __init__(self, settings: ServiceSettings, pipeline: Pipeline) -> None:
+        self.settings = settings
+        self.store = open_store(settings.gallery_path)
+        self.keys = KeyStore(self.store)
+        self.audit = AuditLog(self.store)
+        self.pipeline = pipeline
+        self.buckets: dict[str, Bucket] = {}
+        self.bucket_lock = threading.Lock()
+        self.jobs: dict[str, Job] = {}
+        self.broadcaster = Broadcaster()
+        self._pipelines: dict[int, Pipeline] = {pipeline.config.detect.upsample: pipeline}
+        self._pipelines_lock = threading.Lock()
+
+    def pipeline_for(self, upsample: int) -> Pipeline:
+        """The service's pipeline, or one like it with another detector upsampling."""
+        with self._pipelines_lock:
+            if upsample not in self._pipelines:
+                c = self.pipeline.config
+                self._pipelines[upsample] = Pipeline(
+                    replace(c, detect=replace(c.detect, upsample=upsample))
+                )
+            return self._pipelines[upsample]
+
+    def gallery(self, tenant: str, name: str, must_exist: bool = True) -> Gallery:
+        """A tenant's gallery by its public name (another tenant's is "not found")."""
+        from facelens.errors import NotFoundError
+
+        if not NAME_RE.match(name):
+            raise HttpError(400, "bad_input", "gallery names are 1-64 letters, digits, _ . -")
+        internal = f"{tenant}/{name}"
+        if must_exist and internal not in self.store.galleries():
+            raise NotFoundError("gallery", name)
+        if not must_exist:
+            self.store.ensure_gallery(internal)
+        return Gallery(self.store, internal)
+
+    def add_job(self, job: Job) -> None:
+        """Remember a job; finished ones are kept for their status, the oldest forgotten
+        beyond ``MAX_FINISHED_JOBS``."""
+        done = [j for j in self.jobs.values() if j.status in ("finished", "stopped", "failed")]
+        for old in done[: max(0, len(done) - MAX_FINISHED_JOBS + 1)]:
+            self.jobs.pop(old.id, None)
+        self.jobs[job.id] = job

@@ -1,0 +1,79 @@
+"""The shape of the package (STYLE.md): the library never imports the edges (CLI, service)
+or the environment they read; an edge never imports another edge; the CLI's command
+modules do not import the module that dispatches to them."""
+
+import ast
+from pathlib import Path
+
+import facelens
+
+ROOT = Path(facelens.__file__).parent
+EDGES = ("facelens.cli", "facelens.service")
+ENTRY = ("facelens.__main__", "facelens.environment")  # python -m facelens; what edges read
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (lazy imports inside functions too)."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out.update(f"{node.module}.{a.name}" for a in node.names)
+    return out
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module(p): _imports(p) for p in ROOT.rglob("*.py")}
+
+
+def _under(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def test_the_layering_rules_see_the_whole_package() -> None:
+    assert len(MODULES) > 80
+    assert "facelens.service.routes.faces" in MODULES
+    assert "facelens.cli.common" in _imports(ROOT / "cli" / "faces_cmd.py")
+
+
+def test_the_library_imports_no_edge_and_reads_no_environment_settings() -> None:
+    bad = {
+        m: sorted(i for i in imports if any(_under(i, e) for e in (*EDGES, *ENTRY)))
+        for m, imports in MODULES.items()
+        if not any(_under(m, e) for e in EDGES) and m not in ENTRY
+    }
+    assert {m: v for m, v in bad.items() if v} == {}
+
+
+def test_no_edge_imports_another_edge() -> None:
+    for edge in EDGES:
+        other = next(e for e in EDGES if e != edge)
+        bad = {
+            m: sorted(i for i in imports if _under(i, other))
+            for m, imports in MODULES.items()
+            if _under(m, edge)
+        }
+        assert {m: v for m, v in bad.items() if v} == {}, edge
+
+
+def test_cli_command_modules_do_not_import_the_dispatcher() -> None:
+    bad = [
+        m
+        for m, imports in MODULES.items()
+        if _under(m, "facelens.cli") and m != "facelens.cli.main" and "facelens.cli.main" in imports
+    ]
+    assert bad == []
+
+
+def test_service_routes_reach_state_only_through_dependencies() -> None:
+    # a route module builds no app and opens no store of its own
+    for m, imports in MODULES.items():
+        if _under(m, "facelens.service.routes"):
+            assert "facelens.gallery.stores.open_store" not in imports, m
+            assert "facelens.service.app" not in imports, m
