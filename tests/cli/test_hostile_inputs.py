@@ -89,21 +89,50 @@ def test_a_symlink_loop_is_an_input_error(
     assert len(json.loads(out)) == 1
 
 
-def test_names_reach_the_terminal_as_text(
+def test_names_with_terminal_controls_are_refused_and_old_ones_are_shown_as_text(
     tmp_path: Path, photo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import sqlite3
+
     g = tmp_path / "g.db"
     evil = "\x1b]0;owned\x07\x1b[31mMallory\u202e"  # retitle the terminal, red, right-to-left
-    assert main(["enroll", evil, str(photo), "--consent", "test", "--gallery", str(g)]) == 0
-    for argv in (["gallery", "list"], ["gallery", "show", evil]):
+    code = main(["enroll", evil, str(photo), "--consent", "test", "--gallery", str(g)])
+    _, err = capsys.readouterr()
+    assert code == EXIT_INPUT and "control characters" in err and "\x1b" not in err
+    # a gallery written before names were checked may still hold one: shown as text
+    assert main(["enroll", "Mallory", str(photo), "--consent", "test", "--gallery", str(g)]) == 0
+    with sqlite3.connect(g) as db:
+        db.execute("UPDATE identities SET name = ?", (evil,))
+    capsys.readouterr()
+    assert main(["gallery", "list", "--gallery", str(g), "--json"]) == 0
+    ident = json.loads(capsys.readouterr().out)[0]
+    assert ident["name"] == evil  # JSON keeps the name exactly (escaped by JSON itself)
+    for argv in (["gallery", "list"], ["gallery", "show", ident["id"]]):
         assert main([*argv, "--gallery", str(g)]) == 0
         out, err = capsys.readouterr()
         shown = out + err
         assert "Mallory" in shown
         assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown
         assert "\\x1b" in shown
-    # JSON keeps the name exactly (JSON escapes control characters itself)
-    assert main(["gallery", "list", "--gallery", str(g), "--json"]) == 0
-    out, _ = capsys.readouterr()
-    assert "\x1b" not in out
-    assert [i["name"] for i in json.loads(out)] == [evil]
+
+
+def test_an_unreadable_file_is_exit_3_and_the_others_go_on(tmp_path: Path, photo: Path) -> None:
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(photo.read_bytes())
+    secret.chmod(0)
+    tmp_path.chmod(0o755)
+    home = tmp_path / "home"
+    home.mkdir(mode=0o777)
+    home.chmod(0o777)
+    # root reads any file: the command runs in a user namespace, where it is nobody
+    prefix = ["unshare", "-U"] if os.geteuid() == 0 else []
+    p = subprocess.run(
+        [*prefix, sys.executable, "-m", "facelens", "detect", str(secret), str(photo), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, FACELENS_PROGRESS="", FACELENS_HOME=str(home)),
+    )
+    assert p.returncode == EXIT_INPUT, p.stderr  # was 2, a usage error, and nothing ran
+    assert "secret.jpg: permission denied" in p.stderr
+    assert len(json.loads(p.stdout)) == 1  # the readable photo was still searched

@@ -75,6 +75,10 @@ class GalleryLocation(click.ParamType):  # type: ignore[type-arg]
 
 GALLERY: GalleryLocation = GalleryLocation()
 
+# An input file or folder, as given: click does not check it, so a missing or unreadable
+# one is reported by the command as an input error (exit 3) while the others go on.
+INPUT_PATH = click.Path(path_type=Path, readable=False)
+
 
 def gallery_options(f: F) -> F:
     f = click.option(

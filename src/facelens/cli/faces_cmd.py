@@ -14,6 +14,7 @@ from facelens.cli.annotate import KNOWN, NEUTRAL, UNKNOWN, draw
 from facelens.cli.common import (
     BATCH_IMAGES,
     BATCH_VALUES,
+    INPUT_PATH,
     PartialFailure,
     expand_images,
     gallery_options,
@@ -34,7 +35,7 @@ from facelens.pipeline import FaceChoice
 
 
 @click.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=INPUT_PATH)
 @pipeline_options
 @click.option(
     "--quality",
@@ -135,7 +136,7 @@ def parse_meta(values: tuple[str, ...]) -> dict[str, str]:
 
 @click.command()
 @click.argument("name")
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=INPUT_PATH)
 @click.option(
     "--consent",
     "purpose",
@@ -264,7 +265,7 @@ def enroll(
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=INPUT_PATH)
 @click.option(
     "--threshold",
     default=None,
@@ -408,8 +409,8 @@ def identify(
 
 
 @click.command()
-@click.argument("image_a", type=click.Path(path_type=Path))
-@click.argument("image_b", type=click.Path(path_type=Path))
+@click.argument("image_a", type=INPUT_PATH)
+@click.argument("image_b", type=INPUT_PATH)
 @click.option(
     "--threshold",
     default=None,

@@ -12,6 +12,7 @@ import click
 import numpy as np
 
 from facelens.cli import output
+from facelens.cli.common import INPUT_PATH
 from facelens.errors import InputError, PolicyError
 
 
@@ -39,7 +40,7 @@ def thermal_group() -> None:
 
 
 @thermal_group.command("decode")
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", type=INPUT_PATH)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -100,7 +101,7 @@ def _frames(files: tuple[Path, ...], params: Any) -> Any:
 
 
 @thermal_group.command("screen")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=INPUT_PATH)
 @click.option(
     "--blackbody",
     required=False,

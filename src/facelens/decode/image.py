@@ -19,7 +19,7 @@ from facelens.errors import ImageTooLargeError, InputError
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-__all__ = ["DecodeConfig", "ImageMeta", "decode_image", "load_image"]
+__all__ = ["DecodeConfig", "ImageMeta", "decode_image", "load_image", "probe_image"]
 
 # Pillow format names accepted (camera MPO files open through the JPEG decoder).
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")
@@ -150,41 +150,11 @@ def _to_rgb(im: PILImage.Image) -> NDArray[np.uint8]:
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
 
 
-def decode_image(
-    src: str | Path | bytes, config: DecodeConfig | None = None
-) -> tuple[NDArray[np.uint8], ImageMeta]:
-    """Decode an image file or its bytes to RGB uint8 (H, W, 3) with EXIF orientation applied.
+def _open_checked(data: bytes, name: str, config: DecodeConfig) -> PILImage.Image:
+    """The image's header, opened and checked against the limits; no pixel decoded yet."""
+    from PIL import Image, UnidentifiedImageError
 
-    Grayscale, palette, RGBA (composited on white), 16-bit and CMYK inputs are converted.
-    The byte limit is checked before reading, the pixel limit from the header before decoding.
-
-    Args:
-        src: a path, or the encoded bytes.
-        config: limits; ``DecodeConfig()`` when None.
-
-    Returns:
-        The pixels and an ``ImageMeta``.
-
-    Raises:
-        InputError: missing, empty, truncated, corrupt or non-image input, naming the source.
-        ImageTooLargeError: over ``max_bytes`` or ``max_pixels``.
-
-    Example:
-        >>> import io
-        >>> from PIL import Image
-        >>> buf = io.BytesIO(); Image.new("L", (4, 2), 128).save(buf, "PNG")
-        >>> pixels, meta = decode_image(buf.getvalue())
-        >>> pixels.shape, pixels.dtype.name, meta.format
-        ((2, 4, 3), 'uint8', 'PNG')
-    """
-    import hashlib
-
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    config = config or DecodeConfig()
-    data, name = read_bounded(src, config)
     with warnings.catch_warnings():
-        # Pillow warns about large images; our own pixel limit decides instead.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             im = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
@@ -214,6 +184,47 @@ def decode_image(
                 actual=w * h,
                 limit=config.max_pixels,
             )
+        return im
+
+
+def decode_image(
+    src: str | Path | bytes, config: DecodeConfig | None = None
+) -> tuple[NDArray[np.uint8], ImageMeta]:
+    """Decode an image file or its bytes to RGB uint8 (H, W, 3) with EXIF orientation applied.
+
+    Grayscale, palette, RGBA (composited on white), 16-bit and CMYK inputs are converted.
+    The byte limit is checked before reading, the pixel limit from the header before decoding.
+
+    Args:
+        src: a path, or the encoded bytes.
+        config: limits; ``DecodeConfig()`` when None.
+
+    Returns:
+        The pixels and an ``ImageMeta``.
+
+    Raises:
+        InputError: missing, empty, truncated, corrupt or non-image input, naming the source.
+        ImageTooLargeError: over ``max_bytes`` or ``max_pixels``.
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.new("L", (4, 2), 128).save(buf, "PNG")
+        >>> pixels, meta = decode_image(buf.getvalue())
+        >>> pixels.shape, pixels.dtype.name, meta.format
+        ((2, 4, 3), 'uint8', 'PNG')
+    """
+    import hashlib
+
+    from PIL import Image, ImageOps
+
+    config = config or DecodeConfig()
+    data, name = read_bounded(src, config)
+    with warnings.catch_warnings():
+        # Pillow warns about large images; our own pixel limit decides instead.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        im = _open_checked(data, name, config)
+        w, h = im.size
         fmt = im.format or "?"
         mode = im.mode
         try:
@@ -246,6 +257,23 @@ def decode_image(
         sha256=hashlib.sha256(data).hexdigest(),
     )
     return pixels, meta
+
+
+def probe_image(src: str | Path | bytes, config: DecodeConfig | None = None) -> tuple[int, int]:
+    """An image's ``(width, height)`` from its header, within the limits, without decoding a
+    pixel: what a service checks its memory budget against before decoding.
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.new("RGB", (6000, 5000)).save(buf, "JPEG")
+        >>> probe_image(buf.getvalue())
+        (6000, 5000)
+    """
+    config = config or DecodeConfig()
+    data, name = read_bounded(src, config)
+    w, h = _open_checked(data, name, config).size
+    return int(w), int(h)
 
 
 def load_image(src: str | Path | bytes, config: DecodeConfig | None = None) -> NDArray[np.uint8]:

@@ -12,13 +12,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facelens.embed.embeddings import Embeddings
-from facelens.errors import ConsentError, InputError
+from facelens.errors import ConsentError
 from facelens.gallery.records import (
     Consent,
     DeletionReceipt,
     Identity,
     NewSample,
     Sample,
+    check_name,
     decode_chip,
 )
 from facelens.gallery.sql import GalleryStore
@@ -108,7 +109,7 @@ class Gallery:
             ConsentError: no valid consent.
             ValueError: no samples, or an empty name.
         """
-        name = name.strip()
+        name = check_name(name)
         if not samples:
             raise ValueError("nothing to enrol: no samples")
         existing = self.require_consent(name, consent)
@@ -132,9 +133,7 @@ class Gallery:
                 no consent valid now.
             ValueError: the name is empty.
         """
-        name = name.strip()
-        if not name:
-            raise InputError("name", "an identity needs a name")
+        name = check_name(name)
         now = self.clock()
         existing = self.store.find_identity(self.name, name)
         if consent is not None and not consent.valid_at(now):

@@ -30,6 +30,7 @@ from facelens.gallery.records import (
     Identity,
     NewSample,
     Sample,
+    check_name,
     encode_chip,
     iso,
 )
@@ -598,9 +599,7 @@ class SqlStore:
             return self._get(db, gallery, ident.id)
 
     def rename(self, gallery: str, key: str, new_name: str) -> Identity:
-        new_name = new_name.strip()
-        if not new_name:
-            raise InputError("name", "the new name is empty")
+        new_name = check_name(new_name, "new name")
         try:
             with self.transaction() as db:
                 ident = self._get(db, gallery, key)

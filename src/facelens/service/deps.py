@@ -2,17 +2,30 @@
 per-key rate limit, and reading an image within the upload limits. A new route gets these by
 declaring them, so it cannot forget a check."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Depends, Header, Request, UploadFile
 
-from facelens.errors import ImageTooLargeError
+from facelens.decode.image import ImageMeta, decode_image, probe_image
+from facelens.errors import ImageTooLargeError, InputError
 from facelens.govern.keys import ApiKey
 from facelens.service.errors import HttpError
+from facelens.service.limits import image_cost, release_freed_memory
 from facelens.service.state import Bucket, ServiceState
 
-__all__ = ["Key", "State", "authenticate", "image_bytes", "rate_limited", "scope"]
+__all__ = [
+    "Key",
+    "State",
+    "authenticate",
+    "decode",
+    "image_bytes",
+    "rate_limited",
+    "reserve_images",
+    "scope",
+]
 
 
 def get_state(request: Request) -> ServiceState:
@@ -101,3 +114,32 @@ def image_bytes(
         except FetchError as e:
             raise HttpError(400, "image_url_refused", str(e)) from None
     raise HttpError(400, "bad_input", f"{field_name}: upload an image")
+
+
+@contextmanager
+def reserve_images(
+    state: ServiceState, images: list[bytes], each_may_fail: bool = False
+) -> Iterator[None]:
+    """Hold the memory ``images`` will take while the request works on them, sized from
+    their headers before anything is decoded: an unreadable header is a 400, over the pixel
+    limit or the per-request budget a 413, no share free within the time budget a 503.
+    ``each_may_fail`` (enrolment): an unreadable image is left for the work to reject."""
+    cost = 0
+    for data in images:
+        try:
+            cost += image_cost(*probe_image(data, state.decode_config))
+        except InputError:
+            if not each_may_fail:
+                raise
+            cost += image_cost(0, 0)
+    with state.memory.reserve(cost):
+        try:
+            yield
+        finally:
+            if cost > 100 * 2**20:
+                release_freed_memory()
+
+
+def decode(state: ServiceState, data: bytes) -> tuple[Any, ImageMeta]:
+    """Pixels and metadata of an uploaded image, within the service's limits."""
+    return decode_image(data, state.decode_config)

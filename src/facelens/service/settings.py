@@ -36,7 +36,9 @@ class ServiceSettings:
         max_image_pixels: largest image a request may decode (width x height, checked from
             the file's header before decoding).
         request_memory_bytes: what one request's images may take once decoded, with the
-            detector's working copies; checked from the headers before any decoding.
+            detector's working copies; checked from the headers before any decoding (413).
+        memory_bytes: what all of a worker's requests together may take for image work;
+            a request that cannot get its share within ``inference_budget_s`` is a 503.
         inference_budget_s: how long a request may wait in the inference queue; past it
             the service answers 503 with ``Retry-After`` instead of queueing more.
     """
@@ -52,6 +54,7 @@ class ServiceSettings:
     max_body_bytes: int = 32 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     request_memory_bytes: int = 1024 * 1024 * 1024
+    memory_bytes: int = 2 * 1024 * 1024 * 1024
     inference_budget_s: float = 2.0
 
 

@@ -10,12 +10,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from facelens.decode.image import DecodeConfig
 from facelens.events import Event
 from facelens.gallery import Gallery
 from facelens.gallery.stores import open_store
 from facelens.govern import AuditLog, KeyStore
 from facelens.pipeline import Pipeline
 from facelens.service.errors import HttpError
+from facelens.service.limits import MemoryBudget
 from facelens.service.settings import ServiceSettings
 
 __all__ = ["MAX_FINISHED_JOBS", "NAME_RE", "Broadcaster", "BusSink", "Job", "ServiceState"]
@@ -144,6 +146,12 @@ class ServiceState:
         self.broadcaster = Broadcaster()
         self._pipelines: dict[int, Pipeline] = {pipeline.config.detect.upsample: pipeline}
         self._pipelines_lock = threading.Lock()
+        self.memory = MemoryBudget(
+            settings.memory_bytes, settings.request_memory_bytes, settings.inference_budget_s
+        )
+        self.decode_config = DecodeConfig(
+            max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
+        )
 
     def pipeline_for(self, upsample: int) -> Pipeline:
         """The service's pipeline, or one like it with another detector upsampling."""

@@ -8,7 +8,7 @@ from facelens.errors import EnrollmentError
 from facelens.govern.keys import ApiKey
 from facelens.match.thresholds import parse_threshold
 from facelens.service import schemas as S
-from facelens.service.deps import State, image_bytes, rate_limited, scope
+from facelens.service.deps import State, decode, image_bytes, rate_limited, reserve_images, scope
 
 router = APIRouter(tags=["faces"])
 
@@ -26,9 +26,11 @@ def detect(
 ) -> dict[str, Any]:
     """Faces in an image, with quality measures and enrolment-gate reasons."""
     p = state.pipeline
-    img, _ = p.decode(image_bytes(state, image, image_url, "image"))
-    faces = p.align(img, p.detect(img))
-    q = p.quality(img, faces)
+    data = image_bytes(state, image, image_url, "image")
+    with reserve_images(state, [data]):
+        img, _ = decode(state, data)
+        faces = p.align(img, p.detect(img))
+        q = p.quality(img, faces)
     h, w = img.shape[:2]
     return {
         "width": w,
@@ -56,13 +58,19 @@ def verify(
     """Are the primary faces of two images the same person?"""
     p = state.pipeline
     embs, hashes = [], []
-    for up, name in ((image_a, "image_a"), (image_b, "image_b")):
-        img, meta = p.decode(image_bytes(state, up, None, name))
-        e = p.primary_embedding(img)
-        if e is None:
-            raise EnrollmentError(name, ["no_face"])
-        embs.append(e)
-        hashes.append(meta.sha256)
+    datas = [
+        image_bytes(state, image_a, None, "image_a"),
+        image_bytes(state, image_b, None, "image_b"),
+    ]
+    with reserve_images(state, datas):
+        for data, name in zip(datas, ("image_a", "image_b"), strict=True):
+            img, meta = decode(state, data)
+            e = p.primary_embedding(img)
+            del img
+            if e is None:
+                raise EnrollmentError(name, ["no_face"])
+            embs.append(e)
+            hashes.append(meta.sha256)
     v = p.verify(embs[0], embs[1], parse_threshold(threshold))
     rec = state.audit.append(
         tenant=key.tenant,
@@ -100,8 +108,10 @@ def identify(
     rate_limited(state, key)
     g = state.gallery(key.tenant, gallery)
     p = state.pipeline
-    img, meta = p.decode(image_bytes(state, image, image_url, "image"))
-    a = p.analyze(img)
+    data = image_bytes(state, image, image_url, "image")
+    with reserve_images(state, [data]):
+        img, meta = decode(state, data)
+        a = p.analyze(img)
     rule = g.rule(p.model, parse_threshold(threshold))
     found = (
         g.identify(a.embeddings, rule, top_k) if a.embeddings is not None and len(a.faces) else []

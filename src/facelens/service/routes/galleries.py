@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from facelens.gallery import Consent
 from facelens.govern.keys import ApiKey
 from facelens.service import schemas as S
-from facelens.service.deps import Key, State, image_bytes, scope
+from facelens.service.deps import Key, State, image_bytes, reserve_images, scope
 from facelens.service.errors import HttpError
 from facelens.service.state import now_iso
 
@@ -102,8 +102,9 @@ def enroll(
             recorded_by=f"key:{key.id}",
         )
     datas = [image_bytes(state, f, None, f.filename or "image") for f in images]
-    g = state.gallery(key.tenant, gallery, must_exist=False)
-    report = state.pipeline.enroll(g, name, datas, consent)
+    with reserve_images(state, datas, each_may_fail=True):
+        g = state.gallery(key.tenant, gallery, must_exist=False)
+        report = state.pipeline.enroll(g, name, datas, consent)
     r = report.result
     rejected = [
         {
