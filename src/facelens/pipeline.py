@@ -381,6 +381,15 @@ class Pipeline:
                 return turned
         return found
 
+    def primary_views(self, image: NDArray[np.uint8]) -> Views | None:
+        """The chips of the face a single-person photo is about, ready for ``embed_views``
+        (so a caller may embed several photos' faces in one call), or None without a face."""
+        faces = self.detect_single(image)
+        if len(faces) == 0:
+            return None
+        h, w = image.shape[:2]
+        return self.views(image, self.align(image, faces[choose_primary(faces, w, h)]))
+
     def primary_embedding(self, image: NDArray[np.uint8]) -> Embeddings | None:
         """The embedding of the face a single-person photo is about (``choose_primary``),
         or None when there is no face even on the retry."""

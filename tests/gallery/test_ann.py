@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -132,9 +133,12 @@ def test_shrinking_and_heavy_deletion(tmp_path: Path) -> None:
     v = vectors(500)
     fill(store, v)
     top1(g, v[:1])
-    for j in range(150):  # 30 % dead: the graph is rebuilt without them
+    for j in range(150):  # 30 % dead: the graph is rebuilt without them (in the background)
         store.delete("default", f"P{j:06d}")
     assert top1(g, v[150:160]) == [f"P{j:06d}" for j in range(150, 160)]
+    deadline = time.time() + 30
+    while store.index_info("default", MODEL)["nodes"] != 350 and time.time() < deadline:  # type: ignore[index]
+        time.sleep(0.05)
     assert store.index_info("default", MODEL)["nodes"] == 350  # type: ignore[index]
     for j in range(150, 360):  # below half the threshold: back to exact search
         store.delete("default", f"P{j:06d}")
@@ -186,3 +190,76 @@ def test_the_index_asks_for_huge_pages_and_searches_the_same() -> None:
     assert codes.size() >= 16 << 20
     first_whole_page = (addr + (2 << 20) - 1) & ~((2 << 20) - 1)
     assert _huge_kib(first_whole_page) >= 2048  # 2 MiB pages behind the 20 MB of vectors
+
+
+def test_the_index_is_built_outside_the_store_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # at a million samples a build takes minutes: it used to run inside a search, holding
+    # the lock that every read and API-key lookup takes
+    import threading
+    import time
+
+    store = SqliteStore(tmp_path / "g.db", ann=CFG)
+    g = Gallery(store)
+    v = vectors(600)
+    fill(store, v)
+    slow_add = HnswIndex.add
+    building = threading.Event()
+
+    def add(self: HnswIndex, seqs: np.ndarray, vecs: np.ndarray) -> None:
+        building.set()
+        time.sleep(3)  # a large build
+        slow_add(self, seqs, vecs)
+
+    monkeypatch.setattr(HnswIndex, "add", add)
+    first = threading.Thread(target=top1, args=(g, v[:1]))
+    first.start()
+    assert building.wait(30)
+    t0 = time.perf_counter()
+    # meanwhile: reads, counts and searches (exact, until the index is in) all answer
+    assert store.generation() >= 0
+    assert store.count_identities("default") == 600
+    assert top1(g, v[10:20]) == [f"P{j:06d}" for j in range(10, 20)]
+    assert time.perf_counter() - t0 < 1.5
+    assert store.index_info("default", MODEL) is None  # not swapped in yet
+    first.join(60)
+    info = store.index_info("default", MODEL)
+    assert info is not None and info["samples"] == 600
+    store.close()
+
+
+def test_a_rebuild_runs_in_the_background_while_the_old_index_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    store = SqliteStore(tmp_path / "g.db", ann=CFG)
+    g = Gallery(store)
+    v = vectors(600)
+    fill(store, v)
+    top1(g, v[:1])
+    old = store._indexes[("default", MODEL)]
+    slow_add = HnswIndex.add
+    release = threading.Event()
+
+    def add(self: HnswIndex, seqs: np.ndarray, vecs: np.ndarray) -> None:
+        if self is not old:
+            release.wait(30)
+        slow_add(self, seqs, vecs)
+
+    monkeypatch.setattr(HnswIndex, "add", add)
+    for j in range(200):  # a third dead: time for a new graph
+        store.delete("default", f"P{j:06d}")
+    t0 = time.perf_counter()
+    assert top1(g, v[300:310]) == [f"P{j:06d}" for j in range(300, 310)]
+    assert time.perf_counter() - t0 < 2  # answered by the old index, not after the rebuild
+    assert store._indexes[("default", MODEL)] is old
+    release.set()
+    deadline = time.time() + 30
+    while store._indexes[("default", MODEL)] is old and time.time() < deadline:
+        time.sleep(0.05)
+    assert store.index_info("default", MODEL)["nodes"] == 400  # type: ignore[index]
+    assert top1(g, v[300:310]) == [f"P{j:06d}" for j in range(300, 310)]
+    store.close()

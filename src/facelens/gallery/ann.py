@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,10 +262,14 @@ class HnswIndex:
         folder.mkdir(parents=True, exist_ok=True)
         index_path, meta_path = self.files(folder, gallery, model)
         t0 = time.perf_counter()
-        tmp = index_path.with_suffix(".faiss.tmp")
+        # temporary names of this writer's own: a rebuild saving in the background and a
+        # search thread saving the index it keeps up to date never write the same file
+        own = f".{os.getpid()}-{threading.get_ident()}.tmp"
+        tmp = index_path.with_suffix(".faiss" + own)
         faiss.write_index(self.index, str(tmp))
         labels = index_path.with_suffix(".labels.npz")
-        with open(labels.with_suffix(".tmp"), "wb") as f:
+        labels_tmp = index_path.with_suffix(".labels" + own)
+        with open(labels_tmp, "wb") as f:
             np.savez(f, seq=self.seq, alive=self.alive)
         meta = {
             "store_id": store_id,
@@ -275,10 +280,10 @@ class HnswIndex:
             "nodes": len(self.seq),
             "m": self.config.m,
         }
-        meta_tmp = meta_path.with_suffix(".json.tmp")
+        meta_tmp = meta_path.with_suffix(".json" + own)
         meta_tmp.write_text(json.dumps(meta))
         os.replace(tmp, index_path)
-        os.replace(labels.with_suffix(".tmp"), labels)
+        os.replace(labels_tmp, labels)
         os.replace(meta_tmp, meta_path)
         self.changes_since_save = 0
         log.info(

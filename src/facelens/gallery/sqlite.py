@@ -192,6 +192,8 @@ class SqliteStore(SqlStore):
         self.location = str(self.path)
         self._lock = threading.RLock()
         self._indexes: dict[tuple[str, str], HnswIndex] = {}
+        self._building: set[tuple[str, str]] = set()
+        self._closed = False
         if self.path.is_dir():
             raise GalleryError(f"{self.path} is a directory, not a gallery file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,6 +232,7 @@ class SqliteStore(SqlStore):
                         except OSError as e:
                             log.warning("could not save the ANN index: %s", e)
             self._indexes.clear()
+            self._closed = True
             self._db.close()
 
     @contextmanager
@@ -379,25 +382,58 @@ class SqliteStore(SqlStore):
     def _ann_search(
         self, gallery: str, model: str, vectors: NDArray[np.float32], k: int, start: bool
     ) -> list[list[Candidate]] | None:
+        """Search the gallery's HNSW index, building it first if the gallery has just been
+        found large (``start``). Building is slow (at a million samples, minutes): it runs
+        outside the store's lock, so other threads' reads, key lookups and searches (exact
+        ones, until the index is in) go on meanwhile; a rebuild of an index with too many
+        deleted entries runs in the background while the old one keeps serving."""
         key = (gallery, model)
+        build_here = False
         with self._lock:
             ix = self._indexes.get(key)
             if ix is None and self.ann.persist:
                 ix = HnswIndex.load(self.ann_folder, gallery, model, self.store_id, self.ann)
-            if ix is None and start:
+                if ix is not None:
+                    self._indexes[key] = ix
+            if ix is None and start and key not in self._building:
+                self._building.add(key)
+                build_here = True
+        if build_here:
+            try:
                 ix = self._build_index(gallery, model, vectors.shape[1])
-            if ix is None:
-                return None
+                with self._lock:
+                    self._indexes[key] = ix
+            finally:
+                with self._lock:
+                    self._building.discard(key)
+        if ix is None:
+            return None  # none yet (or another thread is building it): search exactly
+        with self._lock:
             self._sync(ix, gallery, model)
             if ix.size < self.ann.min_samples // 2:  # shrank: exact search again
                 self._indexes.pop(key, None)
                 for f in HnswIndex.files(self.ann_folder, gallery, model):
                     f.unlink(missing_ok=True)
                 return None
-            if ix.dead_fraction > 0.25:
-                ix = self._build_index(gallery, model, ix.dim)
-            self._indexes[key] = ix
+            if ix.dead_fraction > 0.25 and key not in self._building:
+                self._building.add(key)
+                threading.Thread(
+                    target=self._rebuild, args=(key, ix.dim), name="ann-rebuild", daemon=True
+                ).start()
             return [self._verified(ix, gallery, model, v, k) for v in vectors]
+
+    def _rebuild(self, key: tuple[str, str], dim: int) -> None:
+        """A fresh index built in the background, swapped in when done."""
+        try:
+            fresh = self._build_index(key[0], key[1], dim)
+            with self._lock:
+                if not self._closed:
+                    self._indexes[key] = fresh
+        except Exception as e:  # the old index keeps serving; the next search tries again
+            log.warning("rebuilding the ANN index of %s/%s failed: %s", key[0], key[1], e)
+        finally:
+            with self._lock:
+                self._building.discard(key)
 
     def _verified(
         self, ix: HnswIndex, gallery: str, model: str, probe: NDArray[np.float32], k: int

@@ -231,6 +231,11 @@ class HealthOut(BaseModel):
     inference: dict[str, Any]
     store: str = Field(description="sqlite or postgresql")
     worker: int = Field(description="process id of the worker that answered")
+    queue: dict[str, float] = Field(
+        description="this worker's inference queue: embedding calls (batches), faces embedded "
+        "(chips), faces waiting (pending), requests refused as over the latency budget "
+        "(refused), estimated seconds per face (per_chip_s)"
+    )
 
 
 class ScreeningOut(BaseModel):

@@ -39,8 +39,10 @@ class ServiceSettings:
             detector's working copies; checked from the headers before any decoding (413).
         memory_bytes: what all of a worker's requests together may take for image work;
             a request that cannot get its share within ``inference_budget_s`` is a 503.
-        inference_budget_s: how long a request may wait in the inference queue; past it
-            the service answers 503 with ``Retry-After`` instead of queueing more.
+        inference_budget_s: how long a request may wait for its share of ``memory_bytes``.
+        queue_budget_s: how long a request's faces may be expected to wait in the worker's
+            inference queue (``facelens.service.inference``); past it the service answers
+            503 with ``Retry-After`` instead of queueing more.
     """
 
     gallery_path: Path | str
@@ -56,6 +58,7 @@ class ServiceSettings:
     request_memory_bytes: int = 1024 * 1024 * 1024
     memory_bytes: int = 2 * 1024 * 1024 * 1024
     inference_budget_s: float = 2.0
+    queue_budget_s: float = 1.0
 
 
 def source_allowed(source: str, patterns: tuple[str, ...]) -> bool:

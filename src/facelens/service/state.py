@@ -17,6 +17,7 @@ from facelens.gallery.stores import open_store
 from facelens.govern import AuditLog, KeyStore
 from facelens.pipeline import Pipeline
 from facelens.service.errors import HttpError
+from facelens.service.inference import InferenceQueue
 from facelens.service.limits import MemoryBudget
 from facelens.service.settings import ServiceSettings
 
@@ -149,6 +150,7 @@ class ServiceState:
         self.memory = MemoryBudget(
             settings.memory_bytes, settings.request_memory_bytes, settings.inference_budget_s
         )
+        self.inference = InferenceQueue(pipeline, settings.queue_budget_s)
         self.decode_config = DecodeConfig(
             max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
         )

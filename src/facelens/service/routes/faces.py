@@ -2,6 +2,7 @@
 
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, File, Form, UploadFile
 
 from facelens.errors import EnrollmentError
@@ -57,21 +58,23 @@ def verify(
 ) -> dict[str, Any]:
     """Are the primary faces of two images the same person?"""
     p = state.pipeline
-    embs, hashes = [], []
     datas = [
         image_bytes(state, image_a, None, "image_a"),
         image_bytes(state, image_b, None, "image_b"),
     ]
+    views, hashes = [], []
     with reserve_images(state, datas):
         for data, name in zip(datas, ("image_a", "image_b"), strict=True):
             img, meta = decode(state, data)
-            e = p.primary_embedding(img)
+            primary = p.primary_views(img)
             del img
-            if e is None:
+            if primary is None:
                 raise EnrollmentError(name, ["no_face"])
-            embs.append(e)
+            views.append(primary)
             hashes.append(meta.sha256)
-    v = p.verify(embs[0], embs[1], parse_threshold(threshold))
+    # both faces embedded in one call, batched with other requests' faces
+    embs = state.inference.embed({k: np.concatenate([x[k] for x in views]) for k in views[0]})
+    v = p.verify(embs[0:1], embs[1:2], parse_threshold(threshold))
     rec = state.audit.append(
         tenant=key.tenant,
         key_id=key.id,
@@ -111,15 +114,15 @@ def identify(
     data = image_bytes(state, image, image_url, "image")
     with reserve_images(state, [data]):
         img, meta = decode(state, data)
-        a = p.analyze(img)
+        faces = p.align(img, p.detect(img))
+        views = p.views(img, faces) if len(faces) else None
+        h, w = img.shape[:2]
+        del img
     rule = g.rule(p.model, parse_threshold(threshold))
-    found = (
-        g.identify(a.embeddings, rule, top_k) if a.embeddings is not None and len(a.faces) else []
-    )
-    h, w = img.shape[:2]
-    faces = [
+    found = g.identify(state.inference.embed(views), rule, top_k) if views is not None else []
+    answers = [
         {
-            "box": [_r2(v) for v in a.faces.clip(w, h).xyxy[i]],
+            "box": [_r2(v) for v in faces.clip(w, h).xyxy[i]],
             "identity": None
             if r.identity is None
             else {
@@ -161,6 +164,6 @@ def identify(
             "weight": rule.weight,
         },
         "model": p.model,
-        "faces": faces,
+        "faces": answers,
         "audit_seq": rec.seq,
     }

@@ -25,4 +25,5 @@ def health(state: State) -> dict[str, Any]:
         "status": "ok",
         "store": "postgresql" if is_postgres_url(state.settings.gallery_path) else "sqlite",
         "worker": os.getpid(),
+        "queue": state.inference.stats(),
     }
