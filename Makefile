@@ -14,7 +14,7 @@ HOST    ?= 127.0.0.1
 PORT    ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run identify system-deps test lint typecheck pytest bench clean
+.PHONY: run identify system-deps test lint typecheck pytest bench fuzz soak clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt models.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ test: lint typecheck pytest
 bench: $(VENV)/.installed
 	FACELENS_DATA="$(FACELENS_DATA)" $(PY) benchmarks/stages.py --write docs/benchmarks.md
 	FACELENS_DATA="$(FACELENS_DATA)" $(PY) benchmarks/detection.py --write docs/benchmarks.md
+
+# The long hostile-input runs (CI runs a short slice of each as tests): 100,000 mutated
+# images through the decoders, schemathesis over every API operation and phase.
+fuzz: $(VENV)/.installed
+	FACELENS_DATA="$(FACELENS_DATA)" $(PY) benchmarks/fuzz_images.py --examples 100000 --write docs/benchmarks.md
+	FACELENS_DATA="$(FACELENS_DATA)" $(PY) benchmarks/fuzz_api.py --max-examples 300 --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

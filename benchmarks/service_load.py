@@ -1,105 +1,79 @@
-"""Verify and identify latency and throughput of the service under load (locust, 60 s each).
+"""Verify and identify latency and throughput of the service under load (60 s per load).
 
     .venv/bin/python benchmarks/service_load.py [--write docs/benchmarks.md] [--seconds 60]
 
-Starts ``facelens serve`` (one uvicorn worker) on a fresh SQLite gallery on this machine,
-enrols 20 LFW people (2 photos each) through the API, then drives it with locust (headless,
-same machine, so the load generator shares the 2 cores with the server):
+Starts ``facelens serve`` (one uvicorn worker) on a fresh SQLite gallery on this machine and
+drives it from this process with an open-loop generator (``loadgen.py``: Poisson arrivals at
+the offered rate, latency counted from each request's scheduled send time), on the same 2
+cores as the service:
 
-- verify: 20 users, one request per second each (20 req/s), random genuine LFW pairs
-  (250x250 JPEGs, both images uploaded on every request);
-- identify: 20 users at one request per second (20 req/s), probes of the enrolled people and
-  of people not enrolled, against a gallery of 10,000 identities: the 20 people enrolled
-  through the API and 9,980 synthetic ones (each a blend of two real LFW embeddings of
-  other people, with noise: as close to real faces as real strangers are), imported into the
-  store before the service starts;
-- first, verify requests one at a time (the latency floor);
-- then verify and identify at 10 and 5 req/s, to see the latency with less queueing.
+- verify: two 250x250 LFW photos of one person per request (random genuine pairs of 40
+  people, both images uploaded on every request);
+- identify: one photo per request against a gallery of 10,000 identities - 20 people
+  enrolled through the API (2 photos each) and 9,980 synthetic ones (each a blend of two
+  real LFW embeddings of other people, with noise: as close to real faces as real strangers
+  are) imported into the store before the service starts; half the probes are of people not
+  enrolled;
+- first, verify requests one at a time (the latency floor), and the service's CPU time per
+  verify (its process's user + system time over 100 of them);
+- then each route at 20 requests a second (the goal's load), 10 and 5.
 
-The service embeds concurrent requests' faces together in one call (its inference queue,
-``facelens.service.inference``); the queue's batch statistics are read from the server's
-health document at the end.
-
-Latency is locust's (request sent -> response read); errors are any non-2xx answer.
+The service's own time per request comes from its ``Server-Timing`` header; its inference
+queue's statistics (faces per embedding call, requests refused) from ``/v1/health``.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
+import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from _report import ROOT, data_root, machine, md_table, write_section
+import httpx
+
+import loadgen
+from _report import data_root, machine, md_table, write_section
 from facelens.eval.lfw import lfw_image, read_people
 
 VENV_BIN = Path(sys.executable).parent
-
-
-def wait_up(url: str, timeout: float = 60) -> None:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        try:
-            urllib.request.urlopen(url + "/v1/health", timeout=2)
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit("the service did not start")
-
-
-def sequential_verify(url: str, key: str, load: Path, n: int = 30) -> dict[str, float]:
-    """Verify requests one at a time, with nothing else running: the floor under any load."""
-    import httpx
-
-    pairs = sorted(load.glob("a_*.jpg"))
-    ms = []
-    with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:
-        for i in range(n + 3):
-            a = pairs[i % len(pairs)]
-            b = a.with_name("b_" + a.name[2:])
-            t0 = time.perf_counter()
-            r = c.post(
-                url + "/v1/verify",
-                files={
-                    "image_a": (a.name, a.read_bytes(), "image/jpeg"),
-                    "image_b": (b.name, b.read_bytes(), "image/jpeg"),
-                },
-            )
-            if r.status_code != 200:
-                raise SystemExit(f"verify failed: {r.status_code} {r.text[:200]}")
-            if i >= 3:  # the first requests load the models
-                ms.append((time.perf_counter() - t0) * 1000)
-    ms.sort()
-    return {"n": n, "p50": ms[len(ms) // 2], "max": ms[-1]}
-
-
-def api(
-    url: str, key: str, path: str, fields: dict[str, str], files: list[tuple[str, Path]]
-) -> None:
-    import httpx
-
-    r = httpx.post(
-        url + path,
-        data=fields,
-        files=[(k, (p.name, p.read_bytes(), "image/jpeg")) for k, p in files],
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=60,
-    )
-    if r.status_code >= 300:
-        raise SystemExit(f"{path}: {r.status_code} {r.text}")
-
-
 SYNTHETIC = 9_980
+LOADS = ("verify:20", "verify:10", "verify:5", "identify:20", "identify:10", "identify:5")
 
 
-def synthetic_gallery(path: Path, lfw: Path, people: dict[str, list[int]], skip: set[str]) -> None:
+@dataclass
+class Setup:
+    lfw: Path
+    people: dict[str, list[int]]
+    enrolled: list[str]
+    load: Path  # a_NNN.jpg / b_NNN.jpg pairs, probe_NNN.jpg
+
+
+def prepare(tmp: Path) -> Setup:
+    lfw = data_root() / "lfw"
+    people = read_people(lfw)
+    many = sorted(n for n, idx in people.items() if len(idx) >= 4)[:40]
+    load = tmp / "load"
+    load.mkdir()
+    for n, name in enumerate(many):
+        idx = sorted(people[name])
+        shutil.copy(lfw_image(lfw, name, idx[2]), load / f"a_{n:03d}.jpg")
+        shutil.copy(lfw_image(lfw, name, idx[3]), load / f"b_{n:03d}.jpg")
+        shutil.copy(lfw_image(lfw, name, idx[3]), load / f"probe_{n:03d}.jpg")
+    # the other 20 are strangers: their probes are in the load set too
+    return Setup(lfw, people, many[:20], load)
+
+
+def synthetic_gallery(path: Path, s: Setup) -> None:
     """9,980 identities made from real embeddings of LFW people outside the load set, in the
     bootstrap tenant's gallery ``default``, tagged with the default model."""
     import numpy as np
@@ -108,10 +82,11 @@ def synthetic_gallery(path: Path, lfw: Path, people: dict[str, list[int]], skip:
     from facelens.gallery import Consent, Identity, Sample, SqliteStore
 
     p = Pipeline()
-    others = sorted(n for n in people if n not in skip)[:400]
+    skip = set(s.enrolled) | {f.name for f in s.load.iterdir()}
+    others = sorted(n for n in s.people if n not in skip)[:400]
     real = []
     for name in others:
-        img, _ = p.decode(lfw_image(lfw, name, sorted(people[name])[0]))
+        img, _ = p.decode(lfw_image(s.lfw, name, sorted(s.people[name])[0]))
         e = p.primary_embedding(img)
         if e is not None:
             real.append(e.vectors[0])
@@ -128,76 +103,38 @@ def synthetic_gallery(path: Path, lfw: Path, people: dict[str, list[int]], skip:
         ident = Identity(
             f"syn{k:06d}", "default/default", f"Synthetic {k:05d}", {}, now, now, 1, (c,)
         )
-        items.append(
-            (ident, [Sample(f"s{k:06d}", ident.id, p.model, v[k], {}, f"{k:064x}", None, now)])
-        )
+        sample = Sample(f"s{k:06d}", ident.id, p.model, v[k], {}, f"{k:064x}", None, now)
+        items.append((ident, [sample]))
     store = SqliteStore(path)
     store.ensure_gallery("default/default")
     store.import_identities("default/default", items)
     store.close()
 
 
-def run_locust(
-    url: str, key: str, load: Path, route: str, users: int, seconds: int, out: Path
-) -> dict[str, str]:
-    env = dict(
-        os.environ,
-        FACELENS_KEY=key,
-        FACELENS_LOAD_DIR=str(load),
-        FACELENS_LOAD_ROUTE=route,
-        FACELENS_LOAD_RATE="1",
-    )
-    prefix = out / route
-    subprocess.run(
-        [
-            str(VENV_BIN / "locust"),
-            "-f",
-            str(ROOT / "benchmarks" / "locustfile.py"),
-            "--headless",
-            "-u",
-            str(users),
-            "-r",
-            str(users),
-            "--run-time",
-            f"{seconds}s",
-            "--host",
-            url,
-            "--csv",
-            str(prefix),
-            "--only-summary",
-            "--loglevel",
-            "WARNING",
-        ],
-        env=env,
-        check=False,
-        cwd=out,
-    )
-    with open(f"{prefix}_stats.csv") as f:
-        rows = {r["Name"]: r for r in csv.DictReader(f)}
-    return rows[route]
+@dataclass
+class Service:
+    url: str
+    key: str
+    pid: int
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def health(self) -> dict[str, Any]:
+        return httpx.get(self.url + "/v1/health", timeout=60).json()  # type: ignore[no-any-return]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--write", type=Path)
-    ap.add_argument("--seconds", type=int, default=60)
-    args = ap.parse_args()
-    lfw = data_root() / "lfw"
-    people = read_people(lfw)
-    many = sorted(n for n, idx in people.items() if len(idx) >= 4)[:40]
-    enrolled = many[:20]  # the other 20 are strangers: their probes are in the load set too
-    tmp = Path(tempfile.mkdtemp())
-    load = tmp / "load"
-    load.mkdir()
-    for n, name in enumerate(many):
-        idx = sorted(people[name])
-        shutil.copy(lfw_image(lfw, name, idx[2]), load / f"a_{n:03d}.jpg")
-        shutil.copy(lfw_image(lfw, name, idx[3]), load / f"b_{n:03d}.jpg")
-        shutil.copy(lfw_image(lfw, name, idx[3]), load / f"probe_{n:03d}.jpg")
-
-    synthetic_gallery(tmp / "g.db", lfw, people, set(many))
-    port = 18765
-    url = f"http://127.0.0.1:{port}"
+@contextmanager
+def serve(tmp: Path, s: Setup, port: int = 18765) -> Iterator[Service]:
+    """``facelens serve`` on a gallery of 10,000 (20 enrolled through the API)."""
+    synthetic_gallery(tmp / "g.db", s)
     server = subprocess.Popen(
         [
             str(VENV_BIN / "facelens"),
@@ -224,78 +161,141 @@ def main() -> None:
                 key = line.strip()
         # keep reading the server's log, so a full pipe never blocks it
         threading.Thread(target=server.stderr.read, daemon=True).start()
-        wait_up(url)
-        for name in enrolled:
-            idx = sorted(people[name])
-            api(
-                url,
-                key,
-                "/v1/galleries/default/identities",
-                {"name": name, "consent_purpose": "benchmark", "consent_granted_by": "benchmark"},
-                [("images", lfw_image(lfw, name, i)) for i in idx[:2]],
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/v1/health", timeout=60).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        for name in s.enrolled:
+            idx = sorted(s.people[name])
+            r = httpx.post(
+                url + "/v1/galleries/default/identities",
+                data={"name": name, "consent_purpose": "benchmark", "consent_granted_by": "b"},
+                files=[
+                    ("images", (f"{i}.jpg", lfw_image(s.lfw, name, i).read_bytes(), "image/jpeg"))
+                    for i in idx[:2]
+                ],
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=60,
             )
-        alone = sequential_verify(url, key, load)
-        print("one verify at a time:", alone, flush=True)
-        results = []
-        # the goal's load, then a load this machine sustains (to see latency without a queue)
-        for route, users in (
-            ("verify", 20),
-            ("verify", 10),
-            ("verify", 5),
-            ("identify", 20),
-            ("identify", 10),
-            ("identify", 5),
-        ):
-            r = run_locust(url, key, load, route, users, args.seconds, tmp)
-            results.append((route, users, r))
-            print(
-                route,
-                {k: r[k] for k in ("Request Count", "Failure Count", "50%", "99%", "Requests/s")},
-                flush=True,
-            )
-        import httpx
-
-        queue = httpx.get(url + "/v1/health", timeout=60).json()["queue"]
-        print("inference queue:", queue, flush=True)
+            r.raise_for_status()
+        yield Service(url, key, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    rows = [
-        [
-            route,
-            f"{users} req/s offered",
-            r["Request Count"],
-            r["Failure Count"],
-            f"{float(r['Requests/s']):.1f}",
-            r["50%"],
-            r["95%"],
-            r["99%"],
-            f"{float(r['Max Response Time']):.0f}",
-        ]
-        for route, users, r in results
+
+
+def senders(load: Path) -> dict[str, loadgen.Send]:
+    pairs = [
+        (a.read_bytes(), (load / ("b_" + a.name[2:])).read_bytes())
+        for a in sorted(load.glob("a_*.jpg"))
     ]
+    probes = [p.read_bytes() for p in sorted(load.glob("probe_*.jpg"))]
+
+    def verify(c: httpx.Client, rng: random.Random) -> httpx.Response:
+        a, b = rng.choice(pairs)
+        return c.post(
+            "/v1/verify",
+            files={"image_a": ("a.jpg", a, "image/jpeg"), "image_b": ("b.jpg", b, "image/jpeg")},
+        )
+
+    def identify(c: httpx.Client, rng: random.Random) -> httpx.Response:
+        return c.post(
+            "/v1/galleries/default/identify",
+            files={"image": ("p.jpg", rng.choice(probes), "image/jpeg")},
+        )
+
+    return {"verify": verify, "identify": identify}
+
+
+def one_at_a_time(svc: Service, send: loadgen.Send, n: int = 100) -> dict[str, float]:
+    """Requests one after another with nothing else running: the latency floor, and the
+    service's CPU time per request."""
+    ms = []
+    rng = random.Random(1)
+    with httpx.Client(
+        base_url=svc.url, headers={"Authorization": f"Bearer {svc.key}"}, timeout=60
+    ) as c:
+        for _ in range(5):
+            send(c, rng).raise_for_status()
+        cpu0 = svc.cpu_s()
+        for _ in range(n):
+            t0 = time.perf_counter()
+            send(c, rng).raise_for_status()
+            ms.append((time.perf_counter() - t0) * 1000)
+        cpu = (svc.cpu_s() - cpu0) / n * 1000
+    ms.sort()
+    return {"n": n, "p50": ms[n // 2], "max": ms[-1], "cpu_ms": cpu}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--write", type=Path)
+    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--loads", default=",".join(LOADS), help="route:req/s, comma-separated")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp())
+    s = prepare(tmp)
+    send = senders(s.load)
+    rows, floors = [], {}
+    with serve(tmp, s) as svc:
+        for route in ("verify", "identify"):
+            floors[route] = one_at_a_time(svc, send[route])
+            print(route, "one at a time:", floors[route], flush=True)
+        for load in args.loads.split(","):
+            route, rate = load.split(":")
+            cpu0 = svc.cpu_s()
+            r = loadgen.run(svc.url, svc.key, send[route], float(rate), args.seconds).summary()
+            r["server_cpu_cores"] = (svc.cpu_s() - cpu0) / args.seconds
+            print(route, r, flush=True)
+            rows.append(
+                [
+                    route,
+                    f"{float(rate):.0f}",
+                    r["requests"],
+                    r["errors"],
+                    f"{r['throughput_per_s']:.1f}",
+                    f"{r['p50_ms']:.0f}",
+                    f"{r['p95_ms']:.0f}",
+                    f"{r['p99_ms']:.0f}",
+                    f"{r['max_ms']:.0f}",
+                    f"{r['server_p50_ms']:.0f} / {r['server_p99_ms']:.0f}",
+                    f"{r['server_cpu_cores']:.2f}",
+                ]
+            )
+        queue = svc.health()["queue"]
+    print("inference queue:", queue)
     body = (
         "Command: `.venv/bin/python benchmarks/service_load.py --write docs/benchmarks.md` "
-        f"({machine()}; one uvicorn worker, ONNX Runtime CPU, locust {args.seconds} s per "
-        "route on the same 2 cores). verify: two 250x250 LFW photos per request; identify: "
-        f"one photo against {SYNTHETIC + 20:,} identities (20 enrolled through the API, "
-        f"{SYNTHETIC:,} synthetic; half the probes are strangers). One verify "
-        f"at a time with no other load ({alone['n']} requests): median {alone['p50']:.0f} ms, "
-        f"slowest {alone['max']:.0f} ms. Inference queue over the run: {queue['chips']:.0f} "
-        f"faces in {queue['batches']:.0f} embedding calls "
+        f"({machine()}; one uvicorn worker, ONNX Runtime CPU; the open-loop generator "
+        f"`benchmarks/loadgen.py` on the same 2 cores, Poisson arrivals, {args.seconds} s per "
+        "load). verify: two 250x250 LFW photos per request; identify: one photo against "
+        f"{SYNTHETIC + 20:,} identities (20 enrolled through the API, {SYNTHETIC:,} "
+        "synthetic; half the probes are strangers). One request at a time, 100 of each: "
+        + "; ".join(
+            f"{k} median {v['p50']:.0f} ms (slowest {v['max']:.0f}), the service's CPU "
+            f"{v['cpu_ms']:.0f} ms per request"
+            for k, v in floors.items()
+        )
+        + f". Inference queue over the run: {queue['chips']:.0f} faces in "
+        f"{queue['batches']:.0f} embedding calls "
         f"({queue['chips'] / max(queue['batches'], 1):.1f} per call), "
         f"{queue['refused']:.0f} requests refused as over its budget.\n\n"
         + md_table(
             [
                 "route",
-                "load",
+                "offered req/s",
                 "requests",
                 "errors",
-                "throughput req/s",
+                "answered req/s",
                 "p50 ms",
                 "p95 ms",
                 "p99 ms",
                 "max ms",
+                "service's own p50 / p99 ms",
+                "service CPU (cores)",
             ],
             rows,
         )

@@ -11,6 +11,7 @@ The API is a router per resource (``facelens.service.routes``) over shared depen
 """
 
 import os
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -43,7 +44,8 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
             422: {"model": S.ErrorOut},
         },
     )
-    app.state.facelens = ServiceState(settings, pipeline or Pipeline())
+    state = ServiceState(settings, pipeline or Pipeline())
+    app.state.facelens = state
     worker = str(os.getpid())
     app.add_middleware(Unexpected)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
@@ -51,9 +53,16 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
     @app.middleware("http")
     async def _worker_header(request: Request, call_next: Any) -> Any:
         """``X-Facelens-Worker``: which worker process answered (several may serve one
-        PostgreSQL gallery)."""
+        PostgreSQL gallery); ``Server-Timing``: how long it worked on the request (from its
+        arrival to its answer's start), so a client can tell the service's time from the
+        network's and its own."""
+        t0 = time.perf_counter()
         response = await call_next(request)
+        ms = (time.perf_counter() - t0) * 1000
         response.headers["X-Facelens-Worker"] = worker
+        response.headers["Server-Timing"] = f"app;dur={ms:.1f}"
+        route = request.scope.get("route")
+        state.timings.record(getattr(route, "path", "other"), ms)
         return response
 
     install_handlers(app)

@@ -136,7 +136,7 @@ def reserve_images(
         try:
             yield
         finally:
-            if cost > 100 * 2**20:
+            if cost - len(images) * image_cost(0, 0) > 64 * 2**20:  # over ~5 MP of pixels
                 release_freed_memory()
 
 

@@ -2,9 +2,12 @@
 (from their headers, before a pixel is decoded), shared across the worker's requests so a
 few large photos cannot exhaust it, and how long a request may wait for its share."""
 
+import contextlib
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from facelens.errors import ImageTooLargeError
 from facelens.service.errors import HttpError
@@ -65,14 +68,22 @@ class MemoryBudget:
                 self._cond.notify_all()
 
 
+@functools.cache
+def _libc() -> Any:
+    """glibc, looked up once (``ctypes.util.find_library`` runs ``ldconfig``: far too slow
+    for every request)."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
 def release_freed_memory() -> None:
     """Hand memory freed by a large request back to the system (glibc keeps freed heap
     pages otherwise: a 36 MP photo left ~260 MB resident after its answer)."""
-    import contextlib
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if name:
-        with contextlib.suppress(OSError, AttributeError):  # not glibc
-            ctypes.CDLL(name).malloc_trim(0)
+    libc = _libc()
+    if libc is not None:
+        with contextlib.suppress(AttributeError):  # a libc without malloc_trim
+            libc.malloc_trim(0)

@@ -236,6 +236,10 @@ class HealthOut(BaseModel):
         "(chips), faces waiting (pending), requests refused as over the latency budget "
         "(refused), estimated seconds per face (per_chip_s)"
     )
+    timings: dict[str, dict[str, float]] = Field(
+        description="the service's own time on this worker's recent requests per route "
+        "(the last 2,000 of each): n, p50_ms, p99_ms - from arrival to the answer's start"
+    )
 
 
 class ScreeningOut(BaseModel):

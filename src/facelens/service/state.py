@@ -6,6 +6,7 @@ import queue
 import re
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -131,6 +132,34 @@ class BusSink:
         return None
 
 
+class Timings:
+    """The service's own time on its recent requests, per route (bounded: the last
+    ``window`` of each)."""
+
+    def __init__(self, window: int = 2000) -> None:
+        self.window = window
+        self._ms: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def record(self, route: str, ms: float) -> None:
+        with self._lock:
+            if route not in self._ms and len(self._ms) >= 64:
+                return  # routes are few; anything else is not worth memory
+            self._ms.setdefault(route, deque(maxlen=self.window)).append(ms)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            snap = {r: sorted(d) for r, d in self._ms.items() if d}
+        return {
+            r: {
+                "n": len(v),
+                "p50_ms": round(v[len(v) // 2], 1),
+                "p99_ms": round(v[min(len(v) - 1, int(len(v) * 0.99))], 1),
+            }
+            for r, v in snap.items()
+        }
+
+
 class ServiceState:
     """The worker's shared state (``app.state.facelens``; routes reach it through
     ``facelens.service.deps``)."""
@@ -150,6 +179,7 @@ class ServiceState:
         self.memory = MemoryBudget(
             settings.memory_bytes, settings.request_memory_bytes, settings.inference_budget_s
         )
+        self.timings = Timings()
         self.inference = InferenceQueue(pipeline, settings.queue_budget_s)
         self.decode_config = DecodeConfig(
             max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels

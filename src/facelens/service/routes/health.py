@@ -26,4 +26,5 @@ def health(state: State) -> dict[str, Any]:
         "store": "postgresql" if is_postgres_url(state.settings.gallery_path) else "sqlite",
         "worker": os.getpid(),
         "queue": state.inference.stats(),
+        "timings": state.timings.summary(),
     }
