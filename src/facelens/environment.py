@@ -16,6 +16,7 @@ in $FACELENS_HOME/models.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
@@ -108,6 +109,7 @@ PACKAGES = (
 )
 
 
+@functools.cache
 def package_version(dist: str) -> str:
     try:
         return version(dist)

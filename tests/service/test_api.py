@@ -431,7 +431,7 @@ def test_a_hundred_event_subscribers_stall_nothing(service: Service) -> None:
                 assert c.get("/v1/health").status_code == 200
                 times.append(time.perf_counter() - t0)
         # with each subscriber holding a worker thread, health took 5-6 s here
-        assert statistics.median(times) < 0.5, times
+        assert statistics.median(times) < 0.1, times
     finally:
         stop.set()
         for t in threads:

@@ -1,0 +1,101 @@
+"""A soak: the service at 80% of its measured capacity for 10 minutes, watching its memory.
+
+    .venv/bin/python benchmarks/soak.py [--minutes 10] [--write docs/benchmarks.md]
+
+Starts the service as ``service_load.py`` does (one uvicorn worker, a 10,000-identity
+gallery), measures its capacity for a mix of verify and identify (the highest offered rate
+at which it still answers everything, with no 503, with p99 under 2 s, found by 30-second
+steps), then offers 80% of that rate - Poisson arrivals, alternating verify and identify -
+for ``--minutes``. The service's resident memory is sampled every 10 s; the figure is its
+growth from the end of the first minute (after warm-up) to the end, which must stay under
+5%, with zero errors. Exits 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+import loadgen
+from _report import machine, write_section
+from service_load import prepare, senders, serve
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--write", type=Path)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp())
+    s = prepare(tmp)
+    send = senders(s.load)
+
+    def mixed(c: httpx.Client, rng: random.Random) -> httpx.Response:
+        return send["verify" if rng.random() < 0.5 else "identify"](c, rng)
+
+    with serve(tmp, s) as svc:
+        capacity = 0.0
+        for rate in (8, 12, 16, 20, 24, 28, 32):
+            r = loadgen.run(svc.url, svc.key, mixed, rate, 30).summary()
+            print("capacity step", rate, r, flush=True)
+            if r["errors"] or r["p99_ms"] > 2000:
+                break
+            capacity = rate
+        if capacity == 0:
+            raise SystemExit("the service did not sustain even the lowest step")
+        rate = 0.8 * capacity
+        seconds = args.minutes * 60
+        samples: list[tuple[float, float]] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            t0 = time.monotonic()
+            while not done.wait(10):
+                samples.append((time.monotonic() - t0, svc.rss_mb()))
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        rss_start = svc.rss_mb()
+        watcher.start()
+        result = loadgen.run(svc.url, svc.key, mixed, rate, seconds).summary()
+        done.set()
+        watcher.join()
+        rss_end = svc.rss_mb()
+        health = svc.health()
+    after_warmup = next((m for t, m in samples if t >= 60), rss_start)
+    growth = (rss_end - after_warmup) / after_warmup * 100
+    peak = max((m for _, m in samples), default=rss_end)
+    ok = growth < 5 and result["errors"] == 0
+    print(result, {"rss_after_warmup": after_warmup, "rss_end": rss_end, "growth_pct": growth})
+    body = (
+        f"Command: `.venv/bin/python benchmarks/soak.py --minutes {args.minutes:g} --write "
+        f"docs/benchmarks.md` ({machine()}; one uvicorn worker, the 10,000-identity gallery of "
+        "the load benchmark, half verify and half identify, Poisson arrivals from "
+        "`benchmarks/loadgen.py` on the same cores).\n\n"
+        f"Measured capacity for this mix: {capacity:.0f} requests/s (the highest 30-s step "
+        f"answered in full with p99 under 2 s). Soak at 80% of it, {rate:.1f} requests/s for "
+        f"{args.minutes:g} minutes: **{result['requests']:,} requests, {result['errors']} "
+        f"errors**, p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms. Resident "
+        f"memory {rss_start:.0f} MB at the start, {after_warmup:.0f} MB after the first "
+        f"minute, {rss_end:.0f} MB at the end (peak {peak:.0f} MB): **growth "
+        f"{growth:+.1f}%** after warm-up (bound 5%). The service's own p99 over its last "
+        f"2,000 requests per route: "
+        + ", ".join(
+            f"{k} {v['p99_ms']:.0f} ms" for k, v in health["timings"].items() if v["n"] > 100
+        )
+        + "."
+    )
+    print(body)
+    if args.write:
+        write_section(args.write, "soak", body)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
