@@ -104,3 +104,46 @@ def test_keys_are_stored_hashed_and_scoped(tmp_path: Path) -> None:
         assert ks.authenticate(secret) is None
         with pytest.raises(Exception, match="unknown scope"):
             ks.create("acme", ["superuser"])
+
+
+def test_a_long_trail_is_checked_a_page_at_a_time(trail: Path) -> None:
+    import resource
+
+    with SqliteStore(trail) as store:
+        log = AuditLog(store)
+        # across page boundaries: an intact trail passes, an edit on a later page is found
+        assert log.verify(page=4) == log.verify() and log.verify(page=4).checked == 6
+        for i in range(30_000):
+            log.append(tenant="acme", key_id="k1", action="identify", decision={"i": i})
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        st = log.verify(page=1000)
+        grew_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        assert st.ok and st.checked == 30_006
+        assert grew_kib < 20_000  # pages, not the whole trail in memory
+    db = sqlite3.connect(trail)
+    db.execute("UPDATE audit SET key_id = 'k2' WHERE seq = 25000")
+    db.commit()
+    db.close()
+    with SqliteStore(trail) as store:
+        st = AuditLog(store).verify(page=1000)
+    assert not st.ok and st.first_bad_seq == 25000 and st.checked == 24999
+
+
+def test_records_appended_during_a_check_are_left_for_the_next(trail: Path) -> None:
+    with SqliteStore(trail) as store:
+        log = AuditLog(store)
+        real_fetch = store.fetch
+        calls = []
+
+        def fetch_and_append(sql: str, params: object = ()) -> list[tuple[object, ...]]:
+            rows = real_fetch(sql, params)  # type: ignore[arg-type]
+            if "FROM audit" in sql and not calls:
+                calls.append(1)
+                log.append(tenant="acme", key_id="k1", action="identify")  # mid-check
+            return rows
+
+        store.fetch = fetch_and_append  # type: ignore[method-assign]
+        st = log.verify(page=2)
+        store.fetch = real_fetch  # type: ignore[method-assign]
+        assert st.ok and st.checked == 6
+        assert log.verify().checked == 7

@@ -221,48 +221,65 @@ class AuditLog:
         )
         return [self._record(r) for r in rows]
 
-    def verify(self) -> ChainStatus:
-        """Recompute the whole chain; report the first record that does not check out."""
-        rows = self.store.fetch(f"SELECT {_COLS} FROM audit ORDER BY seq")
-        prev, expected_seq = GENESIS, 1
-        for n, row in enumerate(rows):
-            rec = self._record(row)
-            if rec.seq != expected_seq:
-                return ChainStatus(
-                    False,
-                    n,
-                    rec.seq,
-                    f"record {rec.seq} found where {expected_seq} was expected "
-                    "(a record was deleted or moved)",
-                )
-            if rec.prev_hash != prev:
-                return ChainStatus(
-                    False, n, rec.seq, f"record {rec.seq} does not follow the record before it"
-                )
-            f = _fields(
-                rec.seq,
-                rec.time,
-                rec.tenant,
-                rec.key_id,
-                rec.action,
-                rec.gallery,
-                rec.probe_sha256,
-                rec.candidates,
-                rec.threshold,
-                rec.model,
-                rec.decision,
-            )
-            if _digest(prev, f) != rec.hash:
-                return ChainStatus(False, n, rec.seq, f"record {rec.seq} was edited")
-            prev, expected_seq = rec.hash, rec.seq + 1
+    def verify(self, page: int = 5000) -> ChainStatus:
+        """Recompute the whole chain; report the first record that does not check out.
+
+        Records are read ``page`` at a time (memory stays flat however long the trail), up
+        to the head recorded when the check began: records appended meanwhile are left for
+        the next check."""
         head = self.store.fetch("SELECT value FROM meta WHERE key = 'audit_head'")
-        if head and head[0][0] != f"{expected_seq - 1}:{prev}":
-            seq = int(str(head[0][0]).split(":")[0])
+        head_value = str(head[0][0]) if head else None
+        head_seq = int(head_value.split(":")[0]) if head_value else None
+        prev, expected_seq, n, last = GENESIS, 1, 0, 0
+        while True:
+            sql = f"SELECT {_COLS} FROM audit WHERE seq > ?"
+            params: list[Any] = [last]
+            if head_seq is not None:
+                sql += " AND seq <= ?"
+                params.append(head_seq)
+            rows = self.store.fetch(sql + " ORDER BY seq LIMIT ?", [*params, page])
+            for row in rows:
+                rec = self._record(row)
+                bad = self._check(rec, prev, expected_seq)
+                if bad:
+                    return ChainStatus(False, n, rec.seq, bad)
+                prev, expected_seq, last, n = rec.hash, rec.seq + 1, rec.seq, n + 1
+            if len(rows) < page:
+                break
+        if head_value is not None and head_value != f"{expected_seq - 1}:{prev}":
+            seq = int(head_value.split(":")[0])
             return ChainStatus(
                 False,
-                len(rows),
+                n,
                 seq,
                 f"the trail ends before record {seq}, the last one written "
                 "(records were removed from its end)",
             )
-        return ChainStatus(True, len(rows))
+        return ChainStatus(True, n)
+
+    @staticmethod
+    def _check(rec: AuditRecord, prev: str, expected_seq: int) -> str | None:
+        """What is wrong with ``rec`` following ``prev``, or None."""
+        if rec.seq != expected_seq:
+            return (
+                f"record {rec.seq} found where {expected_seq} was expected "
+                "(a record was deleted or moved)"
+            )
+        if rec.prev_hash != prev:
+            return f"record {rec.seq} does not follow the record before it"
+        f = _fields(
+            rec.seq,
+            rec.time,
+            rec.tenant,
+            rec.key_id,
+            rec.action,
+            rec.gallery,
+            rec.probe_sha256,
+            rec.candidates,
+            rec.threshold,
+            rec.model,
+            rec.decision,
+        )
+        if _digest(prev, f) != rec.hash:
+            return f"record {rec.seq} was edited"
+        return None
