@@ -89,12 +89,14 @@ def test_identify_names_every_enrolled_person(capsys, enrolled: Path, knn: Path)
 
 def test_people_not_enrolled_are_unknown(capsys, enrolled: Path, data: Path) -> None:  # type: ignore[no-untyped-def]
     bbt = data / "faces" / "bbt"
-    res = run_json(
-        capsys, "identify", *(bbt / f"bbt{i}.jpg" for i in range(1, 6)), "--gallery", enrolled
-    )
+    photos = [bbt / f"bbt{i}.jpg" for i in range(1, 6)]
+    res = run_json(capsys, "identify", *photos, "--gallery", enrolled)
     assert len(res) >= 10  # type: ignore[arg-type]
     assert all(r["identity"] is None for r in res)  # type: ignore[attr-defined]
-    assert all(r["candidates"] and r["score"] < r["threshold"] for r in res)  # type: ignore[attr-defined]
+    # a stranger is not "like" anyone unless candidates are asked for
+    assert all(r["candidates"] == [] and r["score"] is None for r in res)  # type: ignore[attr-defined]
+    asked = run_json(capsys, "identify", *photos, "--gallery", enrolled, "--candidates")
+    assert all(r["candidates"] and r["score"] < r["threshold"] for r in asked)  # type: ignore[attr-defined]
 
 
 def test_identify_prints_a_table_and_writes_annotated_images(

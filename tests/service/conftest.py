@@ -48,6 +48,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         ("admin", "acme", ["admin"]),
         ("reader", "acme", ["detect", "verify"]),
         ("identify", "acme", ["identify"]),
+        ("candidates", "acme", ["identify", "candidates"]),
         ("enroll", "acme", ["enroll", "identify", "delete", "audit:read"]),
         ("other", "globex", ["admin"]),
     ]:

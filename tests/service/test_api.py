@@ -57,6 +57,9 @@ ROUTES = [
     ("GET", "/v1/audit/verify"),
     ("POST", "/v1/streams"),
     ("GET", "/v1/streams"),
+    ("GET", "/v1/govern/status"),
+    ("POST", "/v1/govern/stop"),
+    ("POST", "/v1/govern/resume"),
     ("GET", "/v1/streams/x"),
     ("DELETE", "/v1/streams/x"),
     ("GET", "/v1/events"),
@@ -163,6 +166,45 @@ def test_enrol_identify_erase_and_audit(service: Service, data: Path) -> None:
             "first_bad_seq": None,
             "problem": "",
         }
+
+
+def test_candidates_need_their_own_scope_and_are_audited(service: Service, data: Path) -> None:
+    knn = data / "faces" / "face_recognition" / "knn_examples"
+    with service.client("admin") as c:
+        r = c.post(
+            "/v1/galleries/cands/identities",
+            data={"name": "Barack Obama", "consent_purpose": "p", "consent_granted_by": "BO"},
+            files=[
+                ("images", (p.name, p.read_bytes(), "image/jpeg"))
+                for p in sorted((knn / "train" / "obama").iterdir())
+            ],
+        )
+        assert r.status_code == 201, r.text
+    obama = ("o.jpg", (knn / "test" / "obama1.jpg").read_bytes(), "image/jpeg")
+    stranger = photo(data, "biden.jpg")
+
+    def faces(key: str, image: object) -> list[dict[str, object]]:
+        with service.client(key) as c:
+            r = c.post("/v1/galleries/cands/identify", files={"image": image})
+            assert r.status_code == 200, r.text
+            return r.json()["faces"]  # type: ignore[no-any-return]
+
+    # without the scope: only the decided identity is named; a stranger is like no one
+    (known,) = faces("identify", obama)
+    assert known["identity"]["name"] == "Barack Obama" and known["candidates"] == []  # type: ignore[index]
+    (unknown,) = faces("identify", stranger)
+    assert unknown["identity"] is None and unknown["candidates"] == []
+    # with it: who the stranger looks most like, and the audit trail says it was shown
+    (unknown,) = faces("candidates", stranger)
+    assert unknown["identity"] is None
+    assert [c["name"] for c in unknown["candidates"]] == ["Barack Obama"]  # type: ignore[attr-defined]
+    with service.client("enroll") as c:
+        shown = [
+            a["decision"]["candidates_shown"]
+            for a in c.get("/v1/audit", params={"limit": 1000}).json()
+            if a["action"] == "identify" and a["gallery"] == "cands"
+        ]
+    assert shown == [False, False, True]
 
 
 def test_other_tenants_see_nothing(service: Service, data: Path) -> None:
@@ -485,3 +527,67 @@ def test_a_huge_body_is_refused_before_it_is_read_or_its_key_checked(service: Se
 
     out = _raw(service, head, chunks())
     assert out.startswith(b"HTTP/1.1 413") and b'"body_too_large"' in out
+
+
+def test_the_stop_control_halts_identification_until_resumed(service: Service, data: Path) -> None:
+    clip = data / "video" / "hamilton_clip.mp4"
+    with service.client("admin") as admin:
+        admin.post("/v1/galleries", json={"name": "halt"})
+        job = admin.post("/v1/streams", json={"source": str(clip), "gallery": "halt"}).json()
+        with service.client("identify") as c:
+            assert c.post("/v1/govern/stop", json={}).status_code == 403  # admin only
+        try:
+            r = admin.post("/v1/govern/stop", json={"reason": "drill"})
+            assert r.status_code == 200 and r.json()["stopped"] and r.json()["reason"] == "drill"
+            with service.client("identify") as c:
+                r = c.post("/v1/galleries/halt/identify", files={"image": photo(data, "obama.jpg")})
+                assert r.status_code == 423 and r.json()["error"] == "identification_stopped"
+                assert "drill" in r.json()["detail"]
+                assert c.get("/v1/govern/status").json()["stopped"] is True
+            r = admin.post("/v1/streams", json={"source": str(clip), "gallery": "halt"})
+            assert r.status_code == 423
+            # the running stream stops naming: it ends within seconds, saying why
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                st = admin.get(f"/v1/streams/{job['id']}").json()
+                if st["status"] != "running" and st["status"] != "starting":
+                    break
+                time.sleep(0.2)
+            assert st["status"] == "stopped" and "stopped by the operator" in st["error"]
+        finally:
+            r = admin.post("/v1/govern/resume")
+        assert r.status_code == 200 and r.json()["stopped"] is False
+        with service.client("identify") as c:
+            r = c.post("/v1/galleries/halt/identify", files={"image": photo(data, "obama.jpg")})
+            assert r.status_code == 200
+    with service.client("enroll") as c:
+        actions = [a["action"] for a in c.get("/v1/audit", params={"limit": 1000}).json()]
+    assert "stop" in actions and "resume" in actions
+    assert actions.index("stop") < len(actions) - 1 - actions[::-1].index("resume")
+
+
+def test_the_stop_control_from_the_command_line_reaches_the_service(service: Service) -> None:
+    import json
+    import subprocess
+    import sys
+
+    def govern(*argv: str) -> dict[str, object]:
+        p = subprocess.run(
+            [
+                *(sys.executable, "-m", "facelens", "govern", *argv),
+                *("--tenant", "acme", "--gallery", str(service.store_path), "--json"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)  # type: ignore[no-any-return]
+
+    try:
+        assert govern("stop", "--reason", "incident 42")["stopped"] is True
+        with service.client("identify") as c:
+            assert c.get("/v1/govern/status").json()["reason"] == "incident 42"
+    finally:
+        assert govern("resume")["stopped"] is False
+    assert govern("status")["stopped"] is False

@@ -281,6 +281,14 @@ def enroll(
     help="Candidates listed per face.",
 )
 @click.option(
+    "--candidates",
+    "show_candidates",
+    is_flag=True,
+    help="Also list each face's closest enrolled people (--top-k of them), identified or "
+    "not. Off by default: an unknown face's 'looks like X' is a non-match nobody should act "
+    "on.",
+)
+@click.option(
     "--annotate",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -296,6 +304,7 @@ def identify(
     inputs: tuple[Path, ...],
     threshold: str | None,
     top_k: int,
+    show_candidates: bool,
     annotate: Path | None,
     progress: bool,
     detector: str | None,
@@ -341,8 +350,10 @@ def identify(
                     "box": [round(float(v), 1) for v in a.faces.clip(w, h).xyxy[i]],
                     "identity": best.name if best else None,
                     "identity_id": best.identity_id if best else None,
+                    # the decided identity's similarity; an unknown face's best similarity
+                    # only with --candidates
                     "score": round(ident.candidates[0].score, 3)
-                    if ident and ident.candidates
+                    if ident and ident.candidates and (best or show_candidates)
                     else None,
                     "threshold": round(rule.threshold, 4),
                     "rule": rule.name if rule.normalised else "similarity",
@@ -351,7 +362,7 @@ def identify(
                     else round(ident.decision_score, 4),
                     "candidates": [
                         {"name": c.name, "identity_id": c.identity_id, "score": round(c.score, 3)}
-                        for c in (ident.candidates if ident else ())
+                        for c in (ident.candidates if ident and show_candidates else ())
                     ],
                 }
             )
@@ -392,7 +403,7 @@ def identify(
     else:
         output.echo(
             output.table(
-                ["image", "box", "identity", "score"],
+                ["image", "box", "identity", "score"] + (["candidates"] if show_candidates else []),
                 [
                     [
                         r["image"],
@@ -400,6 +411,11 @@ def identify(
                         r["identity"] or "unknown",
                         "" if r["score"] is None else f"{r['score']:.3f}",
                     ]
+                    + (
+                        [", ".join(f"{c['name']} {c['score']:.3f}" for c in r["candidates"])]
+                        if show_candidates
+                        else []
+                    )
                     for r in results
                 ],
             )

@@ -92,6 +92,7 @@ LAZY_COMMANDS = {
     "serve": "facelens.cli.service_cmd:serve",
     "keys": "facelens.cli.service_cmd:keys_group",
     "audit": "facelens.cli.service_cmd:audit_group",
+    "govern": "facelens.cli.govern_cmd:govern_group",
     "thermal": "facelens.cli.thermal_cmd:thermal_group",
 }
 

@@ -2,10 +2,20 @@
 
 The audit trail is hash-chained: each record's hash covers its fields and the previous
 record's hash, so editing, deleting or reordering any record breaks the chain at that
-record (``AuditLog.verify``).
+record (``AuditLog.verify``). ``StopControl`` halts a tenant's identifications until resumed.
 """
 
 from facelens.govern.audit import AuditLog, AuditRecord, ChainStatus
 from facelens.govern.keys import SCOPES, ApiKey, KeyStore
+from facelens.govern.stop import StopControl, StopStatus
 
-__all__ = ["SCOPES", "ApiKey", "AuditLog", "AuditRecord", "ChainStatus", "KeyStore"]
+__all__ = [
+    "SCOPES",
+    "ApiKey",
+    "AuditLog",
+    "AuditRecord",
+    "ChainStatus",
+    "KeyStore",
+    "StopControl",
+    "StopStatus",
+]

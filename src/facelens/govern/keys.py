@@ -18,7 +18,18 @@ from facelens.gallery.sql import GalleryStore
 
 __all__ = ["SCOPES", "ApiKey", "KeyStore"]
 
-SCOPES = ("detect", "enroll", "verify", "identify", "delete", "audit:read", "admin")
+# "candidates": see the top candidates of a face that was not identified (a stranger's
+# "looks like X at 0.80"): a non-match an operator could act on, so it is a scope of its own
+SCOPES = (
+    "detect",
+    "enroll",
+    "verify",
+    "identify",
+    "candidates",
+    "delete",
+    "audit:read",
+    "admin",
+)
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,22 @@ from fastapi.staticfiles import StaticFiles
 from facelens.pipeline import Pipeline
 from facelens.service import schemas as S
 from facelens.service.errors import BodyLimit, Unexpected, install_handlers
-from facelens.service.routes import audit, faces, galleries, health, streams, thermal, web
+from facelens.service.routes import (
+    audit,
+    faces,
+    galleries,
+    govern,
+    health,
+    streams,
+    thermal,
+    web,
+)
 from facelens.service.settings import ServiceSettings, source_allowed
 from facelens.service.state import ServiceState
 
 __all__ = ["ServiceSettings", "create_app", "source_allowed"]
 
-ROUTERS = (health, faces, galleries, thermal, audit, streams, web)
+ROUTERS = (health, faces, galleries, thermal, audit, govern, streams, web)
 
 
 def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> FastAPI:

@@ -22,6 +22,7 @@ __all__ = [
     "authenticate",
     "decode",
     "image_bytes",
+    "not_stopped",
     "rate_limited",
     "reserve_images",
     "scope",
@@ -143,3 +144,16 @@ def reserve_images(
 def decode(state: ServiceState, data: bytes) -> tuple[Any, ImageMeta]:
     """Pixels and metadata of an uploaded image, within the service's limits."""
     return decode_image(data, state.decode_config)
+
+
+def not_stopped(state: ServiceState, tenant: str) -> None:
+    """423 when an operator has halted this tenant's identifications (``/v1/govern/stop``)."""
+    st = state.stop.status(tenant)
+    if st.stopped:
+        raise HttpError(
+            423,
+            "identification_stopped",
+            f"identification is stopped for this tenant since {st.at}"
+            + (f" ({st.reason})" if st.reason else "")
+            + "; an admin resumes it with POST /v1/govern/resume",
+        )

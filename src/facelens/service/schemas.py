@@ -54,7 +54,10 @@ class CandidateOut(BaseModel):
 class IdentifiedFace(BaseModel):
     box: Box
     identity: CandidateOut | None = Field(description="null when no one is close enough")
-    candidates: list[CandidateOut]
+    candidates: list[CandidateOut] = Field(
+        description="the closest enrolled people, identified or not: only for a key with the "
+        "`candidates` scope (empty otherwise); showing them is recorded in the audit trail"
+    )
     decision_score: float | None = Field(
         description="what was compared with the threshold, 2 decimals (see rule)"
     )
@@ -257,3 +260,17 @@ class ScreeningOut(BaseModel):
     blackbody_c: float | None
     offset_c: float | None
     drift_c: float | None
+
+
+class StopIn(BaseModel):
+    reason: str = Field(default="", max_length=500, description="why, for the audit trail")
+
+
+class StopOut(BaseModel):
+    """Whether the tenant's identifications are halted (the stop control)."""
+
+    tenant: str
+    stopped: bool
+    at: str | None
+    by: str | None
+    reason: str

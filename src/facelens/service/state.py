@@ -15,7 +15,7 @@ from facelens.decode.image import DecodeConfig
 from facelens.events import Event
 from facelens.gallery import Gallery
 from facelens.gallery.stores import open_store
-from facelens.govern import AuditLog, KeyStore
+from facelens.govern import AuditLog, KeyStore, StopControl
 from facelens.pipeline import Pipeline
 from facelens.service.errors import HttpError
 from facelens.service.inference import InferenceQueue
@@ -169,6 +169,7 @@ class ServiceState:
         self.store = open_store(settings.gallery_path)
         self.keys = KeyStore(self.store)
         self.audit = AuditLog(self.store)
+        self.stop = StopControl(self.store, self.audit)
         self.pipeline = pipeline
         self.buckets: dict[str, Bucket] = {}
         self.bucket_lock = threading.Lock()

@@ -9,7 +9,15 @@ from facelens.errors import EnrollmentError
 from facelens.govern.keys import ApiKey
 from facelens.match.thresholds import parse_threshold
 from facelens.service import schemas as S
-from facelens.service.deps import State, decode, image_bytes, rate_limited, reserve_images, scope
+from facelens.service.deps import (
+    State,
+    decode,
+    image_bytes,
+    not_stopped,
+    rate_limited,
+    reserve_images,
+    scope,
+)
 
 router = APIRouter(tags=["faces"])
 
@@ -96,7 +104,11 @@ def verify(
 @router.post(
     "/v1/galleries/{gallery}/identify",
     response_model=S.IdentifyOut,
-    responses={429: {"model": S.ErrorOut}, 404: {"model": S.ErrorOut}},
+    responses={
+        429: {"model": S.ErrorOut},
+        404: {"model": S.ErrorOut},
+        423: {"model": S.ErrorOut},
+    },
 )
 def identify(
     state: State,
@@ -107,7 +119,12 @@ def identify(
     threshold: Annotated[str | None, Form(max_length=64)] = None,
     top_k: Annotated[int, Form(ge=1, le=20)] = 3,
 ) -> dict[str, Any]:
-    """Who are the faces in this image (open set: unknown below the threshold)?"""
+    """Who are the faces in this image (open set: unknown below the threshold)?
+
+    Only decided identities are named. The candidate lists (who each face looks most like,
+    identified or not) are given only to a key with the ``candidates`` scope, and the audit
+    record says they were shown."""
+    not_stopped(state, key.tenant)
     rate_limited(state, key)
     g = state.gallery(key.tenant, gallery)
     p = state.pipeline
@@ -120,6 +137,7 @@ def identify(
         del img
     rule = g.rule(p.model, parse_threshold(threshold))
     found = g.identify(state.inference.embed(views), rule, top_k) if views is not None else []
+    show = key.allows("candidates")
     answers = [
         {
             "box": [_r2(v) for v in faces.clip(w, h).xyxy[i]],
@@ -133,7 +151,9 @@ def identify(
             "candidates": [
                 {"identity_id": c.identity_id, "name": c.name, "score": _r2(c.score)}
                 for c in r.candidates
-            ],
+            ]
+            if show
+            else [],
             "decision_score": None if r.decision_score is None else _r2(r.decision_score),
         }
         for i, r in enumerate(found)
@@ -151,6 +171,7 @@ def identify(
             "rule": rule.describe(),
             "faces": len(found),
             "identified": [r.identity.identity_id for r in found if r.identity is not None],
+            "candidates_shown": show,
         },
     )
     return {

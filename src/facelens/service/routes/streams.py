@@ -18,7 +18,7 @@ from facelens.errors import NotFoundError
 from facelens.events import EventBus
 from facelens.govern.keys import ApiKey
 from facelens.service import schemas as S
-from facelens.service.deps import Key, State, scope
+from facelens.service.deps import Key, State, not_stopped, scope
 from facelens.service.errors import HttpError
 from facelens.service.settings import source_allowed
 from facelens.service.state import BusSink, Job, ServiceState, now_iso
@@ -53,6 +53,7 @@ def start_stream(
             f"{redact_credentials(body.source)!r} is not an allowed stream source; the "
             "operator allows sources with facelens serve --allow-source PATTERN",
         )
+    not_stopped(state, key.tenant)
     g = state.gallery(key.tenant, body.gallery)
     source = VideoSource(body.source, VideoConfig())
     # source.name: the URL without its credentials
@@ -65,10 +66,22 @@ def start_stream(
     )
     job.watcher = watcher
 
+    checked = [time.monotonic()]
+
+    def progress(st: Any) -> None:
+        job.frames = st.frames
+        # the stop control reaches running streams within a second, whichever worker
+        # took the stop request
+        if time.monotonic() - checked[0] >= 1.0:
+            checked[0] = time.monotonic()
+            if state.stop.status(job.tenant).stopped:
+                job.error = "identification stopped by the operator"
+                watcher.stop()
+
     def run() -> None:
         job.status = "running"
         try:
-            stats = watcher.run(source, on_progress=lambda st: setattr(job, "frames", st.frames))
+            stats = watcher.run(source, on_progress=progress)
             job.frames = stats.frames
             job.status = "stopped" if watcher._stop else "finished"
         except Exception as e:  # the job reports it; the service goes on
