@@ -87,3 +87,37 @@ def test_enrol_identify_delete_in_the_browser(browser, service: Service, data: P
     assert "chain verified" in page.inner_text("#audit-status")
     page.screenshot(path=str(SHOTS / "05-audit.png"))
     page.close()
+
+
+def test_the_stop_button_halts_identification(browser, service: Service, data: Path) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("dialog", lambda d: d.accept("fire drill"))  # the reason asked for
+    page.goto(service.url + "/")
+    page.fill("#api-key", service.keys["admin"])
+    page.click("#sign-in-form button")
+    page.wait_for_selector("#app:not([hidden])")
+    page.click("button[data-tab=live]")
+    page.wait_for_selector("#stop-state >> text=Identification running")
+    page.click("#stop-toggle")
+    try:
+        page.wait_for_selector("#stop-state >> text=STOPPED")
+        assert "fire drill" in page.inner_text("#stop-state")
+        page.screenshot(path=str(SHOTS / "06-stopped.png"))
+        photo = data / "faces" / "face_recognition" / "obama.jpg"
+        r = httpx.post(
+            service.url + "/v1/galleries/default/identify",
+            headers={"Authorization": f"Bearer {service.keys['identify']}"},
+            files={"image": ("o.jpg", photo.read_bytes(), "image/jpeg")},
+        )
+        assert r.status_code == 423
+        page.click("#stop-toggle")
+        page.wait_for_selector("#stop-state >> text=Identification running")
+    finally:
+        httpx.post(  # whatever happened above, the service is left running
+            service.url + "/v1/govern/resume",
+            headers={"Authorization": f"Bearer {service.keys['admin']}"},
+        )
+    page.close()

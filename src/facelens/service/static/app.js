@@ -101,7 +101,7 @@ function showTab(name) {
   document.querySelectorAll(".tab-panel").forEach((p) => (p.hidden = p.id !== "tab-" + name));
   if (name === "people") loadPeople();
   if (name === "audit") loadAudit();
-  if (name === "live") { loadStreams(); connectLive(); }
+  if (name === "live") { loadStreams(); connectLive(); refreshStop(); }
 }
 document.querySelectorAll(".tab").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
 
@@ -326,3 +326,43 @@ $("#audit-refresh").addEventListener("click", loadAudit);
 // -- start ----------------------------------------------------------------------------------
 
 if (key) signIn(key).catch(() => sessionStorage.removeItem("facelens-key"));
+
+// -- stop control: halt every identification of this tenant until resumed (admin keys) -----
+
+let stopped = false;
+
+async function refreshStop() {
+  try {
+    const st = await api("/v1/govern/status");
+    stopped = st.stopped;
+    $("#stop-state").textContent = st.stopped
+      ? `Identification STOPPED since ${st.at}${st.reason ? ": " + st.reason : ""}`
+      : "Identification running";
+    $("#stop-state").className = st.stopped ? "bad" : "muted";
+    $("#stop-toggle").textContent = st.stopped ? "Resume identification" : "Stop all identification";
+    $("#stop-toggle").className = st.stopped ? "" : "danger";
+  } catch (e) {
+    $("#stop-state").textContent = e.message;
+  }
+}
+
+$("#stop-toggle").addEventListener("click", async () => {
+  try {
+    if (stopped) {
+      await api("/v1/govern/resume", { method: "POST" });
+      flash("Identification resumed");
+    } else {
+      const reason = prompt("Why stop all identification? (kept in the audit log)") ?? "";
+      await api("/v1/govern/stop", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ reason }),
+      });
+      flash("Identification stopped: streams end, identify is refused until resumed");
+    }
+  } catch (e) {
+    flash(e.message, true);
+  }
+  await refreshStop();
+  loadStreams();
+});
