@@ -190,9 +190,9 @@ def test_candidates_need_their_own_scope_and_are_audited(service: Service, data:
             return r.json()["faces"]  # type: ignore[no-any-return]
 
     # without the scope: only the decided identity is named; a stranger is like no one
-    (known,) = faces("identify", obama)
+    (known,) = faces("enroll", obama)  # a key with identify, not candidates
     assert known["identity"]["name"] == "Barack Obama" and known["candidates"] == []  # type: ignore[index]
-    (unknown,) = faces("identify", stranger)
+    (unknown,) = faces("enroll", stranger)
     assert unknown["identity"] is None and unknown["candidates"] == []
     # with it: who the stranger looks most like, and the audit trail says it was shown
     (unknown,) = faces("candidates", stranger)

@@ -23,6 +23,7 @@ from facelens.errors import (
 )
 from facelens.gallery import Gallery
 from facelens.gallery.stores import is_postgres_url
+from facelens.govern import GovernedGallery
 from facelens.match.thresholds import parse_threshold
 from facelens.runtime import PROVIDERS
 
@@ -207,3 +208,15 @@ def exit_code(e: BaseException) -> int:
     if isinstance(e, GalleryError):
         return EXIT_GALLERY
     return EXIT_INTERNAL
+
+
+def governed(gallery: Gallery) -> GovernedGallery:
+    """The command's gallery through the governed facade: every enrolment, search, rename
+    and erasure audited once, as the local user (``cli:<user>``), in the store's trail."""
+    import getpass
+
+    from facelens.govern import AuditLog
+
+    return GovernedGallery(
+        gallery, AuditLog(gallery.store), tenant="default", actor=f"cli:{getpass.getuser()}"
+    )

@@ -19,6 +19,7 @@ from facelens.cli.common import (
     expand_images,
     gallery_options,
     gallery_path_str,
+    governed,
     make_pipeline,
     open_gallery,
     parse_threshold,
@@ -221,8 +222,8 @@ def enroll(
     gallery = open_gallery(gallery_path, create=True)
     assert gallery is not None
     with gallery:
-        report = pipe.enroll(
-            gallery,
+        report = governed(gallery).enroll(
+            pipe,
             name,
             files,
             consent,
@@ -322,6 +323,7 @@ def identify(
     """
     pipe = make_pipeline(detector, upsample, provider, threads, model)
     gallery = open_gallery(gallery_path, create=False)
+    audited = governed(gallery) if gallery is not None else None
     size = gallery.search_size(pipe.model) if gallery is not None else (0, 0)
     rule = identify_rule(pipe.model, parse_threshold(threshold), *size)
     if size[0] == 0:
@@ -334,11 +336,19 @@ def identify(
     results: list[dict[str, Any]] = []
     failures = 0
 
-    def name_faces(path: Path, image: Any, a: Any) -> None:
+    def name_faces(path: Path, image: Any, a: Any, sha256: str) -> None:
         h, w = image.shape[:2]
-        ids = (
-            gallery.identify(a.embeddings, rule, top_k)
-            if gallery is not None and a.embeddings is not None and len(a.faces)
+        # each photo searched is one audit record (its hash, candidates, decision)
+        ids: list[Any] = (
+            audited.identify_many(
+                a.embeddings if a.embeddings is not None else [],
+                rule,
+                top_k,
+                probe_sha256=sha256,
+                candidates_shown=show_candidates,
+                model=pipe.model,
+            )
+            if audited is not None
             else [None] * len(a.faces)
         )
         labels, colours = [], []
@@ -373,17 +383,18 @@ def identify(
 
     # Photos are analysed a few at a time, their faces embedded together (a batch of chips
     # runs several times faster than one photo's), within a pixel budget.
-    batch: list[tuple[Path, Any]] = []
+    batch: list[tuple[Path, Any, str]] = []
 
     def flush() -> None:
-        for (path, image), a in zip(batch, pipe.analyze_many([im for _, im in batch]), strict=True):
-            name_faces(path, image, a)
+        analyses = pipe.analyze_many([im for _, im, _ in batch])
+        for (path, image, sha256), a in zip(batch, analyses, strict=True):
+            name_faces(path, image, a, sha256)
         batch.clear()
 
     try:
         for n, path in enumerate(files):
             try:
-                image, _ = pipe.decode(path)
+                image, meta = pipe.decode(path)
             except InputError as e:
                 output.warn(str(e))
                 failures += 1
@@ -391,8 +402,8 @@ def identify(
             finally:
                 if report:
                     report(n + 1, len(files))
-            batch.append((path, image))
-            if len(batch) >= BATCH_IMAGES or sum(im.size for _, im in batch) >= BATCH_VALUES:
+            batch.append((path, image, meta.sha256))
+            if len(batch) >= BATCH_IMAGES or sum(im.size for _, im, _ in batch) >= BATCH_VALUES:
                 flush()
         flush()
     finally:

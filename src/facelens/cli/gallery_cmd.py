@@ -11,6 +11,7 @@ import click
 from facelens.cli import output
 from facelens.cli.common import (
     gallery_options,
+    governed,
     make_pipeline,
     open_gallery,
     pipeline_options,
@@ -105,7 +106,7 @@ def gallery_rename(
 ) -> None:
     """Rename an identity (by name or id)."""
     with require_gallery(gallery_path) as g:
-        ident = g.rename(identity, new_name)
+        ident = governed(g).rename(identity, new_name)
     if as_json:
         output.emit_json(ident.to_dict(g.now()))
     else:
@@ -132,7 +133,7 @@ def gallery_delete(
                 abort=True,
                 err=True,
             )
-        receipt = g.delete(ident.id)
+        receipt, _ = governed(g).delete(ident.id)
     doc = receipt.to_dict()
     if as_json:
         output.emit_json(doc)

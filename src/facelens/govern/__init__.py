@@ -6,6 +6,7 @@ record (``AuditLog.verify``). ``StopControl`` halts a tenant's identifications u
 """
 
 from facelens.govern.audit import AuditLog, AuditRecord, ChainStatus
+from facelens.govern.governed import GovernedGallery
 from facelens.govern.keys import SCOPES, ApiKey, KeyStore
 from facelens.govern.stop import StopControl, StopStatus
 
@@ -15,6 +16,7 @@ __all__ = [
     "AuditLog",
     "AuditRecord",
     "ChainStatus",
+    "GovernedGallery",
     "KeyStore",
     "StopControl",
     "StopStatus",

@@ -11,6 +11,7 @@ from fastapi import Depends, Header, Request, UploadFile
 
 from facelens.decode.image import ImageMeta, decode_image, probe_image
 from facelens.errors import ImageTooLargeError, InputError
+from facelens.govern import GovernedGallery
 from facelens.govern.keys import ApiKey
 from facelens.service.errors import HttpError
 from facelens.service.limits import image_cost, release_freed_memory
@@ -21,6 +22,7 @@ __all__ = [
     "State",
     "authenticate",
     "decode",
+    "governed",
     "image_bytes",
     "not_stopped",
     "rate_limited",
@@ -157,3 +159,17 @@ def not_stopped(state: ServiceState, tenant: str) -> None:
             + (f" ({st.reason})" if st.reason else "")
             + "; an admin resumes it with POST /v1/govern/resume",
         )
+
+
+def governed(
+    state: ServiceState, key: ApiKey, gallery: str, must_exist: bool = True
+) -> GovernedGallery:
+    """The key's tenant's gallery, through the governed facade (every enrolment, search,
+    rename and erasure audited once, as the key)."""
+    return GovernedGallery(
+        state.gallery(key.tenant, gallery, must_exist),
+        state.audit,
+        tenant=key.tenant,
+        actor=key.id,
+        public_name=gallery,
+    )

@@ -12,6 +12,7 @@ from facelens.service import schemas as S
 from facelens.service.deps import (
     State,
     decode,
+    governed,
     image_bytes,
     not_stopped,
     rate_limited,
@@ -126,7 +127,7 @@ def identify(
     record says they were shown."""
     not_stopped(state, key.tenant)
     rate_limited(state, key)
-    g = state.gallery(key.tenant, gallery)
+    g = governed(state, key, gallery)
     p = state.pipeline
     data = image_bytes(state, image, image_url, "image")
     with reserve_images(state, [data]):
@@ -135,9 +136,16 @@ def identify(
         views = p.views(img, faces) if len(faces) else None
         h, w = img.shape[:2]
         del img
-    rule = g.rule(p.model, parse_threshold(threshold))
-    found = g.identify(state.inference.embed(views), rule, top_k) if views is not None else []
+    rule = g.gallery.rule(p.model, parse_threshold(threshold))
     show = key.allows("candidates")
+    found = g.identify_many(
+        state.inference.embed(views) if views is not None else [],
+        rule,
+        top_k,
+        probe_sha256=meta.sha256,
+        candidates_shown=show,
+        model=p.model,
+    )
     answers = [
         {
             "box": [_r2(v) for v in faces.clip(w, h).xyxy[i]],
@@ -158,22 +166,8 @@ def identify(
         }
         for i, r in enumerate(found)
     ]
-    rec = state.audit.append(
-        tenant=key.tenant,
-        key_id=key.id,
-        action="identify",
-        gallery=gallery,
-        probe_sha256=meta.sha256,
-        candidates=[c.identity_id for r in found for c in r.candidates],
-        threshold=rule.threshold,
-        model=p.model,
-        decision={
-            "rule": rule.describe(),
-            "faces": len(found),
-            "identified": [r.identity.identity_id for r in found if r.identity is not None],
-            "candidates_shown": show,
-        },
-    )
+    rec = g.last_record
+    assert rec is not None
     return {
         "width": w,
         "height": h,

@@ -1,7 +1,6 @@
 """``/v1/galleries``: a tenant's galleries, the people enrolled in them, their samples and
 consent records, and erasure."""
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -11,7 +10,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from facelens.gallery import Consent
 from facelens.govern.keys import ApiKey
 from facelens.service import schemas as S
-from facelens.service.deps import Key, State, image_bytes, reserve_images, scope
+from facelens.service.deps import Key, State, governed, image_bytes, reserve_images, scope
 from facelens.service.errors import HttpError
 from facelens.service.state import now_iso
 
@@ -103,8 +102,8 @@ def enroll(
         )
     datas = [image_bytes(state, f, None, f.filename or "image") for f in images]
     with reserve_images(state, datas, each_may_fail=True):
-        g = state.gallery(key.tenant, gallery, must_exist=False)
-        report = state.pipeline.enroll(g, name, datas, consent)
+        g = governed(state, key, gallery, must_exist=False)
+        report = g.enroll(state.pipeline, name, datas, consent)
     r = report.result
     rejected = [
         {
@@ -113,16 +112,8 @@ def enroll(
         }
         for i, e in zip(report.rejected_at, report.rejected, strict=True)
     ]
-    rec = state.audit.append(
-        tenant=key.tenant,
-        key_id=key.id,
-        action="enroll",
-        gallery=gallery,
-        probe_sha256=",".join(hashlib.sha256(d).hexdigest() for d in datas),
-        candidates=[r.identity.id],
-        model=state.pipeline.model,
-        decision={"created": r.created, "added": len(r.added), "rejected": len(rejected)},
-    )
+    rec = g.last_record
+    assert rec is not None
     return {
         "identity": r.identity.to_dict(datetime.now(UTC)),
         "created": r.created,
@@ -156,9 +147,9 @@ def patch_identity(
     body: S.IdentityPatch,
     key: Annotated[ApiKey, scope("enroll")],
 ) -> dict[str, Any]:
-    """Rename (names are unique in a gallery)."""
-    g = state.gallery(key.tenant, gallery)
-    ident = g.get(identity_id)
+    """Rename (names are unique in a gallery; audited)."""
+    g = governed(state, key, gallery)
+    ident = g.gallery.get(identity_id)
     if body.name is not None:
         ident = g.rename(ident.id, body.name)
     return ident.to_dict(datetime.now(UTC))
@@ -175,17 +166,9 @@ def delete_identity(
 ) -> dict[str, Any]:
     """Erase a person: every sample, consent record and index entry. The receipt is
     itself recorded in the audit trail."""
-    g = state.gallery(key.tenant, gallery)
-    body = g.delete(g.get(identity_id).id).to_dict()
-    rec = state.audit.append(
-        tenant=key.tenant,
-        key_id=key.id,
-        action="delete",
-        gallery=gallery,
-        candidates=[body["identity_id"]],
-        decision={"receipt": body},
-    )
-    return body | {"audit_seq": rec.seq, "audit_hash": rec.hash}
+    g = governed(state, key, gallery)
+    receipt, rec = g.delete(g.gallery.get(identity_id).id)
+    return receipt.to_dict() | {"audit_seq": rec.seq, "audit_hash": rec.hash}
 
 
 @router.get(IDENTITY + "/samples", response_model=list[S.SampleOut], tags=["identities"])

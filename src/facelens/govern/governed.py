@@ -1,0 +1,178 @@
+"""One governed gallery: the way every edge (the CLI, the service, the Python API when opened
+through it) enrols, searches, renames and erases, each call audited once, here.
+
+The audit record carries what EU AI Act Art. 12(3) asks of remote biometric identification
+logs: who acted (the key, or the local user), the reference database (the gallery and the
+store's generation at the time), the input that was searched (the probe image's SHA-256),
+the candidates and the decision. A route or command cannot forget the audit: it has no other
+way to the gallery's people.
+
+Example:
+    >>> from facelens.gallery import Gallery, SqliteStore
+    >>> from facelens.govern import AuditLog
+    >>> store = SqliteStore(":memory:")
+    >>> g = GovernedGallery(Gallery(store), AuditLog(store), tenant="default", actor="cli:ada")
+    >>> g.identify_many([], rule=0.9, k=3, probe_sha256="0" * 64)
+    []
+    >>> [r.action for r in AuditLog(store).records("default")]
+    ['identify']
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from facelens.embed import Embeddings
+from facelens.gallery import Consent, DeletionReceipt, Gallery, Identity
+from facelens.govern.audit import AuditLog, AuditRecord
+from facelens.match import Identification
+from facelens.match.decide import IdentifyRule, as_rule
+
+if TYPE_CHECKING:
+    from facelens.pipeline import EnrollReport, FaceChoice, Pipeline
+
+__all__ = ["GovernedGallery"]
+
+
+class GovernedGallery:
+    """A gallery whose every enrolment, search, rename and erasure is audited once.
+
+    Args:
+        gallery: the gallery (its store holds the audit trail too).
+        audit: the store's audit trail.
+        tenant: whose gallery (``default`` for the command line's own galleries).
+        actor: who acts: ``key:<id>`` for an API key, ``cli:<user>`` for a command.
+        public_name: the gallery's name as the actor knows it (the service's galleries are
+            stored as ``<tenant>/<name>``).
+    """
+
+    def __init__(
+        self,
+        gallery: Gallery,
+        audit: AuditLog,
+        *,
+        tenant: str,
+        actor: str,
+        public_name: str | None = None,
+    ) -> None:
+        self.gallery, self.audit = gallery, audit
+        self.tenant, self.actor = tenant, actor
+        self.name = public_name or gallery.name
+        self.last_record: AuditRecord | None = None
+
+    def _log(self, action: str, **fields: Any) -> AuditRecord:
+        decision = dict(fields.pop("decision", None) or {})
+        # the reference database as it was: which gallery, at which generation
+        decision["generation"] = self.gallery.store.generation()
+        self.last_record = self.audit.append(
+            tenant=self.tenant,
+            key_id=self.actor,
+            action=action,
+            gallery=self.name,
+            decision=decision,
+            **fields,
+        )
+        return self.last_record
+
+    # -- people -----------------------------------------------------------------------------
+
+    def enroll(
+        self,
+        pipeline: Pipeline,
+        name: str,
+        images: Sequence[str | Path | bytes],
+        consent: Consent | None,
+        *,
+        face: FaceChoice = "primary",
+        gate: bool = True,
+        metadata: dict[str, Any] | None = None,
+        progress: Any = None,
+    ) -> EnrollReport:
+        """``Pipeline.enroll`` into this gallery, audited (the images' SHA-256, never them)."""
+        report = pipeline.enroll(
+            self.gallery,
+            name,
+            images,
+            consent,
+            face=face,
+            gate=gate,
+            metadata=metadata,
+            progress=progress,
+        )
+        r = report.result
+        self._log(
+            "enroll",
+            probe_sha256=",".join(_sha256(i) for i in images),
+            candidates=[r.identity.id],
+            model=pipeline.model,
+            decision={
+                "created": r.created,
+                "added": len(r.added),
+                "rejected": len(report.rejected),
+            },
+        )
+        return report
+
+    def rename(self, key: str, new_name: str) -> Identity:
+        ident = self.gallery.rename(key, new_name)
+        self._log("rename", candidates=[ident.id], decision={"name": ident.name})
+        return ident
+
+    def delete(self, key: str) -> tuple[DeletionReceipt, AuditRecord]:
+        """Erase a person; the receipt is itself an audit record."""
+        receipt = self.gallery.delete(key)
+        rec = self._log(
+            "delete", candidates=[receipt.identity_id], decision={"receipt": receipt.to_dict()}
+        )
+        return receipt, rec
+
+    # -- search -----------------------------------------------------------------------------
+
+    def identify_many(
+        self,
+        probes: Sequence[Embeddings] | Embeddings,
+        rule: IdentifyRule | float,
+        k: int,
+        *,
+        probe_sha256: str,
+        candidates_shown: bool = False,
+        model: str | None = None,
+    ) -> list[Identification]:
+        """Open-set identification of one input's faces, audited as one search: the input's
+        hash, every candidate considered, the rule and who was identified."""
+        r = as_rule(rule)
+        if isinstance(probes, Embeddings):
+            found = self.gallery.identify(probes, r, k) if len(probes) else []
+        else:
+            found = []
+        self._log(
+            "identify",
+            probe_sha256=probe_sha256,
+            candidates=[c.identity_id for x in found for c in x.candidates],
+            threshold=r.threshold,
+            model=model or (probes.model if isinstance(probes, Embeddings) else None),
+            decision={
+                "rule": r.describe(),
+                "faces": len(found),
+                "identified": [x.identity.identity_id for x in found if x.identity is not None],
+                "candidates_shown": candidates_shown,
+            },
+        )
+        return found
+
+
+def _sha256(src: str | Path | bytes) -> str:
+    """An input's SHA-256, read as the decoder reads it (regular files only, bounded)."""
+    from facelens.decode.image import DecodeConfig, read_bounded
+    from facelens.errors import InputError
+
+    if isinstance(src, bytes):
+        return hashlib.sha256(src).hexdigest()
+    try:
+        data, _ = read_bounded(src, DecodeConfig())
+    except InputError:
+        return "unreadable"
+    return hashlib.sha256(data).hexdigest()

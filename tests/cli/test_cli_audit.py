@@ -1,0 +1,49 @@
+"""Every command that enrols, searches, renames or erases leaves exactly one audit record,
+through the governed gallery (``facelens.govern.GovernedGallery``), in the same hash chain
+the service writes."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from facelens.cli.main import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: object) -> object:
+    code = main([*map(str, argv), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_each_command_is_audited_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, data: Path
+) -> None:
+    g = tmp_path / "g.db"
+    knn = data / "faces" / "face_recognition" / "knn_examples"
+    train = sorted((knn / "train" / "obama").iterdir())
+    probes = [knn / "test" / "obama1.jpg", data / "faces" / "face_recognition" / "biden.jpg"]
+    run(capsys, "enroll", "Barack Obama", *train, "--consent", "door", "--gallery", g)
+    found = run(capsys, "identify", *probes, "--gallery", g)
+    run(capsys, "gallery", "rename", "Barack Obama", "B. Obama", "--gallery", g)
+    run(capsys, "gallery", "delete", "B. Obama", "--yes", "--gallery", g)
+    trail = run(capsys, "audit", "list", "--gallery", g)
+    assert [r["action"] for r in trail] == ["enroll", "identify", "identify", "rename", "delete"]  # type: ignore[index]
+    assert {r["key_id"] for r in trail} == {f"cli:{getpass.getuser()}"}  # type: ignore[attr-defined]
+    enrol, first, second, _, erase = trail  # type: ignore[misc]
+    assert enrol["probe_sha256"] == ",".join(  # the images' hashes, never the images
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in train
+    )
+    # each search: the input's hash, the reference database (gallery and its generation)
+    assert first["probe_sha256"] == hashlib.sha256(probes[0].read_bytes()).hexdigest()
+    assert first["gallery"] == "default" and first["decision"]["generation"] >= 1
+    assert first["decision"]["identified"] == [enrol["candidates"][0]]
+    assert second["decision"]["identified"] == []
+    assert [f["identity"] for f in found] == ["Barack Obama", None]  # type: ignore[attr-defined]
+    assert erase["decision"]["receipt"]["name"] == "B. Obama"
+    assert run(capsys, "audit", "verify", "--gallery", g)["ok"] is True  # type: ignore[index]
