@@ -22,7 +22,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -226,10 +226,99 @@ def decode_flir(data: bytes, source: str, params: FlirParameters | None = None) 
         ) from None
 
 
+# flyr finds the FLIR segments by reading the whole JPEG a byte at a time in Python (1.1 s
+# per MiB of 0xFF bytes) and loops over the record count its header declares (a 4-byte count
+# of 0xFFFFFFFF: benchmarks/fuzz_images.py found four files taking 330-409 s each). So the
+# segments are found here by walking the JPEG's markers, and the directory is checked before
+# flyr reads it. A radiometric JPEG from a camera is 0.1-2 MB with a few dozen records.
+FLIR_MAX_BYTES = 8 * 1024 * 1024
+FLIR_MAX_RECORDS = 1024
+
+
+def _flir_app1(data: bytes, source: str) -> BinaryIO:
+    """The FLIR data of a JPEG: its ``APP1 "FLIR\\0"`` segments' payloads in chunk order,
+    found by walking the JPEG's segment markers up to the image data (each step jumps a whole
+    segment, so the cost is the number of segments, not of bytes)."""
+
+    def bad(why: str) -> InputError:
+        return InputError(source, f"not a readable FLIR radiometric image ({why})")
+
+    if data[:2] != b"\xff\xd8":
+        raise bad("not a JPEG")
+    chunks: dict[int, bytes] = {}
+    total: int | None = None
+    i, fill, segments = 2, 0, 0
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            raise bad(f"corrupt JPEG segment at byte {i}")
+        marker = data[i + 1]
+        if marker in (0xDA, 0xD9):  # start of the image data, or its end: no more segments
+            break
+        if marker == 0xFF:  # a fill byte; a few may pad a marker, not megabytes of them
+            i, fill = i + 1, fill + 1
+            if fill > 64:
+                raise bad(f"corrupt JPEG segment at byte {i}")
+            continue
+        fill = 0
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        segments += 1
+        if segments > 4096:  # a camera's JPEG has dozens before its image data
+            raise bad("more than 4096 JPEG segments")
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if length < 2 or i + 2 + length > len(data):
+            raise bad(f"JPEG segment at byte {i} runs past the end")
+        seg = data[i + 4 : i + 2 + length]
+        if marker == 0xE1 and seg[:5] == b"FLIR\x00" and len(seg) >= 8:
+            nr, tot = seg[6], seg[7]
+            if nr in chunks or nr > tot or (total is not None and tot != total):
+                raise bad("inconsistent FLIR chunk numbers")
+            chunks[nr], total = seg[8:], tot
+        i += 2 + length
+    if total is None:
+        raise bad("no FLIR data in it")
+    if len(chunks) != total + 1:
+        raise bad(f"{total + 1 - len(chunks)} FLIR chunk(s) missing")
+    return io.BytesIO(b"".join(chunks[n] for n in range(total + 1)))
+
+
+def _checked_flir_records(app1: BinaryIO, source: str) -> None:
+    """Refuse an FFF record directory larger than the data holds or ``FLIR_MAX_RECORDS``,
+    before flyr iterates over it."""
+    app1.seek(0)
+    head = app1.read(0x40)
+    total = len(head) + len(app1.read())
+    app1.seek(0)
+    if len(head) < 0x40:
+        raise InputError(source, "not a readable FLIR radiometric image (short FFF header)")
+    offset = int.from_bytes(head[0x18:0x1C], "big")
+    count = int.from_bytes(head[0x1C:0x20], "big")
+    if count > FLIR_MAX_RECORDS or offset + 32 * count > total:
+        raise InputError(
+            source,
+            f"not a readable FLIR radiometric image (its directory declares {count} records "
+            f"at offset {offset} in {total} bytes)",
+        )
+
+
 def _decode_flir(
     flyr: Any, data: bytes, source: str, params: FlirParameters | None
 ) -> ThermalFrame:
-    t = flyr.unpack(io.BytesIO(data))
+    from flyr.flyr import parse_thermogram
+    from flyr.records import parse_flir_records
+
+    if len(data) > FLIR_MAX_BYTES:
+        raise InputError(
+            source, f"a FLIR radiometric JPEG over {FLIR_MAX_BYTES // 2**20} MiB is refused"
+        )
+    # flyr.unpack's steps, with the segments found and the directory checked here
+    stream = io.BytesIO(data)
+    app1 = _flir_app1(data, source)
+    _checked_flir_records(app1, source)
+    records = parse_flir_records(app1)
+    stream.seek(0)
+    t = parse_thermogram(app1, records, stream)
     meta = dict(t.metadata)
     raw = _flir_raw(t)
     p = params or FlirParameters()
