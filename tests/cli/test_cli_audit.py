@@ -47,3 +47,39 @@ def test_each_command_is_audited_once(
     assert [f["identity"] for f in found] == ["Barack Obama", None]  # type: ignore[attr-defined]
     assert erase["decision"]["receipt"]["name"] == "B. Obama"
     assert run(capsys, "audit", "verify", "--gallery", g)["ok"] is True  # type: ignore[index]
+
+
+def test_a_watch_records_its_period_of_use(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, data: Path
+) -> None:
+    g = tmp_path / "g.db"
+    knn = data / "faces" / "face_recognition" / "knn_examples"
+    run(
+        capsys,
+        "enroll",
+        "Barack Obama",
+        *sorted((knn / "train" / "obama").iterdir()),
+        "--consent",
+        "door",
+        "--gallery",
+        g,
+    )
+    clip = data / "video" / "bbt_5frames.mp4"
+    code = main(
+        [
+            "watch",
+            str(clip),
+            "--gallery",
+            str(g),
+            "--quiet",
+            "--events",
+            f"jsonl:{tmp_path / 'e.jsonl'}",
+        ]
+    )
+    capsys.readouterr()
+    assert code == 0
+    trail = run(capsys, "audit", "list", "--gallery", g)
+    start, stop = [r for r in trail if r["action"].startswith("stream_")]  # type: ignore[index,union-attr]
+    assert (start["action"], stop["action"]) == ("stream_start", "stream_stop")
+    assert start["decision"]["source"] == stop["decision"]["source"] == str(clip)
+    assert stop["decision"]["frames"] == 5 and start["time"] <= stop["time"]

@@ -561,8 +561,14 @@ def test_the_stop_control_halts_identification_until_resumed(service: Service, d
             r = c.post("/v1/galleries/halt/identify", files={"image": photo(data, "obama.jpg")})
             assert r.status_code == 200
     with service.client("enroll") as c:
-        actions = [a["action"] for a in c.get("/v1/audit", params={"limit": 1000}).json()]
+        trail = c.get("/v1/audit", params={"limit": 1000}).json()
+    actions = [a["action"] for a in trail]
     assert "stop" in actions and "resume" in actions
+    # the stream's period of use: when it began and ended, against which gallery, and why
+    period = [a for a in trail if a["decision"].get("stream") == job["id"]]
+    assert [a["action"] for a in period] == ["stream_start", "stream_stop"]
+    assert all(a["gallery"] == "halt" for a in period)
+    assert "stopped by the operator" in period[1]["decision"]["ended"]
     assert actions.index("stop") < len(actions) - 1 - actions[::-1].index("resume")
 
 

@@ -151,7 +151,7 @@ def watch(
     Events: track_started, identified, unknown_face, track_ended, source_lost,
     source_restored (docs/events.md).
     """
-    from facelens.cli.common import make_pipeline, open_gallery, parse_threshold
+    from facelens.cli.common import governed, make_pipeline, open_gallery, parse_threshold
     from facelens.decode.video import VideoConfig, VideoSource
     from facelens.events import EventBus, JsonlSink, parse_sink
     from facelens.watch import WatchConfig, Watcher
@@ -195,7 +195,11 @@ def watch(
             nl=False,
         )
 
+    audited = governed(gallery) if gallery is not None else None
+    if audited is not None:
+        audited.stream_started(src.name, pipe.model)  # the period of use, in the audit trail
     previous = signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
+    stats = watcher.stats
     try:
         stats = watcher.run(src, max_frames=max_frames, on_frame=on_frame, on_progress=on_progress)
     except KeyboardInterrupt:
@@ -204,6 +208,8 @@ def watch(
         signal.signal(signal.SIGTERM, previous)
         src.close()
         bus.close()
+        if audited is not None:
+            audited.stream_stopped(src.name, stats.frames, stats.events)
         if writer is not None:
             writer.release()
         if gallery is not None:

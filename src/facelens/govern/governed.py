@@ -129,6 +129,30 @@ class GovernedGallery:
         )
         return receipt, rec
 
+    # -- the period of use of a live identification (Art. 12(3)(a)) --------------------------
+
+    def stream_started(self, source: str, model: str, stream_id: str = "") -> AuditRecord:
+        """A watch of ``source`` (its name without credentials) against this gallery began."""
+        return self._log(
+            "stream_start", model=model, decision={"source": source, "stream": stream_id}
+        )
+
+    def stream_stopped(
+        self, source: str, frames: int, events: dict[str, int], stream_id: str = "", why: str = ""
+    ) -> AuditRecord:
+        """That watch ended: how much it saw and what it raised (the identified events are
+        the searches whose details go to the event sinks)."""
+        return self._log(
+            "stream_stop",
+            decision={
+                "source": source,
+                "stream": stream_id,
+                "frames": frames,
+                "events": dict(events),
+                "ended": why,
+            },
+        )
+
     # -- search -----------------------------------------------------------------------------
 
     def identify_many(

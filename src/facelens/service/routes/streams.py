@@ -18,7 +18,7 @@ from facelens.errors import NotFoundError
 from facelens.events import EventBus
 from facelens.govern.keys import ApiKey
 from facelens.service import schemas as S
-from facelens.service.deps import Key, State, not_stopped, scope
+from facelens.service.deps import Key, State, governed, not_stopped, scope
 from facelens.service.errors import HttpError
 from facelens.service.settings import source_allowed
 from facelens.service.state import BusSink, Job, ServiceState, now_iso
@@ -54,7 +54,8 @@ def start_stream(
             "operator allows sources with facelens serve --allow-source PATTERN",
         )
     not_stopped(state, key.tenant)
-    g = state.gallery(key.tenant, body.gallery)
+    audited = governed(state, key, body.gallery)
+    g = audited.gallery
     source = VideoSource(body.source, VideoConfig())
     # source.name: the URL without its credentials
     job = Job(uuid.uuid4().hex[:12], key.tenant, source.name, body.gallery, now_iso())
@@ -80,6 +81,7 @@ def start_stream(
 
     def run() -> None:
         job.status = "running"
+        audited.stream_started(job.source, watcher.pipe.model, job.id)  # the period of use
         try:
             stats = watcher.run(source, on_progress=progress)
             job.frames = stats.frames
@@ -89,6 +91,9 @@ def start_stream(
             log.error("stream %s failed: %s", job.id, job.error)
         finally:
             source.close()
+            audited.stream_stopped(
+                job.source, job.frames, job.events, job.id, job.error or job.status
+            )
 
     job.thread = threading.Thread(target=run, name=f"stream {job.id}", daemon=True)
     state.add_job(job)
