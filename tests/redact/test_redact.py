@@ -121,6 +121,19 @@ def test_except_mode_leaves_consenting_enrolled_people_visible(
     report = json.loads(proc.stdout)
     assert report["spared_tracks"]  # the two enrolled people
     assert report["tracks"] > len(report["spared_tracks"])  # strangers still covered
+    # sparing enrolled people searched the gallery: the redaction is in its audit trail
+    trail = subprocess.run(
+        [
+            *(sys.executable, "-m", "facelens", "audit", "list"),
+            *("--gallery", str(hamilton_gallery), "--limit", "1000", "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    clip = str(data / "video" / "hamilton_clip.mp4")
+    period = [r["action"] for r in json.loads(trail.stdout) if r["decision"].get("source") == clip]
+    assert period[-2:] == ["redact_start", "redact_stop"]
 
 
 def test_styles_cover_the_box() -> None:

@@ -307,7 +307,7 @@ def redact(
     Videos keep their resolution, frame count, frame rate and audio. Images are written
     upright without their metadata (EXIF, GPS).
     """
-    from facelens.cli.common import make_pipeline, open_gallery
+    from facelens.cli.common import governed, make_pipeline, open_gallery
     from facelens.redact import RedactConfig, redact_image, redact_video
 
     if not src.exists():
@@ -326,18 +326,26 @@ def redact(
     gallery = open_gallery(gallery_path, create=False) if mode == "except" else None
     if mode == "except" and gallery is None:
         raise click.UsageError("--mode except needs --gallery with enrolled people")
+    audited = governed(gallery) if gallery is not None else None
+    if audited is not None:  # sparing enrolled people searches the gallery: audited
+        audited.stream_started(str(src), pipe.model, kind="redact")
+    doc: dict[str, Any] = {}
     try:
         if src.suffix.lower() in VIDEO_SUFFIXES:
             identify = spared = None
             if gallery is not None:
                 identify, spared = _sparing(pipe, gallery)
             rep = redact_video(pipe, src, dst, cfg, identify=identify, spared=spared)
-            doc: dict[str, Any] = {"src": str(src), "dst": str(dst), **rep.__dict__}
+            doc = {"src": str(src), "dst": str(dst), **rep.__dict__}
         else:
             spare = _spare_image(pipe, gallery) if gallery is not None else None
             faces = redact_image(pipe, src, dst, cfg, spare=spare)
             doc = {"src": str(src), "dst": str(dst), "covered": len(faces)}
     finally:
+        if audited is not None:
+            audited.stream_stopped(
+                str(src), int(doc.get("frames", 1)), {}, why=str(dst), kind="redact"
+            )
         if gallery is not None:
             gallery.close()
     if as_json:

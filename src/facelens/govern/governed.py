@@ -131,19 +131,28 @@ class GovernedGallery:
 
     # -- the period of use of a live identification (Art. 12(3)(a)) --------------------------
 
-    def stream_started(self, source: str, model: str, stream_id: str = "") -> AuditRecord:
-        """A watch of ``source`` (its name without credentials) against this gallery began."""
+    def stream_started(
+        self, source: str, model: str, stream_id: str = "", kind: str = "stream"
+    ) -> AuditRecord:
+        """A watch of ``source`` (its name without credentials) against this gallery began
+        (``kind`` ``redact``: a redaction that spares enrolled people searched it)."""
         return self._log(
-            "stream_start", model=model, decision={"source": source, "stream": stream_id}
+            f"{kind}_start", model=model, decision={"source": source, "stream": stream_id}
         )
 
     def stream_stopped(
-        self, source: str, frames: int, events: dict[str, int], stream_id: str = "", why: str = ""
+        self,
+        source: str,
+        frames: int,
+        events: dict[str, int],
+        stream_id: str = "",
+        why: str = "",
+        kind: str = "stream",
     ) -> AuditRecord:
         """That watch ended: how much it saw and what it raised (the identified events are
         the searches whose details go to the event sinks)."""
         return self._log(
-            "stream_stop",
+            f"{kind}_stop",
             decision={
                 "source": source,
                 "stream": stream_id,
