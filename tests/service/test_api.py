@@ -597,3 +597,49 @@ def test_the_stop_control_from_the_command_line_reaches_the_service(service: Ser
     finally:
         assert govern("resume")["stopped"] is False
     assert govern("status")["stopped"] is False
+
+
+def test_the_cli_names_a_tenants_gallery_and_erases_from_it(
+    service: Service, data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Someone enrolled through the service is listed and erased by the command line
+    (``--tenant acme --gallery-name lobby``), audited once in the tenant's own trail."""
+    import getpass
+
+    from facelens.cli.main import main
+
+    knn = data / "faces" / "face_recognition" / "knn_examples"
+    with service.client("enroll") as c:
+        assert c.post("/v1/galleries", json={"name": "lobby"}).status_code == 201
+        r = c.post(
+            "/v1/galleries/lobby/identities",
+            data={"name": "Barack Obama", "consent_purpose": "door", "consent_granted_by": "B"},
+            files=[
+                ("images", (p.name, p.read_bytes(), "image/jpeg"))
+                for p in sorted((knn / "train" / "obama").iterdir())
+            ],
+        )
+        assert r.status_code == 201, r.text
+        oid = r.json()["identity"]["id"]
+    where = ["--gallery", str(service.store_path), "--tenant", "acme", "--gallery-name", "lobby"]
+    capsys.readouterr()
+    assert main(["gallery", "list", *where, "--json"]) == 0
+    assert [i["id"] for i in json.loads(capsys.readouterr().out)] == [oid]
+    # the CLI's own gallery and another tenant's are other galleries
+    assert main(["gallery", "list", "--gallery", str(service.store_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["gallery", "list", *where[:2], "--tenant", "globex", "--gallery-name",
+                 "lobby", "--json"]) == 5  # fmt: skip
+    assert main(["gallery", "list", *where[:2], "--tenant", "../acme", "--json"]) == 2
+    capsys.readouterr()
+    assert main(["gallery", "delete", "Barack Obama", "--yes", *where, "--json"]) == 0
+    receipt = json.loads(capsys.readouterr().out)
+    assert receipt["identity_id"] == oid and receipt["samples_deleted"] == 2
+    with service.client("enroll") as c:
+        assert c.get(f"/v1/galleries/lobby/identities/{oid}").status_code == 404
+        trail = c.get("/v1/audit").json()
+        erased = [a for a in trail if a["action"] == "delete" and oid in a["candidates"]]
+        assert len(erased) == 1
+        assert erased[0]["key_id"] == f"cli:{getpass.getuser()}"
+        assert erased[0]["tenant"] == "acme" and erased[0]["gallery"] == "lobby"
+        assert c.get("/v1/audit/verify").json()["ok"] is True

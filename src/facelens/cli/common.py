@@ -81,6 +81,20 @@ GALLERY: GalleryLocation = GalleryLocation()
 INPUT_PATH = click.Path(path_type=Path, readable=False)
 
 
+def _select(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Remember ``--tenant`` / ``--gallery-name`` for ``open_gallery`` (checked here, so a
+    bad name is a usage error before anything is opened)."""
+    from facelens.govern.names import check_public_name
+
+    if value is not None:
+        try:
+            check_public_name(value, "tenant" if param.name == "tenant" else "gallery")
+        except InputError as e:
+            raise click.BadParameter(e.reason, ctx, param) from None
+        ctx.meta[f"facelens.{param.name}"] = value
+    return value
+
+
 def gallery_options(f: F) -> F:
     f = click.option(
         "--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table."
@@ -93,6 +107,31 @@ def gallery_options(f: F) -> F:
         metavar="PATH|URL",
         help="Gallery file or postgresql:// URL "
         "(default: $FACELENS_GALLERY or ~/.facelens/gallery.db).",
+    )(f)
+    return tenant_options(f)
+
+
+def tenant_options(f: F) -> F:
+    """``--tenant`` and ``--gallery-name``: which gallery of the store a command uses."""
+    f = click.option(
+        "--gallery-name",
+        "gallery_name",
+        default=None,
+        expose_value=False,
+        callback=_select,
+        metavar="NAME",
+        help="Which gallery in the store (default: 'default'; with --tenant, that tenant's "
+        "gallery of this name, as the service names it).",
+    )(f)
+    f = click.option(
+        "--tenant",
+        "tenant",
+        default=None,
+        expose_value=False,
+        callback=_select,
+        metavar="NAME",
+        help="A service tenant whose gallery this is (default: the command line's own "
+        "galleries). Actions are audited in that tenant's trail.",
     )(f)
     return f
 
@@ -139,12 +178,27 @@ def gallery_path(path: Path | str | None) -> Path | str:
     return path or settings.default_gallery()
 
 
+def selected_gallery() -> tuple[str | None, str]:
+    """(tenant or None, gallery name) chosen with ``--tenant`` / ``--gallery-name``."""
+    ctx = click.get_current_context(silent=True)
+    meta = ctx.meta if ctx is not None else {}
+    return meta.get("facelens.tenant"), meta.get("facelens.gallery_name") or "default"
+
+
 def open_gallery(path: Path | str | None, create: bool) -> Gallery | None:
-    """The gallery at ``path``; None when a file does not exist and ``create`` is False."""
+    """The selected gallery in the store at ``path``; None when it does not exist (the file,
+    or a tenant's gallery in it) and ``create`` is False."""
+    from facelens.govern.names import gallery_key
+
     p = gallery_path(path)
     if not create and isinstance(p, Path) and not p.exists():
         return None
-    return Gallery.open(p)
+    tenant, name = selected_gallery()
+    g = Gallery.open(p, gallery_key(tenant, name))
+    if not create and tenant is not None and g.name not in g.store.galleries():
+        g.close()
+        raise GalleryError(f"tenant {tenant!r} has no gallery {name!r} in {gallery_path_str(p)}")
+    return g
 
 
 def expand_images(inputs: Sequence[Path]) -> Iterator[Path]:
@@ -216,7 +270,13 @@ def governed(gallery: Gallery) -> GovernedGallery:
     import getpass
 
     from facelens.govern import AuditLog
+    from facelens.govern.names import split_gallery_key
 
+    tenant, name = split_gallery_key(gallery.name)
     return GovernedGallery(
-        gallery, AuditLog(gallery.store), tenant="default", actor=f"cli:{getpass.getuser()}"
+        gallery,
+        AuditLog(gallery.store),
+        tenant=tenant,
+        actor=f"cli:{getpass.getuser()}",
+        public_name=name,
     )

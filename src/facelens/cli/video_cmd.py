@@ -12,7 +12,7 @@ import click
 import numpy as np
 
 from facelens.cli import output
-from facelens.cli.common import GALLERY, pipeline_options
+from facelens.cli.common import GALLERY, pipeline_options, tenant_options
 from facelens.detect import DETECTORS
 from facelens.errors import InputError
 from facelens.redact import RedactConfig
@@ -124,6 +124,7 @@ def _draw(image: np.ndarray, faces: Any, labels: list[str | None]) -> np.ndarray
     metavar="PATH|URL",
     help="Gallery file or postgresql:// URL.",
 )
+@tenant_options
 @click.option("--json", "as_json", is_flag=True, help="Print the final statistics as JSON.")
 def watch(
     source: str,
@@ -289,6 +290,7 @@ def watch(
     default=None,
     metavar="PATH|URL",
 )
+@tenant_options
 @click.option("--json", "as_json", is_flag=True)
 def redact(
     src: Path,

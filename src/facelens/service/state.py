@@ -3,7 +3,6 @@ pipeline, rate-limit buckets, stream jobs and the live-event broadcaster."""
 
 import contextlib
 import queue
-import re
 import threading
 import time
 from collections import deque
@@ -16,6 +15,7 @@ from facelens.events import Event
 from facelens.gallery import Gallery
 from facelens.gallery.stores import open_store
 from facelens.govern import AuditLog, KeyStore, StopControl
+from facelens.govern.names import NAME_RE
 from facelens.pipeline import Pipeline
 from facelens.service.errors import HttpError
 from facelens.service.inference import InferenceQueue
@@ -23,8 +23,6 @@ from facelens.service.limits import MemoryBudget
 from facelens.service.settings import ServiceSettings
 
 __all__ = ["MAX_FINISHED_JOBS", "NAME_RE", "Broadcaster", "BusSink", "Job", "ServiceState"]
-
-NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 # finished stream jobs remembered per worker (their status stays readable until then)
 MAX_FINISHED_JOBS = 100
@@ -199,10 +197,11 @@ class ServiceState:
     def gallery(self, tenant: str, name: str, must_exist: bool = True) -> Gallery:
         """A tenant's gallery by its public name (another tenant's is "not found")."""
         from facelens.errors import NotFoundError
+        from facelens.govern.names import gallery_key
 
         if not NAME_RE.match(name):
             raise HttpError(400, "bad_input", "gallery names are 1-64 letters, digits, _ . -")
-        internal = f"{tenant}/{name}"
+        internal = gallery_key(tenant, name)
         if must_exist and internal not in self.store.galleries():
             raise NotFoundError("gallery", name)
         if not must_exist:
