@@ -21,14 +21,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
 from facelens.errors import GalleryError, GalleryFormatError
 from facelens.gallery.ann import AnnConfig
-from facelens.gallery.sql import SqlStore, utc_now
+from facelens.gallery.sql import Db, SqlStore, utc_now
 from facelens.match.decide import Candidate
 
 __all__ = ["PG_SCHEMA_VERSION", "PostgresStore"]
@@ -40,7 +40,8 @@ _MIGRATE_LOCK = 0x6D69_6772
 INDEXED_DIMS = (128,)  # dimensions with an HNSW index (dlib's ResNet)
 
 _MIGRATIONS: tuple[str, ...] = (
-    # 1: the gallery, keys and audit trail (the SQLite schema 1-3 in PostgreSQL types)
+    # 1: the gallery (the SQLite schema 1-3 in PostgreSQL types); facelens.govern's tables
+    # (keys, audit trail) are govern's own migrations (facelens.govern.schema)
     """
     CREATE EXTENSION IF NOT EXISTS vector;
     CREATE TABLE galleries (
@@ -89,33 +90,6 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO meta(key, value) VALUES
         ('application', 'facelens'), ('generation', '0'), ('store_id', md5(random()::text));
-    CREATE TABLE api_keys (
-        id          TEXT PRIMARY KEY,
-        tenant      TEXT NOT NULL,
-        name        TEXT NOT NULL DEFAULT '',
-        salt        BYTEA NOT NULL,
-        hash        BYTEA NOT NULL,
-        scopes      TEXT NOT NULL,
-        created_at  TEXT NOT NULL,
-        revoked_at  TEXT
-    );
-    CREATE INDEX api_keys_tenant ON api_keys(tenant);
-    CREATE TABLE audit (
-        seq          BIGINT PRIMARY KEY,
-        time         TEXT NOT NULL,
-        tenant       TEXT NOT NULL,
-        key_id       TEXT NOT NULL,
-        action       TEXT NOT NULL,
-        gallery      TEXT,
-        probe_sha256 TEXT,
-        candidates   TEXT NOT NULL DEFAULT '[]',
-        threshold    DOUBLE PRECISION,
-        model        TEXT,
-        decision     TEXT NOT NULL DEFAULT '{}',
-        prev_hash    TEXT NOT NULL,
-        hash         TEXT NOT NULL
-    );
-    CREATE INDEX audit_tenant ON audit(tenant, seq);
     """,
     # 2: per-gallery settings, and the aligned chips a gallery may keep to re-template
     """
@@ -220,6 +194,11 @@ class PostgresStore(SqlStore):
                 conn.execute(
                     "UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'generation'"
                 )
+
+    dialect = "postgresql"
+
+    def _run_script(self, db: Db, script: str) -> None:
+        cast(_Db, db).conn.execute(script)
 
     def _emb_param(self, e: NDArray[np.float32]) -> Any:
         return _vector_text(e)

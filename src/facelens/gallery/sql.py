@@ -123,7 +123,11 @@ class GalleryStore(Protocol):
     clock: Callable[[], datetime]
     location: str
 
+    dialect: str
+
     def close(self) -> None: ...
+
+    def apply_migrations(self, component: str, steps: Sequence[str]) -> int: ...
 
     def __enter__(self) -> GalleryStore: ...
 
@@ -202,6 +206,7 @@ class SqlStore:
 
     clock: Callable[[], datetime]
     location: str
+    dialect: str
 
     def __init__(self, clock: Callable[[], datetime], ann: AnnConfig) -> None:
         self.clock = clock
@@ -210,6 +215,7 @@ class SqlStore:
         self._matrix_lock = threading.Lock()
         self._identity_counts: dict[str, tuple[int, int]] = {}
         self._sizes: dict[tuple[str, str], tuple[int, float, tuple[int, int]]] = {}
+        self._components: dict[str, int] = {}
 
     # -- what a store supplies ----------------------------------------------------------------
 
@@ -249,7 +255,40 @@ class SqlStore:
         large); None means search exactly."""
         return None
 
+    def _run_script(self, db: Db, script: str) -> None:
+        """Run one migration step (several statements)."""
+        raise NotImplementedError
+
     # -- shared -------------------------------------------------------------------------------
+
+    def apply_migrations(self, component: str, steps: Sequence[str]) -> int:
+        """Bring another component's tables (``facelens.govern``'s) to ``len(steps)``: each
+        step runs once, in its own transaction, its version kept in ``meta`` as
+        ``schema:<component>``; a store of a newer version than ``steps`` is refused. Returns
+        the version. The component owns its steps; the store only runs them."""
+        key = f"schema:{component}"
+        done = self._components.get(component)
+        if done is not None:
+            return done
+        for step in range(len(steps)):
+            with self.transaction(bump=False) as db:
+                row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+                version = int(row[0]) if row else 0
+                if version > len(steps):
+                    raise GalleryFormatError(
+                        f"the store's {component} tables are of version {version}; this "
+                        f"facelens reads up to {len(steps)}. Upgrade facelens."
+                    )
+                if version > step:
+                    continue
+                self._run_script(db, steps[step])
+                db.execute(
+                    "INSERT INTO meta(key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, str(step + 1)),
+                )
+        self._components[component] = len(steps)
+        return len(steps)
 
     def __enter__(self) -> SqlStore:
         return self

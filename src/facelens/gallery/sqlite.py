@@ -84,35 +84,10 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO meta(key, value) VALUES ('application', 'facelens'), ('generation', '0');
     """,
-    # 2: the service's API keys and the hash-chained audit trail (facelens.govern)
+    # 2: (was: the API keys and audit trail; those are facelens.govern's own tables now,
+    # created by its migrations, facelens.govern.schema, which find them here in older files)
     """
-    CREATE TABLE api_keys (
-        id          TEXT PRIMARY KEY,
-        tenant      TEXT NOT NULL,
-        name        TEXT NOT NULL DEFAULT '',
-        salt        BLOB NOT NULL,
-        hash        BLOB NOT NULL,
-        scopes      TEXT NOT NULL,
-        created_at  TEXT NOT NULL,
-        revoked_at  TEXT
-    );
-    CREATE INDEX api_keys_tenant ON api_keys(tenant);
-    CREATE TABLE audit (
-        seq          INTEGER PRIMARY KEY,
-        time         TEXT NOT NULL,
-        tenant       TEXT NOT NULL,
-        key_id       TEXT NOT NULL,
-        action       TEXT NOT NULL,
-        gallery      TEXT,
-        probe_sha256 TEXT,
-        candidates   TEXT NOT NULL DEFAULT '[]',
-        threshold    REAL,
-        model        TEXT,
-        decision     TEXT NOT NULL DEFAULT '{}',
-        prev_hash    TEXT NOT NULL,
-        hash         TEXT NOT NULL
-    );
-    CREATE INDEX audit_tenant ON audit(tenant, seq);
+    SELECT 1;
     """,
     # 3: sample sequence numbers and tombstones, so an approximate index can follow changes
     """
@@ -266,6 +241,12 @@ class SqliteStore(SqlStore):
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    dialect = "sqlite"
+
+    def _run_script(self, db: Db, script: str) -> None:
+        for stmt in _statements(script):
+            db.execute(stmt)
 
     def _emb_param(self, e: NDArray[np.float32]) -> Any:
         return np.ascontiguousarray(e, dtype="<f4").tobytes()

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from facelens.gallery.sql import GalleryStore
+from facelens.govern.schema import ensure_schema
 
 __all__ = ["GENESIS", "AuditLog", "AuditRecord", "ChainStatus"]
 
@@ -118,6 +119,7 @@ class AuditLog:
 
     def __init__(self, store: GalleryStore) -> None:
         self.store = store
+        ensure_schema(store)
 
     def append(
         self,
@@ -172,7 +174,7 @@ class AuditLog:
                 ),
             )
             db.execute(
-                "INSERT INTO meta(key, value) VALUES ('audit_head', ?) "
+                "INSERT INTO govern_state(key, value) VALUES ('audit_head', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (f"{seq}:{h}",),
             )
@@ -227,7 +229,7 @@ class AuditLog:
         Records are read ``page`` at a time (memory stays flat however long the trail), up
         to the head recorded when the check began: records appended meanwhile are left for
         the next check."""
-        head = self.store.fetch("SELECT value FROM meta WHERE key = 'audit_head'")
+        head = self.store.fetch("SELECT value FROM govern_state WHERE key = 'audit_head'")
         head_value = str(head[0][0]) if head else None
         head_seq = int(head_value.split(":")[0]) if head_value else None
         prev, expected_seq, n, last = GENESIS, 1, 0, 0

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from facelens.errors import ConflictError, InputError, NotFoundError
 from facelens.gallery.sql import GalleryStore
+from facelens.govern.schema import ensure_schema
 
 __all__ = ["SCOPES", "ApiKey", "KeyStore"]
 
@@ -57,6 +58,7 @@ class KeyStore:
 
     def __init__(self, store: GalleryStore) -> None:
         self.store = store
+        ensure_schema(store)
 
     def create(self, tenant: str, scopes: list[str], name: str = "") -> tuple[ApiKey, str]:
         """A new key; returns it and the full key string (shown once, never stored)."""

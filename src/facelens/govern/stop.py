@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from facelens.errors import InputError
 from facelens.gallery.sql import GalleryStore
 from facelens.govern.audit import AuditLog
+from facelens.govern.schema import ensure_schema
 
 __all__ = ["StopControl", "StopStatus"]
 
@@ -53,6 +54,7 @@ class StopControl:
 
     def __init__(self, store: GalleryStore, audit: AuditLog) -> None:
         self.store, self.audit = store, audit
+        ensure_schema(store)
 
     @staticmethod
     def _key(tenant: str) -> str:
@@ -61,7 +63,9 @@ class StopControl:
         return f"stop:{tenant}"
 
     def status(self, tenant: str) -> StopStatus:
-        rows = self.store.fetch("SELECT value FROM meta WHERE key = ?", (self._key(tenant),))
+        rows = self.store.fetch(
+            "SELECT value FROM govern_state WHERE key = ?", (self._key(tenant),)
+        )
         if not rows:
             return StopStatus(tenant, False)
         d = json.loads(str(rows[0][0]))
@@ -78,7 +82,7 @@ class StopControl:
         value = json.dumps({"at": at, "by": by, "reason": reason})
         with self.store.transaction(bump=False) as db:
             db.execute(
-                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "INSERT INTO govern_state(key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (self._key(tenant), value),
             )
@@ -93,7 +97,7 @@ class StopControl:
         if not current.stopped:
             return current
         with self.store.transaction(bump=False) as db:
-            db.execute("DELETE FROM meta WHERE key = ?", (self._key(tenant),))
+            db.execute("DELETE FROM govern_state WHERE key = ?", (self._key(tenant),))
         self.audit.append(
             tenant=tenant,
             key_id=by,

@@ -1,0 +1,88 @@
+"""govern's own tables and their migrations: API keys, the audit trail, govern's state (the
+stop control, the audit head), retention policies and the last activity of each person.
+
+The gallery store runs these steps (``GalleryStore.apply_migrations``) but does not know
+them: the gallery's migrations create only the gallery's tables. Step 1 finds the keys and
+audit tables already present in stores made before govern owned them (the gallery's old
+step 2 made them) and leaves them as they are.
+"""
+
+from __future__ import annotations
+
+from facelens.gallery.sql import GalleryStore
+
+__all__ = ["COMPONENT", "MIGRATIONS", "ensure_schema"]
+
+COMPONENT = "govern"
+
+_KEYS_AND_AUDIT = """
+    CREATE TABLE IF NOT EXISTS api_keys (
+        id          TEXT PRIMARY KEY,
+        tenant      TEXT NOT NULL,
+        name        TEXT NOT NULL DEFAULT '',
+        salt        {blob} NOT NULL,
+        hash        {blob} NOT NULL,
+        scopes      TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        revoked_at  TEXT
+    );
+    CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys(tenant);
+    CREATE TABLE IF NOT EXISTS audit (
+        seq          {bigint} PRIMARY KEY,
+        time         TEXT NOT NULL,
+        tenant       TEXT NOT NULL,
+        key_id       TEXT NOT NULL,
+        action       TEXT NOT NULL,
+        gallery      TEXT,
+        probe_sha256 TEXT,
+        candidates   TEXT NOT NULL DEFAULT '[]',
+        threshold    {real},
+        model        TEXT,
+        decision     TEXT NOT NULL DEFAULT '{{}}',
+        prev_hash    TEXT NOT NULL,
+        hash         TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS audit_tenant ON audit(tenant, seq);
+"""
+
+# 2: govern's own state, moved out of the gallery's meta table
+_STATE = """
+    CREATE TABLE govern_state (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO govern_state(key, value)
+        SELECT key, value FROM meta WHERE key = 'audit_head' OR key LIKE 'stop:%';
+    DELETE FROM meta WHERE key = 'audit_head' OR key LIKE 'stop:%';
+"""
+
+# 3: retention: a policy per gallery, and when each person was last enrolled or matched
+_RETENTION = """
+    CREATE TABLE retention_policies (
+        gallery             TEXT PRIMARY KEY,
+        max_idle_days       INTEGER NOT NULL,
+        consent_grace_days  INTEGER NOT NULL
+    );
+    CREATE TABLE person_activity (
+        identity_id   TEXT PRIMARY KEY,
+        gallery       TEXT NOT NULL,
+        last_enrolled TEXT,
+        last_matched  TEXT
+    );
+    CREATE INDEX person_activity_gallery ON person_activity(gallery);
+"""
+
+_TYPES = {
+    "sqlite": {"blob": "BLOB", "bigint": "INTEGER", "real": "REAL"},
+    "postgresql": {"blob": "BYTEA", "bigint": "BIGINT", "real": "DOUBLE PRECISION"},
+}
+
+MIGRATIONS: dict[str, tuple[str, ...]] = {
+    dialect: (_KEYS_AND_AUDIT.format(**types), _STATE, _RETENTION)
+    for dialect, types in _TYPES.items()
+}
+
+
+def ensure_schema(store: GalleryStore) -> None:
+    """Create or upgrade govern's tables in ``store`` (once per open store)."""
+    store.apply_migrations(COMPONENT, MIGRATIONS[store.dialect])
