@@ -10,6 +10,9 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 FACELENS_DATA ?= ../shared/data
 PHOTOS  ?= $(FACELENS_DATA)/faces/face_recognition/knn_examples/test
 GALLERY ?= $(HOME)/.facelens/gallery.db
+# The key that seals the gallery's templates at rest: made with a new gallery (keep a copy
+# apart from the database); a gallery made earlier without one stays as it is.
+KEY     ?= $(HOME)/.facelens/gallery.key
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 PYTEST_ARGS ?=
@@ -33,10 +36,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt models.txt
 	touch $@
 
 run: $(VENV)/.installed
-	$(VENV)/bin/facelens serve --gallery "$(GALLERY)" --host $(HOST) --port $(PORT) --bootstrap-key
+	@mkdir -p "$(dir $(KEY))"
+	@if [ ! -e "$(KEY)" ] && [ ! -e "$(GALLERY)" ]; then $(VENV)/bin/facelens govern new-key "$(KEY)"; fi
+	FACELENS_KEY_FILE="$$( [ -e "$(KEY)" ] && echo "$(KEY)" )" $(VENV)/bin/facelens serve --gallery "$(GALLERY)" --host $(HOST) --port $(PORT) --bootstrap-key
 
 identify: $(VENV)/.installed
-	$(VENV)/bin/facelens identify "$(PHOTOS)" --gallery "$(GALLERY)"
+	FACELENS_KEY_FILE="$$( [ -e "$(KEY)" ] && echo "$(KEY)" )" $(VENV)/bin/facelens identify "$(PHOTOS)" --gallery "$(GALLERY)"
 
 system-deps:
 	scripts/system-deps.sh

@@ -8,6 +8,7 @@ this module (``tests/test_layering.py`` checks it).
 | FACELENS_GALLERY  | the gallery file commands use             | $FACELENS_HOME/gallery.db    |
 | FACELENS_PROVIDER | ONNX Runtime execution provider           | cpu                          |
 | FACELENS_THREADS  | ONNX Runtime threads (0 = one per core)   | 0                            |
+| FACELENS_KEY_FILE | the key that seals templates at rest      | none (templates not sealed)  |
 
 Converted ONNX models are cached in $FACELENS_HOME/cache; models the user registers are kept
 in $FACELENS_HOME/models.
@@ -21,13 +22,16 @@ import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facelens.detect import DetectConfig
 from facelens.embed import EmbedConfig
 from facelens.models import ModelStore
 from facelens.pipeline import Pipeline, PipelineConfig
 from facelens.runtime import RuntimeConfig
+
+if TYPE_CHECKING:
+    from facelens.gallery.protect import TemplateKey
 
 
 def home() -> Path:
@@ -40,6 +44,20 @@ def default_gallery() -> Path | str:
     if env and env.startswith(("postgresql://", "postgres://")):
         return env
     return Path(env or home() / "gallery.db")
+
+
+def key_file() -> Path | None:
+    """The template key file (``FACELENS_KEY_FILE``), or None: templates are not sealed."""
+    env = os.environ.get("FACELENS_KEY_FILE")
+    return Path(env) if env else None
+
+
+def template_key(path: Path | None = None) -> TemplateKey | None:
+    """The key in ``path`` (default ``key_file()``), read once per call."""
+    from facelens.gallery.protect import TemplateKey
+
+    path = path or key_file()
+    return TemplateKey.from_file(path) if path else None
 
 
 def cache_dir() -> Path:

@@ -31,6 +31,7 @@ __all__ = [
     "FacelensError",
     "GalleryError",
     "GalleryFormatError",
+    "GalleryKeyError",
     "ImageTooLargeError",
     "InputError",
     "ModelError",
@@ -118,6 +119,12 @@ class ConsentError(PolicyError):
 
 class GalleryError(FacelensError):
     """The gallery store cannot do what was asked."""
+
+
+class GalleryKeyError(GalleryError):
+    """A store's protected templates cannot be opened: no key was given for an encrypted
+    store, the key is not the store's, or a sealed value was altered. Never answered with
+    a guess: nothing is searched or written without the right key."""
 
 
 class NotFoundError(GalleryError, KeyError):

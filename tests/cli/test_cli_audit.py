@@ -83,3 +83,23 @@ def test_a_watch_records_its_period_of_use(
     assert (start["action"], stop["action"]) == ("stream_start", "stream_stop")
     assert start["decision"]["source"] == stop["decision"]["source"] == str(clip)
     assert stop["decision"]["frames"] == 5 and start["time"] <= stop["time"]
+
+
+def test_a_watch_starts_by_purging_who_is_due(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, data: Path
+) -> None:
+    import time
+
+    g = tmp_path / "g.db"
+    knn = data / "faces" / "face_recognition" / "knn_examples"
+    obama = sorted((knn / "train" / "obama").iterdir())
+    run(capsys, "enroll", "Barack Obama", *obama, "--consent", "door", "--gallery", g)
+    run(capsys, "gallery", "withdraw", "Barack Obama", "--gallery", g)
+    time.sleep(1.1)  # the consent has ended; the grace period is 0 days
+    clip = data / "video" / "bbt_5frames.mp4"
+    assert main(["watch", str(clip), "--gallery", str(g), "--quiet"]) == 0
+    capsys.readouterr()
+    trail = run(capsys, "audit", "list", "--gallery", g)
+    actions = [r["action"] for r in trail]  # type: ignore[attr-defined]
+    assert actions[-4:] == ["consent_withdrawn", "purge", "stream_start", "stream_stop"]
+    assert run(capsys, "gallery", "list", "--gallery", g) == []

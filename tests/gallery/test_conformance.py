@@ -19,6 +19,7 @@ import pytest
 from facelens import ConflictError, ConsentError, Embeddings, Gallery, NotFoundError
 from facelens.errors import GalleryFormatError
 from facelens.gallery import AnnConfig, Consent, NewSample, export_gallery, import_gallery
+from facelens.gallery.protect import TemplateKey
 from facelens.gallery.stores import is_postgres_url, open_store
 from facelens.match import IdentifyRule
 
@@ -65,14 +66,21 @@ def clock() -> Clock:
     return Clock(T0 + timedelta(days=1))
 
 
-@pytest.fixture(params=["exact", "approximate"])
-def ann(request: pytest.FixtureRequest) -> AnnConfig:
-    return EXACT if request.param == "exact" else APPROX
+KEY = TemplateKey(bytes(range(32)))
+
+
+@pytest.fixture(params=["exact", "approximate", "exact-sealed", "approximate-sealed"])
+def ann(request: pytest.FixtureRequest) -> tuple[AnnConfig, TemplateKey | None]:
+    """How the store searches, and whether it seals templates (the contract holds alike)."""
+    mode, _, sealed = str(request.param).partition("-")
+    return (EXACT if mode == "exact" else APPROX), (KEY if sealed else None)
 
 
 @pytest.fixture
-def gallery(store_location: str, clock: Clock, ann: AnnConfig) -> Iterator[Gallery]:
-    g = Gallery(open_store(store_location, clock=clock, ann=ann), clock=clock)
+def gallery(
+    store_location: str, clock: Clock, ann: tuple[AnnConfig, TemplateKey | None]
+) -> Iterator[Gallery]:
+    g = Gallery(open_store(store_location, clock=clock, ann=ann[0], key=ann[1]), clock=clock)
     yield g
     g.close()
 
@@ -99,8 +107,11 @@ def test_enrol_then_add_samples_under_the_same_consent(gallery: Gallery) -> None
     stored = gallery.samples("Ann")
     assert [s.quality for s in stored] == [{"inter_eye_px": 40.0}] * 3
     assert stored[0].box == (0.0, 0.0, 10.0, 10.0)
-    # embeddings come back bit for bit
-    assert {s.embedding.tobytes() for s in stored} == {unit(i).tobytes() for i in (1, 2, 3)}
+    # embeddings come back as enrolled, to float32 rounding: the gallery stores them moved
+    # by its secret orthonormal transform (and sealed, with a key) and undoes that here
+    back = sorted((s.embedding for s in stored), key=lambda v: float(v[0]))
+    want = sorted((unit(i) for i in (1, 2, 3)), key=lambda v: float(v[0]))
+    assert all(np.abs(a - b).max() < 1e-6 for a, b in zip(back, want, strict=True))
 
 
 def test_expired_consent_blocks_enrolment_and_search(gallery: Gallery, clock: Clock) -> None:
@@ -181,10 +192,10 @@ def test_delete_erases_every_sample_and_consent(gallery: Gallery) -> None:
 
 
 def test_a_second_view_of_the_store_sees_changes(
-    store_location: str, clock: Clock, ann: AnnConfig
+    store_location: str, clock: Clock, ann: tuple[AnnConfig, TemplateKey | None]
 ) -> None:
-    a = Gallery(open_store(store_location, clock=clock, ann=ann), clock=clock)
-    b = Gallery(open_store(store_location, clock=clock, ann=ann), clock=clock)
+    a = Gallery(open_store(store_location, clock=clock, ann=ann[0], key=ann[1]), clock=clock)
+    b = Gallery(open_store(store_location, clock=clock, ann=ann[0], key=ann[1]), clock=clock)
     assert b.identify(probe(1), 0.9)[0].identity is None
     a.enroll("Ann", [sample(1)], consent())
     assert b.identify(probe(1), 0.9)[0].identity.name == "Ann"  # type: ignore[union-attr]
@@ -237,7 +248,10 @@ def test_move_a_gallery_to_the_other_store_and_back(
         assert [(s.id, s.model, s.quality, s.image_sha256, s.box, s.created_at) for s in sa] == [
             (s.id, s.model, s.quality, s.image_sha256, s.box, s.created_at) for s in sb
         ]
-        assert all(np.array_equal(x.embedding, y.embedding) for x, y in zip(sa, sb, strict=True))
+        # the same templates, to float32 rounding (each store's gallery has its own transform)
+        assert all(
+            np.abs(x.embedding - y.embedding).max() < 1e-6 for x, y in zip(sa, sb, strict=True)
+        )
     assert other.identify(probe(2), 0.9)[0].identity.name == "Ann"  # type: ignore[union-attr]
     # importing again conflicts as a whole, or skips when asked
     with pytest.raises(ConflictError, match="nothing imported"):

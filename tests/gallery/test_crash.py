@@ -238,9 +238,12 @@ def test_sigkill_during_imports_erasures_and_index_rebuilds(
         con.close()
         assert (half, orphans) == (0, 0)
         # whatever index file the crash left, searches agree with an exact search
-        rows = store.fetch("SELECT identity_id, embedding FROM samples")
+        rows = store.fetch("SELECT identity_id, id FROM samples")
         assert len(rows) >= 400
-        probes = np.stack([np.frombuffer(r[1], np.float32) for r in rows[-20:]])
+        # the samples' templates as the model made them (the gallery stores them transformed)
+        probes = np.stack(
+            [next(s.embedding for s in store.samples(r[0]) if s.id == r[1]) for r in rows[-20:]]
+        )
         found = store.search("default", "m", probes, 1)
         assert [f[0].identity_id for f in found] == [r[0] for r in rows[-20:]]
     finally:

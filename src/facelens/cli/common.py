@@ -194,7 +194,7 @@ def open_gallery(path: Path | str | None, create: bool) -> Gallery | None:
     if not create and isinstance(p, Path) and not p.exists():
         return None
     tenant, name = selected_gallery()
-    g = Gallery.open(p, gallery_key(tenant, name))
+    g = Gallery.open(p, gallery_key(tenant, name), key=settings.template_key())
     if not create and tenant is not None and g.name not in g.store.galleries():
         g.close()
         raise GalleryError(f"tenant {tenant!r} has no gallery {name!r} in {gallery_path_str(p)}")

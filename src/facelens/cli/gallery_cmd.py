@@ -113,6 +113,21 @@ def gallery_rename(
         output.echo(f"renamed to {ident.name} ({ident.id})")
 
 
+@gallery_group.command("withdraw")
+@click.argument("identity")
+@gallery_options
+def gallery_withdraw(identity: str, gallery_path: Path | str | None, as_json: bool) -> None:
+    """Record that a person withdrew consent: every running consent ends now, search stops
+    naming them, and 'facelens govern purge' erases them after the gallery's consent grace
+    period (default 0 days). Audited."""
+    with require_gallery(gallery_path) as g:
+        ident = governed(g).withdraw_consent(identity)
+    if as_json:
+        output.emit_json(ident.to_dict(g.now()))
+    else:
+        output.echo(f"consent withdrawn for {ident.name} ({ident.id}); not searchable from now")
+
+
 @gallery_group.command("delete")
 @click.argument("identity")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")

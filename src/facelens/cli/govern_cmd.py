@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from facelens.cli import output
+from facelens.cli.common import tenant_options
 from facelens.cli.service_cmd import _store, gallery_option, json_option
 
 tenant_option = click.option(
@@ -21,7 +22,7 @@ tenant_option = click.option(
 
 @click.group("govern")
 def govern_group() -> None:
-    """Governance controls: stop and resume a tenant's identifications."""
+    """Governance controls: stop and resume identification, retention and purges."""
 
 
 def _show(doc: dict[str, object], as_json: bool) -> None:
@@ -79,3 +80,146 @@ def govern_status(tenant: str, gallery_path: Path | str | None, as_json: bool) -
     with store:
         st = control.status(tenant)
     _show(st.to_dict(), as_json)
+
+
+def _retention(gallery_path: Path | str | None):  # type: ignore[no-untyped-def]
+    from facelens.govern import AuditLog
+    from facelens.govern.retention import Retention
+
+    store = _store(gallery_path)
+    return store, Retention(store, AuditLog(store))
+
+
+@govern_group.command("purge")
+@click.option("--dry-run", is_flag=True, help="Only list who is due; erase nothing.")
+@gallery_option
+@json_option
+def govern_purge(dry_run: bool, gallery_path: Path | str | None, as_json: bool) -> None:
+    """Erase everyone the retention policies make due now, in every gallery of the store:
+    no enrolment or match for the gallery's max idle days (default 3 years), or every consent
+    ended more than its grace days ago (default 0). Each erasure leaves a receipt in the
+    audit chain (action ``purge``)."""
+    store, retention = _retention(gallery_path)
+    with store:
+        result = retention.purge(f"cli:{getpass.getuser()}", dry_run=dry_run)
+    doc = result.to_dict()
+    if as_json:
+        output.emit_json(doc)
+        return
+    verb = "would erase" if dry_run else "erased"
+    for d in doc["due"]:
+        output.echo(
+            f"{verb} {d['name']} ({d['identity_id']}) of {d['tenant']}/{d['gallery']}: "
+            f"{d['reason']} since {d['since']}"
+        )
+    output.echo(f"{verb} {len(doc['due']) if dry_run else doc['erased']} people")
+
+
+@govern_group.command("retention")
+@click.option("--max-idle-days", type=click.IntRange(1, 36500), default=None,
+              help="Erase people neither enrolled nor matched for this many days.")  # fmt: skip
+@click.option("--consent-grace-days", type=click.IntRange(0, 36500), default=None,
+              help="Erase people this many days after their last consent ended.")  # fmt: skip
+@gallery_option
+@tenant_options
+@json_option
+def govern_retention(
+    max_idle_days: int | None,
+    consent_grace_days: int | None,
+    gallery_path: Path | str | None,
+    as_json: bool,
+) -> None:
+    """Show or change a gallery's retention policy (``--tenant``/``--gallery-name`` choose
+    the gallery). A change is audited."""
+    from dataclasses import asdict, replace
+
+    from facelens.cli.common import selected_gallery
+    from facelens.govern.names import gallery_key
+
+    tenant, name = selected_gallery()
+    key = gallery_key(tenant, name)
+    store, retention = _retention(gallery_path)
+    with store:
+        policy = retention.policy(key)
+        changes = {
+            k: v
+            for k, v in (
+                ("max_idle_days", max_idle_days),
+                ("consent_grace_days", consent_grace_days),
+            )
+            if v is not None
+        }
+        if changes:
+            policy = retention.set_policy(
+                key, replace(policy, **changes), f"cli:{getpass.getuser()}"
+            )
+        upcoming = sorted((d for _, d in retention.deadlines(key)), key=lambda d: d.due_at)
+    doc: dict[str, object] = {
+        "tenant": tenant or "default",
+        "gallery": name,
+        "policy": asdict(policy),
+        "next_deadlines": [d.to_dict() for d in upcoming[:10]],
+    }
+    if as_json:
+        output.emit_json(doc)
+        return
+    output.echo(
+        f"{doc['tenant']}/{name}: erase after {policy.max_idle_days} idle days, "
+        f"{policy.consent_grace_days} days after consent ends"
+    )
+    for d in upcoming[:10]:
+        output.echo(f"  {d.due_at}  {d.name}  ({d.reason})")
+
+
+@govern_group.command("new-key")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+def govern_new_key(path: Path) -> None:
+    """Make a new template key in PATH (a new file, readable by you only). Point
+    FACELENS_KEY_FILE at it before the first enrolment to seal a new store's templates, or
+    give it to 'rotate-key' to seal an existing store's."""
+    from facelens.gallery.protect import TemplateKey
+
+    key = TemplateKey.create_file(path)
+    output.echo(f"key {key.key_id} written to {path}; keep a copy apart from the database")
+
+
+@govern_group.command("rotate-key")
+@click.option(
+    "--new-key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="The key to seal with from now on (made with 'facelens govern new-key').",
+)
+@gallery_option
+@json_option
+def govern_rotate_key(new_key_file: Path, gallery_path: Path | str | None, as_json: bool) -> None:
+    """Re-seal every template, chip and gallery secret of the store with a new key, and renew
+    every gallery's transform, in one transaction. The store is opened with the present key
+    (FACELENS_KEY_FILE; none for a store not sealed yet). Stop the service first; start it
+    again with FACELENS_KEY_FILE pointing at the new key. Audited."""
+    from facelens.environment import template_key
+    from facelens.govern import AuditLog
+
+    new = template_key(new_key_file)
+    assert new is not None
+    store = _store(gallery_path)
+    with store:
+        old = store.key.key_id if store.key else None
+        if old == new.key_id:
+            raise click.UsageError("the new key is the key the store has now")
+        counts = store.rekey(new)
+        AuditLog(store).append(
+            tenant="default",
+            key_id=f"cli:{getpass.getuser()}",
+            action="rotate_key",
+            decision={"old_key": old, "new_key": new.key_id, **counts},
+        )
+    doc = {"old_key": old, "new_key": new.key_id, **counts}
+    if as_json:
+        output.emit_json(doc)
+    else:
+        output.echo(
+            f"sealed {counts['templates']} templates and {counts['chips']} chips of "
+            f"{counts['galleries']} galleries with key {new.key_id} (transforms renewed); "
+            f"use FACELENS_KEY_FILE={new_key_file} from now on"
+        )

@@ -15,9 +15,10 @@ from facelens.urls import redact_credentials
 
 def _store(gallery_path: Path | str | None) -> GalleryStore:
     from facelens.cli.common import gallery_path as resolve
+    from facelens.environment import template_key
     from facelens.gallery.stores import open_store
 
-    return open_store(resolve(gallery_path))
+    return open_store(resolve(gallery_path), key=template_key())
 
 
 gallery_option = click.option(
@@ -69,6 +70,14 @@ json_option = click.option("--json", "as_json", is_flag=True, help="JSON output.
     help="Recognizer (default dlib; see 'facelens models list').",
 )
 @click.option(
+    "--purge-interval",
+    type=click.FloatRange(0, 7 * 86400),
+    default=3600.0,
+    show_default=True,
+    help="Seconds between retention purges (erasing everyone the galleries' policies make "
+    "due; one also runs at start); 0: never (then run 'facelens govern purge' yourself).",
+)
+@click.option(
     "--bootstrap-key",
     is_flag=True,
     help="When the store has no key at all, create an admin key for tenant "
@@ -85,6 +94,7 @@ def serve(
     identify_rate: float,
     detector: str | None,
     model: str | None,
+    purge_interval: float,
     bootstrap_key: bool,
     as_json: bool,
 ) -> None:
@@ -117,6 +127,7 @@ def serve(
     os.environ["FACELENS_SERVE_RATE"] = str(identify_rate)
     os.environ["FACELENS_SERVE_DETECTOR"] = detector or ""
     os.environ["FACELENS_SERVE_MODEL"] = model or ""
+    os.environ["FACELENS_SERVE_PURGE_INTERVAL"] = str(purge_interval)
     from facelens.cli.common import make_pipeline
 
     make_pipeline(detector=detector, model=model)  # an unknown model fails here, not in workers

@@ -36,6 +36,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from facelens.errors import GalleryKeyError
+from facelens.gallery.protect import TemplateKey
+
 __all__ = ["AnnConfig", "HnswIndex"]
 
 log = logging.getLogger(__name__)
@@ -255,8 +258,16 @@ class HnswIndex:
         base = folder / f"{safe}-{tag}"
         return base.with_suffix(".faiss"), base.with_suffix(".json")
 
-    def save(self, folder: Path, gallery: str, model: str, store_id: str) -> None:
-        """Write the index atomically (a crash leaves the previous one)."""
+    def save(
+        self,
+        folder: Path,
+        gallery: str,
+        model: str,
+        store_id: str,
+        key: TemplateKey | None = None,
+    ) -> None:
+        """Write the index atomically (a crash leaves the previous one); sealed with ``key``
+        when the store's templates are."""
         faiss = _faiss()
 
         folder.mkdir(parents=True, exist_ok=True)
@@ -266,7 +277,11 @@ class HnswIndex:
         # search thread saving the index it keeps up to date never write the same file
         own = f".{os.getpid()}-{threading.get_ident()}.tmp"
         tmp = index_path.with_suffix(".faiss" + own)
-        faiss.write_index(self.index, str(tmp))
+        if key is None:
+            faiss.write_index(self.index, str(tmp))
+        else:  # the graph holds the gallery's templates: sealed as they are in the store
+            data = faiss.serialize_index(self.index).tobytes()
+            tmp.write_bytes(key.seal(data, b"ann-index:" + gallery.encode()))
         labels = index_path.with_suffix(".labels.npz")
         labels_tmp = index_path.with_suffix(".labels" + own)
         with open(labels_tmp, "wb") as f:
@@ -295,7 +310,13 @@ class HnswIndex:
 
     @classmethod
     def load(
-        cls, folder: Path, gallery: str, model: str, store_id: str, config: AnnConfig
+        cls,
+        folder: Path,
+        gallery: str,
+        model: str,
+        store_id: str,
+        config: AnnConfig,
+        key: TemplateKey | None = None,
     ) -> HnswIndex | None:
         """The saved index, or None when there is none or it belongs to another store."""
         faiss = _faiss()
@@ -313,7 +334,11 @@ class HnswIndex:
                 log.info("ignoring ANN index %s: made for another store or settings", index_path)
                 return None
             ix = cls(int(meta["dim"]), config)
-            ix.index = faiss.read_index(str(index_path))
+            if key is None:
+                ix.index = faiss.read_index(str(index_path))
+            else:
+                data = key.open(index_path.read_bytes(), b"ann-index:" + gallery.encode())
+                ix.index = faiss.deserialize_index(np.frombuffer(data, np.uint8))
             with np.load(labels) as z:
                 ix.seq, ix.alive = z["seq"].astype(np.int64), z["alive"].astype(bool)
             ix._live = int(ix.alive.sum())
@@ -326,6 +351,6 @@ class HnswIndex:
             return ix
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, RuntimeError) as e:
+        except (OSError, ValueError, KeyError, RuntimeError, GalleryKeyError) as e:
             log.warning("ignoring unreadable ANN index %s (%s)", index_path, e)
             return None

@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from facelens.embed.embeddings import Embeddings
 from facelens.errors import ConsentError
+from facelens.gallery.protect import TemplateKey
 from facelens.gallery.records import (
     Consent,
     DeletionReceipt,
@@ -76,12 +77,14 @@ class Gallery:
         location: str | Path,
         name: str = "default",
         clock: Callable[[], datetime] | None = None,
+        key: TemplateKey | None = None,
     ) -> Gallery:
         """Open (creating if needed) the gallery ``name`` in the store at ``location``: an
-        SQLite file path, or a ``postgresql://`` URL."""
+        SQLite file path, or a ``postgresql://`` URL; ``key``: the store's template key
+        (``facelens.gallery.protect``)."""
         from facelens.gallery.stores import open_store
 
-        return cls(open_store(location, clock=clock), name, clock)
+        return cls(open_store(location, clock=clock, key=key), name, clock)
 
     def close(self) -> None:
         self.store.close()
@@ -148,6 +151,11 @@ class Gallery:
 
     def add_consent(self, key: str, consent: Consent) -> Identity:
         return self.store.add_consent(self.name, key, consent)
+
+    def withdraw_consent(self, key: str) -> Identity:
+        """The person withdraws consent: every running consent ends now, search stops naming
+        them, and retention erases them after the gallery's grace period."""
+        return self.store.withdraw_consents(self.name, key)
 
     def get(self, key: str) -> Identity:
         """An identity by id or name (``NotFoundError`` otherwise)."""

@@ -26,8 +26,9 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from facelens.errors import GalleryError, GalleryFormatError
+from facelens.errors import GalleryError, GalleryFormatError, GalleryKeyError
 from facelens.gallery.ann import AnnConfig
+from facelens.gallery.protect import TemplateKey
 from facelens.gallery.sql import Db, SqlStore, utc_now
 from facelens.match.decide import Candidate
 
@@ -103,6 +104,15 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (identity_id, image_sha256)
     );
     """,
+    # 3: protected templates (facelens.gallery.protect): a sealed template has no vector
+    # column (pgvector cannot search ciphertext), and each gallery keeps its transform secret
+    """
+    ALTER TABLE samples ALTER COLUMN embedding DROP NOT NULL;
+    ALTER TABLE samples ADD COLUMN sealed BYTEA;
+    ALTER TABLE samples ADD CONSTRAINT samples_one_form
+        CHECK ((embedding IS NULL) <> (sealed IS NULL));
+    ALTER TABLE galleries ADD COLUMN secret BYTEA;
+    """,
 )
 PG_SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -139,8 +149,9 @@ class PostgresStore(SqlStore):
         clock: Callable[[], datetime] | None = None,
         ann: AnnConfig | None = None,
         pool_size: int = 4,
+        key: TemplateKey | None = None,
     ) -> None:
-        super().__init__(clock or utc_now, ann or AnnConfig())
+        super().__init__(clock or utc_now, ann or AnnConfig(), key)
         try:
             import psycopg
             from psycopg_pool import ConnectionPool
@@ -163,6 +174,7 @@ class PostgresStore(SqlStore):
         try:
             self._migrate()
             self.store_id = self.fetch("SELECT value FROM meta WHERE key = 'store_id'")[0][0]
+            self._check_key()
         except BaseException:
             self._pool.close()
             raise
@@ -200,11 +212,24 @@ class PostgresStore(SqlStore):
     def _run_script(self, db: Db, script: str) -> None:
         cast(_Db, db).conn.execute(script)
 
-    def _emb_param(self, e: NDArray[np.float32]) -> Any:
-        return _vector_text(e)
+    # a sealed template lives in ``sealed`` (bytea), a plain one in ``embedding`` (vector);
+    # read as one text: base64 of the sealed bytes, or pgvector's "[...]"
+    _EMB_COLS = "embedding, sealed"
+    _EMB_SQL = "coalesce(encode(s.sealed, 'base64'), s.embedding::text)"
+
+    def _emb_params_for(self, e: NDArray[np.float32], key: TemplateKey | None) -> tuple[Any, ...]:
+        if key is not None:
+            return (None, self._seal_template(e, key))
+        return (_vector_text(e), None)
 
     def _emb_value(self, stored: Any, dim: int) -> NDArray[np.float32]:
         text = stored if isinstance(stored, str) else str(stored)
+        if not text.startswith("["):
+            import base64
+
+            return self._template_bytes(base64.b64decode(text), dim)
+        if self.key is not None:
+            raise GalleryKeyError("a template is not sealed in an encrypted store: it was altered")
         v = np.array(text.strip("[]").split(","), dtype=np.float32) if dim else np.empty(0)
         if v.size != dim:
             raise GalleryFormatError(f"stored embedding has {v.size} values, expected {dim}")
@@ -286,6 +311,8 @@ class PostgresStore(SqlStore):
     def _ann_search(
         self, gallery: str, model: str, vectors: NDArray[np.float32], k: int, start: bool
     ) -> list[list[Candidate]] | None:
+        if self.key is not None:
+            return None  # sealed templates: pgvector sees none; searched in this process
         total = self._count(gallery, model)
         if total < self.ann.min_samples:
             return None

@@ -10,20 +10,29 @@ unchanged against both stores.
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
-from facelens.errors import ConflictError, GalleryFormatError, InputError, NotFoundError
+from facelens.errors import (
+    ConflictError,
+    GalleryFormatError,
+    GalleryKeyError,
+    InputError,
+    NotFoundError,
+)
 from facelens.gallery.ann import AnnConfig
+from facelens.gallery.protect import OVERHEAD, TemplateKey, is_sealed, new_secret, transform
 from facelens.gallery.records import (
     Consent,
     DeletionReceipt,
@@ -33,6 +42,7 @@ from facelens.gallery.records import (
     check_name,
     encode_chip,
     iso,
+    parse_time,
 )
 from facelens.match.decide import Candidate, rank_identities
 
@@ -124,8 +134,13 @@ class GalleryStore(Protocol):
     location: str
 
     dialect: str
+    key: TemplateKey | None
 
     def close(self) -> None: ...
+
+    def encrypted(self) -> bool: ...
+
+    def rekey(self, new_key: TemplateKey) -> dict[str, int]: ...
 
     def apply_migrations(self, component: str, steps: Sequence[str]) -> int: ...
 
@@ -170,6 +185,8 @@ class GalleryStore(Protocol):
 
     def rename(self, gallery: str, key: str, new_name: str) -> Identity: ...
 
+    def withdraw_consents(self, gallery: str, key: str) -> Identity: ...
+
     def delete(self, gallery: str, key: str) -> DeletionReceipt: ...
 
     def import_identities(
@@ -208,9 +225,14 @@ class SqlStore:
     location: str
     dialect: str
 
-    def __init__(self, clock: Callable[[], datetime], ann: AnnConfig) -> None:
+    def __init__(
+        self, clock: Callable[[], datetime], ann: AnnConfig, key: TemplateKey | None = None
+    ) -> None:
         self.clock = clock
         self.ann = ann
+        self.key = key
+        self._secrets: dict[str, bytes | None] = {}
+        self._rotations: dict[tuple[str, int], NDArray[np.float32] | None] = {}
         self._matrices: dict[tuple[str, str], SearchMatrix] = {}
         self._matrix_lock = threading.Lock()
         self._identity_counts: dict[str, tuple[int, int]] = {}
@@ -228,10 +250,205 @@ class SqlStore:
         changed (not needed for keys and audit records)."""
         raise NotImplementedError
 
-    def _emb_param(self, e: NDArray[np.float32]) -> Any:
-        raise NotImplementedError
+    # the template columns, as written (``_emb_params``) and as read (``_EMB_SQL``, one value
+    # ``_emb_value`` decodes): plain, or sealed when the store has a key
+    _EMB_COLS = "embedding"
+    _EMB_SQL = "s.embedding"
 
     def _emb_value(self, stored: Any, dim: int) -> NDArray[np.float32]:
+        raise NotImplementedError
+
+    # -- protected templates (facelens.gallery.protect) ----------------------------------------
+
+    def encrypted(self) -> bool:
+        """Whether the store's templates and chips are sealed (it then opens only with its
+        key)."""
+        return bool(self.fetch("SELECT 1 FROM meta WHERE key = 'key_check'"))
+
+    def _check_key(self) -> None:
+        """Refuse a store whose templates this key (or no key) cannot open; turn sealing on
+        for a store given a key while it holds no template yet."""
+        rows = dict(self.fetch("SELECT key, value FROM meta WHERE key IN ('key_check', 'key_id')"))
+        if "key_check" in rows:
+            if self.key is None:
+                raise GalleryKeyError(
+                    f"this store's templates are encrypted (key {rows.get('key_id')}): give its "
+                    "key file (FACELENS_KEY_FILE, or the service's --key-file)"
+                )
+            try:
+                self.key.open(base64.b64decode(rows["key_check"]), b"key-check")
+            except GalleryKeyError:
+                raise GalleryKeyError(
+                    f"the key given ({self.key.key_id}) is not this store's "
+                    f"({rows.get('key_id')}): its templates stay closed"
+                ) from None
+            return
+        if self.key is None:
+            return
+        held = self.fetch("SELECT (SELECT count(*) FROM samples) + (SELECT count(*) FROM chips)")
+        if int(held[0][0]):
+            raise GalleryKeyError(
+                "this store's templates are not encrypted: encrypt them with 'facelens govern "
+                "rotate-key --new-key-file FILE' (run without FACELENS_KEY_FILE)"
+            )
+        with self.transaction(bump=True) as db:
+            self._seal_store(db, self.key)
+
+    def _seal_store(self, db: Db, key: TemplateKey) -> None:
+        """Mark the store as sealed by ``key`` and (re)seal every gallery's secret with it."""
+        db.execute(
+            "INSERT INTO meta(key, value) VALUES ('key_check', ?), ('key_id', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (base64.b64encode(key.seal(b"facelens", b"key-check")).decode(), key.key_id),
+        )
+
+    def _store_secret(self, gallery: str, secret: bytes, key: TemplateKey | None) -> bytes:
+        return key.seal(secret, b"gallery-secret:" + gallery.encode()) if key else secret
+
+    def _secret(self, gallery: str) -> bytes | None:
+        if gallery not in self._secrets:
+            rows = self.fetch("SELECT secret FROM galleries WHERE name = ?", (gallery,))
+            stored = bytes(rows[0][0]) if rows and rows[0][0] is not None else None
+            secret = None
+            if stored is not None:
+                if is_sealed(stored):
+                    if self.key is None:
+                        raise GalleryKeyError("a gallery secret is sealed and no key was given")
+                    secret = self.key.open(stored, b"gallery-secret:" + gallery.encode())
+                elif self.key is not None:
+                    raise GalleryKeyError("a gallery secret is not sealed: the store was altered")
+                else:
+                    secret = stored
+            if not rows:
+                return None  # no such gallery (yet): nothing to remember
+            self._secrets[gallery] = secret
+        return self._secrets[gallery]
+
+    def _rotation(self, gallery: str, dim: int) -> NDArray[np.float32] | None:
+        """The gallery's orthonormal transform for ``dim``-value templates (None: a gallery
+        made before galleries had one, until ``rekey`` gives it one, or no such gallery yet,
+        which is not remembered: another process may create it)."""
+        key = (gallery, dim)
+        if key not in self._rotations:
+            secret = self._secret(gallery)
+            if gallery not in self._secrets:
+                return None
+            self._rotations[key] = None if secret is None else transform(secret, dim)
+        return self._rotations[key]
+
+    def _forward(self, gallery: str, vectors: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Model-space templates or probes -> this gallery's space."""
+        v = np.atleast_2d(np.asarray(vectors, np.float32))
+        r = self._rotation(gallery, v.shape[1]) if v.size else None
+        return v if r is None else np.ascontiguousarray(v @ r.T)
+
+    def _inverse(self, gallery: str, vectors: NDArray[np.float32]) -> NDArray[np.float32]:
+        v = np.atleast_2d(np.asarray(vectors, np.float32))
+        r = self._rotation(gallery, v.shape[1]) if v.size else None
+        return v if r is None else np.ascontiguousarray(v @ r)
+
+    def _template_bytes(self, stored: bytes, dim: int) -> NDArray[np.float32]:
+        """A stored template's values: sealed ones opened with the key; a plain one in a
+        sealed store is refused (it was put there by someone without the key)."""
+        raw = bytes(stored)
+        if len(raw) == 4 * dim + OVERHEAD and is_sealed(raw):
+            if self.key is None:
+                raise GalleryKeyError("a template is sealed and no key was given")
+            raw = self.key.open(raw, b"template")
+        elif self.key is not None:
+            raise GalleryKeyError("a template is not sealed in an encrypted store: it was altered")
+        v = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        if v.size != dim:
+            raise GalleryFormatError(f"stored embedding has {v.size} values, expected {dim}")
+        return v
+
+    def _seal_template(self, e: NDArray[np.float32], key: TemplateKey) -> bytes:
+        return key.seal(np.ascontiguousarray(e, dtype="<f4").tobytes(), b"template")
+
+    def _chip_in(self, png: bytes) -> bytes:
+        return self.key.seal(png, b"chip") if self.key else png
+
+    def _chip_out(self, stored: bytes) -> bytes:
+        data = bytes(stored)
+        if self.key is not None:
+            return self.key.open(data, b"chip")
+        if is_sealed(data):
+            raise GalleryKeyError("a chip is sealed and no key was given")
+        return data
+
+    def rekey(self, new_key: TemplateKey) -> dict[str, int]:
+        """Seal everything with ``new_key`` and renew every gallery's transform secret, in
+        one transaction (ISO/IEC 24745 renewability): templates are opened with the present
+        key (or read plain), brought back to the model's space, moved to the new secret's
+        space and sealed; chips and secrets are resealed. Answers are unchanged; the old key
+        opens nothing afterwards; saved approximate indexes are left for rebuilding.
+        Returns counts."""
+        counts = {"galleries": 0, "templates": 0, "chips": 0}
+        with self.transaction(bump=True) as db:
+            galleries = [r[0] for r in db.execute("SELECT name FROM galleries ORDER BY name")]
+            fresh = {g: new_secret() for g in galleries}
+            for g in galleries:
+                old = {d: self._rotation(g, d) for d in self._dims(db, g)}
+                rows = db.execute(
+                    f"SELECT s.id, s.dim, {self._EMB_SQL} FROM samples s JOIN identities i "
+                    "ON i.id = s.identity_id WHERE i.gallery = ?",
+                    (g,),
+                ).fetchall()
+                for sid, dim, stored in rows:
+                    v = self._emb_value(stored, int(dim))
+                    r_old = old.get(int(dim))
+                    if r_old is not None:
+                        v = v @ r_old
+                    v = transform(fresh[g], int(dim)) @ v
+                    sets = ", ".join(f"{c.strip()} = ?" for c in self._EMB_COLS.split(","))
+                    db.execute(
+                        f"UPDATE samples SET {sets} WHERE id = ?",
+                        (*self._emb_params_for(v, new_key), sid),
+                    )
+                    counts["templates"] += 1
+                for iid, sha, data in db.execute(
+                    "SELECT c.identity_id, c.image_sha256, c.data FROM chips c JOIN identities i "
+                    "ON i.id = c.identity_id WHERE i.gallery = ?",
+                    (g,),
+                ).fetchall():
+                    db.execute(
+                        "UPDATE chips SET data = ? WHERE identity_id = ? AND image_sha256 = ?",
+                        (new_key.seal(self._chip_out(data), b"chip"), iid, sha),
+                    )
+                    counts["chips"] += 1
+                db.execute(
+                    "UPDATE galleries SET secret = ? WHERE name = ?",
+                    (self._store_secret(g, fresh[g], new_key), g),
+                )
+                counts["galleries"] += 1
+            self._seal_store(db, new_key)
+            db.execute("UPDATE meta SET value = ? WHERE key = 'store_id'", (secrets.token_hex(16),))
+        self.key = new_key
+        self._secrets.clear()
+        self._rotations.clear()
+        with self._matrix_lock:
+            self._matrices.clear()
+        self._after_rekey()
+        return counts
+
+    def _after_rekey(self) -> None:
+        """Drop what was derived from the old secrets (approximate indexes)."""
+        self.store_id = self.fetch("SELECT value FROM meta WHERE key = 'store_id'")[0][0]
+
+    @staticmethod
+    def _dims(db: Db, gallery: str) -> list[int]:
+        return [
+            int(r[0])
+            for r in db.execute(
+                "SELECT DISTINCT s.dim FROM samples s JOIN identities i ON i.id = s.identity_id "
+                "WHERE i.gallery = ?",
+                (gallery,),
+            )
+        ]
+
+    def _emb_params_for(self, e: NDArray[np.float32], key: TemplateKey | None) -> tuple[Any, ...]:
+        """The template columns for ``e`` (already in its gallery's space), sealed with
+        ``key`` when given."""
         raise NotImplementedError
 
     def _is_unique_violation(self, e: BaseException) -> bool:
@@ -305,6 +522,8 @@ class SqlStore:
             return [tuple(r) for r in db.execute(sql, params).fetchall()]
 
     def ensure_gallery(self, gallery: str) -> None:
+        """Create the gallery if needed, with its own transform secret (sealed when the
+        store has a key)."""
         if not gallery or not gallery.strip():
             raise InputError("gallery", "a gallery needs a name")
         with self._read() as db:
@@ -312,8 +531,9 @@ class SqlStore:
         if not exists:
             with self.transaction() as db:
                 db.execute(
-                    "INSERT INTO galleries(name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    (gallery, self._now()),
+                    "INSERT INTO galleries(name, created_at, secret) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (gallery, self._now(), self._store_secret(gallery, new_secret(), self.key)),
                 )
 
     def galleries(self) -> list[str]:
@@ -446,10 +666,13 @@ class SqlStore:
         return n
 
     def samples(self, identity_id: str) -> list[Sample]:
+        """An identity's samples, templates in the model's own space (the gallery's
+        transform undone)."""
         with self._read() as db:
             rows = db.execute(
-                "SELECT id, identity_id, model, dim, embedding, quality, image_sha256, box, "
-                "created_at FROM samples WHERE identity_id = ? ORDER BY created_at, id",
+                f"SELECT s.id, s.identity_id, s.model, s.dim, {self._EMB_SQL}, s.quality, "
+                "s.image_sha256, s.box, s.created_at, i.gallery FROM samples s JOIN identities i "
+                "ON i.id = s.identity_id WHERE s.identity_id = ? ORDER BY s.created_at, s.id",
                 (identity_id,),
             ).fetchall()
         return [
@@ -457,7 +680,7 @@ class SqlStore:
                 id=r[0],
                 identity_id=r[1],
                 model=r[2],
-                embedding=self._emb_value(r[4], r[3]),
+                embedding=self._inverse(r[9], self._emb_value(r[4], r[3]))[0],
                 quality=json.loads(r[5]),
                 image_sha256=r[6],
                 box=tuple(json.loads(r[7])) if r[7] else None,
@@ -466,20 +689,33 @@ class SqlStore:
             for r in rows
         ]
 
-    _SAMPLE_INSERT = (
-        "INSERT INTO samples(id, identity_id, model, dim, embedding, quality, image_sha256, box, "
-        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+    @property
+    def _SAMPLE_INSERT(self) -> str:
+        marks = ", ".join("?" * len(self._EMB_COLS.split(",")))
+        return (
+            f"INSERT INTO samples(id, identity_id, model, dim, {self._EMB_COLS}, quality, "
+            f"image_sha256, box, created_at) VALUES (?, ?, ?, ?, {marks}, ?, ?, ?, ?)"
+        )
+
+    def _emb_params(self, e: NDArray[np.float32]) -> tuple[Any, ...]:
+        return self._emb_params_for(e, self.key)
 
     def _sample_row(
-        self, sid: str, identity_id: str, s: NewSample | Sample, box: Any, created_at: str
+        self,
+        sid: str,
+        identity_id: str,
+        s: NewSample | Sample,
+        box: Any,
+        created_at: str,
+        gallery: str,
     ) -> tuple[Any, ...]:
+        """A sample's row, its template moved to the gallery's space and sealed."""
         return (
             sid,
             identity_id,
             s.model,
             int(s.embedding.size),
-            self._emb_param(s.embedding),
+            *self._emb_params(self._forward(gallery, s.embedding)[0]),
             json.dumps(s.quality, sort_keys=True),
             s.image_sha256,
             json.dumps(box) if box else None,
@@ -487,7 +723,13 @@ class SqlStore:
         )
 
     def _insert_samples(
-        self, db: Db, identity_id: str, samples: Sequence[NewSample], now: str, keep: bool
+        self,
+        db: Db,
+        identity_id: str,
+        samples: Sequence[NewSample],
+        now: str,
+        keep: bool,
+        gallery: str,
     ) -> list[str]:
         """Insert samples not already stored for this identity (same image and model), and,
         when ``keep``, their reference chips."""
@@ -503,14 +745,16 @@ class SqlStore:
                 db.execute(
                     "INSERT INTO chips(identity_id, image_sha256, format, data, created_at) "
                     "VALUES (?, ?, 'png', ?, ?) ON CONFLICT DO NOTHING",
-                    (identity_id, s.image_sha256, encode_chip(s.chip), now),
+                    (identity_id, s.image_sha256, self._chip_in(encode_chip(s.chip)), now),
                 )
             if (s.image_sha256, s.model) in have:
                 continue
             have.add((s.image_sha256, s.model))
             sid = uuid.uuid4().hex
             box = [round(float(v), 2) for v in s.box] if s.box else None
-            db.execute(self._SAMPLE_INSERT, self._sample_row(sid, identity_id, s, box, now))
+            db.execute(
+                self._SAMPLE_INSERT, self._sample_row(sid, identity_id, s, box, now, gallery)
+            )
             ids.append(sid)
         return ids
 
@@ -556,7 +800,7 @@ class SqlStore:
                 "image_sha256",
                 (identity_id,),
             ).fetchall()
-        return [(str(r[0]), bytes(r[1])) for r in rows]
+        return [(str(r[0]), self._chip_out(r[1])) for r in rows]
 
     def add_samples(self, gallery: str, key: str, samples: Sequence[NewSample]) -> list[str]:
         """Templates of more models for an enrolled identity's images (re-templating); its
@@ -564,7 +808,7 @@ class SqlStore:
         now = self._now()
         with self.transaction() as db:
             ident = self._get(db, gallery, key)
-            added = self._insert_samples(db, ident.id, samples, now, keep=False)
+            added = self._insert_samples(db, ident.id, samples, now, False, gallery)
             if added:
                 db.execute("UPDATE identities SET updated_at = ? WHERE id = ?", (now, ident.id))
         return added
@@ -626,7 +870,7 @@ class SqlStore:
             if consent is not None:
                 self._insert_consent(db, iid, consent)
             keep = bool(self._settings(db, gallery)["keep_chips"])
-            added = self._insert_samples(db, iid, samples, now, keep)
+            added = self._insert_samples(db, iid, samples, now, keep, gallery)
             db.execute("UPDATE identities SET updated_at = ? WHERE id = ?", (now, iid))
             ident = self._get(db, gallery, iid)
         return ident, added
@@ -636,6 +880,20 @@ class SqlStore:
             ident = self._get(db, gallery, key)
             self._insert_consent(db, ident.id, consent)
             db.execute("UPDATE identities SET updated_at = ? WHERE id = ?", (self._now(), ident.id))
+            return self._get(db, gallery, ident.id)
+
+    def withdraw_consents(self, gallery: str, key: str) -> Identity:
+        """End every consent of an identity that is still running, now (search stops naming
+        the person at once; retention erases them after the gallery's grace period)."""
+        now = self._now()
+        with self.transaction() as db:
+            ident = self._get(db, gallery, key)
+            for c in ident.consents:
+                if c.expires_at is None or c.expires_at > now:
+                    # a consent ends after it began, even one withdrawn the second it was given
+                    end = max(now, iso(parse_time(c.granted_at) + timedelta(seconds=1)))
+                    db.execute("UPDATE consents SET expires_at = ? WHERE id = ?", (end, c.id))
+            db.execute("UPDATE identities SET updated_at = ? WHERE id = ?", (now, ident.id))
             return self._get(db, gallery, ident.id)
 
     def rename(self, gallery: str, key: str, new_name: str) -> Identity:
@@ -692,7 +950,7 @@ class SqlStore:
         with self._read() as db:
             gen = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
             rows = db.execute(
-                f"SELECT i.id, i.name, s.dim, s.embedding, c.until {self._SEARCHABLE} "
+                f"SELECT i.id, i.name, s.dim, {self._EMB_SQL}, c.until {self._SEARCHABLE} "
                 "ORDER BY i.id, s.id",
                 (now, gallery, model),
             ).fetchall()
@@ -739,6 +997,7 @@ class SqlStore:
         vectors = np.atleast_2d(np.asarray(vectors, np.float32))
         if len(vectors) == 0:
             return []
+        vectors = self._forward(gallery, vectors)  # into the gallery's own space
         found = self._ann_search(gallery, model, vectors, k, start=False)
         if found is not None:
             return found
@@ -852,14 +1111,14 @@ class SqlStore:
                     db.execute(
                         self._SAMPLE_INSERT,
                         self._sample_row(
-                            s.id, ident.id, s, list(s.box) if s.box else None, s.created_at
+                            s.id, ident.id, s, list(s.box) if s.box else None, s.created_at, gallery
                         ),
                     )
                 for sha, data in (chips or {}).get(ident.id, []) if keep else []:
                     db.execute(
                         "INSERT INTO chips(identity_id, image_sha256, format, data, created_at) "
                         "VALUES (?, ?, 'png', ?, ?) ON CONFLICT DO NOTHING",
-                        (ident.id, sha, data, self._now()),
+                        (ident.id, sha, self._chip_in(data), self._now()),
                     )
                 imported += 1
         return imported, skipped

@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from facelens.errors import GalleryError, GalleryFormatError
 from facelens.gallery.ann import AnnConfig, HnswIndex
+from facelens.gallery.protect import TemplateKey
 from facelens.gallery.sql import Db, SearchMatrix, SqlStore, utc_now
 from facelens.match.decide import Candidate
 
@@ -124,6 +125,38 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (identity_id, image_sha256)
     );
     """,
+    # 5: protected templates (facelens.gallery.protect): a template may be sealed (AES-GCM adds
+    # 32 bytes), and each gallery keeps its transform secret
+    """
+    CREATE TABLE samples_v5 (
+        id           TEXT PRIMARY KEY,
+        identity_id  TEXT NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+        model        TEXT NOT NULL,
+        dim          INTEGER NOT NULL,
+        embedding    BLOB NOT NULL,
+        quality      TEXT NOT NULL DEFAULT '{}',
+        image_sha256 TEXT NOT NULL,
+        box          TEXT,
+        created_at   TEXT NOT NULL,
+        CHECK (length(embedding) IN (4 * dim, 4 * dim + 32))
+    );
+    INSERT INTO samples_v5 SELECT id, identity_id, model, dim, embedding, quality, image_sha256,
+        box, created_at FROM samples;
+    DROP TABLE samples;
+    ALTER TABLE samples_v5 RENAME TO samples;
+    CREATE INDEX samples_identity ON samples(identity_id);
+    CREATE INDEX samples_model ON samples(model);
+    CREATE TRIGGER samples_seq_add AFTER INSERT ON samples BEGIN
+        INSERT INTO sample_seq(sample_id) VALUES (NEW.id);
+    END;
+    CREATE TRIGGER samples_seq_del AFTER DELETE ON samples BEGIN
+        INSERT INTO sample_tombstones(seq, generation)
+            SELECT seq, CAST((SELECT value FROM meta WHERE key = 'generation') AS INTEGER)
+            FROM sample_seq WHERE sample_id = OLD.id;
+        DELETE FROM sample_seq WHERE sample_id = OLD.id;
+    END;
+    ALTER TABLE galleries ADD COLUMN secret BLOB;
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -161,8 +194,9 @@ class SqliteStore(SqlStore):
         path: str | Path,
         clock: Callable[[], datetime] | None = None,
         ann: AnnConfig | None = None,
+        key: TemplateKey | None = None,
     ) -> None:
-        super().__init__(clock or utc_now, ann or AnnConfig())
+        super().__init__(clock or utc_now, ann or AnnConfig(), key)
         self.path = Path(path)
         self.location = str(self.path)
         self._lock = threading.RLock()
@@ -187,8 +221,18 @@ class SqliteStore(SqlStore):
             log.debug("opened gallery %s (journal %s)", self.path, mode)
             self._migrate()
             self.store_id = self.fetch("SELECT value FROM meta WHERE key = 'store_id'")[0][0]
+            self._check_key()
         except sqlite3.DatabaseError as e:
+            self._close_quietly()
             raise GalleryFormatError(f"{self.path} is not a facelens gallery ({e})") from None
+        except BaseException:
+            self._close_quietly()
+            raise
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -203,7 +247,7 @@ class SqliteStore(SqlStore):
                 for (gallery, model), ix in self._indexes.items():
                     if ix.changes_since_save:
                         try:
-                            ix.save(self.ann_folder, gallery, model, self.store_id)
+                            ix.save(self.ann_folder, gallery, model, self.store_id, self.key)
                         except OSError as e:
                             log.warning("could not save the ANN index: %s", e)
             self._indexes.clear()
@@ -248,14 +292,23 @@ class SqliteStore(SqlStore):
         for stmt in _statements(script):
             db.execute(stmt)
 
-    def _emb_param(self, e: NDArray[np.float32]) -> Any:
-        return np.ascontiguousarray(e, dtype="<f4").tobytes()
+    def _emb_params_for(self, e: NDArray[np.float32], key: TemplateKey | None) -> tuple[Any, ...]:
+        if key is not None:
+            return (self._seal_template(e, key),)
+        return (np.ascontiguousarray(e, dtype="<f4").tobytes(),)
 
     def _emb_value(self, stored: Any, dim: int) -> NDArray[np.float32]:
-        v = np.frombuffer(stored, dtype="<f4").astype(np.float32)
-        if v.size != dim:
-            raise GalleryFormatError(f"stored embedding has {v.size} values, expected {dim}")
-        return v
+        return self._template_bytes(stored, dim)
+
+    def _after_rekey(self) -> None:
+        """The approximate indexes held the old secrets' vectors: forgotten, their files
+        removed (the next large search builds new ones)."""
+        super()._after_rekey()
+        with self._lock:
+            self._indexes.clear()
+        if self.ann_folder.is_dir():
+            for f in self.ann_folder.iterdir():
+                f.unlink(missing_ok=True)
 
     def _is_unique_violation(self, e: BaseException) -> bool:
         return isinstance(e, sqlite3.IntegrityError) and "UNIQUE" in str(e)
@@ -349,14 +402,14 @@ class SqliteStore(SqlStore):
             ix.remove(np.array(sorted(dead), np.int64))
         ix.generation = gen
         if self.ann.persist and ix.changes_since_save >= self.ann.save_every:
-            ix.save(self.ann_folder, gallery, model, self.store_id)
+            ix.save(self.ann_folder, gallery, model, self.store_id, self.key)
 
     def _build_index(self, gallery: str, model: str, dim: int) -> HnswIndex:
         ix = HnswIndex(dim, self.ann)
         ix.generation = -1
         self._sync(ix, gallery, model)  # from seq 0: every live sample
         if self.ann.persist:
-            ix.save(self.ann_folder, gallery, model, self.store_id)
+            ix.save(self.ann_folder, gallery, model, self.store_id, self.key)
         log.info("built ANN index for %s/%s: %d samples", gallery, model, ix.size)
         return ix
 
@@ -373,7 +426,9 @@ class SqliteStore(SqlStore):
         with self._lock:
             ix = self._indexes.get(key)
             if ix is None and self.ann.persist:
-                ix = HnswIndex.load(self.ann_folder, gallery, model, self.store_id, self.ann)
+                ix = HnswIndex.load(
+                    self.ann_folder, gallery, model, self.store_id, self.ann, self.key
+                )
                 if ix is not None:
                     self._indexes[key] = ix
             if ix is None and start and key not in self._building:

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from facelens.gallery.ann import AnnConfig
+from facelens.gallery.protect import TemplateKey
 from facelens.gallery.sql import GalleryStore
 
 __all__ = ["is_postgres_url", "open_store"]
@@ -20,8 +21,10 @@ def open_store(
     location: str | Path,
     clock: Callable[[], datetime] | None = None,
     ann: AnnConfig | None = None,
+    key: TemplateKey | None = None,
 ) -> GalleryStore:
-    """``postgresql://user@host/db`` (PostgreSQL + pgvector) or a path (SQLite, the default).
+    """``postgresql://user@host/db`` (PostgreSQL + pgvector) or a path (SQLite, the default);
+    ``key`` opens (or, for a store without templates yet, turns on) sealed templates.
 
     Example:
         >>> import tempfile, os
@@ -31,7 +34,7 @@ def open_store(
     if is_postgres_url(location):
         from facelens.gallery.postgres import PostgresStore
 
-        return PostgresStore(str(location), clock=clock, ann=ann)
+        return PostgresStore(str(location), clock=clock, ann=ann, key=key)
     from facelens.gallery.sqlite import SqliteStore
 
-    return SqliteStore(location, clock=clock, ann=ann)
+    return SqliteStore(location, clock=clock, ann=ann, key=key)

@@ -2,12 +2,14 @@
 
 The audit trail is hash-chained: each record's hash covers its fields and the previous
 record's hash, so editing, deleting or reordering any record breaks the chain at that
-record (``AuditLog.verify``). ``StopControl`` halts a tenant's identifications until resumed.
+record (``AuditLog.verify``). ``StopControl`` halts a tenant's identifications until resumed;
+``Retention`` erases people a gallery may no longer keep.
 """
 
 from facelens.govern.audit import AuditLog, AuditRecord, ChainStatus
 from facelens.govern.governed import GovernedGallery
 from facelens.govern.keys import SCOPES, ApiKey, KeyStore
+from facelens.govern.retention import PurgeResult, Retention, RetentionPolicy
 from facelens.govern.stop import StopControl, StopStatus
 
 __all__ = [
@@ -18,6 +20,9 @@ __all__ = [
     "ChainStatus",
     "GovernedGallery",
     "KeyStore",
+    "PurgeResult",
+    "Retention",
+    "RetentionPolicy",
     "StopControl",
     "StopStatus",
 ]

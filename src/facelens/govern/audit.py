@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from facelens.gallery.sql import GalleryStore
+from facelens.gallery.sql import Db, GalleryStore
 from facelens.govern.schema import ensure_schema
 
 __all__ = ["GENESIS", "AuditLog", "AuditRecord", "ChainStatus"]
@@ -133,8 +133,10 @@ class AuditLog:
         threshold: float | None = None,
         model: str | None = None,
         decision: dict[str, Any] | None = None,
+        also: Callable[[Db], None] | None = None,
     ) -> AuditRecord:
-        """Add a record, chained to the last one (atomically, across processes)."""
+        """Add a record, chained to the last one (atomically, across processes). ``also``
+        writes govern's own bookkeeping in the same transaction."""
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         decision = decision or {}
         th = None if threshold is None else round(float(threshold), 6)
@@ -178,6 +180,8 @@ class AuditLog:
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (f"{seq}:{h}",),
             )
+            if also is not None:
+                also(db)
         return AuditRecord(
             seq,
             now,

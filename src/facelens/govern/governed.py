@@ -27,7 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 from facelens.embed import Embeddings
 from facelens.gallery import Consent, DeletionReceipt, Gallery, Identity
+from facelens.gallery.records import iso
+from facelens.gallery.sql import Db
 from facelens.govern.audit import AuditLog, AuditRecord
+from facelens.govern.retention import PurgeResult, Retention
 from facelens.match import Identification
 from facelens.match.decide import IdentifyRule, as_rule
 
@@ -63,8 +66,24 @@ class GovernedGallery:
         self.name = public_name or gallery.name
         self.last_record: AuditRecord | None = None
 
-    def _log(self, action: str, **fields: Any) -> AuditRecord:
+    def _log(
+        self,
+        action: str,
+        touched: tuple[str, list[str]] | None = None,
+        forget: str | None = None,
+        **fields: Any,
+    ) -> AuditRecord:
+        """One audit record; in its transaction, the retention bookkeeping: ``touched``
+        (``enrolled`` or ``matched``, identity ids) or ``forget`` (an erased identity)."""
         decision = dict(fields.pop("decision", None) or {})
+        gallery = self.gallery.name
+
+        def bookkeeping(db: Db) -> None:
+            if touched and touched[1]:
+                Retention.touch(db, gallery, touched[1], touched[0], iso(self.gallery.clock()))
+            if forget:
+                Retention.forget(db, forget)
+
         # the reference database as it was: which gallery, at which generation
         decision["generation"] = self.gallery.store.generation()
         self.last_record = self.audit.append(
@@ -73,6 +92,7 @@ class GovernedGallery:
             action=action,
             gallery=self.name,
             decision=decision,
+            also=bookkeeping,
             **fields,
         )
         return self.last_record
@@ -105,6 +125,7 @@ class GovernedGallery:
         r = report.result
         self._log(
             "enroll",
+            touched=("enrolled", [r.identity.id]),
             probe_sha256=",".join(_sha256(i) for i in images),
             candidates=[r.identity.id],
             model=pipeline.model,
@@ -116,6 +137,22 @@ class GovernedGallery:
         )
         return report
 
+    def add_consent(self, key: str, consent: Consent) -> Identity:
+        """Record a new or renewed consent (audited ``consent_added``: purpose and term)."""
+        ident = self.gallery.add_consent(self.gallery.get(key).id, consent)
+        self._log(
+            "consent_added",
+            candidates=[ident.id],
+            decision={"purpose": consent.purpose, "expires_at": consent.expires_at},
+        )
+        return ident
+
+    def withdraw_consent(self, key: str) -> Identity:
+        """Every running consent of the person ends now (audited ``consent_withdrawn``)."""
+        ident = self.gallery.withdraw_consent(key)
+        self._log("consent_withdrawn", candidates=[ident.id])
+        return ident
+
     def rename(self, key: str, new_name: str) -> Identity:
         ident = self.gallery.rename(key, new_name)
         self._log("rename", candidates=[ident.id], decision={"name": ident.name})
@@ -125,9 +162,18 @@ class GovernedGallery:
         """Erase a person; the receipt is itself an audit record."""
         receipt = self.gallery.delete(key)
         rec = self._log(
-            "delete", candidates=[receipt.identity_id], decision={"receipt": receipt.to_dict()}
+            "delete",
+            forget=receipt.identity_id,
+            candidates=[receipt.identity_id],
+            decision={"receipt": receipt.to_dict()},
         )
         return receipt, rec
+
+    def purge_due(self, dry_run: bool = False) -> PurgeResult:
+        """Enforce this gallery's retention policy now (each erasure a ``purge`` record)."""
+        return Retention(self.gallery.store, self.audit).purge(
+            self.actor, dry_run=dry_run, galleries=[self.gallery.name]
+        )
 
     # -- the period of use of a live identification (Art. 12(3)(a)) --------------------------
 
@@ -135,7 +181,10 @@ class GovernedGallery:
         self, source: str, model: str, stream_id: str = "", kind: str = "stream"
     ) -> AuditRecord:
         """A watch of ``source`` (its name without credentials) against this gallery began
-        (``kind`` ``redact``: a redaction that spares enrolled people searched it)."""
+        (``kind`` ``redact``: a redaction that spares enrolled people searched it). Whoever
+        the retention policy makes due is erased first: a watch never starts on people the
+        gallery should no longer hold."""
+        self.purge_due()
         return self._log(
             f"{kind}_start", model=model, decision={"source": source, "stream": stream_id}
         )
@@ -181,8 +230,10 @@ class GovernedGallery:
             found = self.gallery.identify(probes, r, k) if len(probes) else []
         else:
             found = []
+        named = [x.identity.identity_id for x in found if x.identity is not None]
         self._log(
             "identify",
+            touched=("matched", named),
             probe_sha256=probe_sha256,
             candidates=[c.identity_id for x in found for c in x.candidates],
             threshold=r.threshold,
@@ -190,7 +241,7 @@ class GovernedGallery:
             decision={
                 "rule": r.describe(),
                 "faces": len(found),
-                "identified": [x.identity.identity_id for x in found if x.identity is not None],
+                "identified": named,
                 "candidates_shown": candidates_shown,
             },
         )

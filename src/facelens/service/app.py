@@ -10,8 +10,12 @@ The API is a router per resource (``facelens.service.routes``) over shared depen
 ``errors``; ``state`` holds what a worker process keeps.
 """
 
+import contextlib
+import logging
 import os
+import threading
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -35,14 +39,59 @@ from facelens.service.state import ServiceState
 
 __all__ = ["ServiceSettings", "create_app", "source_allowed"]
 
+log = logging.getLogger(__name__)
+
 ROUTERS = (health, faces, galleries, thermal, audit, govern, streams, web)
+
+
+class RetentionTimer:
+    """Enforces the galleries' retention policies every ``interval_s`` (and once at start),
+    in a thread of its own: a purge never holds up a request."""
+
+    def __init__(self, state: ServiceState, interval_s: float) -> None:
+        self.state, self.interval_s = state, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
+
+    def start(self) -> None:
+        if self.interval_s > 0:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        from facelens.govern import Retention
+
+        while not self._stop.is_set():
+            try:
+                done = Retention(self.state.store, self.state.audit).purge("service:retention")
+                if done.receipts:
+                    log.info("retention purge erased %d people", len(done.receipts))
+            except Exception:  # the next round tries again; requests are not affected
+                log.exception("retention purge failed")
+            self._stop.wait(self.interval_s)
 
 
 def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> FastAPI:
     """The ASGI application (models load on first use, or now if ``pipeline`` is loaded)."""
     from facelens import __version__
 
+    state = ServiceState(settings, pipeline or Pipeline())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        purger = RetentionTimer(state, settings.purge_interval_s)
+        purger.start()
+        try:
+            yield
+        finally:
+            purger.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="facelens",
         version=__version__,
         description="Privacy-first face recognition. Every route but /v1/health "
@@ -53,7 +102,6 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
             422: {"model": S.ErrorOut},
         },
     )
-    state = ServiceState(settings, pipeline or Pipeline())
     app.state.facelens = state
     worker = str(os.getpid())
     app.add_middleware(Unexpected)

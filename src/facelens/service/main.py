@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import os
 
-from facelens.environment import default_gallery, make_pipeline
+from facelens.environment import default_gallery, make_pipeline, template_key
 from facelens.service.app import ServiceSettings, create_app
 
 app = create_app(
     ServiceSettings(
         gallery_path=os.environ.get("FACELENS_SERVE_GALLERY") or default_gallery(),
+        template_key=template_key(),
         allow_image_urls=os.environ.get("FACELENS_SERVE_URLS") == "1",
         identify_rate=float(os.environ.get("FACELENS_SERVE_RATE") or 5.0),
         identify_burst=max(1, int(2 * float(os.environ.get("FACELENS_SERVE_RATE") or 5.0))),
+        purge_interval_s=float(os.environ.get("FACELENS_SERVE_PURGE_INTERVAL") or 3600.0),
         allow_sources=tuple(
             p for p in (os.environ.get("FACELENS_SERVE_SOURCES") or "").split("\n") if p
         ),

@@ -274,3 +274,49 @@ class StopOut(BaseModel):
     at: str | None
     by: str | None
     reason: str
+
+
+class RetentionPolicyIO(BaseModel):
+    """How long a gallery keeps a person (``facelens.govern.retention``)."""
+
+    max_idle_days: int = Field(
+        default=1095, ge=1, le=36500, description="erase after this many days unmatched"
+    )
+    consent_grace_days: int = Field(
+        default=0, ge=0, le=36500, description="erase this long after consent ended"
+    )
+
+
+class DueOut(BaseModel):
+    tenant: str
+    gallery: str
+    identity_id: str
+    name: str
+    reason: Literal["idle", "consent_ended"]
+    since: str
+    due_at: str
+
+
+class RetentionOut(BaseModel):
+    gallery: str
+    policy: RetentionPolicyIO
+    next_deadlines: list[DueOut]
+
+
+class PurgeReceiptOut(BaseModel):
+    identity_id: str
+    name: str
+    samples_deleted: int
+    consents_deleted: int
+    chips_deleted: int
+    deleted_at: str
+    audit_seq: int
+    audit_hash: str
+
+
+class PurgeOut(BaseModel):
+    dry_run: bool
+    at: str
+    due: list[DueOut]
+    erased: int
+    receipts: list[PurgeReceiptOut]

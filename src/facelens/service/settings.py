@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from facelens.gallery.protect import TemplateKey
+
 __all__ = ["ServiceSettings", "source_allowed"]
 
 
@@ -43,6 +45,10 @@ class ServiceSettings:
         queue_budget_s: how long a request's faces may be expected to wait in the worker's
             inference queue (``facelens.service.inference``); past it the service answers
             503 with ``Retry-After`` instead of queueing more.
+        purge_interval_s: how often the service enforces retention (erases everyone the
+            galleries' policies make due; also once at start); 0: never.
+        template_key: the key that seals the store's templates (``FACELENS_KEY_FILE``;
+            a store sealed with a key does not open without it).
     """
 
     gallery_path: Path | str
@@ -59,6 +65,8 @@ class ServiceSettings:
     memory_bytes: int = 2 * 1024 * 1024 * 1024
     inference_budget_s: float = 2.0
     queue_budget_s: float = 1.0
+    purge_interval_s: float = 3600.0
+    template_key: TemplateKey | None = None
 
 
 def source_allowed(source: str, patterns: tuple[str, ...]) -> bool:

@@ -195,8 +195,8 @@ def add_consent(
     body: S.ConsentIn,
     key: Annotated[ApiKey, scope("enroll")],
 ) -> dict[str, Any]:
-    """Record a new (or renewed) consent."""
-    g = state.gallery(key.tenant, gallery)
+    """Record a new (or renewed) consent (audited ``consent_added``)."""
+    g = governed(state, key, gallery)
     c = Consent(
         purpose=body.purpose,
         granted_by=body.granted_by,
@@ -204,4 +204,14 @@ def add_consent(
         expires_at=body.expires_at,
         recorded_by=f"key:{key.id}",
     )
-    return g.add_consent(g.get(identity_id).id, c).to_dict(datetime.now(UTC))
+    return g.add_consent(identity_id, c).to_dict(datetime.now(UTC))
+
+
+@router.post(IDENTITY + "/consents/withdraw", response_model=S.IdentityOut, tags=["identities"])
+def withdraw_consent(
+    state: State, gallery: str, identity_id: str, key: Annotated[ApiKey, scope("enroll")]
+) -> dict[str, Any]:
+    """The person withdraws consent: every running consent ends now, search stops naming
+    them at once, and the next retention purge erases them after the gallery's grace period
+    (default 0 days). Audited ``consent_withdrawn``."""
+    return governed(state, key, gallery).withdraw_consent(identity_id).to_dict(datetime.now(UTC))
