@@ -121,3 +121,43 @@ def test_the_stop_button_halts_identification(browser, service: Service, data: P
             headers={"Authorization": f"Bearer {service.keys['admin']}"},
         )
     page.close()
+
+
+def test_the_privacy_page_reports_a_gallery(browser, service: Service, data: Path) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    knn = data / "faces" / "face_recognition" / "knn_examples"
+    admin = {"Authorization": f"Bearer {service.keys['admin']}"}
+    with httpx.Client(base_url=service.url, timeout=60) as c:
+        c.post("/v1/galleries", json={"name": "dpia"}, headers=admin)
+        r = c.post(
+            "/v1/galleries/dpia/identities",
+            headers=admin,
+            data={"name": "Barack Obama", "consent_purpose": "door", "consent_granted_by": "B"},
+            files=[
+                ("images", (p.name, p.read_bytes(), "image/jpeg"))
+                for p in sorted((knn / "train" / "obama").iterdir())
+            ],
+        )
+        assert r.status_code == 201, r.text
+        r = c.post(
+            "/v1/galleries/dpia/identify",
+            headers=admin,
+            files={"image": ("o.jpg", (knn / "test" / "obama1.jpg").read_bytes(), "image/jpeg")},
+        )
+        assert r.status_code == 200, r.text
+        admin_id = service.keys["admin"].split("_")[1]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(service.url + "/")
+    page.fill("#api-key", service.keys["admin"])
+    page.click("#sign-in-form button")
+    page.wait_for_selector("#app:not([hidden])")
+    page.click("button[data-tab=privacy]")
+    card = page.wait_for_selector(".privacy-gallery[data-gallery=dpia]")
+    assert card is not None
+    assert card.query_selector(".people").inner_text() == "1"  # type: ignore[union-attr]
+    assert card.query_selector(".pending").inner_text() == "0"  # type: ignore[union-attr]
+    assert f"{admin_id}: 1" in card.query_selector(".searches").inner_text()  # type: ignore[union-attr]
+    assert "NOT sealed" in page.inner_text("#privacy-sealed")  # this test service has no key
+    page.screenshot(path=str(SHOTS / "07-privacy.png"), full_page=True)
+    page.close()

@@ -223,3 +223,49 @@ def govern_rotate_key(new_key_file: Path, gallery_path: Path | str | None, as_js
             f"{counts['galleries']} galleries with key {new.key_id} (transforms renewed); "
             f"use FACELENS_KEY_FILE={new_key_file} from now on"
         )
+
+
+@govern_group.command("report")
+@click.option("--days", type=click.IntRange(1, 3660), default=30, show_default=True,
+              help="Count searches per key and day over this many days.")  # fmt: skip
+@click.option("--tenant", "only_tenant", default=None, help="Only this tenant's galleries.")
+@gallery_option
+@json_option
+def govern_report(
+    days: int, only_tenant: str | None, gallery_path: Path | str | None, as_json: bool
+) -> None:
+    """What the store holds and how it is used, per gallery: people, templates and chips
+    (sealed or not), consent status, retention policy, next deadlines and pending purges,
+    searches per key and day. The facts a data-protection impact assessment needs."""
+    from facelens.govern.report import privacy_report
+
+    with _store(gallery_path) as store:
+        doc = privacy_report(store, tenant=only_tenant, days=days)
+    if as_json:
+        output.emit_json(doc)
+        return
+    sealed = f"sealed (key {doc['key_id']})" if doc["templates_sealed"] else "NOT sealed"
+    output.echo(f"templates {sealed}; report at {doc['generated_at']}")
+    for g in doc["galleries"]:
+        c = g["consent"]
+        output.echo(
+            f"\n{g['tenant']}/{g['gallery']}: {g['people']} people, templates "
+            f"{g['templates'] or 'none'}, {g['chips']} chips"
+            + ("" if g["templates_transformed"] else " (no per-gallery transform yet)")
+        )
+        output.echo(
+            f"  consent: {c['valid']} valid ({c['no_end']} without end, {c['ending_soon']} "
+            f"ending within 30 days), {c['ended']} ended"
+        )
+        r = g["retention"]
+        output.echo(
+            f"  retention: {r['max_idle_days']} idle days, {r['consent_grace_days']} grace days;"
+            f" {len(g['pending_purges'])} due now"
+        )
+        for d in g["next_deadlines"][:3]:
+            output.echo(f"    next: {d['due_at']} {d['name']} ({d['reason']})")
+        per_key: dict[str, int] = {}
+        for s in g["searches"]:
+            per_key[s["key"]] = per_key.get(s["key"], 0) + s["count"]
+        for key, n in sorted(per_key.items()):
+            output.echo(f"  searches by {key}: {n} in {days} days")

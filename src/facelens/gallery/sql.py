@@ -388,7 +388,10 @@ class SqlStore:
             galleries = [r[0] for r in db.execute("SELECT name FROM galleries ORDER BY name")]
             fresh = {g: new_secret() for g in galleries}
             for g in galleries:
-                old = {d: self._rotation(g, d) for d in self._dims(db, g)}
+                dims = self._dims(db, g)
+                old = {d: self._rotation(g, d) for d in dims}
+                new = {d: transform(fresh[g], d) for d in dims}
+                sets = ", ".join(f"{c.strip()} = ?" for c in self._EMB_COLS.split(","))
                 rows = db.execute(
                     f"SELECT s.id, s.dim, {self._EMB_SQL} FROM samples s JOIN identities i "
                     "ON i.id = s.identity_id WHERE i.gallery = ?",
@@ -399,8 +402,7 @@ class SqlStore:
                     r_old = old.get(int(dim))
                     if r_old is not None:
                         v = v @ r_old
-                    v = transform(fresh[g], int(dim)) @ v
-                    sets = ", ".join(f"{c.strip()} = ?" for c in self._EMB_COLS.split(","))
+                    v = new[int(dim)] @ v
                     db.execute(
                         f"UPDATE samples SET {sets} WHERE id = ?",
                         (*self._emb_params_for(v, new_key), sid),

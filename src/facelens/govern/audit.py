@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from facelens.gallery.sql import Db, GalleryStore
@@ -137,7 +137,7 @@ class AuditLog:
     ) -> AuditRecord:
         """Add a record, chained to the last one (atomically, across processes). ``also``
         writes govern's own bookkeeping in the same transaction."""
-        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        now = self.store.clock().astimezone(UTC).isoformat(timespec="milliseconds")
         decision = decision or {}
         th = None if threshold is None else round(float(threshold), 6)
         with self.store.transaction(bump=False) as db:

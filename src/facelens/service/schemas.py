@@ -320,3 +320,43 @@ class PurgeOut(BaseModel):
     due: list[DueOut]
     erased: int
     receipts: list[PurgeReceiptOut]
+
+
+class ConsentCounts(BaseModel):
+    valid: int
+    ending_soon: int
+    ended: int
+    no_end: int
+
+
+class SearchCount(BaseModel):
+    day: str
+    key: str
+    action: str
+    count: int
+
+
+class GalleryReport(BaseModel):
+    tenant: str
+    gallery: str
+    people: int
+    templates: dict[str, int]
+    chips: int
+    keeps_chips: bool
+    templates_sealed: bool
+    templates_transformed: bool
+    consent: ConsentCounts
+    retention: RetentionPolicyIO
+    next_deadlines: list[DueOut]
+    pending_purges: list[DueOut]
+    searches: list[SearchCount]
+
+
+class PrivacyReportOut(BaseModel):
+    """The facts a data-protection impact assessment needs (``facelens govern report``)."""
+
+    generated_at: str
+    days: int
+    templates_sealed: bool
+    key_id: str | None
+    galleries: list[GalleryReport]

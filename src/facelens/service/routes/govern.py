@@ -80,3 +80,16 @@ def purge(
     this every ``--purge-interval``); each erasure is a ``purge`` record in the audit trail."""
     mine = [g for g in state.store.galleries() if split_gallery_key(g)[0] == key.tenant]
     return _retention(state).purge(f"key:{key.id}", dry_run=dry_run, galleries=mine).to_dict()
+
+
+@router.get("/v1/govern/report", response_model=S.PrivacyReportOut)
+def report(
+    state: State,
+    key: Annotated[ApiKey, scope("admin")],
+    days: Annotated[int, Query(ge=1, le=3660)] = 30,
+) -> dict[str, Any]:
+    """This tenant's privacy report: per gallery, what is stored, consent status, retention
+    deadlines and pending purges, searches per key and day."""
+    from facelens.govern.report import privacy_report
+
+    return privacy_report(state.store, tenant=key.tenant, days=days)

@@ -101,6 +101,7 @@ function showTab(name) {
   document.querySelectorAll(".tab-panel").forEach((p) => (p.hidden = p.id !== "tab-" + name));
   if (name === "people") loadPeople();
   if (name === "audit") loadAudit();
+  if (name === "privacy") loadPrivacy();
   if (name === "live") { loadStreams(); connectLive(); refreshStop(); }
 }
 document.querySelectorAll(".tab").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
@@ -322,6 +323,41 @@ async function loadAudit() {
   }
 }
 $("#audit-refresh").addEventListener("click", loadAudit);
+
+// -- privacy report -------------------------------------------------------------------------
+
+async function loadPrivacy() {
+  const box = $("#privacy-report");
+  try {
+    const r = await api("/v1/govern/report");
+    const badge = $("#privacy-sealed");
+    badge.textContent = r.templates_sealed ? `templates sealed (key ${r.key_id})` : "templates NOT sealed";
+    badge.className = "badge " + (r.templates_sealed ? "ok" : "bad");
+    box.innerHTML = r.galleries.map((g) => {
+      const perKey = {};
+      g.searches.forEach((s) => (perKey[s.key] = (perKey[s.key] || 0) + s.count));
+      const searches = Object.entries(perKey).map(([k, n]) => `<li>${esc(k)}: ${n}</li>`).join("") || "<li>none</li>";
+      const next = g.next_deadlines.slice(0, 5).map((d) => `<li>${esc(d.due_at.slice(0, 10))} ${esc(d.name)} (${esc(d.reason)})</li>`).join("") || "<li>none</li>";
+      const templates = Object.entries(g.templates).map(([m, n]) => `${n} ${esc(m)}`).join(", ") || "none";
+      return `<div class="privacy-gallery" data-gallery="${esc(g.gallery)}">
+        <h3>${esc(g.gallery)}</h3>
+        <table class="facts"><tbody>
+          <tr><th>People</th><td class="people">${g.people}</td></tr>
+          <tr><th>Templates</th><td>${templates}${g.templates_transformed ? " (transformed per gallery)" : ""}</td></tr>
+          <tr><th>Kept chips</th><td>${g.chips}${g.keeps_chips ? "" : " (gallery does not keep chips)"}</td></tr>
+          <tr><th>Consent</th><td>${g.consent.valid} valid (${g.consent.no_end} without end, ${g.consent.ending_soon} ending within 30 days), ${g.consent.ended} ended</td></tr>
+          <tr><th>Retention</th><td>erase after ${g.retention.max_idle_days} days unmatched; ${g.retention.consent_grace_days} days after consent ends</td></tr>
+          <tr><th>Pending purges</th><td class="pending">${g.pending_purges.length}</td></tr>
+        </tbody></table>
+        <p>Next deadlines</p><ul>${next}</ul>
+        <p>Searches per key, last ${r.days} days</p><ul class="searches">${searches}</ul>
+      </div>`;
+    }).join("") || "<p class='muted'>No galleries yet.</p>";
+  } catch (e) {
+    box.innerHTML = `<p class="bad">${esc(e.message)}</p>`;
+  }
+}
+$("#privacy-refresh").addEventListener("click", loadPrivacy);
 
 // -- start ----------------------------------------------------------------------------------
 
