@@ -220,11 +220,16 @@ class Watcher:
         gallery: Gallery | None,
         bus: EventBus,
         config: WatchConfig | None = None,
+        hold: Callable[[Event, NDArray[np.uint8] | None], None] | None = None,
     ) -> None:
         self.pipe = pipeline
         self.gallery = gallery
         self.bus = bus
         self.config = config or WatchConfig()
+        # a gallery that wants people to confirm identifications: each ``identified`` event
+        # goes to ``hold`` (with the track's best shot) instead of the bus, and nothing else
+        # the watch says names the person until they confirm (facelens.govern.confirm)
+        self.hold = hold
         self.stats = WatchStats()
         self._stop = False
         self._depth = 1  # candidates per search: what the identification rule needs
@@ -290,6 +295,8 @@ class Watcher:
             score: float | None,
             **data: Any,
         ) -> None:
+            if self.hold is not None and kind == "track_ended":
+                identity_id = score = None  # named only once confirmed
             ev = Event(
                 type=kind,
                 time=_now(),
@@ -302,7 +309,11 @@ class Watcher:
                 media_time=None if frame is None else frame.media_time,
                 data=data,
             )
-            self.bus.emit(ev)
+            if self.hold is not None and kind == "identified":
+                self.hold(ev, ids.best_shot(track) if track is not None else None)
+                kind = "alert_pending"
+            else:
+                self.bus.emit(ev)
             self.stats.events[kind] = self.stats.events.get(kind, 0) + 1
             if frame is not None:
                 self.stats.latencies.append(time.time() - frame.wall_time)
@@ -364,7 +375,11 @@ class Watcher:
                 since += 1
                 faces = tracker.predict(frame.index)
             labels = [
-                names.get(ids.identity(int(t)) or "", None)
+                (
+                    "to confirm"
+                    if self.hold is not None and ids.identity(int(t))
+                    else names.get(ids.identity(int(t)) or "", None)
+                )
                 for t in (faces.track_id if faces.track_id is not None else [])
             ]
             if on_frame:

@@ -49,7 +49,7 @@ def test_an_older_store_keeps_its_keys_trail_and_stop(tmp_path: Path) -> None:
     for k, v in con.execute("SELECT key, value FROM govern_state").fetchall():
         con.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (k, v))
     con.execute("DROP TABLE govern_state")
-    for t in ("retention_policies", "person_activity"):
+    for t in ("retention_policies", "person_activity", "alert_votes", "alerts"):
         con.execute(f"DROP TABLE {t}")
     con.execute("DELETE FROM meta WHERE key = 'schema:govern'")
     con.close()

@@ -74,3 +74,29 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     yield Service(f"http://127.0.0.1:{port}", path, keys)
     server.should_exit = True
     thread.join(10)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is not installed (scripts/system-deps.sh installs it)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield b
+        b.close()

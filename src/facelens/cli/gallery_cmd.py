@@ -222,10 +222,21 @@ def gallery_retemplate(
     help="Keep an aligned chip of each enrolled face, so templates of another model can be "
     "made later without the person (off by default; turning it off erases the kept chips).",
 )
+@click.option(
+    "--confirm",
+    type=click.IntRange(1, 2),
+    default=None,
+    help="People who must confirm an identification before it is acted on: 2 holds each "
+    "one as an alert until two API keys confirm it (EU AI Act Art. 14(5)); default 1.",
+)
 @click.option("--yes", is_flag=True, help="Do not ask before erasing kept chips.")
 @gallery_options
 def gallery_settings(
-    keep_chips: bool | None, yes: bool, gallery_path: Path | str | None, as_json: bool
+    keep_chips: bool | None,
+    confirm: int | None,
+    yes: bool,
+    gallery_path: Path | str | None,
+    as_json: bool,
 ) -> None:
     """Show or change the gallery's settings."""
     g = open_gallery(gallery_path, create=True)
@@ -241,6 +252,8 @@ def gallery_settings(
                     )
                 click.confirm(f"Erase the {kept} kept chip(s)?", abort=True, err=True)
             current = g.configure(keep_chips=keep_chips)
+        if confirm is not None and confirm != current["confirm"]:
+            current = g.configure(confirm=confirm)
         models = g.models()
     doc = {
         "settings": current,

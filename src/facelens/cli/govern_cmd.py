@@ -207,6 +207,9 @@ def govern_rotate_key(new_key_file: Path, gallery_path: Path | str | None, as_js
         old = store.key.key_id if store.key else None
         if old == new.key_id:
             raise click.UsageError("the new key is the key the store has now")
+        from facelens.govern.confirm import Alerts
+
+        Alerts(store, AuditLog(store)).drop_shots()  # sealed with the old key
         counts = store.rekey(new)
         AuditLog(store).append(
             tenant="default",

@@ -50,7 +50,11 @@ def info(provider: str | None, gallery_path: Path | str | None, as_json: bool) -
     if g is not None:
         with g:
             doc["gallery"].update(
-                {"identities": len(g.identities()), "searchable": g.search_size(pipe.model)[0]}
+                {
+                    "identities": len(g.identities()),
+                    "searchable": g.search_size(pipe.model)[0],
+                    "templates_sealed": g.store.encrypted(),
+                }
             )
     if as_json:
         output.emit_json(doc)

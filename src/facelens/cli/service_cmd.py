@@ -70,6 +70,16 @@ json_option = click.option("--json", "as_json", is_flag=True, help="JSON output.
     help="Recognizer (default dlib; see 'facelens models list').",
 )
 @click.option(
+    "--events",
+    "event_sinks",
+    multiple=True,
+    metavar="SINK",
+    help="Where every stream's events also go, and confirmed alerts: webhook:URL, "
+    "mqtt://HOST:PORT/TOPIC or jsonl:FILE; repeatable. Webhooks are signed with "
+    "--webhook-secret (or $FACELENS_WEBHOOK_SECRET).",
+)
+@click.option("--webhook-secret", default=None, help="Secret that signs webhook deliveries.")
+@click.option(
     "--purge-interval",
     type=click.FloatRange(0, 7 * 86400),
     default=3600.0,
@@ -94,6 +104,8 @@ def serve(
     identify_rate: float,
     detector: str | None,
     model: str | None,
+    event_sinks: tuple[str, ...],
+    webhook_secret: str | None,
     purge_interval: float,
     bootstrap_key: bool,
     as_json: bool,
@@ -128,6 +140,14 @@ def serve(
     os.environ["FACELENS_SERVE_DETECTOR"] = detector or ""
     os.environ["FACELENS_SERVE_MODEL"] = model or ""
     os.environ["FACELENS_SERVE_PURGE_INTERVAL"] = str(purge_interval)
+    os.environ["FACELENS_SERVE_EVENTS"] = "\n".join(event_sinks)
+    if webhook_secret:
+        os.environ["FACELENS_WEBHOOK_SECRET"] = webhook_secret
+    from facelens.events.sinks import parse_sink
+
+    signing = (os.environ.get("FACELENS_WEBHOOK_SECRET") or "").encode() or None
+    for spec in event_sinks:  # a wrong sink fails here, with its reason, not in the workers
+        parse_sink(spec, signing).close(0.1)
     from facelens.cli.common import make_pipeline
 
     make_pipeline(detector=detector, model=model)  # an unknown model fails here, not in workers

@@ -169,7 +169,11 @@ def watch(
         identify_threshold=parse_threshold(threshold) or "open_set",
     )
     src = VideoSource(source, VideoConfig(reconnect=reconnect, rtsp_transport=rtsp_transport))
-    watcher = Watcher(pipe, gallery, bus, cfg)
+    audited = governed(gallery) if gallery is not None else None
+    # a gallery set to confirm=2: identifications wait as alerts for two people (the service
+    # that confirms them delivers them to its sinks); this watch names no one
+    hold = audited.confirmation() if audited is not None else None
+    watcher = Watcher(pipe, gallery, bus, cfg, hold=hold)
     writer: Any = None
     if annotate is not None:
         import cv2
@@ -196,7 +200,6 @@ def watch(
             nl=False,
         )
 
-    audited = governed(gallery) if gallery is not None else None
     if audited is not None:
         audited.stream_started(src.name, pipe.model)  # the period of use, in the audit trail
     previous = signal.signal(signal.SIGTERM, lambda *_: watcher.stop())

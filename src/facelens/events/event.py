@@ -50,6 +50,24 @@ class Event:
         if self.type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {self.type!r}")
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Event:
+        """The event ``to_dict`` made (its extra fields back in ``data``)."""
+        fields = {"type", "time", "frame", "track_id", "identity", "source"}
+        fields |= {"media_time", "identity_id", "score"}
+        return cls(
+            type=d["type"],
+            time=d["time"],
+            frame=d.get("frame"),
+            track_id=d.get("track_id"),
+            identity=d.get("identity"),
+            source=d.get("source", ""),
+            media_time=d.get("media_time"),
+            identity_id=d.get("identity_id"),
+            score=d.get("score"),
+            data={k: v for k, v in d.items() if k not in fields},
+        )
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "type": self.type,

@@ -142,6 +142,10 @@ class GalleryStore(Protocol):
 
     def rekey(self, new_key: TemplateKey) -> dict[str, int]: ...
 
+    def protect(self, data: bytes, purpose: bytes) -> bytes: ...
+
+    def unprotect(self, stored: bytes, purpose: bytes) -> bytes: ...
+
     def apply_migrations(self, component: str, steps: Sequence[str]) -> int: ...
 
     def __enter__(self) -> GalleryStore: ...
@@ -215,7 +219,9 @@ class GalleryStore(Protocol):
 
 
 # Settings a gallery may hold, and their defaults.
-GALLERY_SETTINGS: dict[str, Any] = {"keep_chips": False}
+# ``confirm``: how many different people must confirm an identification before it is acted on
+# (2: EU AI Act Art. 14(5); facelens.govern.confirm holds the alerts).
+GALLERY_SETTINGS: dict[str, Any] = {"keep_chips": False, "confirm": 1}
 
 
 class SqlStore:
@@ -364,6 +370,20 @@ class SqlStore:
 
     def _seal_template(self, e: NDArray[np.float32], key: TemplateKey) -> bytes:
         return key.seal(np.ascontiguousarray(e, dtype="<f4").tobytes(), b"template")
+
+    def protect(self, data: bytes, purpose: bytes) -> bytes:
+        """``data`` as the store keeps biometric data: sealed for ``purpose`` with the
+        store's key, or as it is in a store without one (for other components' data, such as
+        an alert's best shot)."""
+        return self.key.seal(data, purpose) if self.key else data
+
+    def unprotect(self, stored: bytes, purpose: bytes) -> bytes:
+        data = bytes(stored)
+        if self.key is not None:
+            return self.key.open(data, purpose)
+        if is_sealed(data):
+            raise GalleryKeyError("a protected value is sealed and no key was given")
+        return data
 
     def _chip_in(self, png: bytes) -> bytes:
         return self.key.seal(png, b"chip") if self.key else png
@@ -779,6 +799,9 @@ class SqlStore:
             raise InputError("settings", f"unknown gallery setting(s): {', '.join(unknown)}")
         if "keep_chips" in changes and not isinstance(changes["keep_chips"], bool):
             raise InputError("settings", "keep_chips must be true or false")
+        c = changes.get("confirm", 1)
+        if isinstance(c, bool) or c not in (1, 2):
+            raise InputError("settings", "confirm must be 1 or 2 (people who confirm a match)")
         self.ensure_gallery(gallery)
         with self.transaction() as db:
             settings = {**self._settings(db, gallery), **changes}

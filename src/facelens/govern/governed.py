@@ -21,15 +21,21 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from facelens.embed import Embeddings
+from facelens.events import Event
 from facelens.gallery import Consent, DeletionReceipt, Gallery, Identity
-from facelens.gallery.records import iso
+from facelens.gallery.protect import TemplateKey
+from facelens.gallery.records import encode_chip, iso
 from facelens.gallery.sql import Db
 from facelens.govern.audit import AuditLog, AuditRecord
+from facelens.govern.confirm import Alert, Alerts
 from facelens.govern.retention import PurgeResult, Retention
 from facelens.match import Identification
 from facelens.match.decide import IdentifyRule, as_rule
@@ -65,6 +71,51 @@ class GovernedGallery:
         self.tenant, self.actor = tenant, actor
         self.name = public_name or gallery.name
         self.last_record: AuditRecord | None = None
+
+    @classmethod
+    def open(
+        cls,
+        location: str | Path,
+        *,
+        tenant: str | None = None,
+        name: str = "default",
+        actor: str | None = None,
+        key: TemplateKey | None = None,
+    ) -> GovernedGallery:
+        """The Python API's way in: the gallery ``name`` (of ``tenant``, as the service names
+        it; None: the command line's own) in the store at ``location``, every call audited as
+        ``actor`` (default ``python:<user>``). Close it with ``close()``.
+
+        Example:
+            >>> import tempfile, os
+            >>> g = GovernedGallery.open(os.path.join(tempfile.mkdtemp(), "g.db"))
+            >>> g.gallery.identities(), g.audit.records()
+            ([], [])
+            >>> g.close()
+        """
+        import getpass
+
+        from facelens.govern.names import gallery_key, split_gallery_key
+
+        stored = gallery_key(tenant, name)
+        g = Gallery.open(location, stored, key=key)
+        owner, public = split_gallery_key(stored)
+        return cls(
+            g,
+            AuditLog(g.store),
+            tenant=owner,
+            actor=actor or f"python:{getpass.getuser()}",
+            public_name=public,
+        )
+
+    def close(self) -> None:
+        self.gallery.close()
+
+    def __enter__(self) -> GovernedGallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _log(
         self,
@@ -174,6 +225,28 @@ class GovernedGallery:
         return Retention(self.gallery.store, self.audit).purge(
             self.actor, dry_run=dry_run, galleries=[self.gallery.name]
         )
+
+    def confirmation(
+        self, stream: str = "", on_held: Callable[[Alert], None] | None = None
+    ) -> Callable[[Event, NDArray[np.uint8] | None], None] | None:
+        """What a watch of this gallery does with an identification when the gallery wants
+        two people to confirm it (setting ``confirm`` 2): hold it as a pending alert, with
+        the track's best shot (``Watcher(hold=...)``). None when identifications need no
+        confirmation."""
+        required = int(self.gallery.settings().get("confirm", 1))
+        if required < 2:
+            return None
+        alerts = Alerts(self.gallery.store, self.audit)
+
+        def hold(event: Event, shot: NDArray[np.uint8] | None) -> None:
+            png = None if shot is None else encode_chip(shot)
+            alert = alerts.hold(
+                self.gallery.name, event.to_dict(), png, self.actor, required, stream
+            )
+            if on_held is not None:
+                on_held(alert)
+
+        return hold
 
     # -- the period of use of a live identification (Art. 12(3)(a)) --------------------------
 

@@ -20,13 +20,15 @@ from facelens.govern.schema import ensure_schema
 __all__ = ["SCOPES", "ApiKey", "KeyStore"]
 
 # "candidates": see the top candidates of a face that was not identified (a stranger's
-# "looks like X at 0.80"): a non-match an operator could act on, so it is a scope of its own
+# "looks like X at 0.80"): a non-match an operator could act on, so it is a scope of its own.
+# "confirm": vote on the alerts of galleries that want two people to confirm a match.
 SCOPES = (
     "detect",
     "enroll",
     "verify",
     "identify",
     "candidates",
+    "confirm",
     "delete",
     "audit:read",
     "admin",

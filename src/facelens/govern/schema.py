@@ -1,5 +1,6 @@
 """govern's own tables and their migrations: API keys, the audit trail, govern's state (the
-stop control, the audit head), retention policies and the last activity of each person.
+stop control, the audit head), retention policies and the last activity of each person, and
+the alerts that wait for two people's confirmation.
 
 The gallery store runs these steps (``GalleryStore.apply_migrations``) but does not know
 them: the gallery's migrations create only the gallery's tables. Step 1 finds the keys and
@@ -72,13 +73,42 @@ _RETENTION = """
     CREATE INDEX person_activity_gallery ON person_activity(gallery);
 """
 
+# 4: two-person confirmation: alerts held until two keys confirm, and each key's vote
+_ALERTS = """
+    CREATE TABLE alerts (
+        id          TEXT PRIMARY KEY,
+        tenant      TEXT NOT NULL,
+        gallery     TEXT NOT NULL,
+        identity_id TEXT NOT NULL,
+        score       {real},
+        source      TEXT NOT NULL,
+        stream      TEXT NOT NULL DEFAULT '',
+        track_id    INTEGER,
+        event       TEXT NOT NULL,
+        shot        {blob},
+        required    INTEGER NOT NULL,
+        status      TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        expires_at  TEXT NOT NULL,
+        decided_at  TEXT
+    );
+    CREATE INDEX alerts_pending ON alerts(tenant, status, created_at);
+    CREATE TABLE alert_votes (
+        alert_id TEXT NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+        key_id   TEXT NOT NULL,
+        vote     TEXT NOT NULL,
+        at       TEXT NOT NULL,
+        PRIMARY KEY (alert_id, key_id)
+    );
+"""
+
 _TYPES = {
     "sqlite": {"blob": "BLOB", "bigint": "INTEGER", "real": "REAL"},
     "postgresql": {"blob": "BYTEA", "bigint": "BIGINT", "real": "DOUBLE PRECISION"},
 }
 
 MIGRATIONS: dict[str, tuple[str, ...]] = {
-    dialect: (_KEYS_AND_AUDIT.format(**types), _STATE, _RETENTION)
+    dialect: (_KEYS_AND_AUDIT.format(**types), _STATE, _RETENTION, _ALERTS.format(**types))
     for dialect, types in _TYPES.items()
 }
 

@@ -25,6 +25,7 @@ from facelens.pipeline import Pipeline
 from facelens.service import schemas as S
 from facelens.service.errors import BodyLimit, Unexpected, install_handlers
 from facelens.service.routes import (
+    alerts,
     audit,
     faces,
     galleries,
@@ -41,7 +42,7 @@ __all__ = ["ServiceSettings", "create_app", "source_allowed"]
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (health, faces, galleries, thermal, audit, govern, streams, web)
+ROUTERS = (health, faces, galleries, thermal, audit, govern, alerts, streams, web)
 
 
 class RetentionTimer:
@@ -68,6 +69,7 @@ class RetentionTimer:
         while not self._stop.is_set():
             try:
                 done = Retention(self.state.store, self.state.audit).purge("service:retention")
+                self.state.alerts.expire()
                 if done.receipts:
                     log.info("retention purge erased %d people", len(done.receipts))
             except Exception:  # the next round tries again; requests are not affected
@@ -89,6 +91,7 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
             yield
         finally:
             purger.stop()
+            state.close_sinks()
 
     app = FastAPI(
         lifespan=lifespan,

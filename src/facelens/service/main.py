@@ -16,6 +16,10 @@ app = create_app(
         identify_rate=float(os.environ.get("FACELENS_SERVE_RATE") or 5.0),
         identify_burst=max(1, int(2 * float(os.environ.get("FACELENS_SERVE_RATE") or 5.0))),
         purge_interval_s=float(os.environ.get("FACELENS_SERVE_PURGE_INTERVAL") or 3600.0),
+        event_sinks=tuple(
+            p for p in (os.environ.get("FACELENS_SERVE_EVENTS") or "").split("\n") if p
+        ),
+        webhook_secret=(os.environ.get("FACELENS_WEBHOOK_SECRET") or "").encode() or None,
         allow_sources=tuple(
             p for p in (os.environ.get("FACELENS_SERVE_SOURCES") or "").split("\n") if p
         ),

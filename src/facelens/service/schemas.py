@@ -156,11 +156,20 @@ class ReceiptOut(BaseModel):
 
 class GalleryIn(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    confirm: Literal[1, 2] | None = Field(
+        default=None,
+        description="people who must confirm an identification before it is acted on "
+        "(2: alerts wait in /v1/alerts; admin keys only)",
+    )
+    keep_chips: bool | None = Field(
+        default=None, description="keep an aligned chip of each enrolled face (admin keys only)"
+    )
 
 
 class GalleryOut(BaseModel):
     name: str
     identities: int
+    settings: dict[str, Any] | None = None
 
 
 class AuditOut(BaseModel):
@@ -360,3 +369,29 @@ class PrivacyReportOut(BaseModel):
     templates_sealed: bool
     key_id: str | None
     galleries: list[GalleryReport]
+
+
+class VoteOut(BaseModel):
+    key: str
+    vote: Literal["confirm", "reject"]
+    at: str
+
+
+class AlertOut(BaseModel):
+    """An identification waiting for two people to confirm it (never its template)."""
+
+    id: str
+    gallery: str
+    identity_id: str
+    identity: str | None
+    score: float | None
+    source: str
+    stream: str
+    track_id: int | None
+    required: int
+    status: Literal["pending", "confirmed", "rejected", "expired"]
+    created_at: str
+    expires_at: str
+    decided_at: str | None
+    has_shot: bool
+    votes: list[VoteOut]

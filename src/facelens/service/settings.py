@@ -49,6 +49,10 @@ class ServiceSettings:
             galleries' policies make due; also once at start); 0: never.
         template_key: the key that seals the store's templates (``FACELENS_KEY_FILE``;
             a store sealed with a key does not open without it).
+        event_sinks: where every stream's events also go (``webhook:URL``,
+            ``mqtt://HOST:PORT/TOPIC``, ``jsonl:FILE``), set by the operator; confirmed alerts
+            are delivered there too.
+        webhook_secret: signs webhook deliveries.
     """
 
     gallery_path: Path | str
@@ -67,6 +71,8 @@ class ServiceSettings:
     queue_budget_s: float = 1.0
     purge_interval_s: float = 3600.0
     template_key: TemplateKey | None = None
+    event_sinks: tuple[str, ...] = ()
+    webhook_secret: bytes | None = None
 
 
 def source_allowed(source: str, patterns: tuple[str, ...]) -> bool:

@@ -2,6 +2,7 @@
 pipeline, rate-limit buckets, stream jobs and the live-event broadcaster."""
 
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -12,9 +13,11 @@ from typing import Any
 
 from facelens.decode.image import DecodeConfig
 from facelens.events import Event
+from facelens.events.sinks import parse_sink
 from facelens.gallery import Gallery
 from facelens.gallery.stores import open_store
 from facelens.govern import AuditLog, KeyStore, StopControl
+from facelens.govern.confirm import Alerts
 from facelens.govern.names import NAME_RE
 from facelens.pipeline import Pipeline
 from facelens.service.errors import HttpError
@@ -22,7 +25,17 @@ from facelens.service.inference import InferenceQueue
 from facelens.service.limits import MemoryBudget
 from facelens.service.settings import ServiceSettings
 
-__all__ = ["MAX_FINISHED_JOBS", "NAME_RE", "Broadcaster", "BusSink", "Job", "ServiceState"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MAX_FINISHED_JOBS",
+    "NAME_RE",
+    "Broadcaster",
+    "BusSink",
+    "Job",
+    "ServiceState",
+    "SharedSink",
+]
 
 # finished stream jobs remembered per worker (their status stays readable until then)
 MAX_FINISHED_JOBS = 100
@@ -130,6 +143,22 @@ class BusSink:
         return None
 
 
+class SharedSink:
+    """One of the service's sinks as a stream's bus sees it: the stream's events, tagged
+    with the stream and tenant, and closing the stream's bus leaves the sink open."""
+
+    def __init__(self, sink: Any, job: Job) -> None:
+        self.sink, self.job = sink, job
+        self.name = getattr(sink, "name", "sink")
+
+    def emit(self, event: Event) -> None:
+        data = {**event.data, "stream": self.job.id, "tenant": self.job.tenant}
+        self.sink.emit(replace(event, data=data))
+
+    def close(self, timeout: float = 5.0) -> None:
+        return None
+
+
 class Timings:
     """The service's own time on its recent requests, per route (bounded: the last
     ``window`` of each)."""
@@ -168,6 +197,9 @@ class ServiceState:
         self.keys = KeyStore(self.store)
         self.audit = AuditLog(self.store)
         self.stop = StopControl(self.store, self.audit)
+        self.alerts = Alerts(self.store, self.audit)
+        # the operator's event sinks, shared by every stream (closed when the service stops)
+        self.sinks = [parse_sink(spec, settings.webhook_secret) for spec in settings.event_sinks]
         self.pipeline = pipeline
         self.buckets: dict[str, Bucket] = {}
         self.bucket_lock = threading.Lock()
@@ -183,6 +215,22 @@ class ServiceState:
         self.decode_config = DecodeConfig(
             max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
         )
+
+    def deliver(self, tenant: str, event: dict[str, Any]) -> None:
+        """A confirmed alert's ``identified`` event, to the service's sinks and to live
+        clients (exactly once: ``Alerts.vote`` hands it to one caller)."""
+        event = {**event, "tenant": tenant}
+        ev = Event.from_dict(event)
+        for sink in self.sinks:
+            try:
+                sink.emit(ev)
+            except Exception:
+                log.exception("sink %s failed", getattr(sink, "name", "sink"))
+        self.broadcaster.publish(tenant, str(event.get("stream", "")), event)
+
+    def close_sinks(self) -> None:
+        for sink in self.sinks:
+            sink.close(5.0)
 
     def pipeline_for(self, upsample: int) -> Pipeline:
         """The service's pipeline, or one like it with another detector upsampling."""

@@ -156,6 +156,11 @@ class TrackIdentities:
             return TrackVerdict(track_id, "unknown", best, st.score, len(st.samples))
         return None
 
+    def best_shot(self, track_id: int) -> NDArray[np.uint8] | None:
+        """The track's best shot so far (an aligned chip), or None."""
+        st = self._tracks.get(track_id)
+        return None if st is None else st.best_shot
+
     def identity(self, track_id: int) -> str | None:
         st = self._tracks.get(track_id)
         return st.identity if st else None

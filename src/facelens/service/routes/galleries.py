@@ -34,9 +34,22 @@ def galleries(state: State, key: Key) -> list[dict[str, Any]]:
 def create_gallery(
     state: State, body: S.GalleryIn, key: Annotated[ApiKey, scope("enroll")]
 ) -> dict[str, Any]:
-    """Create a gallery (idempotent)."""
+    """Create a gallery (idempotent). ``confirm`` and ``keep_chips`` set its settings and
+    need an admin key (``confirm: 2``: identifications wait for two people, /v1/alerts)."""
+    changes = {
+        k: v
+        for k, v in (("confirm", body.confirm), ("keep_chips", body.keep_chips))
+        if v is not None
+    }
+    if changes and not key.allows("admin"):
+        raise HttpError(403, "forbidden", "changing a gallery's settings needs an admin key")
     g = state.gallery(key.tenant, body.name, must_exist=False)
-    return {"name": body.name, "identities": state.store.count_identities(g.name)}
+    settings = g.configure(**changes) if changes else g.settings()
+    return {
+        "name": body.name,
+        "identities": state.store.count_identities(g.name),
+        "settings": settings,
+    }
 
 
 @router.get(

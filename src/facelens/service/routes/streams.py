@@ -16,12 +16,13 @@ from fastapi.responses import StreamingResponse
 
 from facelens.errors import NotFoundError
 from facelens.events import EventBus
+from facelens.govern.confirm import Alert
 from facelens.govern.keys import ApiKey
 from facelens.service import schemas as S
 from facelens.service.deps import Key, State, governed, not_stopped, scope
 from facelens.service.errors import HttpError
 from facelens.service.settings import source_allowed
-from facelens.service.state import BusSink, Job, ServiceState, now_iso
+from facelens.service.state import BusSink, Job, ServiceState, SharedSink, now_iso
 from facelens.urls import redact_credentials
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,21 @@ def start_stream(
     source = VideoSource(body.source, VideoConfig())
     # source.name: the URL without its credentials
     job = Job(uuid.uuid4().hex[:12], key.tenant, source.name, body.gallery, now_iso())
+
+    def held(alert: Alert) -> None:  # live clients learn an alert waits (not whom it names)
+        state.broadcaster.publish(
+            key.tenant,
+            job.id,
+            {"type": "alert_pending", "alert": alert.id, "stream": job.id,
+             "track_id": alert.track_id, "time": alert.created_at},
+        )  # fmt: skip
+
     watcher = Watcher(
         state.pipeline_for(body.upsample),
         g,
-        EventBus([BusSink(job, state.broadcaster)]),
+        EventBus([BusSink(job, state.broadcaster), *(SharedSink(s, job) for s in state.sinks)]),
         WatchConfig(detect_every=body.detect_every, detect_max_side=body.detect_max_side),
+        hold=audited.confirmation(job.id, held),
     )
     job.watcher = watcher
 

@@ -102,6 +102,7 @@ function showTab(name) {
   if (name === "people") loadPeople();
   if (name === "audit") loadAudit();
   if (name === "privacy") loadPrivacy();
+  if (name === "alerts") loadAlerts();
   if (name === "live") { loadStreams(); connectLive(); refreshStop(); }
 }
 document.querySelectorAll(".tab").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
@@ -323,6 +324,67 @@ async function loadAudit() {
   }
 }
 $("#audit-refresh").addEventListener("click", loadAudit);
+
+// -- alerts: two people confirm an identification before it is acted on ---------------------
+
+const alertUrls = [];
+
+async function imageUrl(path) {
+  const res = await fetch(path, { headers: { Authorization: "Bearer " + key } });
+  if (!res.ok) return null;
+  const url = URL.createObjectURL(await res.blob());
+  alertUrls.push(url);
+  return url;
+}
+
+async function loadAlerts() {
+  const box = $("#alerts-list");
+  try {
+    const alerts = await api("/v1/alerts");
+    $("#alerts-count").textContent = alerts.length ? String(alerts.length) : "";
+    alertUrls.splice(0).forEach((u) => URL.revokeObjectURL(u));
+    if (!alerts.length) {
+      box.innerHTML = "<p class='muted'>No alert is waiting.</p>";
+      return;
+    }
+    const cards = await Promise.all(alerts.map(async (a) => {
+      const [shot, ref] = await Promise.all([
+        imageUrl(`/v1/alerts/${encodeURIComponent(a.id)}/shot`),
+        imageUrl(`/v1/alerts/${encodeURIComponent(a.id)}/reference`),
+      ]);
+      const votes = a.votes.map((v) => `${esc(v.key)} ${esc(v.vote)}ed`).join(", ") || "no vote yet";
+      return `<div class="alert-card" data-alert="${esc(a.id)}">
+        <div class="pair">
+          <figure>${shot ? `<img class="shot" src="${shot}" alt="best shot">` : "<p class='muted'>no shot</p>"}<figcaption>Seen (${esc(a.source)})</figcaption></figure>
+          <figure>${ref ? `<img class="reference" src="${ref}" alt="enrolled reference">` : "<p class='muted'>no reference kept</p>"}<figcaption>Enrolled: ${esc(a.identity)}</figcaption></figure>
+        </div>
+        <p>Score ${esc(a.score)} in ${esc(a.gallery)} at ${esc(a.created_at.slice(0, 19))}; expires ${esc(a.expires_at.slice(11, 19))}. <span class="votes">${votes}</span> (${a.required} needed)</p>
+        <button class="confirm">Confirm</button> <button class="reject danger">Reject</button>
+      </div>`;
+    }));
+    box.innerHTML = cards.join("");
+    box.querySelectorAll(".alert-card").forEach((card) => {
+      const id = card.dataset.alert;
+      card.querySelector(".confirm").addEventListener("click", () => voteAlert(id, "confirm"));
+      card.querySelector(".reject").addEventListener("click", () => voteAlert(id, "reject"));
+    });
+  } catch (e) {
+    box.innerHTML = `<p class="bad">${esc(e.message)}</p>`;
+  }
+}
+
+async function voteAlert(id, vote) {
+  try {
+    const a = await api(`/v1/alerts/${encodeURIComponent(id)}/${vote}`, { method: "POST" });
+    flash(a.status === "confirmed" ? `Confirmed by two people: ${a.identity} sent on`
+      : a.status === "rejected" ? "Rejected: nothing is sent"
+      : "Your confirmation is recorded; a second person must confirm");
+  } catch (e) {
+    flash(e.message, true);
+  }
+  loadAlerts();
+}
+$("#alerts-refresh").addEventListener("click", loadAlerts);
 
 // -- privacy report -------------------------------------------------------------------------
 
