@@ -109,7 +109,8 @@ def test_an_old_gallery_opens_and_answers_as_before(fr_photos: Path, tmp_path: P
     with Gallery.open(path) as g:
         assert g.store.schema_version() >= 4
         assert sorted(i.name for i in g.identities()) == sorted(people)
-        assert g.get("obama").sample_count == 2 and g.settings() == {"keep_chips": False}
+        assert g.get("obama").sample_count == 2
+        assert g.settings() == {"keep_chips": False, "confirm": 1}
         for photo, who in probes.items():
             img = load_image(fr_photos / "knn_examples" / "test" / photo)
             a_old = old.identify(old.embed(img), g)
