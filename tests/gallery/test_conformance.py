@@ -406,7 +406,7 @@ def test_kept_chips_follow_the_setting_and_are_erased_with_the_person(
     gallery.enroll("Ann", [with_chip], consent())
     assert gallery.get("Ann").chips == 0  # not kept: the default
     assert gallery.settings() == {"keep_chips": False, "confirm": 1}
-    assert gallery.configure(keep_chips=True) == {"keep_chips": True}
+    assert gallery.configure(keep_chips=True) == {"keep_chips": True, "confirm": 1}
     gallery.enroll("Bob", [dataclasses.replace(sample(2), chip=_chip(2))], consent())
     gallery.enroll("Ann", [dataclasses.replace(sample(3), chip=_chip(3))])
     assert gallery.get("Bob").chips == 1 and gallery.get("Ann").chips == 1
