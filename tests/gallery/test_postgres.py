@@ -15,28 +15,44 @@ MODEL = "dlib_resnet_v1"
 NOW = "2026-01-01T00:00:00+00:00"
 
 
-def test_large_galleries_are_answered_by_the_hnsw_index(pg_url: str) -> None:
-    store = PostgresStore(pg_url, ann=AnnConfig(min_samples=50))
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_large_galleries_are_answered_by_the_hnsw_index(pg_url: str, mode: str) -> None:
+    """pgvector 0.8 (auto): a half-precision HNSW index, filters inside an iterative index
+    scan, full-precision re-rank; forced to pgvector 0.5's ways (legacy): a full-precision
+    index, filters after it. The same answers, exact scores, either way."""
+    store = PostgresStore(pg_url, ann=AnnConfig(min_samples=50), pgvector=mode)
+    assert store.features.version.startswith("0.8")
+    assert store.features.halfvec is store.features.iterative_scan is (mode == "auto")
     g = Gallery(store)
+    other = Gallery(store, "other")  # most of the index belongs to another gallery
     rng = np.random.default_rng(0)
-    v = rng.normal(size=(120, 128)).astype(np.float32)
+    v = rng.normal(size=(240, 128)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     for j, e in enumerate(v):
-        g.enroll(f"P{j:03d}", [NewSample(e, MODEL, {}, f"{j:064x}")], Consent("p", "x", NOW))
+        target = g if j < 120 else other
+        target.enroll(f"P{j:03d}", [NewSample(e, MODEL, {}, f"{j:064x}")], Consent("p", "x", NOW))
     found = g.search(Embeddings(v[:30], MODEL), k=3)
     assert [c[0].name for c in found] == [f"P{j:03d}" for j in range(30)]
-    assert all(c[0].score == pytest.approx(1.0, abs=1e-5) for c in found)
+    assert all(len(c) == 3 for c in found)
+    assert all(c[0].score == pytest.approx(1.0, abs=1e-6) for c in found)  # re-ranked exactly
+    index = "samples_half_128" if mode == "auto" else "samples_embedding_128"
+    cast = "halfvec" if mode == "auto" else "vector"
     with psycopg.connect(pg_url) as c:
-        c.execute("SET enable_seqscan = off")  # the planner's choice at 120 rows is not ours
+        names = {r[0] for r in c.execute("SELECT indexname FROM pg_indexes")}
+        assert (
+            index in names
+            and ({"samples_half_128", "samples_embedding_128"} - {index}) & names == set()
+        )
+        c.execute("SET enable_seqscan = off")  # the planner's choice at 240 rows is not ours
         plan = "\n".join(
             r[0]
             for r in c.execute(
-                "EXPLAIN SELECT id FROM samples WHERE dim = 128 "
-                "ORDER BY embedding::vector(128) <#> %s::vector(128) LIMIT 5",
+                "EXPLAIN SELECT id FROM samples WHERE dim = 128 AND embedding IS NOT NULL "
+                f"ORDER BY embedding::{cast}(128) <#> %s::{cast}(128) LIMIT 5",
                 (_vector_text(v[0]),),
             )
         )
-    assert "samples_embedding_128" in plan
+    assert index in plan
     store.close()
 
 

@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -117,6 +118,38 @@ _MIGRATIONS: tuple[str, ...] = (
 PG_SCHEMA_VERSION = len(_MIGRATIONS)
 
 
+@dataclass(frozen=True)
+class PgvectorFeatures:
+    """What the server's pgvector offers and the store uses."""
+
+    version: str
+    halfvec: bool
+    iterative_scan: bool
+
+
+# The HNSW build parameters (chosen from the curve in docs/benchmarks.md, "Gallery scale").
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+
+
+def index_ddl(features: PgvectorFeatures, ann: AnnConfig) -> list[str]:
+    """Statements that leave exactly the HNSW index ``features`` call for (dlib's 128 values;
+    other sizes are searched exactly). Sealed templates have no vector and are not indexed."""
+    with_ = f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+    if features.halfvec:
+        return [
+            "DROP INDEX IF EXISTS samples_embedding_128",
+            "CREATE INDEX IF NOT EXISTS samples_half_128 ON samples USING hnsw "
+            f"((embedding::halfvec(128)) halfvec_ip_ops) {with_} "
+            "WHERE dim = 128 AND embedding IS NOT NULL",
+        ]
+    return [
+        "DROP INDEX IF EXISTS samples_half_128",
+        "CREATE INDEX IF NOT EXISTS samples_embedding_128 ON samples USING hnsw "
+        f"((embedding::vector(128)) vector_ip_ops) {with_} WHERE dim = 128",
+    ]
+
+
 def _vector_text(e: NDArray[np.float32]) -> str:
     # float32 -> float64 repr is exact, and pgvector parses it back to the same float32
     return "[" + ",".join(map(repr, np.asarray(e, np.float32).astype(np.float64).tolist())) + "]"
@@ -141,6 +174,10 @@ class PostgresStore(SqlStore):
         ann: ``min_samples`` is the gallery size from which the HNSW index answers; ``ef_search``
             and ``candidates`` as for SQLite.
         pool_size: connections kept per process.
+        pgvector: ``auto`` uses what the server's pgvector offers (from 0.7: an HNSW index
+            over half-precision templates, re-ranked in full precision; from 0.8: iterative
+            index scans, so gallery and consent filters never starve a search); ``legacy``
+            uses only what pgvector 0.5 had (a full-precision HNSW index, filters after it).
     """
 
     def __init__(
@@ -150,6 +187,7 @@ class PostgresStore(SqlStore):
         ann: AnnConfig | None = None,
         pool_size: int = 4,
         key: TemplateKey | None = None,
+        pgvector: str = "auto",
     ) -> None:
         super().__init__(clock or utc_now, ann or AnnConfig(), key)
         try:
@@ -175,6 +213,8 @@ class PostgresStore(SqlStore):
             self._migrate()
             self.store_id = self.fetch("SELECT value FROM meta WHERE key = 'store_id'")[0][0]
             self._check_key()
+            self.features = self._features(pgvector)
+            self._ensure_indexes()
         except BaseException:
             self._pool.close()
             raise
@@ -275,6 +315,43 @@ class PostgresStore(SqlStore):
                 conn.execute("INSERT INTO facelens_migrations(version) VALUES (%s)", (step + 1,))
                 log.info("PostgreSQL gallery migrated to schema %d", step + 1)
 
+    def _features(self, wanted: str) -> PgvectorFeatures:
+        if wanted not in ("auto", "legacy"):
+            raise GalleryError(f"pgvector features are 'auto' or 'legacy', not {wanted!r}")
+        row = self.fetch("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        version = tuple(int(p) for p in str(row[0][0]).split(".")[:3]) if row else (0, 0, 0)
+        if version < (0, 5, 0):
+            raise GalleryError(f"pgvector {'.'.join(map(str, version))} is too old: 0.5 or newer")
+        auto = wanted == "auto"
+        return PgvectorFeatures(
+            version=".".join(map(str, version)),
+            halfvec=auto and version >= (0, 7, 0),
+            iterative_scan=auto and version >= (0, 8, 0),
+        )
+
+    def _ensure_indexes(self) -> None:
+        """The HNSW index this server's pgvector answers best with (each made once; building
+        one over a large table takes minutes, logged): half precision where pgvector has it,
+        else full precision."""
+        want = "samples_half_128" if self.features.halfvec else "samples_embedding_128"
+        other = "samples_embedding_128" if self.features.halfvec else "samples_half_128"
+        have = {
+            r[0] for r in self.fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'samples'")
+        }
+        if want in have and other not in have:
+            return
+        t0 = time.perf_counter()
+        with self.transaction(bump=False) as db:
+            db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATE_LOCK,))
+            for stmt in index_ddl(self.features, self.ann):
+                db.execute(stmt)
+        log.info(
+            "PostgreSQL HNSW index %s ready (%.1f s; pgvector %s)",
+            want,
+            time.perf_counter() - t0,
+            self.features.version,
+        )
+
     def integrity_check(self) -> list[str]:
         """Rows that break the gallery's rules (PostgreSQL enforces the rest itself)."""
         rows = self.fetch(
@@ -333,6 +410,9 @@ class PostgresStore(SqlStore):
         """
         now = self._now()
         rows: list[Any] = []
+        if indexed and self.features.halfvec:
+            rows = self._knn_half(gallery, model, q, k, n, now)
+            indexed = False  # answered, or the exact search below is needed
         while indexed and n <= 1000:  # pgvector's largest ef_search
             with self._read() as db:
                 db.execute(
@@ -366,3 +446,40 @@ class PostgresStore(SqlStore):
                     (q, model, gallery, model, gallery, now, k),
                 ).fetchall()
         return [Candidate(r[0], r[1], float(r[2])) for r in rows]
+
+    def _knn_half(self, gallery: str, model: str, q: str, k: int, n: int, now: str) -> list[Any]:
+        """The ``n`` nearest samples by the half-precision HNSW index, with the gallery,
+        model and consent filters in the index scan itself, re-ranked by their full-precision
+        templates, best per identity. With iterative scans (pgvector 0.8) the index scan goes
+        on until ``n`` samples pass the filters (or ``hnsw.max_scan_tuples``); without, the
+        candidate list grows until ``k`` identities survive. Fewer than ``k``: the caller
+        searches exactly."""
+        iterative = self.features.iterative_scan
+        rows: list[Any] = []
+        while n <= 1000:
+            with self._read() as db:
+                db.execute(
+                    "SELECT set_config('hnsw.ef_search', ?, true)",
+                    (str(min(1000, max(self.ann.ef_search, n))),),
+                )
+                if iterative:
+                    db.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+                rows = db.execute(
+                    """
+                    WITH nn AS MATERIALIZED (
+                        SELECT s.identity_id, s.embedding FROM samples s
+                        JOIN identities i ON i.id = s.identity_id
+                        WHERE s.dim = 128 AND s.embedding IS NOT NULL AND s.model = ?
+                          AND i.gallery = ?
+                          AND EXISTS (SELECT 1 FROM consents c WHERE c.identity_id = i.id
+                                      AND (c.expires_at IS NULL OR c.expires_at > ?))
+                        ORDER BY s.embedding::halfvec(128) <#> ?::halfvec(128) LIMIT ?)
+                    SELECT i.id, i.name, max(-(nn.embedding <#> ?::vector)) AS score
+                    FROM nn JOIN identities i ON i.id = nn.identity_id
+                    GROUP BY i.id, i.name ORDER BY score DESC, i.id LIMIT ?""",
+                    (model, gallery, now, q, n, q, k),
+                ).fetchall()
+            if len(rows) >= k or iterative:
+                break
+            n *= 4
+        return rows
