@@ -80,6 +80,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="JSON output.
 )
 @click.option("--webhook-secret", default=None, help="Secret that signs webhook deliveries.")
 @click.option(
+    "--read-replica",
+    default=None,
+    metavar="URL",
+    help="A hot standby of the postgresql:// gallery that searches read from (writes go to "
+    "the primary; an erasure returns once the replica has applied it).",
+)
+@click.option(
     "--purge-interval",
     type=click.FloatRange(0, 7 * 86400),
     default=3600.0,
@@ -106,6 +113,7 @@ def serve(
     model: str | None,
     event_sinks: tuple[str, ...],
     webhook_secret: str | None,
+    read_replica: str | None,
     purge_interval: float,
     bootstrap_key: bool,
     as_json: bool,
@@ -116,6 +124,7 @@ def serve(
     import uvicorn
 
     from facelens.cli.common import gallery_path as resolve
+    from facelens.gallery.stores import is_postgres_url
     from facelens.govern import KeyStore
 
     path = resolve(gallery_path)
@@ -141,6 +150,9 @@ def serve(
     os.environ["FACELENS_SERVE_MODEL"] = model or ""
     os.environ["FACELENS_SERVE_PURGE_INTERVAL"] = str(purge_interval)
     os.environ["FACELENS_SERVE_EVENTS"] = "\n".join(event_sinks)
+    if read_replica and not is_postgres_url(path):
+        raise click.UsageError("--read-replica needs a postgresql:// --gallery")
+    os.environ["FACELENS_SERVE_READ_REPLICA"] = read_replica or ""
     if webhook_secret:
         os.environ["FACELENS_WEBHOOK_SECRET"] = webhook_secret
     from facelens.events.sinks import parse_sink

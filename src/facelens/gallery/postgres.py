@@ -178,6 +178,12 @@ class PostgresStore(SqlStore):
             over half-precision templates, re-ranked in full precision; from 0.8: iterative
             index scans, so gallery and consent filters never starve a search); ``legacy``
             uses only what pgvector 0.5 had (a full-precision HNSW index, filters after it).
+        read_replica: a hot standby of the same database (``pg_basebackup -R``, streaming
+            replication): searches read there, everything else on the primary. An erasure
+            or consent withdrawal returns only once the replica has applied it, or, if it
+            does not within ``replica_wait_s``, once every worker is sure to search the
+            primary until it has (a fence in the primary that a search checks). A replica
+            that is behind the fence or unreachable is skipped, with a logged warning.
     """
 
     def __init__(
@@ -188,6 +194,8 @@ class PostgresStore(SqlStore):
         pool_size: int = 4,
         key: TemplateKey | None = None,
         pgvector: str = "auto",
+        read_replica: str | None = None,
+        replica_wait_s: float = 5.0,
     ) -> None:
         super().__init__(clock or utc_now, ann or AnnConfig(), key)
         try:
@@ -201,6 +209,11 @@ class PostgresStore(SqlStore):
         self._psycopg = psycopg
         self.location = url
         self._counts: dict[tuple[str, str], tuple[int, int, float]] = {}
+        self.read_replica = read_replica
+        self.replica_wait_s = replica_wait_s
+        self._replica: Any = None
+        self._replica_warned = 0.0
+        self.replica_reads = self.primary_reads = 0  # searches served by each (for tests)
         try:  # one direct connection first: a wrong URL fails at once, with the reason
             psycopg.connect(url, connect_timeout=10).close()
             self._pool = ConnectionPool(
@@ -209,6 +222,19 @@ class PostgresStore(SqlStore):
             self._pool.open(wait=True, timeout=15)
         except Exception as e:  # psycopg_pool.PoolTimeout, OperationalError
             raise GalleryError(f"cannot connect to {self._redacted()}: {e}") from None
+        if read_replica:
+            try:
+                psycopg.connect(read_replica, connect_timeout=10).close()
+            except Exception as e:
+                self._pool.close()
+                raise GalleryError(f"cannot connect to the read replica: {e}") from None
+            self._replica = ConnectionPool(
+                read_replica,
+                min_size=0,
+                max_size=pool_size,
+                kwargs={"autocommit": True, "connect_timeout": 2},
+                open=True,
+            )
         try:
             self._migrate()
             self.store_id = self.fetch("SELECT value FROM meta WHERE key = 'store_id'")[0][0]
@@ -228,6 +254,82 @@ class PostgresStore(SqlStore):
 
     def close(self) -> None:
         self._pool.close()
+        if self._replica is not None:
+            self._replica.close()
+
+    # -- the read replica -----------------------------------------------------------------------
+
+    def _warn_replica(self, why: str) -> None:
+        now = time.monotonic()
+        if now - self._replica_warned > 10:  # at most one warning per 10 s and worker
+            self._replica_warned = now
+            log.warning("read replica not used (%s): searching the primary", why)
+
+    @contextmanager
+    def _search_read(self) -> Iterator[_Db]:
+        """The replica when it has applied every erasure (its replay position is at or past
+        the fence the primary keeps), else the primary."""
+        if self._replica is None:
+            with self._read() as db:
+                self.primary_reads += 1
+                yield db
+            return
+        rows = self.fetch("SELECT value FROM meta WHERE key = 'replica_fence'")
+        fence = str(rows[0][0]) if rows else "0/0"
+        conn_cm = None
+        try:
+            conn_cm = self._replica.connection(timeout=2)
+            conn = conn_cm.__enter__()
+            row = conn.execute(
+                "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() >= %s::pg_lsn", (fence,)
+            ).fetchone()
+            if not (row and row[0] and row[1]):
+                conn_cm.__exit__(None, None, None)
+                conn_cm = None
+                self._warn_replica("it has not applied the latest erasure yet")
+        except Exception as e:  # unreachable, or gone mid-check
+            if conn_cm is not None:
+                conn_cm.__exit__(type(e), e, e.__traceback__)
+                conn_cm = None
+            self._warn_replica(f"unreachable: {type(e).__name__}")
+        if conn_cm is None:
+            with self._read() as db:
+                self.primary_reads += 1
+                yield db
+            return
+        try:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                self.replica_reads += 1
+                yield _Db(conn)
+        finally:
+            conn_cm.__exit__(None, None, None)
+
+    def _after_erasure(self) -> None:
+        """Raise the fence to the erasure's commit, then wait (up to ``replica_wait_s``) for
+        the replica to replay it; searches skip a replica behind the fence."""
+        if self._replica is None:
+            return
+        with self.transaction(bump=False) as db:
+            lsn = str(db.execute("SELECT pg_current_wal_lsn()").fetchone()[0])
+            db.execute(
+                "INSERT INTO meta(key, value) VALUES ('replica_fence', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = GREATEST(meta.value::pg_lsn, "
+                "excluded.value::pg_lsn)::text",
+                (lsn,),
+            )
+        deadline = time.monotonic() + self.replica_wait_s
+        while time.monotonic() < deadline:
+            try:
+                with self._replica.connection(timeout=1) as conn:
+                    if conn.execute(
+                        "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)
+                    ).fetchone()[0]:
+                        return
+            except Exception:  # the replica is away: the fence already protects searches
+                break
+            time.sleep(0.01)
+        self._warn_replica("it did not apply an erasure in time; the fence holds searches back")
 
     @contextmanager
     def _read(self) -> Iterator[_Db]:
@@ -414,7 +516,7 @@ class PostgresStore(SqlStore):
             rows = self._knn_half(gallery, model, q, k, n, now)
             indexed = False  # answered, or the exact search below is needed
         while indexed and n <= 1000:  # pgvector's largest ef_search
-            with self._read() as db:
+            with self._search_read() as db:
                 db.execute(
                     "SELECT set_config('hnsw.ef_search', ?, true)",
                     (str(max(self.ann.ef_search, n)),),
@@ -435,7 +537,7 @@ class PostgresStore(SqlStore):
         if len(rows) < k:
             # too few survived the gallery/consent checks (or no index for this dimension):
             # search exactly, a sequential scan
-            with self._read() as db:
+            with self._search_read() as db:
                 rows = db.execute(
                     f"""
                     WITH nn AS MATERIALIZED (
@@ -457,7 +559,7 @@ class PostgresStore(SqlStore):
         iterative = self.features.iterative_scan
         rows: list[Any] = []
         while n <= 1000:
-            with self._read() as db:
+            with self._search_read() as db:
                 db.execute(
                     "SELECT set_config('hnsw.ef_search', ?, true)",
                     (str(min(1000, max(self.ann.ef_search, n))),),

@@ -919,7 +919,9 @@ class SqlStore:
                     end = max(now, iso(parse_time(c.granted_at) + timedelta(seconds=1)))
                     db.execute("UPDATE consents SET expires_at = ? WHERE id = ?", (end, c.id))
             db.execute("UPDATE identities SET updated_at = ? WHERE id = ?", (now, ident.id))
-            return self._get(db, gallery, ident.id)
+            ident = self._get(db, gallery, ident.id)
+        self._after_erasure()
+        return ident
 
     def rename(self, gallery: str, key: str, new_name: str) -> Identity:
         new_name = check_name(new_name, "new name")
@@ -946,7 +948,7 @@ class SqlStore:
             nc = db.execute("DELETE FROM consents WHERE identity_id = ?", (ident.id,)).rowcount
             nk = db.execute("DELETE FROM chips WHERE identity_id = ?", (ident.id,)).rowcount
             db.execute("DELETE FROM identities WHERE id = ?", (ident.id,))
-        return DeletionReceipt(
+        receipt = DeletionReceipt(
             identity_id=ident.id,
             name=ident.name,
             gallery=gallery,
@@ -955,6 +957,17 @@ class SqlStore:
             deleted_at=self._now(),
             chips_deleted=nk,
         )
+        self._after_erasure()
+        return receipt
+
+    def _after_erasure(self) -> None:
+        """An erasure (or a consent withdrawal) has committed: a store that searches a copy
+        (PostgreSQL with a read replica) makes sure no search can find the person any more
+        before the caller gets its receipt."""
+
+    def _search_read(self) -> AbstractContextManager[Db]:
+        """Where search reads (a read replica, when the store has one and it is current)."""
+        return self._read()
 
     # -- search -----------------------------------------------------------------------------
 
@@ -972,7 +985,7 @@ class SqlStore:
     def search_matrix(self, gallery: str, model: str) -> SearchMatrix:
         """Samples of ``model`` of the identities that may be searched now (valid consent)."""
         now = self._now()
-        with self._read() as db:
+        with self._search_read() as db:
             gen = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
             rows = db.execute(
                 f"SELECT i.id, i.name, s.dim, {self._EMB_SQL}, c.until {self._SEARCHABLE} "

@@ -22,9 +22,11 @@ def open_store(
     clock: Callable[[], datetime] | None = None,
     ann: AnnConfig | None = None,
     key: TemplateKey | None = None,
+    read_replica: str | None = None,
 ) -> GalleryStore:
     """``postgresql://user@host/db`` (PostgreSQL + pgvector) or a path (SQLite, the default);
-    ``key`` opens (or, for a store without templates yet, turns on) sealed templates.
+    ``key`` opens (or, for a store without templates yet, turns on) sealed templates;
+    ``read_replica`` (PostgreSQL only): a hot standby that searches read from.
 
     Example:
         >>> import tempfile, os
@@ -34,7 +36,13 @@ def open_store(
     if is_postgres_url(location):
         from facelens.gallery.postgres import PostgresStore
 
-        return PostgresStore(str(location), clock=clock, ann=ann, key=key)
+        return PostgresStore(
+            str(location), clock=clock, ann=ann, key=key, read_replica=read_replica
+        )
+    if read_replica:
+        from facelens.errors import InputError
+
+        raise InputError("read replica", "a read replica needs a postgresql:// gallery")
     from facelens.gallery.sqlite import SqliteStore
 
     return SqliteStore(location, clock=clock, ann=ann, key=key)

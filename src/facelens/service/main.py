@@ -12,6 +12,7 @@ app = create_app(
     ServiceSettings(
         gallery_path=os.environ.get("FACELENS_SERVE_GALLERY") or default_gallery(),
         template_key=template_key(),
+        read_replica=os.environ.get("FACELENS_SERVE_READ_REPLICA") or None,
         allow_image_urls=os.environ.get("FACELENS_SERVE_URLS") == "1",
         identify_rate=float(os.environ.get("FACELENS_SERVE_RATE") or 5.0),
         identify_burst=max(1, int(2 * float(os.environ.get("FACELENS_SERVE_RATE") or 5.0))),

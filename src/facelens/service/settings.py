@@ -53,6 +53,7 @@ class ServiceSettings:
             ``mqtt://HOST:PORT/TOPIC``, ``jsonl:FILE``), set by the operator; confirmed alerts
             are delivered there too.
         webhook_secret: signs webhook deliveries.
+        read_replica: a hot standby of a PostgreSQL store that searches read from.
     """
 
     gallery_path: Path | str
@@ -72,6 +73,7 @@ class ServiceSettings:
     purge_interval_s: float = 3600.0
     template_key: TemplateKey | None = None
     event_sinks: tuple[str, ...] = ()
+    read_replica: str | None = None
     webhook_secret: bytes | None = None
 
 

@@ -193,7 +193,9 @@ class ServiceState:
 
     def __init__(self, settings: ServiceSettings, pipeline: Pipeline) -> None:
         self.settings = settings
-        self.store = open_store(settings.gallery_path, key=settings.template_key)
+        self.store = open_store(
+            settings.gallery_path, key=settings.template_key, read_replica=settings.read_replica
+        )
         self.keys = KeyStore(self.store)
         self.audit = AuditLog(self.store)
         self.stop = StopControl(self.store, self.audit)
