@@ -458,8 +458,31 @@ def report(results: dict[str, Any], real: list[list[Any]]) -> str:
             "HNSW index size for PostgreSQL (it lives in the server's shared buffers). Exact "
             "search is numpy's `G @ q` over the whole gallery; face_recognition's "
             "`face_distance` (the peer) computes an L2 distance per known face.",
+            *ef_curves(results),
         ]
     )
+
+
+def ef_curves(results: dict[str, Any]) -> list[str]:
+    """The PostgreSQL rows' recall and latency at each ef_search (same gallery, same run)."""
+    out: list[str] = []
+    for r in sorted(results.values(), key=lambda r: (r["n"], r["store"])):
+        curve = r.get("ef_curve")
+        if not curve:
+            continue
+        out += [
+            "",
+            f"ef_search curve, {r['n']:,} identities, {r['store']}:",
+            "",
+            md_table(
+                ["ef_search", "recall@1 vs exact", "p50 ms", "p99 ms"],
+                [
+                    [ef, f"{c['recall']:.3f}", f"{c['p50']:.2f}", f"{c['p99']:.2f}"]
+                    for ef, c in sorted(curve.items(), key=lambda kv: int(kv[0]))
+                ],
+            ),
+        ]
+    return out
 
 
 def main() -> None:
@@ -470,6 +493,15 @@ def main() -> None:
     ap.add_argument("--write", type=Path, default=None)
     ap.add_argument(
         "--json", action="store_true", help="print the PostgreSQL rows' recall@1 and p50/p99"
+    )
+    ap.add_argument("--section", default="scale", help="the docs section to write")
+    ap.add_argument("--only", default=None, help="report only the result keys with this prefix")
+    ap.add_argument(
+        "--hnsw",
+        default=None,
+        metavar="M,EF_CONSTRUCTION",
+        help="build PostgreSQL's HNSW index with these instead of facelens's (a point of the "
+        "build-parameter curve; its rows are kept apart)",
     )
     ap.add_argument(
         "--remeasure",
@@ -512,9 +544,15 @@ def main() -> None:
             if store == "sqlite":
                 r = run_sqlite(n, g, q, exact, args.work)
             else:  # postgres, or postgres-legacy (pgvector 0.5/0.6's ways, same server)
-                r = run_postgres(
-                    n, g, q, exact, args.work, "legacy" if "legacy" in store else "auto"
-                )
+                mode = "legacy" if "legacy" in store else "auto"
+                if args.hnsw:  # a point of the build-parameter curve, kept apart
+                    import facelens.gallery.postgres as pg
+
+                    pg.HNSW_M, pg.HNSW_EF_CONSTRUCTION = map(int, args.hnsw.split(","))
+                    store = f"{store}-m{pg.HNSW_M}-efc{pg.HNSW_EF_CONSTRUCTION}"
+                r = run_postgres(n, g, q, exact, args.work, mode)
+                if args.hnsw:
+                    r["store"] += f" (m={pg.HNSW_M}, ef_construction={pg.HNSW_EF_CONSTRUCTION})"
             r["wall_s"] = time.perf_counter() - t0
             results[f"{store}-{n}"] = r
             print(json.dumps(r), flush=True)
