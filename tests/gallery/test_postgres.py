@@ -35,6 +35,14 @@ def test_large_galleries_are_answered_by_the_hnsw_index(pg_url: str, mode: str) 
     assert [c[0].name for c in found] == [f"P{j:03d}" for j in range(30)]
     assert all(len(c) == 3 for c in found)
     assert all(c[0].score == pytest.approx(1.0, abs=1e-6) for c in found)  # re-ranked exactly
+    # a gallery that is a sliver of the index: most of a probe's nearest samples are another
+    # gallery's, and the search still finds k of its own (iterative scan, or a longer list)
+    tiny = Gallery(store, "tiny")
+    for j in range(3):
+        e = v[j] * -1.0  # far from everyone above
+        tiny.enroll(f"T{j}", [NewSample(e, MODEL, {}, f"t{j:063x}")], Consent("p", "x", NOW))
+    (few,) = tiny.search(Embeddings(-v[:1], MODEL), k=3)
+    assert [c.name for c in few][0] == "T0" and len(few) == 3
     index = "samples_half_128" if mode == "auto" else "samples_embedding_128"
     cast = "halfvec" if mode == "auto" else "vector"
     with psycopg.connect(pg_url) as c:

@@ -550,13 +550,21 @@ class PostgresStore(SqlStore):
         return [Candidate(r[0], r[1], float(r[2])) for r in rows]
 
     def _knn_half(self, gallery: str, model: str, q: str, k: int, n: int, now: str) -> list[Any]:
-        """The ``n`` nearest samples by the half-precision HNSW index, with the gallery,
-        model and consent filters in the index scan itself, re-ranked by their full-precision
-        templates, best per identity. With iterative scans (pgvector 0.8) the index scan goes
-        on until ``n`` samples pass the filters (or ``hnsw.max_scan_tuples``); without, the
-        candidate list grows until ``k`` identities survive. Fewer than ``k``: the caller
-        searches exactly."""
-        iterative = self.features.iterative_scan
+        """The ``n`` nearest samples by the half-precision HNSW index, checked (gallery,
+        model, consent) and re-ranked by their full-precision templates, best per identity.
+        When fewer than ``k`` identities survive the checks (the gallery is a small part of
+        the database, or many consents lapsed): with iterative scans (pgvector 0.8) the
+        checks move inside the index scan, which goes on until ``n`` samples pass them (up
+        to ``hnsw.max_scan_tuples``); without, the candidate list grows. Still fewer than
+        ``k``: the caller searches exactly."""
+        checked = """
+            SELECT i.id, i.name, max(-(nn.embedding <#> ?::vector)) AS score FROM nn
+            JOIN identities i ON i.id = nn.identity_id
+            WHERE nn.model = ? AND i.gallery = ?
+              AND EXISTS (SELECT 1 FROM consents c WHERE c.identity_id = i.id
+                          AND (c.expires_at IS NULL OR c.expires_at > ?))
+            GROUP BY i.id, i.name ORDER BY score DESC, i.id LIMIT ?
+        """
         rows: list[Any] = []
         while n <= 1000:
             with self._search_read() as db:
@@ -564,24 +572,32 @@ class PostgresStore(SqlStore):
                     "SELECT set_config('hnsw.ef_search', ?, true)",
                     (str(min(1000, max(self.ann.ef_search, n))),),
                 )
-                if iterative:
-                    db.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
                 rows = db.execute(
-                    """
+                    f"""
                     WITH nn AS MATERIALIZED (
-                        SELECT s.identity_id, s.embedding FROM samples s
-                        JOIN identities i ON i.id = s.identity_id
-                        WHERE s.dim = 128 AND s.embedding IS NOT NULL AND s.model = ?
-                          AND i.gallery = ?
-                          AND EXISTS (SELECT 1 FROM consents c WHERE c.identity_id = i.id
-                                      AND (c.expires_at IS NULL OR c.expires_at > ?))
+                        SELECT s.identity_id, s.model, s.embedding FROM samples s
+                        WHERE s.dim = 128 AND s.embedding IS NOT NULL
                         ORDER BY s.embedding::halfvec(128) <#> ?::halfvec(128) LIMIT ?)
-                    SELECT i.id, i.name, max(-(nn.embedding <#> ?::vector)) AS score
-                    FROM nn JOIN identities i ON i.id = nn.identity_id
-                    GROUP BY i.id, i.name ORDER BY score DESC, i.id LIMIT ?""",
-                    (model, gallery, now, q, n, q, k),
+                    {checked}""",
+                    (q, n, q, model, gallery, now, k),
                 ).fetchall()
-            if len(rows) >= k or iterative:
-                break
+                if len(rows) >= k:
+                    return rows
+                if self.features.iterative_scan:
+                    db.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+                    filtered: list[Any] = db.execute(
+                        f"""
+                        WITH nn AS MATERIALIZED (
+                            SELECT s.identity_id, s.model, s.embedding FROM samples s
+                            JOIN identities i ON i.id = s.identity_id
+                            WHERE s.dim = 128 AND s.embedding IS NOT NULL AND s.model = ?
+                              AND i.gallery = ?
+                              AND EXISTS (SELECT 1 FROM consents c WHERE c.identity_id = i.id
+                                          AND (c.expires_at IS NULL OR c.expires_at > ?))
+                            ORDER BY s.embedding::halfvec(128) <#> ?::halfvec(128) LIMIT ?)
+                        {checked}""",
+                        (model, gallery, now, q, n, q, model, gallery, now, k),
+                    ).fetchall()
+                    return filtered
             n *= 4
         return rows
