@@ -42,7 +42,7 @@ def test_large_galleries_are_answered_by_the_hnsw_index(pg_url: str, mode: str) 
         e = v[j] * -1.0  # far from everyone above
         tiny.enroll(f"T{j}", [NewSample(e, MODEL, {}, f"t{j:063x}")], Consent("p", "x", NOW))
     (few,) = tiny.search(Embeddings(-v[:1], MODEL), k=3)
-    assert [c.name for c in few][0] == "T0" and len(few) == 3
+    assert few[0].name == "T0" and len(few) == 3
     index = "samples_half_128" if mode == "auto" else "samples_embedding_128"
     cast = "halfvec" if mode == "auto" else "vector"
     with psycopg.connect(pg_url) as c:
