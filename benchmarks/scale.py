@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 
 from _report import ROOT, machine, md_table, write_section
 from facelens.gallery import AnnConfig, Consent, Gallery, NewSample, SqliteStore
+from facelens.gallery.postgres import PG_EF_SEARCH
 from facelens.gallery.records import Identity, Sample
 
 MODEL = "dlib_resnet_v1"
@@ -363,7 +364,7 @@ def run_postgres(
     curve = {}
     if n >= AnnConfig().min_samples:
         for ef in EF_CURVE:
-            st = PostgresStore(url, ann=AnnConfig(ef_search=ef), pgvector=mode)
+            st = PostgresStore(url, ann=AnnConfig(ef_search=ef), pgvector=mode, ef_search=ef)
             curve[str(ef)] = accuracy_and_latency(*search_all(st, q), exact)
             st.close()
             print(mode, n, "ef_search", ef, curve[str(ef)], flush=True)
@@ -405,7 +406,7 @@ def remeasure(
     return accuracy_and_latency(top, ms, exact)
 
 
-def report(results: dict[str, Any], real: list[list[Any]]) -> str:
+def report(results: dict[str, Any], real: list[list[Any]], title: str = "Gallery scale") -> str:
     rows = []
     for r in sorted(results.values(), key=lambda r: (r["n"], r["store"])):
         rows.append(
@@ -424,7 +425,7 @@ def report(results: dict[str, Any], real: list[list[Any]]) -> str:
         )
     return "\n".join(
         [
-            "### Gallery scale",
+            f"### {title}",
             "",
             f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/scale.py --write "
             "docs/benchmarks.md` (sizes may be run separately; results accumulate).",
@@ -452,8 +453,9 @@ def report(results: dict[str, Any], real: list[list[Any]]) -> str:
             "Identify latency is one probe, top-5 identities, through the store's `search` "
             "(candidates verified against the store: sample present, consent valid). "
             f"Indexes: faiss m={AnnConfig().m}, ef_construction={AnnConfig().ef_construction}; "
-            "pgvector m=16, ef_construction=64; both searched with ef_search "
-            f"{AnnConfig().ef_search}. Memory: "
+            "pgvector as each row says (its HNSW build parameters; half precision from 0.7, "
+            f"searched with ef_search {PG_EF_SEARCH}; the 0.6-style rows with "
+            f"{AnnConfig().ef_search}, as faiss). Memory: "
             "growth of the process for SQLite (the faiss index and the search state); the "
             "HNSW index size for PostgreSQL (it lives in the server's shared buffers). Exact "
             "search is numpy's `G @ q` over the whole gallery; face_recognition's "
@@ -571,10 +573,13 @@ def main() -> None:
             )
         )
         return
-    text = report(results, real)
+    if args.only:  # a report of some rows only, in a section of its own
+        results = {k: v for k, v in results.items() if k.startswith(args.only)}
+    title = "Gallery scale" if args.section == "scale" else f"Gallery scale: {args.section}"
+    text = report(results, real, title)
     print(text)
     if args.write:
-        write_section(args.write, "scale", text)
+        write_section(args.write, args.section, text)
 
 
 if __name__ == "__main__":
