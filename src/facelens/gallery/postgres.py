@@ -137,6 +137,7 @@ class PgvectorFeatures:
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 128
 PG_EF_SEARCH = 100
+INDEX_BUILD_MEMORY = "2GB"  # a million templates' graph (m=32, half precision) is ~0.7 GB
 
 
 def index_ddl(features: PgvectorFeatures, ann: AnnConfig) -> list[str]:
@@ -613,6 +614,10 @@ class PostgresStore(SqlStore):
         t0 = time.perf_counter()
         with self.transaction(bump=False) as db:
             db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATE_LOCK,))
+            # a build over a large table: in memory and on the server's cores (pgvector
+            # builds HNSW in parallel from 0.6); both only for this transaction
+            db.execute("SELECT set_config('maintenance_work_mem', ?, true)", (INDEX_BUILD_MEMORY,))
+            db.execute("SELECT set_config('max_parallel_maintenance_workers', '2', true)")
             for stmt in index_ddl(self.features, self.ann):
                 db.execute(stmt)
         log.info(
