@@ -278,8 +278,8 @@ class SqlStore:
         if "key_check" in rows:
             if self.key is None:
                 raise GalleryKeyError(
-                    f"this store's templates are encrypted (key {rows.get('key_id')}): give its "
-                    "key file (FACELENS_KEY_FILE, or the service's --key-file)"
+                    f"this store's templates are encrypted (key {rows.get('key_id')}): set "
+                    "FACELENS_KEY_FILE to its key file"
                 )
             try:
                 self.key.open(base64.b64decode(rows["key_check"]), b"key-check")
@@ -386,15 +386,10 @@ class SqlStore:
         return data
 
     def _chip_in(self, png: bytes) -> bytes:
-        return self.key.seal(png, b"chip") if self.key else png
+        return self.protect(png, b"chip")
 
     def _chip_out(self, stored: bytes) -> bytes:
-        data = bytes(stored)
-        if self.key is not None:
-            return self.key.open(data, b"chip")
-        if is_sealed(data):
-            raise GalleryKeyError("a chip is sealed and no key was given")
-        return data
+        return self.unprotect(stored, b"chip")
 
     def rekey(self, new_key: TemplateKey) -> dict[str, int]:
         """Seal everything with ``new_key`` and renew every gallery's transform secret, in
