@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -36,9 +37,34 @@ class Service:
         return httpx.Client(base_url=self.url, headers=headers, timeout=120)
 
 
+@contextlib.contextmanager
+def running_service(settings: ServiceSettings) -> Iterator[str]:
+    """A real uvicorn server for ``settings`` on a free port, in a thread; yields its URL."""
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, Pipeline()),
+            host="127.0.0.1",
+            port=free_port(),
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    import uvicorn
 
     path = tmp_path_factory.mktemp("svc") / "store.db"
     store = SqliteStore(path)
@@ -62,18 +88,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         allow_sources=(str(data_root().resolve() / "video") + "/*", "rtsp://127.0.0.1:9/*"),
         max_subscribers=100,
     )
-    app = create_app(settings, Pipeline())
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield Service(f"http://127.0.0.1:{port}", path, keys)
-    server.should_exit = True
-    thread.join(10)
+    with running_service(settings) as url:
+        yield Service(url, path, keys)
 
 
 CHROMIUM = Path("/usr/bin/chromium")

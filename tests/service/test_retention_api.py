@@ -3,24 +3,21 @@ purge the service runs by itself every ``purge_interval_s``."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.service.conftest import free_port
+from tests.service.conftest import running_service
 
-from facelens import Pipeline
 from facelens.gallery import SqliteStore
 from facelens.govern import KeyStore
-from facelens.service.app import ServiceSettings, create_app
+from facelens.service.app import ServiceSettings
 
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    import uvicorn
 
     path = tmp_path_factory.mktemp("ret") / "store.db"
     with SqliteStore(path) as store:
@@ -31,22 +28,8 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[st
             "other": ks.create("globex", ["admin"], "other")[1],
         }
     settings = ServiceSettings(gallery_path=path, purge_interval_s=0.3)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, Pipeline()),
-            host="127.0.0.1",
-            port=free_port(),
-            log_level="warning",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.config.port}", keys
-    server.should_exit = True
-    thread.join(10)
+    with running_service(settings) as url:
+        yield url, keys
 
 
 def client(svc: tuple[str, dict[str, str]], who: str) -> httpx.Client:
