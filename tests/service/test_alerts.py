@@ -18,13 +18,12 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import data_root
-from tests.service.conftest import free_port
+from tests.service.conftest import running_service
 
-from facelens import Pipeline
 from facelens.events.sinks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from facelens.gallery import SqliteStore
 from facelens.govern import KeyStore
-from facelens.service.app import ServiceSettings, create_app
+from facelens.service.app import ServiceSettings
 
 SECRET = b"hook secret"
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,8 +66,6 @@ class Svc:
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Svc]:
-    import uvicorn
-
     hook = Receiver(("127.0.0.1", 0), Hook)
     hook.events = []
     threading.Thread(target=hook.serve_forever, daemon=True).start()
@@ -87,20 +84,17 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Svc]:
         event_sinks=(f"webhook:http://127.0.0.1:{hook.server_address[1]}/hook",),
         webhook_secret=SECRET,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, Pipeline()),
-            host="127.0.0.1",
-            port=free_port(),
-            log_level="warning",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    s = Svc(f"http://127.0.0.1:{server.config.port}", keys, hook)
+    with running_service(settings) as url:
+        s = Svc(url, keys, hook)
+        enrol_stage(s)
+        yield s
+    hook.shutdown()
+    hook.server_close()
+
+
+def enrol_stage(s: Svc) -> None:
+    """A gallery that wants two people to confirm, keeping chips, with two people of the
+    Hamilton clip."""
     data = data_root()
     with s.client("admin") as c:
         r = c.post("/v1/galleries", json={"name": "stage", "confirm": 2, "keep_chips": True})
@@ -113,11 +107,6 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Svc]:
                 files={"images": (f, (data / "video" / f).read_bytes(), "image/png")},
             )
             assert r.status_code == 201, r.text
-    yield s
-    server.should_exit = True
-    thread.join(10)
-    hook.shutdown()
-    hook.server_close()
 
 
 def watch_clip(s: Svc) -> list[dict[str, Any]]:
@@ -155,6 +144,9 @@ def test_one_confirmation_sends_nothing_two_send_one_a_rejection_none(svc: Svc) 
     assert all(e.get("identity") is None for e in svc.hook.events)  # nothing names anyone
     first, second = alerts[0], alerts[1]
     assert first["status"] == "pending" and first["required"] == 2 and first["has_shot"]
+    with svc.client("ann") as c:  # an absurd id is refused without being echoed back
+        r = c.post(f"/v1/alerts/{'x' * 5000}/confirm")
+        assert r.status_code == 422 and "x" * 100 not in r.text
     with svc.client("reader") as c:  # without the confirm scope
         assert c.post(f"/v1/alerts/{first['id']}/confirm").status_code == 403
         assert c.get("/v1/alerts").status_code == 403

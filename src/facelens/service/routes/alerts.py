@@ -5,7 +5,7 @@ The best shot and the enrolled reference are shown here and nowhere else."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
 from facelens.errors import NotFoundError
@@ -16,6 +16,8 @@ from facelens.service.deps import State, scope
 router = APIRouter(tags=["alerts"])
 
 Confirmer = Annotated[ApiKey, scope("confirm")]
+# alert ids are 16 hex digits: anything much longer is refused, not echoed back
+AlertId = Annotated[str, Path(max_length=64)]
 
 
 @router.get("/v1/alerts", response_model=list[S.AlertOut])
@@ -25,12 +27,12 @@ def pending(state: State, key: Confirmer) -> list[dict[str, Any]]:
 
 
 @router.get("/v1/alerts/{alert_id}", response_model=S.AlertOut)
-def alert(state: State, alert_id: str, key: Confirmer) -> dict[str, Any]:
+def alert(state: State, alert_id: AlertId, key: Confirmer) -> dict[str, Any]:
     return state.alerts.get(key.tenant, alert_id).to_dict()
 
 
 @router.get("/v1/alerts/{alert_id}/shot", response_class=Response)
-def shot(state: State, alert_id: str, key: Confirmer) -> Response:
+def shot(state: State, alert_id: AlertId, key: Confirmer) -> Response:
     """The track's best shot (PNG), while the alert is pending."""
     png = state.alerts.shot(key.tenant, alert_id)
     if png is None:
@@ -39,7 +41,7 @@ def shot(state: State, alert_id: str, key: Confirmer) -> Response:
 
 
 @router.get("/v1/alerts/{alert_id}/reference", response_class=Response)
-def reference(state: State, alert_id: str, key: Confirmer) -> Response:
+def reference(state: State, alert_id: AlertId, key: Confirmer) -> Response:
     """The enrolled reference (the first chip the gallery kept of the person, PNG), while
     the alert is pending; 404 when the gallery keeps no chips."""
     a = state.alerts.get(key.tenant, alert_id)
@@ -59,7 +61,7 @@ def _vote(state: State, key: ApiKey, alert_id: str, vote: str) -> dict[str, Any]
 
 
 @router.post("/v1/alerts/{alert_id}/confirm", response_model=S.AlertOut)
-def confirm(state: State, alert_id: str, key: Confirmer) -> dict[str, Any]:
+def confirm(state: State, alert_id: AlertId, key: Confirmer) -> dict[str, Any]:
     """This key confirms the identification; the second different key's confirmation
     releases the ``identified`` event to the sinks (409: already decided, or this key has
     voted)."""
@@ -67,6 +69,6 @@ def confirm(state: State, alert_id: str, key: Confirmer) -> dict[str, Any]:
 
 
 @router.post("/v1/alerts/{alert_id}/reject", response_model=S.AlertOut)
-def reject(state: State, alert_id: str, key: Confirmer) -> dict[str, Any]:
+def reject(state: State, alert_id: AlertId, key: Confirmer) -> dict[str, Any]:
     """This key rejects the identification: nothing is ever sent."""
     return _vote(state, key, alert_id, "reject")
