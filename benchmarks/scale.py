@@ -469,7 +469,11 @@ def main() -> None:
         "--json", action="store_true", help="print the PostgreSQL rows' recall@1 and p50/p99"
     )
     ap.add_argument("--section", default="scale", help="the docs section to write")
-    ap.add_argument("--only", default=None, help="report only the result keys with this prefix")
+    ap.add_argument(
+        "--only",
+        default=None,
+        help="report only the result keys with these prefixes (comma-separated)",
+    )
     ap.add_argument(
         "--hnsw",
         default=None,
@@ -546,7 +550,8 @@ def main() -> None:
         )
         return
     if args.only:  # a report of some rows only, in a section of its own
-        results = {k: v for k, v in results.items() if k.startswith(args.only)}
+        prefixes = tuple(args.only.split(","))
+        results = {k: v for k, v in results.items() if k.startswith(prefixes)}
     title = "Gallery scale" if args.section == "scale" else f"Gallery scale: {args.section}"
     text = report(results, real, title)
     print(text)
