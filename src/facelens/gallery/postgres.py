@@ -186,6 +186,25 @@ def _vector_text(e: NDArray[np.float32]) -> str:
     return "[" + ",".join(map(repr, np.asarray(e, np.float32).astype(np.float64).tolist())) + "]"
 
 
+# one statement each, no parameters (the simple protocol: one round trip for both)
+_LOCK = f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})"
+_LOCK_AND_BUMP = (
+    f"{_LOCK}; UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'generation'"
+)
+
+
+@contextmanager
+def _snapshot(conn: Any) -> Iterator[None]:
+    """A read-only transaction on one snapshot, begun in one round trip
+    (``BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY``)."""
+    from psycopg import IsolationLevel
+
+    conn.isolation_level = IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+    with conn.transaction():
+        yield
+
+
 class _Db:
     """A connection that takes the ``?`` placeholders the shared SQL uses."""
 
@@ -333,8 +352,7 @@ class PostgresStore(SqlStore):
                 yield db
             return
         try:
-            with conn.transaction():
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            with _snapshot(conn):
                 self.replica_reads += 1
                 yield _Db(conn)
         finally:
@@ -368,21 +386,20 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def _read(self) -> Iterator[_Db]:
-        with self._pool.connection() as conn, conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        with self._pool.connection() as conn, _snapshot(conn):
             yield _Db(conn)
 
     @contextmanager
     def transaction(self, bump: bool = True) -> Iterator[_Db]:
         """One atomic write transaction; writers in every process queue up on one advisory
-        lock. ``bump`` advances the generation (gallery content changed)."""
-        with self._pool.connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
-            yield _Db(conn)
-            if bump:
-                conn.execute(
-                    "UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'generation'"
-                )
+        lock. ``bump`` advances the generation (gallery content changed; readers see the
+        new value only with the commit, so it is set first, in the lock's round trip)."""
+        with self._pool.connection() as conn:
+            conn.isolation_level = None  # the server's default (read committed)
+            conn.read_only = None
+            with conn.transaction():
+                conn.execute(_LOCK_AND_BUMP if bump else _LOCK)
+                yield _Db(conn)
 
     dialect = "postgresql"
 

@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 
 from facelens.errors import (
     ConflictError,
+    GalleryError,
     GalleryFormatError,
     GalleryKeyError,
     InputError,
@@ -57,6 +58,11 @@ class Cursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
     def __iter__(self) -> Iterator[Any]: ...
+
+
+def _check_gallery_name(gallery: str) -> None:
+    if not gallery or not gallery.strip():
+        raise InputError("gallery", "a gallery needs a name")
 
 
 class Db(Protocol):
@@ -541,17 +547,19 @@ class SqlStore:
     def ensure_gallery(self, gallery: str) -> None:
         """Create the gallery if needed, with its own transform secret (sealed when the
         store has a key)."""
-        if not gallery or not gallery.strip():
-            raise InputError("gallery", "a gallery needs a name")
+        _check_gallery_name(gallery)
         with self._read() as db:
             exists = db.execute("SELECT 1 FROM galleries WHERE name = ?", (gallery,)).fetchone()
         if not exists:
             with self.transaction() as db:
-                db.execute(
-                    "INSERT INTO galleries(name, created_at, secret) VALUES (?, ?, ?) "
-                    "ON CONFLICT DO NOTHING",
-                    (gallery, self._now(), self._store_secret(gallery, new_secret(), self.key)),
-                )
+                self._create_gallery(db, gallery)
+
+    def _create_gallery(self, db: Db, gallery: str) -> None:
+        db.execute(
+            "INSERT INTO galleries(name, created_at, secret) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (gallery, self._now(), self._store_secret(gallery, new_secret(), self.key)),
+        )
 
     def galleries(self) -> list[str]:
         with self._read() as db:
@@ -564,33 +572,31 @@ class SqlStore:
 
     def _identities(self, db: Db, rows: Sequence[Sequence[Any]]) -> list[Identity]:
         """Identities from their rows, with their counts and consents read a chunk of
-        identities at a time (four queries per chunk, not per identity)."""
+        identities at a time (two queries per chunk, not per identity: every round trip
+        counts on a server store)."""
         out: list[Identity] = []
         for start in range(0, len(rows), 500):
             chunk = rows[start : start + 500]
             ids = [r[0] for r in chunk]
             marks = ",".join("?" * len(ids))
             per_model: dict[str, dict[str, int]] = {i: {} for i in ids}
-            for iid, m, n in db.execute(
-                f"SELECT identity_id, model, count(*) FROM samples WHERE identity_id IN ({marks}) "
-                "GROUP BY identity_id, model",
-                ids,
+            images: dict[str, int] = {}
+            chips: dict[str, int] = {}
+            for kind, iid, m, n in db.execute(
+                "SELECT 'm', identity_id, model, count(*) FROM samples "
+                f"WHERE identity_id IN ({marks}) GROUP BY identity_id, model "
+                "UNION ALL SELECT 'i', identity_id, '', count(DISTINCT image_sha256) FROM samples "
+                f"WHERE identity_id IN ({marks}) GROUP BY identity_id "
+                "UNION ALL SELECT 'c', identity_id, '', count(*) FROM chips "
+                f"WHERE identity_id IN ({marks}) GROUP BY identity_id",
+                ids * 3,
             ).fetchall():
-                per_model[iid][str(m)] = int(n)
-            images = dict(
-                db.execute(
-                    "SELECT identity_id, count(DISTINCT image_sha256) FROM samples "
-                    f"WHERE identity_id IN ({marks}) GROUP BY identity_id",
-                    ids,
-                ).fetchall()
-            )
-            chips = dict(
-                db.execute(
-                    f"SELECT identity_id, count(*) FROM chips WHERE identity_id IN ({marks}) "
-                    "GROUP BY identity_id",
-                    ids,
-                ).fetchall()
-            )
+                if kind == "m":
+                    per_model[iid][str(m)] = int(n)
+                elif kind == "i":
+                    images[iid] = int(n)
+                else:
+                    chips[iid] = int(n)
             consents: dict[str, list[Consent]] = {i: [] for i in ids}
             for r in db.execute(
                 "SELECT identity_id, id, purpose, granted_by, granted_at, expires_at, recorded_by "
@@ -747,15 +753,20 @@ class SqlStore:
         now: str,
         keep: bool,
         gallery: str,
+        new: bool = False,
     ) -> list[str]:
         """Insert samples not already stored for this identity (same image and model), and,
-        when ``keep``, their reference chips."""
-        have = {
-            (r[0], r[1])
-            for r in db.execute(
-                "SELECT image_sha256, model FROM samples WHERE identity_id = ?", (identity_id,)
-            )
-        }
+        when ``keep``, their reference chips. ``new``: the identity was just created (it has
+        none yet)."""
+        have: set[tuple[str, str]] = set()
+        if not new:
+            have = {
+                (r[0], r[1])
+                for r in db.execute(
+                    "SELECT image_sha256, model FROM samples WHERE identity_id = ?",
+                    (identity_id,),
+                )
+            }
         ids = []
         for s in samples:
             if keep and s.chip is not None:
@@ -778,7 +789,11 @@ class SqlStore:
     @staticmethod
     def _settings(db: Db, gallery: str) -> dict[str, Any]:
         row = db.execute("SELECT settings FROM galleries WHERE name = ?", (gallery,)).fetchone()
-        stored = json.loads(row[0]) if row else {}
+        return SqlStore._settings_of(row[0] if row else "{}")
+
+    @staticmethod
+    def _settings_of(stored_json: str) -> dict[str, Any]:
+        stored = json.loads(stored_json)
         return {k: stored.get(k, v) for k, v in GALLERY_SETTINGS.items()}
 
     def gallery_settings(self, gallery: str) -> dict[str, Any]:
@@ -844,11 +859,14 @@ class SqlStore:
         return {str(r[0]): (int(r[1]), int(r[2])) for r in sorted(rows)}
 
     @staticmethod
-    def _insert_consent(db: Db, identity_id: str, c: Consent) -> None:
-        db.execute(
-            "INSERT INTO consents(identity_id, purpose, granted_by, granted_at, expires_at, "
-            "recorded_by) VALUES (?, ?, ?, ?, ?, ?)",
-            (identity_id, c.purpose, c.granted_by, c.granted_at, c.expires_at, c.recorded_by),
+    def _insert_consent(db: Db, identity_id: str, c: Consent) -> int:
+        """Store a consent record; its id."""
+        return int(
+            db.execute(
+                "INSERT INTO consents(identity_id, purpose, granted_by, granted_at, expires_at, "
+                "recorded_by) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                (identity_id, c.purpose, c.granted_by, c.granted_at, c.expires_at, c.recorded_by),
+            ).fetchone()[0]
         )
 
     def enroll(
@@ -862,37 +880,82 @@ class SqlStore:
         """Create the identity (or add to the one of that name), with its samples and consent,
         in one transaction. Returns the identity and the ids of the samples added.
 
-        Consent rules are the caller's (``Gallery``) to enforce; this only stores.
+        Consent rules are the caller's (``Gallery``) to enforce; this only stores. A new
+        person costs four statements (gallery and name looked up together, then the identity,
+        its consent and its samples written), so one-at-a-time enrolment is not bound by
+        round trips to a server.
         """
-        self.ensure_gallery(gallery)
+        if gallery not in self._secrets:  # galleries are never deleted: once is enough
+            self.ensure_gallery(gallery)  # committed first: its transform moves the samples
+            self._secret(gallery)
         now = self._now()
         with self.transaction() as db:
             row = db.execute(
-                "SELECT id, metadata FROM identities WHERE gallery = ? AND name = ?",
-                (gallery, name),
+                "SELECT g.settings, i.id, i.metadata FROM galleries g LEFT JOIN identities i "
+                "ON i.gallery = g.name AND i.name = ? WHERE g.name = ?",
+                (name, gallery),
             ).fetchone()
             if row is None:
-                iid = uuid.uuid4().hex
+                raise GalleryError(f"gallery {gallery!r} is missing from the store")
+            keep = bool(self._settings_of(row[0])["keep_chips"])
+            if row[1] is None:
+                return self._enroll_new(db, gallery, name, samples, consent, metadata, keep, now)
+            iid = row[1]
+            if metadata:
+                old = json.loads(row[2])
+                old.update(metadata)
                 db.execute(
-                    "INSERT INTO identities(id, gallery, name, metadata, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (iid, gallery, name, json.dumps(metadata or {}, sort_keys=True), now, now),
+                    "UPDATE identities SET metadata = ? WHERE id = ?",
+                    (json.dumps(old, sort_keys=True), iid),
                 )
-            else:
-                iid = row[0]
-                if metadata:
-                    old = json.loads(row[1])
-                    old.update(metadata)
-                    db.execute(
-                        "UPDATE identities SET metadata = ? WHERE id = ?",
-                        (json.dumps(old, sort_keys=True), iid),
-                    )
             if consent is not None:
                 self._insert_consent(db, iid, consent)
-            keep = bool(self._settings(db, gallery)["keep_chips"])
             added = self._insert_samples(db, iid, samples, now, keep, gallery)
             db.execute("UPDATE identities SET updated_at = ? WHERE id = ?", (now, iid))
             ident = self._get(db, gallery, iid)
+        return ident, added
+
+    def _enroll_new(
+        self,
+        db: Db,
+        gallery: str,
+        name: str,
+        samples: Sequence[NewSample],
+        consent: Consent | None,
+        metadata: dict[str, Any] | None,
+        keep: bool,
+        now: str,
+    ) -> tuple[Identity, list[str]]:
+        """A new identity: written, and described from what was written (nothing read back)."""
+        iid = uuid.uuid4().hex
+        meta = json.dumps(metadata or {}, sort_keys=True)
+        db.execute(
+            "INSERT INTO identities(id, gallery, name, metadata, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (iid, gallery, name, meta, now, now),
+        )
+        consents: tuple[Consent, ...] = ()
+        if consent is not None:
+            consents = (replace(consent, id=self._insert_consent(db, iid, consent)),)
+        added = self._insert_samples(db, iid, samples, now, keep, gallery, new=True)
+        stored = {(s.image_sha256, s.model) for s in samples}
+        models: dict[str, int] = {}
+        for _, m in stored:
+            models[m] = models.get(m, 0) + 1
+        images = {s.image_sha256 for s in samples}
+        chips = {s.image_sha256 for s in samples if keep and s.chip is not None}
+        ident = Identity(
+            id=iid,
+            gallery=gallery,
+            name=name,
+            metadata=json.loads(meta),
+            created_at=now,
+            updated_at=now,
+            sample_count=len(images),
+            consents=consents,
+            models=dict(sorted(models.items())),
+            chips=len(chips),
+        )
         return ident, added
 
     def add_consent(self, gallery: str, key: str, consent: Consent) -> Identity:
