@@ -81,3 +81,47 @@ def test_an_unreachable_server_is_a_clear_error() -> None:
     with pytest.raises(GalleryError, match="cannot connect") as e:
         PostgresStore(url)
     assert "secret" not in str(e.value)
+
+
+def test_enrolled_templates_are_searchable_while_staged_and_then_indexed(pg_url: str) -> None:
+    """One-at-a-time enrolment writes the template outside the HNSW index (``staged``) and a
+    background thread moves it in: a search finds the person at once either way, an erasure
+    takes staged templates too, and templates a stopped process left staged are indexed by
+    the next store opened."""
+    store = PostgresStore(pg_url, ann=AnnConfig(min_samples=20))
+    store._kick_indexer = lambda: None  # type: ignore[method-assign]  # nothing moves yet
+    g = Gallery(store)
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(60, 128)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    for j, e in enumerate(v):
+        g.enroll(f"S{j:02d}", [NewSample(e, MODEL, {}, f"{j:064x}")], Consent("p", "x", NOW))
+    assert store.staged_count() == 60
+    found = g.search(Embeddings(v[:10], MODEL), k=2)  # the HNSW path (60 >= min_samples)
+    assert [c[0].name for c in found] == [f"S{j:02d}" for j in range(10)]
+    assert all(c[0].score == pytest.approx(1.0, abs=1e-6) for c in found)
+    back = g.samples("S05")[0].embedding  # read back from the staged column, as enrolled
+    assert np.abs(back - v[5]).max() < 1e-6
+    g.delete("S00")  # erased while staged
+    assert g.search(Embeddings(v[:1], MODEL), k=1)[0][0].name != "S00"
+    store.close()  # nothing indexed them: they stay staged, still searchable
+    with psycopg.connect(pg_url) as c:
+        assert c.execute("SELECT count(*) FROM samples WHERE staged IS NOT NULL").fetchone()[0]
+        assert (
+            c.execute("SELECT count(*) FROM samples WHERE embedding IS NOT NULL").fetchone()[0] == 0
+        )
+
+    again = PostgresStore(pg_url, ann=AnnConfig(min_samples=20))  # indexes what was left
+    g2 = Gallery(again)
+    g2.enroll("Late", [NewSample(-v[0], MODEL, {}, "f" * 64)], Consent("p", "x", NOW))
+    again.close()  # waits for this process's indexer
+    with psycopg.connect(pg_url) as c:
+        assert c.execute("SELECT count(*) FROM samples WHERE staged IS NOT NULL").fetchone()[0] == 0
+        assert (
+            c.execute("SELECT count(*) FROM samples WHERE embedding IS NOT NULL").fetchone()[0]
+            == 60
+        )
+    third = PostgresStore(pg_url, ann=AnnConfig(min_samples=20))
+    found = Gallery(third).search(Embeddings(np.stack([v[7], -v[0]]), MODEL), k=1)
+    assert [c[0].name for c in found] == ["S07", "Late"]
+    third.close()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -117,6 +118,18 @@ _MIGRATIONS: tuple[str, ...] = (
         CHECK ((embedding IS NULL) <> (sealed IS NULL));
     ALTER TABLE galleries ADD COLUMN secret BYTEA;
     """,
+    # 4: staged templates: one enrolled one at a time is written to ``staged`` (outside the
+    # HNSW index, searched exactly) and moved into ``embedding`` (the index) in the background,
+    # so enrolment does not wait for the index's graph to be updated
+    """
+    ALTER TABLE samples ADD COLUMN staged vector;
+    ALTER TABLE samples DROP CONSTRAINT samples_one_form;
+    ALTER TABLE samples ADD CONSTRAINT samples_one_form
+        CHECK (num_nonnulls(embedding, sealed, staged) = 1);
+    ALTER TABLE samples ADD CONSTRAINT samples_staged_dim
+        CHECK (staged IS NULL OR vector_dims(staged) = dim);
+    CREATE INDEX samples_staged ON samples (dim) WHERE staged IS NOT NULL;
+    """,
 )
 PG_SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -137,7 +150,9 @@ class PgvectorFeatures:
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 128
 PG_EF_SEARCH = 100
-INDEX_BUILD_MEMORY = "2GB"  # a million templates' graph (m=32, half precision) is ~0.7 GB
+INDEX_BUILD_MEMORY = "2GB"
+STAGED_BATCH = 32  # staged templates moved into the index per transaction (~0.1 s)
+CLOSE_INDEX_WAIT_S = 600.0  # a million templates' graph (m=32, half precision) is ~0.7 GB
 
 
 def index_ddl(features: PgvectorFeatures, ann: AnnConfig) -> list[str]:
@@ -156,6 +171,14 @@ def index_ddl(features: PgvectorFeatures, ann: AnnConfig) -> list[str]:
         "CREATE INDEX IF NOT EXISTS samples_embedding_128 ON samples USING hnsw "
         f"((embedding::vector(128)) vector_ip_ops) {with_} WHERE dim = 128",
     ]
+
+
+# the staged templates nearest a probe (exactly: they are few, found by their partial index);
+# parameters: dim, probe, limit
+_STAGED_NN = (
+    "(SELECT s.identity_id, s.model, {col} FROM samples s "
+    "WHERE s.staged IS NOT NULL AND s.dim = ? ORDER BY s.staged <#> ?::vector LIMIT ?)"
+)
 
 
 def _binary_vectors(conn: Any) -> int:
@@ -236,6 +259,11 @@ class PostgresStore(SqlStore):
             that is behind the fence or unreachable is skipped, with a logged warning.
         ef_search: the half-precision index's candidate list while searching (default
             ``PG_EF_SEARCH``); the full-precision (legacy) index uses ``ann.ef_search``.
+        stage_templates: a template enrolled one at a time is stored at once outside the
+            HNSW index (searched exactly, as found) and moved into it by a background thread
+            of this process, so enrolment does not wait for the graph's update (most of an
+            enrolment's time). ``close`` waits until this process's staged templates are
+            indexed; any left by a process that died are indexed by the next store opened.
     """
 
     def __init__(
@@ -249,6 +277,7 @@ class PostgresStore(SqlStore):
         read_replica: str | None = None,
         replica_wait_s: float = 5.0,
         ef_search: int | None = None,
+        stage_templates: bool = True,
     ) -> None:
         super().__init__(clock or utc_now, ann or AnnConfig(), key)
         try:
@@ -268,6 +297,12 @@ class PostgresStore(SqlStore):
         self._replica: Any = None
         self._replica_warned = 0.0
         self.replica_reads = self.primary_reads = 0  # searches served by each (for tests)
+        self.stage_templates = stage_templates
+        self._staged_written = False
+        self._indexer: threading.Thread | None = None
+        self._indexer_lock = threading.Lock()
+        self._indexer_wake = threading.Event()
+        self._closing = threading.Event()
         try:  # one direct connection first: a wrong URL fails at once, with the reason
             psycopg.connect(url, connect_timeout=10).close()
             self._pool = ConnectionPool(
@@ -295,7 +330,10 @@ class PostgresStore(SqlStore):
             self._check_key()
             self.features = self._features(pgvector)
             self._ensure_indexes()
+            if self.fetch("SELECT EXISTS (SELECT 1 FROM samples WHERE staged IS NOT NULL)")[0][0]:
+                self._kick_indexer()  # left by a process that stopped before indexing them
         except BaseException:
+            self._closing.set()
             self._pool.close()
             raise
 
@@ -307,6 +345,11 @@ class PostgresStore(SqlStore):
     # -- plumbing ---------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Index what this process staged (waiting up to ``CLOSE_INDEX_WAIT_S``), then close."""
+        self._closing.set()
+        self._indexer_wake.set()
+        if self._indexer is not None:
+            self._indexer.join(CLOSE_INDEX_WAIT_S)
         self._pool.close()
         if self._replica is not None:
             self._replica.close()
@@ -400,21 +443,82 @@ class PostgresStore(SqlStore):
             with conn.transaction():
                 conn.execute(_LOCK_AND_BUMP if bump else _LOCK)
                 yield _Db(conn)
+        if self._staged_written:  # committed: the indexer may move them now
+            self._staged_written = False
+            self._kick_indexer()
 
     dialect = "postgresql"
 
     def _run_script(self, db: Db, script: str) -> None:
         cast(_Db, db).conn.execute(script)
 
-    # a sealed template lives in ``sealed`` (bytea), a plain one in ``embedding`` (vector);
-    # read as one text: base64 of the sealed bytes, or pgvector's "[...]"
-    _EMB_COLS = "embedding, sealed"
-    _EMB_SQL = "coalesce(encode(s.sealed, 'base64'), s.embedding::text)"
+    # a sealed template lives in ``sealed`` (bytea), a plain one in ``embedding`` (vector), or,
+    # until the indexer moves it there, in ``staged``; read as one text: base64 of the sealed
+    # bytes, or pgvector's "[...]"
+    _EMB_COLS = "embedding, sealed, staged"
+    _EMB_SQL = "coalesce(encode(s.sealed, 'base64'), s.embedding::text, s.staged::text)"
 
     def _emb_params_for(self, e: NDArray[np.float32], key: TemplateKey | None) -> tuple[Any, ...]:
         if key is not None:
-            return (None, self._seal_template(e, key))
-        return (_vector_text(e), None)
+            return (None, self._seal_template(e, key), None)
+        return (_vector_text(e), None, None)
+
+    def _emb_params(self, e: NDArray[np.float32]) -> tuple[Any, ...]:
+        """A template enrolled (not imported, not re-keyed): staged when the HNSW index
+        would take it, so the enrolment does not wait for the graph's update."""
+        if self.key is None and self.stage_templates and e.size in INDEXED_DIMS:
+            self._staged_written = True
+            return (None, None, _vector_text(e))
+        return self._emb_params_for(e, self.key)
+
+    # -- staged templates: the indexer ----------------------------------------------------------
+
+    def staged_count(self) -> int:
+        """Templates enrolled and not yet in the HNSW index (searched exactly meanwhile)."""
+        return int(self.fetch("SELECT count(*) FROM samples WHERE staged IS NOT NULL")[0][0])
+
+    def index_staged(self, batch: int = STAGED_BATCH) -> int:
+        """Move up to ``batch`` staged templates into the indexed column (each one's HNSW
+        insert happens here); how many moved. Rows another worker is moving are skipped."""
+        with self._pool.connection() as conn:
+            conn.isolation_level = None
+            conn.read_only = None
+            with conn.transaction():
+                cur = conn.execute(
+                    "UPDATE samples SET embedding = staged, staged = NULL WHERE id IN "
+                    "(SELECT id FROM samples WHERE staged IS NOT NULL "
+                    "LIMIT %s FOR UPDATE SKIP LOCKED)",
+                    (batch,),
+                )
+                return int(cur.rowcount)
+
+    def _kick_indexer(self) -> None:
+        with self._indexer_lock:
+            if self._indexer is None or not self._indexer.is_alive():
+                self._indexer = threading.Thread(
+                    target=self._index_loop, name="facelens-pg-indexer", daemon=True
+                )
+                self._indexer.start()
+        self._indexer_wake.set()
+
+    def _index_loop(self) -> None:
+        """Move staged templates into the index until none are left, then wait for more;
+        after ``close`` began: until none are left, then stop."""
+        while True:
+            try:
+                moved = self.index_staged()
+            except Exception as e:  # the server went away, or the pool is closing
+                if self._closing.is_set():
+                    return
+                log.warning("staged templates not indexed yet: %s", type(e).__name__)
+                moved = 0
+                self._indexer_wake.wait(5.0)
+            if moved:
+                continue
+            if self._closing.is_set():
+                return
+            self._indexer_wake.wait(1.0)
+            self._indexer_wake.clear()
 
     def _emb_value(self, stored: Any, dim: int) -> NDArray[np.float32]:
         text = stored if isinstance(stored, str) else str(stored)
@@ -570,8 +674,8 @@ class PostgresStore(SqlStore):
                 "image_sha256, box, created_at) FROM STDIN (FORMAT BINARY)"
             ) as cp:
                 cp.set_types(
-                    ["text", "text", "text", "int4", vector_oid, "bytea", "text", "text",
-                     "text", "text"]
+                    ["text", "text", "text", "int4", vector_oid, "bytea", vector_oid, "text",
+                     "text", "text", "text"]
                 )  # fmt: skip
                 for j, (ident, smp) in enumerate(flat):
                     v = moved[j]
@@ -584,6 +688,7 @@ class PostgresStore(SqlStore):
                             int(v.size),
                             None if sealed is not None else v,
                             sealed,
+                            None,
                             json.dumps(smp.quality, sort_keys=True),
                             smp.image_sha256,
                             json.dumps(list(smp.box)) if smp.box else None,
@@ -714,12 +819,13 @@ class PostgresStore(SqlStore):
                 rows = db.execute(
                     f"""
                     WITH nn AS MATERIALIZED (
-                        SELECT s.identity_id, s.model,
+                        (SELECT s.identity_id, s.model,
                                s.embedding::vector({dim}) <#> ?::vector({dim}) AS d
                         FROM samples s WHERE s.dim = {dim}
                         ORDER BY s.embedding::vector({dim}) <#> ?::vector({dim}) LIMIT ?)
+                        UNION ALL {_STAGED_NN.format(col="s.staged <#> ?::vector AS d")})
                     {verify}""",
-                    (q, q, n, model, gallery, now, k),
+                    (q, q, n, q, dim, q, n, model, gallery, now, k),
                 ).fetchall()
             if len(rows) >= k:
                 break
@@ -731,7 +837,8 @@ class PostgresStore(SqlStore):
                 rows = db.execute(
                     f"""
                     WITH nn AS MATERIALIZED (
-                        SELECT s.identity_id, s.model, s.embedding <#> ?::vector AS d
+                        SELECT s.identity_id, s.model,
+                               coalesce(s.embedding, s.staged) <#> ?::vector AS d
                         FROM samples s JOIN identities i ON i.id = s.identity_id
                         WHERE s.dim = {dim} AND s.model = ? AND i.gallery = ?)
                     {verify}""",
@@ -765,11 +872,12 @@ class PostgresStore(SqlStore):
                 rows = db.execute(
                     f"""
                     WITH nn AS MATERIALIZED (
-                        SELECT s.identity_id, s.model, s.embedding FROM samples s
+                        (SELECT s.identity_id, s.model, s.embedding FROM samples s
                         WHERE s.dim = 128 AND s.embedding IS NOT NULL
                         ORDER BY s.embedding::halfvec(128) <#> ?::halfvec(128) LIMIT ?)
+                        UNION ALL {_STAGED_NN.format(col="s.staged AS embedding")})
                     {checked}""",
-                    (q, n, q, model, gallery, now, k),
+                    (q, n, 128, q, n, q, model, gallery, now, k),
                 ).fetchall()
                 if len(rows) >= k:
                     return rows
@@ -778,15 +886,16 @@ class PostgresStore(SqlStore):
                     filtered: list[Any] = db.execute(
                         f"""
                         WITH nn AS MATERIALIZED (
-                            SELECT s.identity_id, s.model, s.embedding FROM samples s
+                            (SELECT s.identity_id, s.model, s.embedding FROM samples s
                             JOIN identities i ON i.id = s.identity_id
                             WHERE s.dim = 128 AND s.embedding IS NOT NULL AND s.model = ?
                               AND i.gallery = ?
                               AND EXISTS (SELECT 1 FROM consents c WHERE c.identity_id = i.id
                                           AND (c.expires_at IS NULL OR c.expires_at > ?))
                             ORDER BY s.embedding::halfvec(128) <#> ?::halfvec(128) LIMIT ?)
+                            UNION ALL {_STAGED_NN.format(col="s.staged AS embedding")})
                         {checked}""",
-                        (model, gallery, now, q, n, q, model, gallery, now, k),
+                        (model, gallery, now, q, n, 128, q, n, q, model, gallery, now, k),
                     ).fetchall()
                     return filtered
             n *= 4
