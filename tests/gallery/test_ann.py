@@ -187,9 +187,9 @@ def test_the_index_asks_for_huge_pages_and_searches_the_same() -> None:
 
     codes = faiss.downcast_index(huge.index.storage).codes
     addr = int(faiss.rev_swig_ptr(codes.data(), 1).ctypes.data)
-    assert codes.size() >= 16 << 20
+    assert codes.size() >= 8 << 20  # 40,000 half-precision vectors: 10 MB
     first_whole_page = (addr + (2 << 20) - 1) & ~((2 << 20) - 1)
-    assert _huge_kib(first_whole_page) >= 2048  # 2 MiB pages behind the 20 MB of vectors
+    assert _huge_kib(first_whole_page) >= 2048  # 2 MiB pages behind the vectors
 
 
 def test_the_index_is_built_outside_the_store_lock(
@@ -263,3 +263,39 @@ def test_a_rebuild_runs_in_the_background_while_the_old_index_serves(
     assert store.index_info("default", MODEL)["nodes"] == 400  # type: ignore[index]
     assert top1(g, v[300:310]) == [f"P{j:06d}" for j in range(300, 310)]
     store.close()
+
+
+def test_a_half_precision_graph_answers_with_exact_scores(tmp_path: Path) -> None:
+    """The default graph holds half-precision vectors; candidates are re-ranked with the stored
+    templates, so names and scores equal exact search's. An index saved with float32 vectors
+    (before fp16 was the default) is used as it is."""
+    v = vectors(800, seed=11)
+    probes = v[:40] + np.random.default_rng(2).normal(0, 0.05, (40, 128)).astype(np.float32)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    exact_store = SqliteStore(tmp_path / "exact.db", ann=AnnConfig(min_samples=10**9))
+    fill(exact_store, v)
+    want = Gallery(exact_store).search(Embeddings(probes, MODEL), k=3)
+    exact_store.close()
+    for storage in ("fp16", "flat"):
+        path = tmp_path / f"{storage}.db"
+        store = SqliteStore(path, ann=AnnConfig(min_samples=400, m=16, storage=storage))
+        fill(store, v)
+        got = Gallery(store).search(Embeddings(probes, MODEL), k=3)
+        assert store.index_info("default", MODEL) is not None
+        ix = next(iter(store._indexes.values()))
+        assert ix.exact_scores is (storage == "flat")
+        assert [[c.name for c in r] for r in got] == [[c.name for c in r] for r in want]
+        assert all(
+            a.score == pytest.approx(b.score, abs=1e-6)
+            for ra, rb in zip(got, want, strict=True)
+            for a, b in zip(ra, rb, strict=True)
+        )
+        store.close()
+    # the float32 file, opened by a store whose default is fp16: used, scores still exact
+    reopened = SqliteStore(tmp_path / "flat.db", ann=AnnConfig(min_samples=400, m=16))
+    got = Gallery(reopened).search(Embeddings(probes, MODEL), k=3)
+    assert next(iter(reopened._indexes.values())).exact_scores
+    assert [[c.name for c in r] for r in got] == [[c.name for c in r] for r in want]
+    reopened.close()
+    with pytest.raises(ValueError, match="fp16 or flat"):
+        AnnConfig(storage="int4")

@@ -110,6 +110,12 @@ class AnnConfig:
         save_every: changes (added or deleted samples) after which the index is saved again.
         persist: save the index next to the SQLite file (off: rebuilt per process).
         huge_pages: back the index with 2 MiB pages where Linux allows (see the module).
+        storage: how the graph holds the vectors it compares: ``fp16`` (half precision,
+            half the memory traffic of a search; the candidates are re-ranked with their
+            stored full-precision templates, so scores stay exact) or ``flat`` (float32).
+            At a million identities fp16 made the graph search about a quarter faster at
+            the same recall (docs/benchmarks.md, "Gallery scale"). An index saved with the
+            other storage is used as it is until it is next rebuilt.
     """
 
     min_samples: int = 50_000
@@ -120,6 +126,11 @@ class AnnConfig:
     save_every: int = 20_000
     persist: bool = True
     huge_pages: bool = True
+    storage: str = "fp16"
+
+    def __post_init__(self) -> None:
+        if self.storage not in ("fp16", "flat"):
+            raise ValueError(f"unknown ANN storage {self.storage!r}: fp16 or flat")
 
 
 class HnswIndex:
@@ -140,8 +151,15 @@ class HnswIndex:
 
         self.dim = dim
         self.config = config
-        self.index = faiss.IndexHNSWFlat(dim, config.m, faiss.METRIC_INNER_PRODUCT)
+        if config.storage == "fp16":
+            self.index = faiss.IndexHNSWSQ(
+                dim, faiss.ScalarQuantizer.QT_fp16, config.m, faiss.METRIC_INNER_PRODUCT
+            )
+        else:
+            self.index = faiss.IndexHNSWFlat(dim, config.m, faiss.METRIC_INNER_PRODUCT)
         self.index.hnsw.efConstruction = config.ef_construction
+        # whether the graph's scores are full precision (float32), or need an exact re-rank
+        self.exact_scores = config.storage == "flat"
         self.seq = np.empty(0, np.int64)  # node -> sample seq, ascending
         self.alive = np.empty(0, bool)
         self._live = 0
@@ -294,6 +312,7 @@ class HnswIndex:
             "generation": self.generation,
             "nodes": len(self.seq),
             "m": self.config.m,
+            "storage": "flat" if self.exact_scores else "fp16",
         }
         meta_tmp = meta_path.with_suffix(".json" + own)
         meta_tmp.write_text(json.dumps(meta))
@@ -339,6 +358,7 @@ class HnswIndex:
             else:
                 data = key.open(index_path.read_bytes(), b"ann-index:" + gallery.encode())
                 ix.index = faiss.deserialize_index(np.frombuffer(data, np.uint8))
+            ix.exact_scores = isinstance(faiss.downcast_index(ix.index.storage), faiss.IndexFlat)
             with np.load(labels) as z:
                 ix.seq, ix.alive = z["seq"].astype(np.int64), z["alive"].astype(bool)
             ix._live = int(ix.alive.sum())

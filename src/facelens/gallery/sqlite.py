@@ -482,6 +482,10 @@ class SqliteStore(SqlStore):
         is asked for more."""
         n = max(self.ann.candidates, 4 * k)
         best: dict[str, tuple[str, float]] = {}
+        # a half-precision graph's scores are re-ranked exactly; they may differ from the
+        # exact ones by ~1e-4, so a candidate is given up only below the k-th by more
+        exact = ix.exact_scores
+        margin = 0.0 if exact else 2e-3
         while True:
             seqs, scores = ix.search(probe[None, :], min(n, max(ix.size, 1)))
             found = [
@@ -490,7 +494,7 @@ class SqliteStore(SqlStore):
             best, i, step = {}, 0, k
             while i < len(found):
                 for iid, (name, score) in self._owners(
-                    gallery, model, dict(found[i : i + step])
+                    gallery, model, dict(found[i : i + step]), None if exact else probe
                 ).items():
                     if iid not in best or score > best[iid][1]:
                         best[iid] = (name, score)
@@ -498,7 +502,7 @@ class SqliteStore(SqlStore):
                 step *= 2
                 if len(best) >= k and i < len(found):
                     kth = sorted((v[1] for v in best.values()), reverse=True)[k - 1]
-                    if found[i][1] < kth:
+                    if found[i][1] + margin < kth:
                         break
             if len(best) >= k or n >= ix.size:
                 break
@@ -507,15 +511,23 @@ class SqliteStore(SqlStore):
         return [Candidate(iid, name, score) for iid, (name, score) in ranked]
 
     def _owners(
-        self, gallery: str, model: str, found: dict[int, float]
+        self,
+        gallery: str,
+        model: str,
+        found: dict[int, float],
+        probe: NDArray[np.float32] | None = None,
     ) -> dict[str, tuple[str, float]]:
+        """The identities owning the ``found`` samples (sequence number -> score) that pass
+        the checks, with their best score; with ``probe``, scores recomputed from the stored
+        templates (exact)."""
         if not found:
             return {}
         marks = ",".join("?" * len(found))
+        template = ", s.dim, s.embedding" if probe is not None else ""
         with self._lock:  # one statement: one snapshot, no transaction needed
             rows = self._db.execute(
                 f"""
-                SELECT q.seq, i.id, i.name FROM sample_seq q
+                SELECT q.seq, i.id, i.name{template} FROM sample_seq q
                 CROSS JOIN samples s ON s.id = q.sample_id
                 CROSS JOIN identities i ON i.id = s.identity_id
                 WHERE q.seq IN ({marks}) AND i.gallery = ? AND s.model = ?
@@ -525,8 +537,12 @@ class SqliteStore(SqlStore):
                 (*found, gallery, model, self._now()),
             ).fetchall()
         best: dict[str, tuple[str, float]] = {}
-        for seq, iid, name in rows:
-            s = found[int(seq)]
+        for r in rows:
+            seq, iid, name = r[0], r[1], r[2]
+            if probe is None:
+                s = found[int(seq)]
+            else:
+                s = float(self._emb_value(r[4], int(r[3])) @ probe)
             if iid not in best or s > best[iid][1]:
                 best[iid] = (name, s)
         return best
