@@ -365,6 +365,7 @@ def run_postgres(
         if n >= AnnConfig().min_samples
         else "PostgreSQL (exact, below min_samples)",
         "ef_curve": curve,
+        "ef_search": PG_EF_SEARCH if f.halfvec else AnnConfig().ef_search,
         "n": n,
         "enrol_per_s": rate,
         "enrol_indexed_per_s": indexed_rate,
@@ -402,7 +403,7 @@ def report(results: dict[str, Any], real: list[list[Any]], title: str = "Gallery
         rows.append(
             [
                 f"{r['n']:,}",
-                r["store"],
+                r["store"] + (f", ef_search {r['ef_search']}" if "ef_search" in r else ""),
                 f"{r['enrol_per_s']:.0f}" if "enrol_per_s" in r else "",
                 f"{r['bulk_per_s']:,.0f}" if "bulk_per_s" in r else "",
                 f"{r['build_s']:.1f}" if "build_s" in r else "",
@@ -443,9 +444,10 @@ def report(results: dict[str, Any], real: list[list[Any]], title: str = "Gallery
             "Identify latency is one probe, top-5 identities, through the store's `search` "
             "(candidates verified against the store: sample present, consent valid). "
             f"Indexes: faiss m={AnnConfig().m}, ef_construction={AnnConfig().ef_construction}; "
-            "pgvector as each row says (its HNSW build parameters; half precision from 0.7, "
-            f"searched with ef_search {PG_EF_SEARCH}; the 0.6-style rows with "
-            f"{AnnConfig().ef_search}, as faiss). Memory: "
+            "pgvector as each row says (its HNSW build parameters, half precision from 0.7, "
+            "and the ef_search it was searched with, the store's default when it ran; now "
+            f"{PG_EF_SEARCH}, and {AnnConfig().ef_search} for the 0.6-style rows, as faiss). "
+            "Memory: "
             "growth of the process for SQLite (the faiss index and the search state); the "
             "HNSW index size for PostgreSQL (it lives in the server's shared buffers). Exact "
             "search is numpy's `G @ q` over the whole gallery; face_recognition's "

@@ -124,4 +124,13 @@ def test_enrolled_templates_are_searchable_while_staged_and_then_indexed(pg_url:
     third = PostgresStore(pg_url, ann=AnnConfig(min_samples=20))
     found = Gallery(third).search(Embeddings(np.stack([v[7], -v[0]]), MODEL), k=1)
     assert [c[0].name for c in found] == ["S07", "Late"]
+    # back-pressure: past staged_max waiting templates, enrolment updates the graph itself
+    third._kick_indexer = lambda: None  # type: ignore[method-assign]
+    third.staged_max = 3
+    w = rng.normal(size=(5, 128)).astype(np.float32)
+    for j, e in enumerate(w / np.linalg.norm(w, axis=1, keepdims=True)):
+        Gallery(third).enroll(
+            f"B{j}", [NewSample(e, MODEL, {}, f"b{j:063x}")], Consent("p", "x", NOW)
+        )
+    assert third.staged_count() == 3
     third.close()

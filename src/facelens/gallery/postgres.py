@@ -143,14 +143,16 @@ class PgvectorFeatures:
     iterative_scan: bool
 
 
-# The half-precision HNSW index's build and search parameters, chosen from the measured curve
+# The half-precision HNSW index's build and search parameters, chosen from the measured curves
 # (docs/benchmarks.md, "pgvector 0.8"): at 1e5 identities m=32 / ef_construction=128 reaches
-# recall@1 0.992 at ef_search 100 (p99 12.9 ms); m=16 / 64 needs ef_search 400 for 0.993
-# (p99 18.8 ms). The build takes 4x longer (130 s against 30 s at 1e5) and a third more memory.
+# recall@1 0.991-0.999 at ef_search 160 (p99 15-21 ms) in three builds, 0.984-0.992 at 100;
+# m=16 / 64 needs ef_search 400 for 0.993 (p99 18.8 ms). The build takes 4x longer (130 s
+# against 30 s at 1e5) and a third more memory. At 1e6 no setting reaches 0.99 within 20 ms.
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 128
-PG_EF_SEARCH = 100
+PG_EF_SEARCH = 160
 INDEX_BUILD_MEMORY = "2GB"
+STAGED_MAX = 2_000  # staged templates a process keeps waiting before enrolment indexes itself
 STAGED_BATCH = 32  # staged templates moved into the index per transaction (~0.1 s)
 CLOSE_INDEX_WAIT_S = 600.0  # a million templates' graph (m=32, half precision) is ~0.7 GB
 
@@ -299,6 +301,11 @@ class PostgresStore(SqlStore):
         self.replica_reads = self.primary_reads = 0  # searches served by each (for tests)
         self.stage_templates = stage_templates
         self._staged_written = False
+        # staged by this process and not yet indexed (about: enrolments rolled back count
+        # until the indexer finds none left); past ``staged_max`` enrolment updates the graph
+        # itself, so a flood of enrolments cannot make every search scan a long staged list
+        self._backlog = 0
+        self.staged_max = STAGED_MAX
         self._indexer: threading.Thread | None = None
         self._indexer_lock = threading.Lock()
         self._indexer_wake = threading.Event()
@@ -466,8 +473,14 @@ class PostgresStore(SqlStore):
     def _emb_params(self, e: NDArray[np.float32]) -> tuple[Any, ...]:
         """A template enrolled (not imported, not re-keyed): staged when the HNSW index
         would take it, so the enrolment does not wait for the graph's update."""
-        if self.key is None and self.stage_templates and e.size in INDEXED_DIMS:
+        if (
+            self.key is None
+            and self.stage_templates
+            and e.size in INDEXED_DIMS
+            and self._backlog < self.staged_max
+        ):
             self._staged_written = True
+            self._backlog += 1
             return (None, None, _vector_text(e))
         return self._emb_params_for(e, self.key)
 
@@ -514,7 +527,9 @@ class PostgresStore(SqlStore):
                 moved = 0
                 self._indexer_wake.wait(5.0)
             if moved:
+                self._backlog = max(0, self._backlog - moved)
                 continue
+            self._backlog = 0  # none left (rolled-back enrolments staged nothing)
             if self._closing.is_set():
                 return
             self._indexer_wake.wait(1.0)
