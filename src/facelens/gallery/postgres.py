@@ -151,10 +151,10 @@ class PgvectorFeatures:
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 128
 PG_EF_SEARCH = 160
-INDEX_BUILD_MEMORY = "2GB"
+INDEX_BUILD_MEMORY = "2GB"  # a million templates' graph (m=32, half precision) is ~0.7 GB
 STAGED_MAX = 2_000  # staged templates a process keeps waiting before enrolment indexes itself
 STAGED_BATCH = 32  # staged templates moved into the index per transaction (~0.1 s)
-CLOSE_INDEX_WAIT_S = 600.0  # a million templates' graph (m=32, half precision) is ~0.7 GB
+CLOSE_INDEX_WAIT_S = 600.0  # close() waits this long at most for the indexer
 
 
 def index_ddl(features: PgvectorFeatures, ann: AnnConfig) -> list[str]:
