@@ -134,3 +134,22 @@ def test_enrolled_templates_are_searchable_while_staged_and_then_indexed(pg_url:
         )
     assert third.staged_count() == 3
     third.close()
+
+
+def test_a_failed_pipelined_enrolment_leaves_nothing_and_the_store_usable(pg_url: str) -> None:
+    """Enrolment is pipelined (writes sent without waiting for each): a write the server
+    refuses still fails the call and rolls back the whole enrolment."""
+    store = PostgresStore(pg_url)
+    g = Gallery(store)
+    v = np.zeros(128, np.float32)
+    v[0] = 1.0
+    store._emb_params = lambda e: (None, None, "[1,2]")  # type: ignore[method-assign]
+    with pytest.raises(psycopg.errors.CheckViolation):
+        g.enroll("Broken", [NewSample(v, MODEL, {}, "a" * 64)], Consent("p", "x", NOW))
+    del store._emb_params
+    assert g.identities() == []
+    r = g.enroll("Fine", [NewSample(v, MODEL, {}, "b" * 64)], Consent("p", "x", NOW))
+    assert r.created and [i.name for i in g.identities()] == ["Fine"]
+    assert r.identity.consents[0].id is not None
+    assert g.get("Fine") == r.identity  # described from what was written, as read back
+    store.close()

@@ -211,11 +211,11 @@ def _vector_text(e: NDArray[np.float32]) -> str:
     return "[" + ",".join(map(repr, np.asarray(e, np.float32).astype(np.float64).tolist())) + "]"
 
 
-# one statement each, no parameters (the simple protocol: one round trip for both)
+# the write lock and the generation bump: one round trip for both (no parameters: the simple
+# protocol takes two statements at once; in pipeline mode they are sent one after the other)
 _LOCK = f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})"
-_LOCK_AND_BUMP = (
-    f"{_LOCK}; UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'generation'"
-)
+_BUMP = "UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'generation'"
+_LOCK_AND_BUMP = f"{_LOCK}; {_BUMP}"
 
 
 @contextmanager
@@ -450,9 +450,27 @@ class PostgresStore(SqlStore):
             with conn.transaction():
                 conn.execute(_LOCK_AND_BUMP if bump else _LOCK)
                 yield _Db(conn)
+        self._after_commit()
+
+    def _after_commit(self) -> None:
         if self._staged_written:  # committed: the indexer may move them now
             self._staged_written = False
             self._kick_indexer()
+
+    @contextmanager
+    def _enrol_transaction(self) -> Iterator[_Db]:
+        """An enrolment's transaction in pipeline mode: statements whose results it does not
+        read are sent without waiting, so a new person costs three round trips (start, lock
+        and lookup; the writes and the consent's id; the commit) instead of seven. An error
+        surfaces at the next of those and rolls everything back."""
+        with self._pool.connection() as conn:
+            conn.isolation_level = None
+            conn.read_only = None
+            with conn.pipeline(), conn.transaction():
+                conn.execute(_LOCK)
+                conn.execute(_BUMP)
+                yield _Db(conn)
+        self._after_commit()
 
     dialect = "postgresql"
 

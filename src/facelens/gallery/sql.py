@@ -256,6 +256,10 @@ class SqlStore:
     def _read(self) -> AbstractContextManager[Db]:
         raise NotImplementedError
 
+    def _enrol_transaction(self) -> AbstractContextManager[Db]:
+        """The transaction an enrolment writes in (a server store may pipeline it)."""
+        return self.transaction()
+
     def transaction(self, bump: bool = True) -> AbstractContextManager[Db]:
         """One atomic write transaction; writers are serialised across processes. ``bump``
         advances the generation, telling every reader's search state that gallery content
@@ -889,7 +893,7 @@ class SqlStore:
             self.ensure_gallery(gallery)  # committed first: its transform moves the samples
             self._secret(gallery)
         now = self._now()
-        with self.transaction() as db:
+        with self._enrol_transaction() as db:
             row = db.execute(
                 "SELECT g.settings, i.id, i.metadata FROM galleries g LEFT JOIN identities i "
                 "ON i.gallery = g.name AND i.name = ? WHERE g.name = ?",
@@ -934,10 +938,10 @@ class SqlStore:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (iid, gallery, name, meta, now, now),
         )
-        consents: tuple[Consent, ...] = ()
-        if consent is not None:
-            consents = (replace(consent, id=self._insert_consent(db, iid, consent)),)
         added = self._insert_samples(db, iid, samples, now, keep, gallery, new=True)
+        consents: tuple[Consent, ...] = ()
+        if consent is not None:  # last: its id is the only result the writes wait for
+            consents = (replace(consent, id=self._insert_consent(db, iid, consent)),)
         stored = {(s.image_sha256, s.model) for s in samples}
         models: dict[str, int] = {}
         for _, m in stored:
