@@ -230,6 +230,13 @@ def _snapshot(conn: Any) -> Iterator[None]:
         yield
 
 
+def _writable(conn: Any) -> None:
+    """Back to the server's default transactions (read committed, read-write) on a pooled
+    connection a snapshot read may have set otherwise."""
+    conn.isolation_level = None
+    conn.read_only = None
+
+
 class _Db:
     """A connection that takes the ``?`` placeholders the shared SQL uses."""
 
@@ -445,8 +452,7 @@ class PostgresStore(SqlStore):
         lock. ``bump`` advances the generation (gallery content changed; readers see the
         new value only with the commit, so it is set first, in the lock's round trip)."""
         with self._pool.connection() as conn:
-            conn.isolation_level = None  # the server's default (read committed)
-            conn.read_only = None
+            _writable(conn)
             with conn.transaction():
                 conn.execute(_LOCK_AND_BUMP if bump else _LOCK)
                 yield _Db(conn)
@@ -464,8 +470,7 @@ class PostgresStore(SqlStore):
         and lookup; the writes and the consent's id; the commit) instead of seven. An error
         surfaces at the next of those and rolls everything back."""
         with self._pool.connection() as conn:
-            conn.isolation_level = None
-            conn.read_only = None
+            _writable(conn)
             with conn.pipeline(), conn.transaction():
                 conn.execute(_LOCK)
                 conn.execute(_BUMP)
@@ -512,8 +517,7 @@ class PostgresStore(SqlStore):
         """Move up to ``batch`` staged templates into the indexed column (each one's HNSW
         insert happens here); how many moved. Rows another worker is moving are skipped."""
         with self._pool.connection() as conn:
-            conn.isolation_level = None
-            conn.read_only = None
+            _writable(conn)
             with conn.transaction():
                 cur = conn.execute(
                     "UPDATE samples SET embedding = staged, staged = NULL WHERE id IN "

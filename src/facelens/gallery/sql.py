@@ -556,14 +556,11 @@ class SqlStore:
             exists = db.execute("SELECT 1 FROM galleries WHERE name = ?", (gallery,)).fetchone()
         if not exists:
             with self.transaction() as db:
-                self._create_gallery(db, gallery)
-
-    def _create_gallery(self, db: Db, gallery: str) -> None:
-        db.execute(
-            "INSERT INTO galleries(name, created_at, secret) VALUES (?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            (gallery, self._now(), self._store_secret(gallery, new_secret(), self.key)),
-        )
+                db.execute(
+                    "INSERT INTO galleries(name, created_at, secret) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (gallery, self._now(), self._store_secret(gallery, new_secret(), self.key)),
+                )
 
     def galleries(self) -> list[str]:
         with self._read() as db:
