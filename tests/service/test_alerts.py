@@ -65,7 +65,8 @@ class Svc:
 
 
 @pytest.fixture(scope="module")
-def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Svc]:
+def svc(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Iterator[Svc]:
+    """(``data``: without the evaluation data these tests skip, visibly.)"""
     hook = Receiver(("127.0.0.1", 0), Hook)
     hook.events = []
     threading.Thread(target=hook.serve_forever, daemon=True).start()
