@@ -94,6 +94,8 @@ LAZY_COMMANDS = {
     "audit": "facelens.cli.service_cmd:audit_group",
     "govern": "facelens.cli.govern_cmd:govern_group",
     "thermal": "facelens.cli.thermal_cmd:thermal_group",
+    "index": "facelens.cli.archive_cmd:index",
+    "cluster": "facelens.cli.archive_cmd:cluster_group",
 }
 
 

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from facelens.embed import Embeddings
 from facelens.events import Event
-from facelens.gallery import Consent, DeletionReceipt, Gallery, Identity
+from facelens.gallery import Consent, DeletionReceipt, EnrollResult, Gallery, Identity, NewSample
 from facelens.gallery.protect import TemplateKey
 from facelens.gallery.records import encode_chip, iso
 from facelens.gallery.sql import Db
@@ -187,6 +187,22 @@ class GovernedGallery:
             },
         )
         return report
+
+    def enroll_samples(
+        self, name: str, samples: Sequence[NewSample], consent: Consent | None
+    ) -> EnrollResult:
+        """Enrol ``name`` from samples already made (a named cluster of the archive's
+        faces), audited as any enrolment (the source images' SHA-256)."""
+        r = self.gallery.enroll(name, samples, consent)
+        self._log(
+            "enroll",
+            touched=("enrolled", [r.identity.id]),
+            probe_sha256=",".join(sorted({s.image_sha256 for s in samples})),
+            candidates=[r.identity.id],
+            model=samples[0].model if samples else None,
+            decision={"created": r.created, "added": len(r.added), "from": "archive"},
+        )
+        return r
 
     def add_consent(self, key: str, consent: Consent) -> Identity:
         """Record a new or renewed consent (audited ``consent_added``: purpose and term)."""

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from facelens.archive.store import Archive, forget_identity_in
 from facelens.errors import InputError, NotFoundError
 from facelens.gallery.records import Identity, iso, parse_time
 from facelens.gallery.sql import Db, GalleryStore
@@ -95,6 +96,7 @@ class PurgeResult:
     at: str
     due: tuple[DuePurge, ...]
     receipts: tuple[dict[str, Any], ...] = ()
+    archive_faces: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +105,7 @@ class PurgeResult:
             "due": [d.to_dict() for d in self.due],
             "erased": len(self.receipts),
             "receipts": list(self.receipts),
+            "archive_faces_erased": self.archive_faces,
         }
 
 
@@ -161,7 +164,10 @@ class Retention:
 
     @staticmethod
     def forget(db: Db, identity_id: str) -> None:
+        """In the erasure's transaction: the person's activity, and the archive's faces named
+        as them (``facelens.archive``)."""
         db.execute("DELETE FROM person_activity WHERE identity_id = ?", (identity_id,))
+        forget_identity_in(db, identity_id)
 
     def _activity(self, gallery: str) -> dict[str, str]:
         rows = self.store.fetch(
@@ -245,4 +251,24 @@ class Retention:
                 also=functools.partial(self.forget, identity_id=d.identity_id),
             )
             receipts.append({**doc, "audit_seq": rec.seq, "audit_hash": rec.hash})
-        return PurgeResult(False, iso(now), tuple(due), tuple(receipts))
+        faces = self._expire_archive(actor, now, galleries)
+        return PurgeResult(False, iso(now), tuple(due), tuple(receipts), faces)
+
+    def _expire_archive(self, actor: str, now: datetime, galleries: list[str] | None) -> int:
+        """The archive's unnamed faces indexed more than ``max_idle_days`` ago are erased
+        (``facelens index`` does not index their unchanged photos again); audited."""
+        total = 0
+        for g in galleries if galleries is not None else self.store.galleries():
+            days = self.policy(g).max_idle_days
+            n = Archive(self.store, g).expire(iso(now - timedelta(days=days)), iso(now))
+            if n:
+                tenant, public = split_gallery_key(g)
+                self.audit.append(
+                    tenant=tenant,
+                    key_id=actor,
+                    action="purge_archive",
+                    gallery=public,
+                    decision={"faces": n, "max_idle_days": days},
+                )
+            total += n
+        return total

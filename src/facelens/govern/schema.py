@@ -115,4 +115,7 @@ MIGRATIONS: dict[str, tuple[str, ...]] = {
 
 def ensure_schema(store: GalleryStore) -> None:
     """Create or upgrade govern's tables in ``store`` (once per open store)."""
+    from facelens.archive.store import ensure_archive_schema
+
     store.apply_migrations(COMPONENT, MIGRATIONS[store.dialect])
+    ensure_archive_schema(store)  # erasing a person erases the archive's faces named as them
