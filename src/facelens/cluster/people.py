@@ -382,9 +382,9 @@ class Clusterer:
         """Name a cluster: enrol its person (``consent`` needed, as for any enrolment: a new
         person without one is refused before anything is written), then mark its faces as
         theirs. Returns the ``EnrollResult``."""
+        faces = self.members(cluster)
         governed.gallery.require_consent(name, consent)
         samples = self.samples(cluster, gate if gate is not None else QualityGate())
-        faces = self.members(cluster)
         result = governed.enroll_samples(name, samples, consent)
         self.archive.set_identity(faces, result.identity.id)
         with self.archive.store.transaction(bump=False) as db:

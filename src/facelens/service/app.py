@@ -26,6 +26,7 @@ from facelens.service import schemas as S
 from facelens.service.errors import BodyLimit, Unexpected, install_handlers
 from facelens.service.routes import (
     alerts,
+    archive,
     audit,
     faces,
     galleries,
@@ -42,7 +43,7 @@ __all__ = ["ServiceSettings", "create_app", "source_allowed"]
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (health, faces, galleries, thermal, audit, govern, alerts, streams, web)
+ROUTERS = (health, faces, galleries, archive, thermal, audit, govern, alerts, streams, web)
 
 
 class RetentionTimer:

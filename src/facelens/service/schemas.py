@@ -395,3 +395,69 @@ class AlertOut(BaseModel):
     decided_at: str | None
     has_shot: bool
     votes: list[VoteOut]
+
+
+# -- the archive: faces in the owner's photos, grouped without names --------------------------
+
+FaceIdStr = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
+
+
+class ClusterSummary(BaseModel):
+    id: str
+    faces: int
+    photos: int
+    preview: list[str] = Field(description="ids of a few of its faces (for thumbnails)")
+
+
+class ClustersOut(BaseModel):
+    archive: dict[str, int]
+    clusters: list[ClusterSummary]
+
+
+class ArchiveFaceOut(BaseModel):
+    face_id: str
+    path: str
+    box: list[float]
+
+
+class ClusterOut(BaseModel):
+    id: str
+    faces: list[ArchiveFaceOut]
+    photos: list[str]
+
+
+class ClusterRef(BaseModel):
+    id: str
+
+
+class MergeIn(BaseModel):
+    a: FaceIdStr
+    b: FaceIdStr
+
+
+class SplitIn(BaseModel):
+    faces: list[FaceIdStr] = Field(min_length=1, max_length=10_000)
+
+
+class SplitOut(BaseModel):
+    rest: str
+    split: str
+
+
+class MoveIn(BaseModel):
+    to: FaceIdStr | None = Field(default=None, description="the cluster it belongs to")
+
+
+class MoveOut(BaseModel):
+    face_id: str
+    cluster: str | None
+
+
+class NameIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    consent: ConsentIn | None = None
+
+
+class NamedOut(BaseModel):
+    identity: IdentityOut
+    added: int

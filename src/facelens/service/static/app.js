@@ -81,6 +81,7 @@ $("#gallery-select").addEventListener("change", (ev) => {
   gallery = ev.target.value;
   sessionStorage.setItem("facelens-gallery", gallery);
   loadPeople();
+  if (!$("#tab-archive").hidden) loadClusters(false);
 });
 
 $("#new-gallery").addEventListener("click", async () => {
@@ -103,6 +104,7 @@ function showTab(name) {
   if (name === "audit") loadAudit();
   if (name === "privacy") loadPrivacy();
   if (name === "alerts") loadAlerts();
+  if (name === "archive") loadClusters(false);
   if (name === "live") { loadStreams(); connectLive(); refreshStop(); }
 }
 document.querySelectorAll(".tab").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
@@ -385,6 +387,167 @@ async function voteAlert(id, vote) {
   loadAlerts();
 }
 $("#alerts-refresh").addEventListener("click", loadAlerts);
+
+// -- faces in your photos ------------------------------------------------------------------
+
+const faceUrls = [];
+let clusterList = [];
+let openCluster = null;
+const selected = new Set();
+
+async function faceImage(faceId, what = "thumbnail") {
+  const res = await fetch(`/v1/galleries/${encodeURIComponent(gallery)}/faces/${encodeURIComponent(faceId)}/${what}`,
+    { headers: { Authorization: "Bearer " + key } });
+  if (!res.ok) return null;
+  const url = URL.createObjectURL(await res.blob());
+  faceUrls.push(url);
+  return url;
+}
+
+function thumbs(urls, ids) {
+  return urls.map((u, i) => u ? `<img class="thumb" src="${u}" alt="face" data-face="${esc(ids[i])}">`
+    : `<span class="thumb missing" title="photo changed or missing"></span>`).join("");
+}
+
+async function loadClusters(refresh) {
+  const box = $("#clusters-list");
+  box.innerHTML = "<p class='muted'>Loading…</p>";
+  try {
+    const g = encodeURIComponent(gallery);
+    const doc = await api(`/v1/galleries/${g}/clusters${refresh ? "?refresh=true" : ""}`);
+    clusterList = doc.clusters;
+    selected.clear();
+    $("#clusters-merge").disabled = true;
+    faceUrls.splice(0).forEach((u) => URL.revokeObjectURL(u));
+    $("#archive-count").textContent = `${doc.archive.faces} faces in ${doc.archive.files} files, ${doc.clusters.length} groups`;
+    if (!doc.clusters.length) {
+      box.innerHTML = "<p class='muted'>No group yet: index your photos with <code>facelens index FOLDER --gallery …</code>.</p>";
+      return;
+    }
+    const rows = await Promise.all(doc.clusters.map(async (c) => {
+      const urls = await Promise.all(c.preview.map((f) => faceImage(f)));
+      return `<div class="cluster-row" data-cluster="${esc(c.id)}">
+        <input type="checkbox" class="pick" aria-label="select ${esc(c.id)}">
+        <div class="thumbs">${thumbs(urls, c.preview)}</div>
+        <div class="cluster-meta"><code>${esc(c.id)}</code><br>${c.faces} faces in ${c.photos} photos</div>
+        <button class="open secondary">Photos</button>
+        <button class="name">Name…</button>
+      </div>`;
+    }));
+    box.innerHTML = rows.join("");
+    box.querySelectorAll(".cluster-row").forEach((row) => {
+      const id = row.dataset.cluster;
+      row.querySelector(".open").addEventListener("click", () => showCluster(id));
+      row.querySelector(".name").addEventListener("click", () => nameCluster(id));
+      row.querySelector(".pick").addEventListener("change", (ev) => {
+        if (ev.target.checked) selected.add(id); else selected.delete(id);
+        $("#clusters-merge").disabled = selected.size !== 2;
+      });
+    });
+  } catch (e) {
+    box.innerHTML = `<p class="bad">${esc(e.message)}</p>`;
+  }
+}
+
+async function showCluster(id) {
+  openCluster = id;
+  const box = $("#cluster-detail");
+  box.hidden = false;
+  try {
+    const c = await api(`/v1/galleries/${encodeURIComponent(gallery)}/clusters/${encodeURIComponent(id)}`);
+    const urls = await Promise.all(c.faces.map((f) => faceImage(f.face_id)));
+    const others = clusterList.filter((x) => x.id !== id)
+      .map((x) => `<option value="${esc(x.id)}">${esc(x.id)} (${x.faces})</option>`).join("");
+    const faces = c.faces.map((f, i) => `<figure class="face" data-face="${esc(f.face_id)}">
+        ${urls[i] ? `<img class="thumb" src="${urls[i]}" alt="face">` : "<span class='thumb missing'></span>"}
+        <figcaption><input type="checkbox" class="split-pick" aria-label="select face">
+        <button class="not-them link">Not this person</button>
+        <select class="move-to"><option value="">Move to…</option>${others}</select></figcaption>
+      </figure>`).join("");
+    const photos = c.photos.map((p) => `<li>${esc(p)}</li>`).join("");
+    box.innerHTML = `<h2>Group <code>${esc(id)}</code></h2>
+      <div class="faces">${faces}</div>
+      <button id="split-selected" class="secondary">Split selected off</button>
+      <h3>In ${c.photos.length} photos</h3><ul id="cluster-photos">${photos}</ul>
+      <img id="cluster-photo" alt="a photo of this group" hidden>`;
+    box.querySelectorAll("figure.face").forEach((fig) => {
+      const face = fig.dataset.face;
+      fig.querySelector(".not-them").addEventListener("click", () => moveFace(face, null));
+      fig.querySelector(".move-to").addEventListener("change", (ev) => ev.target.value && moveFace(face, ev.target.value));
+      fig.querySelector("img")?.addEventListener("click", async () => {
+        const url = await faceImage(face, "photo");
+        if (url) { $("#cluster-photo").src = url; $("#cluster-photo").hidden = false; }
+      });
+    });
+    $("#split-selected").addEventListener("click", splitSelected);
+  } catch (e) {
+    box.innerHTML = `<p class="bad">${esc(e.message)}</p>`;
+  }
+}
+
+async function clusterAction(path, body, done) {
+  try {
+    const r = await api(`/v1/galleries/${encodeURIComponent(gallery)}/${path}`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    flash(done(r));
+    $("#cluster-detail").hidden = true;
+    await loadClusters(false);
+    return r;
+  } catch (e) {
+    flash(e.message, true);
+    return null;
+  }
+}
+
+function moveFace(face, to) {
+  return clusterAction(`faces/${encodeURIComponent(face)}/move`, { to },
+    (r) => r.cluster ? `Moved to ${r.cluster}` : "Taken out of the group; kept apart from it");
+}
+
+function splitSelected() {
+  const faces = [...document.querySelectorAll("#cluster-detail figure.face")]
+    .filter((f) => f.querySelector(".split-pick").checked).map((f) => f.dataset.face);
+  if (!faces.length) { flash("Select the faces to split off", true); return; }
+  return clusterAction(`clusters/${encodeURIComponent(openCluster)}/split`, { faces },
+    (r) => `Split into ${r.rest} and ${r.split}`);
+}
+
+$("#clusters-merge").addEventListener("click", () => {
+  const [a, b] = [...selected];
+  clusterAction("clusters/merge", { a, b }, (r) => `Merged into ${r.id}`);
+});
+$("#clusters-refresh").addEventListener("click", () => loadClusters(true));
+
+function nameCluster(id) {
+  const dlg = $("#name-dialog");
+  $("#name-error").textContent = "";
+  $("#name-form").reset();
+  dlg.dataset.cluster = id;
+  dlg.showModal();
+}
+
+$("#name-ok").addEventListener("click", async (ev) => {
+  ev.preventDefault();
+  const dlg = $("#name-dialog");
+  const purpose = $("#name-purpose").value.trim();
+  const body = { name: $("#name-name").value.trim() };
+  if (!body.name) { $("#name-error").textContent = "A name is needed."; return; }
+  if (purpose) {
+    body.consent = { purpose, granted_by: $("#name-by").value.trim() || body.name };
+    if ($("#name-expires").value) body.consent.expires_at = $("#name-expires").value;
+  }
+  try {
+    const r = await api(`/v1/galleries/${encodeURIComponent(gallery)}/clusters/${encodeURIComponent(dlg.dataset.cluster)}/name`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    dlg.close();
+    flash(`Enrolled ${r.identity.name} from ${r.added} templates`);
+    loadClusters(false);
+  } catch (e) {
+    $("#name-error").textContent = e.message;
+  }
+});
 
 // -- privacy report -------------------------------------------------------------------------
 

@@ -1,0 +1,78 @@
+"""Pictures of indexed faces for people to look at: a face's thumbnail, its photo.
+
+They are made from the file the face was indexed from, read with the same limits as any
+input, and only while the file is what was indexed (same SHA-256): a photo changed or removed
+since gives ``NotFoundError``, never another picture. Nothing a caller sends names a file:
+a face id is looked up in the archive, and the archive holds the paths the owner indexed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from facelens.archive.store import ArchiveFace
+from facelens.decode.image import DecodeConfig, decode_image, read_bounded
+from facelens.errors import FacelensError, NotFoundError
+
+__all__ = ["face_photo", "face_thumbnail"]
+
+THUMB_PX = 112
+PHOTO_MAX_PX = 1024
+JPEG_QUALITY = 85
+
+
+def _image(face: ArchiveFace, config: DecodeConfig) -> NDArray[np.uint8]:
+    if face.time_s is not None:
+        raise NotFoundError("picture of a video face", face.id)
+    try:
+        data, _ = read_bounded(face.path, config)
+    except (FacelensError, OSError):
+        raise NotFoundError("photo of face", face.id) from None
+    if hashlib.sha256(data).hexdigest() != face.sha256:
+        raise NotFoundError("photo of face (changed since it was indexed)", face.id)
+    image, _ = decode_image(data, config)
+    return image
+
+
+def _jpeg(rgb: NDArray[Any]) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(
+        ".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+    )
+    if not ok:
+        raise NotFoundError("picture of face", "")
+    return bytes(buf)
+
+
+def face_thumbnail(face: ArchiveFace, config: DecodeConfig | None = None) -> bytes:
+    """The face, with a margin, as a square JPEG of ``THUMB_PX`` pixels."""
+    import cv2
+
+    image = _image(face, config or DecodeConfig())
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = face.box
+    side = max(x2 - x1, y2 - y1) * 1.3
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    c, d = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+    crop = image[b:d, a:c] if d > b and c > a else image
+    return _jpeg(cv2.resize(crop, (THUMB_PX, THUMB_PX), interpolation=cv2.INTER_AREA))
+
+
+def face_photo(face: ArchiveFace, config: DecodeConfig | None = None) -> bytes:
+    """The face's photo, at most ``PHOTO_MAX_PX`` on its long side, the face outlined."""
+    import cv2
+
+    image = _image(face, config or DecodeConfig())
+    h, w = image.shape[:2]
+    scale = min(1.0, PHOTO_MAX_PX / max(h, w))
+    small = cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))))
+    x1, y1, x2, y2 = (int(v * scale) for v in face.box)
+    out = np.ascontiguousarray(small)
+    cv2.rectangle(out, (x1, y1), (x2, y2), (255, 200, 0), max(2, int(3 * scale)))
+    return _jpeg(out)

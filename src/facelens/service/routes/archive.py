@@ -1,0 +1,152 @@
+"""``/v1/galleries/{gallery}/clusters`` and ``/faces``: the faces in the owner's photos
+(indexed with ``facelens index``), grouped without names; corrections; naming a group as an
+enrolment with consent; thumbnails and photos of indexed faces."""
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+
+from facelens.archive import Archive
+from facelens.archive.pictures import face_photo, face_thumbnail
+from facelens.cluster import Clusterer
+from facelens.errors import NotFoundError
+from facelens.gallery import Consent
+from facelens.govern.keys import ApiKey
+from facelens.service import schemas as S
+from facelens.service.deps import State, governed, scope
+
+router = APIRouter(tags=["archive"])
+
+ID = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
+Reader = Annotated[ApiKey, scope("identify")]
+Editor = Annotated[ApiKey, scope("enroll")]
+PREVIEW = 6  # faces shown per cluster in the list
+
+
+def _clusterer(state: State, key: ApiKey, gallery: str) -> Clusterer:
+    g = state.gallery(key.tenant, gallery)
+    return Clusterer(Archive(g.store, g.name))
+
+
+def _listing(c: Clusterer) -> list[dict[str, Any]]:
+    where = c.archive.assignments()
+    members: dict[str, list[str]] = {}
+    for face, cluster in where.items():
+        members.setdefault(cluster, []).append(face)
+    faces = {f.id: f for f in c.archive.faces(list(where))}
+    out: list[dict[str, Any]] = []
+    for cid, ids in members.items():
+        fs = sorted((faces[i] for i in ids if i in faces), key=lambda f: (f.path, f.box[0]))
+        out.append(
+            {
+                "id": cid,
+                "faces": len(fs),
+                "photos": len({f.path for f in fs}),
+                "preview": [f.id for f in fs[:PREVIEW]],
+            }
+        )
+    out.sort(key=lambda x: (-x["faces"], x["id"]))
+    return out
+
+
+@router.get("/v1/galleries/{gallery}/clusters", response_model=S.ClustersOut)
+def clusters(
+    state: State,
+    gallery: str,
+    key: Reader,
+    refresh: Annotated[bool, Query(description="group the faces again first")] = False,
+) -> dict[str, Any]:
+    """The groups of faces of people not enrolled, largest first (as last grouped and
+    corrected; ``refresh``: grouped again now, the faces of enrolled people set aside by an
+    audited search)."""
+    c = _clusterer(state, key, gallery)
+    summary = c.archive.summary()
+    if refresh or (summary["faces"] and not c.archive.assignments()):
+        c.run(governed(state, key, gallery))
+    return {"archive": summary, "clusters": _listing(c)}
+
+
+@router.get("/v1/galleries/{gallery}/clusters/{cluster}", response_model=S.ClusterOut)
+def cluster(state: State, gallery: str, cluster: ID, key: Reader) -> dict[str, Any]:
+    """A group's faces and the photos they are in."""
+    c = _clusterer(state, key, gallery)
+    faces = c.archive.faces(c.members(cluster))
+    return {
+        "id": cluster,
+        "faces": [f.to_dict() for f in faces],
+        "photos": sorted({f.path for f in faces}),
+    }
+
+
+@router.post("/v1/galleries/{gallery}/clusters/merge", response_model=S.ClusterRef)
+def merge(state: State, gallery: str, body: S.MergeIn, key: Editor) -> dict[str, Any]:
+    """Two groups are one person (kept for every later grouping)."""
+    return {"id": _clusterer(state, key, gallery).merge(body.a, body.b)}
+
+
+@router.post("/v1/galleries/{gallery}/clusters/{cluster}/split", response_model=S.SplitOut)
+def split(state: State, gallery: str, cluster: ID, body: S.SplitIn, key: Editor) -> dict[str, Any]:
+    """These faces of the group are another person than the rest (kept)."""
+    rest, part = _clusterer(state, key, gallery).split(cluster, body.faces)
+    return {"rest": rest, "split": part}
+
+
+@router.post("/v1/galleries/{gallery}/faces/{face_id}/move", response_model=S.MoveOut)
+def move(state: State, gallery: str, face_id: ID, body: S.MoveIn, key: Editor) -> dict[str, Any]:
+    """A face is not its group's person (``to``: it is that group's instead); kept."""
+    return {"face_id": face_id, "cluster": _clusterer(state, key, gallery).move(face_id, body.to)}
+
+
+@router.post(
+    "/v1/galleries/{gallery}/clusters/{cluster}/name",
+    response_model=S.NamedOut,
+    status_code=201,
+)
+def name(state: State, gallery: str, cluster: ID, body: S.NameIn, key: Editor) -> dict[str, Any]:
+    """Name a group: enrol the person from its faces. A new person needs their consent
+    (purpose, who granted it), as any enrolment; without it nothing is written (422)."""
+    consent = None
+    if body.consent is not None:
+        consent = Consent(
+            purpose=body.consent.purpose,
+            granted_by=body.consent.granted_by,
+            granted_at=datetime.now(UTC).isoformat(),
+            expires_at=body.consent.expires_at,
+            recorded_by=key.id,
+        )
+    c = _clusterer(state, key, gallery)
+    r = c.name(governed(state, key, gallery), cluster, body.name, consent)
+    return {"identity": r.identity.to_dict(datetime.now(UTC)), "added": len(r.added)}
+
+
+# Pictures decode whole photos (up to the service's pixel limit): two at a time per worker,
+# so a page of thumbnails cannot take more memory than two photos' worth.
+_PICTURES = threading.BoundedSemaphore(2)
+
+
+def _picture(make: Callable[[Any, Any], bytes], face: Any, state: State) -> Response:
+    with _PICTURES:
+        data = make(face, state.decode_config)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+def _face(state: State, key: ApiKey, gallery: str, face_id: str) -> Any:
+    f = _clusterer(state, key, gallery).archive.face(face_id)
+    if f is None:
+        raise NotFoundError("face", face_id)
+    return f
+
+
+@router.get("/v1/galleries/{gallery}/faces/{face_id}/thumbnail", response_class=Response)
+def thumbnail(state: State, gallery: str, face_id: ID, key: Reader) -> Response:
+    """The face (JPEG), from its photo while the photo is as indexed."""
+    return _picture(face_thumbnail, _face(state, key, gallery, face_id), state)
+
+
+@router.get("/v1/galleries/{gallery}/faces/{face_id}/photo", response_class=Response)
+def photo(state: State, gallery: str, face_id: ID, key: Reader) -> Response:
+    """The face's photo, scaled down, the face outlined (JPEG)."""
+    return _picture(face_photo, _face(state, key, gallery, face_id), state)
