@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facelens.archive import Archive, Indexer, scan
+from facelens.archive import Archive, IndexConfig, Indexer, scan
 from facelens.errors import InputError
 from facelens.gallery import SqliteStore
 
@@ -145,3 +145,21 @@ def test_sigkill_mid_run_then_resume_gives_the_same_index(data: Path, tmp_path: 
     with SqliteStore(killed) as one, SqliteStore(clean) as other:
         a, b = _snapshot(Archive(one, "default")), _snapshot(Archive(other, "default"))
     assert a == b and len(a) > 20
+
+
+def test_videos_are_indexed_at_sampled_frames_with_their_times(
+    data: Path, tmp_path: Path, archive: Archive, fused: object
+) -> None:
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copyfile(data / "video" / "hamilton_clip.mp4", folder / "clip.mp4")
+    shutil.copyfile(data / "faces" / "bbt" / "amy" / "amy1.png", folder / "amy.png")
+    config = IndexConfig(workers=1, video_every_s=4.0, video_max_frames=2)
+    without = Indexer(archive, lambda: fused, config).run([folder])
+    assert without.seen == 1  # videos only when asked
+    s = Indexer(archive, lambda: fused, config).run([folder], videos=True)
+    assert s.indexed == 1 and not s.failed
+    frames = [f for f in archive.faces() if f.path.endswith("clip.mp4")]
+    times = [f.time_s for f in frames]
+    assert frames and all(t is not None and min(t, abs(t - 4.0)) < 0.1 for t in times)
+    assert len({f.frame for f in frames}) <= 2 and all(f.time_s is not None for f in frames)

@@ -80,7 +80,10 @@ def ray_runner(address: str, model: str, in_flight: int | None = None) -> Runner
             kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False}
             if address != "local":
                 kwargs["address"] = address
-            ray.init(**kwargs)
+            try:
+                ray.init(**kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise InputError("--ray", f"no Ray cluster to join at {address!r} ({e})") from None
         task = ray.remote(num_cpus=1)(_analyze_batch)
         config = IndexConfig(workers=1)
         cpus = ray.cluster_resources().get("CPU", 1)  # type: ignore[no-untyped-call]

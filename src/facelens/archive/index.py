@@ -225,6 +225,8 @@ def _batches(items: Sequence[Candidate], n: int) -> Iterator[Sequence[Candidate]
 
 
 Progress = Callable[[int, int, int], None]  # (files done, files to do, faces so far)
+# (files seen, files to analyse, paths to forget, what the archive knew)
+Plan = tuple[list[Candidate], list[Candidate], list[str], dict[str, FileState]]
 Runner = Callable[
     [Sequence[Sequence[Candidate]], dict[str, FileState]], Iterable[Sequence[FileResult]]
 ]
@@ -252,9 +254,7 @@ class Indexer:
         self.clock = clock or (lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         self._local = threading.local()
 
-    def plan(
-        self, roots: Sequence[str | Path], videos: bool = False
-    ) -> tuple[list[Candidate], list[Candidate], list[str], dict[str, FileState]]:
+    def plan(self, roots: Sequence[str | Path], videos: bool = False) -> Plan:
         """(files seen, files to analyse, paths to forget, what the archive knows)."""
         known = self.archive.files()
         seen = list(scan(roots, videos))
@@ -279,13 +279,15 @@ class Indexer:
         videos: bool = False,
         progress: Progress | None = None,
         runner: Runner | None = None,
+        plan: Plan | None = None,
     ) -> IndexSummary:
         """Index ``roots``: new and changed files analysed, deleted ones forgotten.
-        ``runner``: where the analysis runs (default: this process's threads)."""
+        ``runner``: where the analysis runs (default: this process's threads); ``plan``:
+        ``Indexer.plan``'s answer, when already asked (to size a progress bar)."""
         t0 = time.perf_counter()
-        seen, todo, gone, known = self.plan(roots, videos)
-        removed = self.archive.forget(gone) if gone else 0
-        del removed  # faces removed; the summary counts files
+        seen, todo, gone, known = plan or self.plan(roots, videos)
+        if gone:
+            self.archive.forget(gone)
         done = faces = changed = unchanged = 0
         failed: list[tuple[str, str]] = []
         batches = list(_batches(todo, self.config.batch))

@@ -115,9 +115,9 @@ def index(
         gallery.store.ensure_gallery(gallery.name)
         archive = Archive(gallery.store, gallery.name)
         indexer = Indexer(archive, lambda: make_pipeline(threads=1, model=model), config)
-        seen, todo, _, _ = indexer.plan(paths, video)
-        del seen
-        summary = indexer.run(paths, video, progress=_rate_bar(len(todo)), runner=runner)
+        plan = indexer.plan(paths, video)
+        bar = _rate_bar(len(plan[1]))
+        summary = indexer.run(paths, video, progress=bar, runner=runner, plan=plan)
         totals = archive.summary()
     doc = {**summary.to_dict(), "archive": totals}
     if as_json:

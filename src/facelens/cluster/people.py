@@ -316,6 +316,8 @@ class Clusterer:
         if self.archive.face(face) is None:
             raise NotFoundError("face", face)
         old = where.get(face)
+        if to is not None and to == old:
+            raise InputError("to", "the face is already in that cluster")
         links: list[tuple[str, str, str]] = []
         if old is not None:
             links += [("apart", face, f) for f, c in where.items() if c == old and f != face]

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from facelens.archive import Archive
 from facelens.archive.pictures import face_photo, face_thumbnail
-from facelens.cluster import Clusterer
+from facelens.cluster import ClusterConfig, Clusterer
 from facelens.errors import NotFoundError
 from facelens.gallery import Consent
 from facelens.govern.keys import ApiKey
@@ -26,9 +26,14 @@ Editor = Annotated[ApiKey, scope("enroll")]
 PREVIEW = 6  # faces shown per cluster in the list
 
 
+# Grouping runs in the request: at most this many faces (about 10 s on 2 cores); larger
+# archives are grouped with `facelens cluster` and corrected here.
+MAX_FACES = 20_000
+
+
 def _clusterer(state: State, key: ApiKey, gallery: str) -> Clusterer:
     g = state.gallery(key.tenant, gallery)
-    return Clusterer(Archive(g.store, g.name))
+    return Clusterer(Archive(g.store, g.name), ClusterConfig(max_faces=MAX_FACES))
 
 
 def _listing(c: Clusterer) -> list[dict[str, Any]]:
