@@ -51,7 +51,9 @@ def facelens_index(files: list[Path], workers: int, pipelines: list[Any]) -> tup
             (folder / f"{n:05d}{f.suffix}").symlink_to(f)
         with SqliteStore(Path(d) / "g.db") as store:
             pool = iter(pipelines)
-            indexer = Indexer(Archive(store, "default"), lambda: next(pool), IndexConfig(workers=workers))
+            indexer = Indexer(
+                Archive(store, "default"), lambda: next(pool), IndexConfig(workers=workers)
+            )
             t0 = time.perf_counter()
             s = indexer.run([folder])
             return time.perf_counter() - t0, s.faces

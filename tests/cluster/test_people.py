@@ -198,3 +198,42 @@ def test_retention_erases_unnamed_faces_and_keeps_named_ones(
         assert again.indexed == 0
         assert "purge_archive" in [r.action for r in audit.records()]
         assert [i.name for i in governed.gallery.identities()] == ["P"]
+
+
+LFW_PEOPLE = ("Colin_Powell", "Jennifer_Capriati", "Serena_Williams", "Tony_Blair")
+
+
+def test_lfw_people_are_grouped_apart_among_distractors(
+    data: Path, fused: Pipeline, tmp_path: Path
+) -> None:
+    """Eight photos each of four people (two pairs of the same sex and field), and twenty
+    people of one photo each: each person ends in one group of their own."""
+    lfw = data / "lfw" / "images"
+    folder = tmp_path / "lfw"
+    folder.mkdir()
+    for person in LFW_PEOPLE:
+        for src in sorted((lfw / person).iterdir())[:8]:
+            shutil.copyfile(src, folder / src.name)
+    singles = [p for p in sorted(lfw.iterdir()) if len(list(p.iterdir())) == 1][:20]
+    for p in singles:
+        src = next(p.iterdir())
+        shutil.copyfile(src, folder / src.name)
+    with SqliteStore(tmp_path / "g.db") as store:
+        archive = Archive(store, "default")
+        Indexer(archive, lambda: fused, IndexConfig(workers=1)).run([folder])
+        result = Clusterer(archive).run()
+    # each photo's labelled face is the one nearest its centre (LFW's convention)
+    central: dict[str, tuple[float, str]] = {}
+    for c in result.clusters:
+        for f in c.faces:
+            d = abs((f.box[0] + f.box[2]) / 2 - 125) + abs((f.box[1] + f.box[3]) / 2 - 125)
+            if f.path not in central or d < central[f.path][0]:
+                central[f.path] = (d, c.id)
+    groups: dict[str, Counter[str]] = {}
+    for path, (_, cid) in central.items():
+        groups.setdefault(cid, Counter())[Path(path).name.rsplit("_", 1)[0]] += 1
+    for person in LFW_PEOPLE:
+        mine = {cid: n[person] for cid, n in groups.items() if n[person]}
+        best = max(mine, key=lambda cid: mine[cid])
+        assert mine[best] >= 7, (person, mine)  # at most one photo of eight astray
+        assert sum(groups[best].values()) - groups[best][person] <= 1, groups[best]
