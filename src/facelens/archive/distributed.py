@@ -83,7 +83,12 @@ def ray_runner(address: str, model: str, in_flight: int | None = None) -> Runner
             try:
                 ray.init(**kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:
-                raise InputError("--ray", f"no Ray cluster to join at {address!r} ({e})") from None
+                raise InputError(
+                    "--ray",
+                    f"no Ray cluster to join at {address!r} ({e}). A cluster with token "
+                    "authentication (Ray's default for local clusters since 2.59) also needs "
+                    "RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN, or ~/.ray/auth_token)",
+                ) from None
         task = ray.remote(num_cpus=1)(_analyze_batch)
         config = IndexConfig(workers=1)
         cpus = ray.cluster_resources().get("CPU", 1)  # type: ignore[no-untyped-call]
