@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from facelens import Faces, Pipeline
-from facelens.gallery import Consent, Gallery
+from facelens.archive import Archive, IndexConfig, Indexer
+from facelens.gallery import Consent, Gallery, SqliteStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +50,28 @@ def pipeline() -> Pipeline:
     p = Pipeline()
     p.load()
     return p
+
+
+@pytest.fixture(scope="session")
+def fused() -> Pipeline:
+    """The pipeline ``facelens index`` uses: dlib + SFace templates and their fusion."""
+    from facelens.embed import EmbedConfig
+    from facelens.pipeline import PipelineConfig
+    from facelens.runtime import RuntimeConfig
+
+    return Pipeline(
+        PipelineConfig(embed=EmbedConfig(model="dlib+sface"), runtime=RuntimeConfig(threads=1))
+    )
+
+
+@pytest.fixture
+def photos(data: Path, tmp_path: Path) -> Path:
+    """A private copy of the Big Bang Theory photos (group shots and portraits)."""
+    import shutil
+
+    dst = tmp_path / "photos"
+    shutil.copytree(data / "faces" / "bbt", dst)
+    return dst
 
 
 def make_faces(
@@ -138,3 +161,16 @@ def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "g.db")
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[Archive]:
+    """An empty archive in a new SQLite gallery file."""
+    with SqliteStore(tmp_path / "archive.db") as store:
+        yield Archive(store, "default")
+
+
+@pytest.fixture
+def index_with(fused: Pipeline) -> Callable[[Archive], Indexer]:
+    """An indexer into an archive, on one thread with the session's fused pipeline."""
+    return lambda archive: Indexer(archive, lambda: fused, IndexConfig(workers=1, batch=4))

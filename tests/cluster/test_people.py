@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +24,33 @@ from facelens.pipeline import Pipeline
 
 FACELENS = [sys.executable, "-m", "facelens"]
 PORTRAITS = ("amy", "bernadette", "howard", "leonard", "penny", "raj", "sheldon", "stuart")
+
+
+@pytest.fixture(scope="session")
+def indexed(data: Path, fused: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A gallery file whose archive holds every face of faces/bbt and faces/face_recognition
+    (made once; tests copy it)."""
+    path = tmp_path_factory.mktemp("indexed") / "g.db"
+    with SqliteStore(path) as store:
+        store.ensure_gallery("default")
+        Indexer(Archive(store, "default"), lambda: fused, IndexConfig(workers=1)).run(
+            [data / "faces" / "bbt", data / "faces" / "face_recognition"]
+        )
+    return path
+
+
+@pytest.fixture
+def gallery_file(indexed: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "g.db"
+    shutil.copyfile(indexed, path)
+    return path
+
+
+@pytest.fixture
+def governed(gallery_file: Path) -> Iterator[GovernedGallery]:
+    g = Gallery.open(gallery_file)
+    yield GovernedGallery(g, AuditLog(g.store), tenant="default", actor="test:archive")
+    g.close()
 
 
 def _person(path: str) -> str | None:

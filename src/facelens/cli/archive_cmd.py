@@ -7,10 +7,8 @@ with consent.
 
 from __future__ import annotations
 
-import getpass
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +16,18 @@ import click
 
 from facelens.archive import Archive, IndexConfig, Indexer
 from facelens.cli import output
-from facelens.cli.common import gallery_options, governed, open_gallery, require_gallery
+from facelens.cli.common import (
+    consent_from,
+    consent_options,
+    gallery_options,
+    governed,
+    open_gallery,
+    require_gallery,
+)
 from facelens.cluster import LINKAGE, ClusterConfig, Clusterer
 from facelens.cluster.people import Linkage
 from facelens.environment import make_pipeline
-from facelens.gallery import Consent, Gallery
+from facelens.gallery import Gallery
 
 DEFAULT_INDEX_MODEL = "dlib+sface"  # clusters best (docs/accuracy.md, "Face clustering")
 
@@ -262,25 +267,7 @@ def not_person(
 @cluster_group.command("name")
 @click.argument("cluster")
 @click.argument("name")
-@click.option(
-    "--consent",
-    "purpose",
-    metavar="PURPOSE",
-    default=None,
-    help="The purpose the person consented to (required for a new person).",
-)
-@click.option(
-    "--granted-by",
-    metavar="WHO",
-    default=None,
-    help="Who granted consent (default: the person, NAME).",
-)
-@click.option(
-    "--consent-expires",
-    metavar="DATE",
-    default=None,
-    help="When the consent lapses (ISO date); default: until withdrawn.",
-)
+@consent_options
 @gallery_options
 @click.pass_context
 def name_cmd(
@@ -294,20 +281,7 @@ def name_cmd(
     as_json: bool,
 ) -> None:
     """Name CLUSTER: enrol NAME from its faces (needs their consent, as any enrolment)."""
-    consent = None
-    if purpose is not None:
-        try:
-            consent = Consent(
-                purpose=purpose,
-                granted_by=granted_by or name,
-                granted_at=datetime.now(UTC).isoformat(),
-                expires_at=consent_expires,
-                recorded_by=getpass.getuser(),
-            )
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--consent") from None
-    elif granted_by or consent_expires:
-        raise click.UsageError("--granted-by and --consent-expires need --consent PURPOSE")
+    consent = consent_from(name, purpose, granted_by, consent_expires)
     g, c = _clusterer(ctx, gallery_path)
     with g:
         r = c.name(governed(g), cluster, name, consent)

@@ -21,7 +21,7 @@ from facelens.errors import (
     ModelError,
     PolicyError,
 )
-from facelens.gallery import Gallery
+from facelens.gallery import Consent, Gallery
 from facelens.gallery.stores import is_postgres_url
 from facelens.govern import GovernedGallery
 from facelens.match.thresholds import parse_threshold
@@ -280,3 +280,50 @@ def governed(gallery: Gallery) -> GovernedGallery:
         actor=f"cli:{getpass.getuser()}",
         public_name=name,
     )
+
+
+def consent_options(f: F) -> F:
+    """``--consent PURPOSE``, ``--granted-by WHO``, ``--consent-expires DATE``."""
+    f = click.option(
+        "--consent-expires",
+        metavar="DATE",
+        default=None,
+        help="When the consent lapses (ISO date); default: until withdrawn.",
+    )(f)
+    f = click.option(
+        "--granted-by",
+        metavar="WHO",
+        default=None,
+        help="Who granted consent (default: the person, NAME).",
+    )(f)
+    f = click.option(
+        "--consent",
+        "purpose",
+        metavar="PURPOSE",
+        default=None,
+        help="The purpose the person consented to (required for a new identity).",
+    )(f)
+    return f
+
+
+def consent_from(
+    name: str, purpose: str | None, granted_by: str | None, expires: str | None
+) -> Consent | None:
+    """The consent record ``consent_options`` describe (None when no purpose is given)."""
+    import getpass
+    from datetime import UTC, datetime
+
+    if purpose is None:
+        if granted_by or expires:
+            raise click.UsageError("--granted-by and --consent-expires need --consent PURPOSE")
+        return None
+    try:
+        return Consent(
+            purpose=purpose,
+            granted_by=granted_by or name,
+            granted_at=datetime.now(UTC).isoformat(),
+            expires_at=expires,
+            recorded_by=getpass.getuser(),
+        )
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--consent") from None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,8 @@ from facelens.cli.common import (
     BATCH_VALUES,
     INPUT_PATH,
     PartialFailure,
+    consent_from,
+    consent_options,
     expand_images,
     gallery_options,
     gallery_path_str,
@@ -30,7 +30,6 @@ from facelens.errors import (
     EnrollmentError,
     InputError,
 )
-from facelens.gallery import Consent
 from facelens.match.thresholds import identify_rule
 from facelens.pipeline import FaceChoice
 
@@ -138,25 +137,7 @@ def parse_meta(values: tuple[str, ...]) -> dict[str, str]:
 @click.command()
 @click.argument("name")
 @click.argument("images", nargs=-1, required=True, type=INPUT_PATH)
-@click.option(
-    "--consent",
-    "purpose",
-    metavar="PURPOSE",
-    default=None,
-    help="The purpose the person consented to (required for a new identity).",
-)
-@click.option(
-    "--granted-by",
-    metavar="WHO",
-    default=None,
-    help="Who granted consent (default: the person, NAME).",
-)
-@click.option(
-    "--consent-expires",
-    metavar="DATE",
-    default=None,
-    help="When the consent lapses (ISO date); default: until withdrawn.",
-)
+@consent_options
 @click.option(
     "--face",
     "face",
@@ -201,20 +182,7 @@ def enroll(
     """
     choice = parse_face(face)
     metadata = parse_meta(meta)
-    consent = None
-    if purpose is not None:
-        try:
-            consent = Consent(
-                purpose=purpose,
-                granted_by=granted_by or name,
-                granted_at=datetime.now(UTC).isoformat(),
-                expires_at=consent_expires,
-                recorded_by=getpass.getuser(),
-            )
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--consent") from None
-    elif granted_by or consent_expires:
-        raise click.UsageError("--granted-by and --consent-expires need --consent PURPOSE")
+    consent = consent_from(name, purpose, granted_by, consent_expires)
     files = list(expand_images(images))
     if not files:
         raise click.UsageError("no image files found in the given paths")

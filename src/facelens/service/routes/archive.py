@@ -16,7 +16,7 @@ from facelens.errors import NotFoundError
 from facelens.gallery import Consent
 from facelens.govern.keys import ApiKey
 from facelens.service import schemas as S
-from facelens.service.deps import State, governed, scope
+from facelens.service.deps import State, governed, not_stopped, scope
 
 router = APIRouter(tags=["archive"])
 
@@ -70,6 +70,7 @@ def clusters(
     c = _clusterer(state, key, gallery)
     summary = c.archive.summary()
     if refresh or (summary["faces"] and not c.archive.assignments()):
+        not_stopped(state, key.tenant)  # grouping searches the enrolled people
         c.run(governed(state, key, gallery))
     return {"archive": summary, "clusters": _listing(c)}
 
