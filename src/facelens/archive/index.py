@@ -209,6 +209,9 @@ def analyze_file(
         if isinstance(e, OSError):
             reason = e.strerror or "unreadable"
         return FileResult(c.path, c.size, c.mtime_ns, "", c.kind, error=str(reason)[:200])
+    except Exception:  # a decoder's own failure on a hostile file must not end the run
+        log.exception("could not analyse %s", c.path)
+        return FileResult(c.path, c.size, c.mtime_ns, "", c.kind, error="could not be analysed")
 
 
 def _hash_file(path: str) -> str:
