@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +164,24 @@ def test_videos_are_indexed_at_sampled_frames_with_their_times(
     times = [f.time_s for f in frames]
     assert frames and all(t is not None and min(t, abs(t - 4.0)) < 0.1 for t in times)
     assert len({f.frame for f in frames}) <= 2 and all(f.time_s is not None for f in frames)
+
+
+def test_a_sealed_store_keeps_the_archive_templates_sealed(
+    photos: Path, tmp_path: Path, index_with: Callable[[Archive], Indexer]
+) -> None:
+    from facelens.errors import GalleryKeyError
+    from facelens.gallery.protect import TemplateKey, is_sealed
+
+    key = TemplateKey(bytes(range(32)))
+    path = tmp_path / "sealed.db"
+    with SqliteStore(path, key=key) as store:
+        archive = Archive(store, "default")
+        index_with(archive).run([photos / "amy"])
+        model = next(iter(archive.models()))
+        ids, vecs = archive.templates(model)
+        assert len(ids) == 5 and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-4)
+    with closing(sqlite3.connect(path)) as db:
+        raw = db.execute("SELECT template FROM archive_templates").fetchall()
+    assert raw and all(is_sealed(bytes(r[0])) for r in raw)
+    with pytest.raises(GalleryKeyError):
+        SqliteStore(path).close()

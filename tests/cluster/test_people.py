@@ -265,3 +265,25 @@ def test_lfw_people_are_grouped_apart_among_distractors(
         best = max(mine, key=lambda cid: mine[cid])
         assert mine[best] >= 7, (person, mine)  # at most one photo of eight astray
         assert sum(groups[best].values()) - groups[best][person] <= 1, groups[best]
+
+
+def test_faces_too_poor_to_judge_stay_unclustered(
+    data: Path, fused: Pipeline, tmp_path: Path
+) -> None:
+    """A group shot at a quarter of its size: its four faces are still found, eyes 9-11 px
+    apart, and are left out of every cluster instead of joining the sharp copies'."""
+    import cv2
+
+    folder = tmp_path / "photos"
+    shutil.copytree(data / "faces" / "bbt", folder)
+    big = cv2.imread(str(folder / "bbt1.jpg"))
+    cv2.imwrite(str(folder / "tiny.jpg"), cv2.resize(big, None, fx=0.25, fy=0.25))
+    with SqliteStore(tmp_path / "g.db") as store:
+        archive = Archive(store, "default")
+        Indexer(archive, lambda: fused, IndexConfig(workers=1)).run([folder])
+        result = Clusterer(archive).run()
+    poor = [f for f, reason in result.unclustered if reason == "poor_quality"]
+    in_clusters = [f for c in result.clusters for f in c.faces]
+    assert len([f for f in poor if f.path.endswith("tiny.jpg")]) == 4
+    assert not [f for f in in_clusters if f.path.endswith("tiny.jpg")]
+    assert len([f for f in in_clusters if f.path.endswith("bbt1.jpg")]) == 4
