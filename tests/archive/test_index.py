@@ -14,11 +14,13 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from facelens.archive import Archive, IndexConfig, Indexer, scan
-from facelens.errors import InputError
+from facelens.archive.pictures import face_photo, face_thumbnail
+from facelens.errors import InputError, NotFoundError
 from facelens.gallery import SqliteStore
 
 FACELENS = [sys.executable, "-m", "facelens"]
@@ -164,6 +166,15 @@ def test_videos_are_indexed_at_sampled_frames_with_their_times(
     times = [f.time_s for f in frames]
     assert frames and all(t is not None and min(t, abs(t - 4.0)) < 0.1 for t in times)
     assert len({f.frame for f in frames}) <= 2 and all(f.time_s is not None for f in frames)
+
+    # a video face's picture is its frame, while the video is as indexed
+    known = archive.file_state(str(folder / "clip.mp4"))
+    jpeg = face_thumbnail(frames[0], known=known)
+    thumb = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert thumb.shape == (112, 112, 3) and thumb.std() > 10
+    os.utime(folder / "clip.mp4", ns=(time.time_ns(), time.time_ns()))
+    with pytest.raises(NotFoundError):
+        face_photo(frames[0], known=known)
 
 
 def test_a_sealed_store_keeps_the_archive_templates_sealed(

@@ -1,20 +1,22 @@
 """Pictures of indexed faces for people to look at: a face's thumbnail, its photo.
 
 They are made from the file the face was indexed from, read with the same limits as any
-input, and only while the file is what was indexed (same SHA-256): a photo changed or removed
-since gives ``NotFoundError``, never another picture. Nothing a caller sends names a file:
+input, and only while the file is what was indexed (a photo: same SHA-256; a video: same size
+and time, then the frame it was found in): a file changed or removed since gives
+``NotFoundError``, never another picture. Nothing a caller sends names a file:
 a face id is looked up in the archive, and the archive holds the paths the owner indexed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from facelens.archive.store import ArchiveFace
+from facelens.archive.store import ArchiveFace, FileState
 from facelens.decode.image import DecodeConfig, decode_image, read_bounded
 from facelens.errors import FacelensError, NotFoundError
 
@@ -25,9 +27,9 @@ PHOTO_MAX_PX = 1024
 JPEG_QUALITY = 85
 
 
-def _image(face: ArchiveFace, config: DecodeConfig) -> NDArray[np.uint8]:
+def _image(face: ArchiveFace, config: DecodeConfig, known: FileState | None) -> NDArray[np.uint8]:
     if face.time_s is not None:
-        raise NotFoundError("picture of a video face", face.id)
+        return _frame(face, config, known)
     try:
         data, _ = read_bounded(face.path, config)
     except (FacelensError, OSError):
@@ -36,6 +38,31 @@ def _image(face: ArchiveFace, config: DecodeConfig) -> NDArray[np.uint8]:
         raise NotFoundError("photo of face (changed since it was indexed)", face.id)
     image, _ = decode_image(data, config)
     return image
+
+
+def _frame(face: ArchiveFace, config: DecodeConfig, known: FileState | None) -> NDArray[np.uint8]:
+    """A video face's frame. A video is not hashed again for a picture (it may be
+    gigabytes): it must have the size and time it was indexed with."""
+    import cv2
+
+    try:
+        st = os.stat(face.path)
+    except OSError:
+        raise NotFoundError("video of face", face.id) from None
+    if known is None or (st.st_size, st.st_mtime_ns) != (known.size, known.mtime_ns):
+        raise NotFoundError("video of face (changed since it was indexed)", face.id)
+    cap = cv2.VideoCapture(face.path)
+    try:
+        w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+        if not cap.isOpened() or w * h > config.max_pixels:
+            raise NotFoundError("video of face", face.id)
+        cap.set(cv2.CAP_PROP_POS_FRAMES, face.frame)
+        ok, bgr = cap.read()
+    finally:
+        cap.release()
+    if not ok or bgr is None:
+        raise NotFoundError("frame of face", face.id)
+    return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
 def _jpeg(rgb: NDArray[Any]) -> bytes:
@@ -49,11 +76,14 @@ def _jpeg(rgb: NDArray[Any]) -> bytes:
     return bytes(buf)
 
 
-def face_thumbnail(face: ArchiveFace, config: DecodeConfig | None = None) -> bytes:
-    """The face, with a margin, as a square JPEG of ``THUMB_PX`` pixels."""
+def face_thumbnail(
+    face: ArchiveFace, config: DecodeConfig | None = None, known: FileState | None = None
+) -> bytes:
+    """The face, with a margin, as a square JPEG of ``THUMB_PX`` pixels. ``known``: the
+    archive's record of its file (needed for a video's face)."""
     import cv2
 
-    image = _image(face, config or DecodeConfig())
+    image = _image(face, config or DecodeConfig(), known)
     h, w = image.shape[:2]
     x1, y1, x2, y2 = face.box
     side = max(x2 - x1, y2 - y1) * 1.3
@@ -64,11 +94,14 @@ def face_thumbnail(face: ArchiveFace, config: DecodeConfig | None = None) -> byt
     return _jpeg(cv2.resize(crop, (THUMB_PX, THUMB_PX), interpolation=cv2.INTER_AREA))
 
 
-def face_photo(face: ArchiveFace, config: DecodeConfig | None = None) -> bytes:
-    """The face's photo, at most ``PHOTO_MAX_PX`` on its long side, the face outlined."""
+def face_photo(
+    face: ArchiveFace, config: DecodeConfig | None = None, known: FileState | None = None
+) -> bytes:
+    """The face's photo (or video frame), at most ``PHOTO_MAX_PX`` on its long side, the
+    face outlined."""
     import cv2
 
-    image = _image(face, config or DecodeConfig())
+    image = _image(face, config or DecodeConfig(), known)
     h, w = image.shape[:2]
     scale = min(1.0, PHOTO_MAX_PX / max(h, w))
     small = cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))))

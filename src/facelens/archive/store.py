@@ -139,6 +139,11 @@ def _face(row: Sequence[Any]) -> ArchiveFace:
     )
 
 
+def _state(row: Sequence[Any]) -> FileState:
+    """(size, mtime_ns, sha256, expired_at) -> ``FileState``."""
+    return FileState(int(row[0]), int(row[1]), row[2], row[3] is not None)
+
+
 def _chunks(items: Sequence[str], n: int = 500) -> Iterator[Sequence[str]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
@@ -164,7 +169,16 @@ class Archive:
             "SELECT path, size, mtime_ns, sha256, expired_at FROM archive_files WHERE gallery = ?",
             (self.gallery,),
         )
-        return {r[0]: FileState(int(r[1]), int(r[2]), r[3], r[4] is not None) for r in rows}
+        return {r[0]: _state(r[1:]) for r in rows}
+
+    def file_state(self, path: str) -> FileState | None:
+        """What the archive knows of one file (None: not indexed)."""
+        rows = self.store.fetch(
+            "SELECT size, mtime_ns, sha256, expired_at FROM archive_files "
+            "WHERE gallery = ? AND path = ?",
+            (self.gallery, path),
+        )
+        return _state(rows[0]) if rows else None
 
     def write(self, results: Iterable[Any], now: str) -> int:
         """Store a batch of ``facelens.archive.index.FileResult`` in one transaction: each

@@ -133,26 +133,25 @@ def name(state: State, gallery: str, cluster: ID, body: S.NameIn, key: Editor) -
 _PICTURES = threading.BoundedSemaphore(2)
 
 
-def _picture(make: Callable[[Any, Any], bytes], face: Any, state: State) -> Response:
-    with _PICTURES:
-        data = make(face, state.decode_config)
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
-
-
-def _face(state: State, key: ApiKey, gallery: str, face_id: str) -> Any:
-    f = _clusterer(state, key, gallery).archive.face(face_id)
-    if f is None:
+def _picture(
+    make: Callable[..., bytes], state: State, key: ApiKey, gallery: str, face_id: str
+) -> Response:
+    archive = _clusterer(state, key, gallery).archive
+    face = archive.face(face_id)
+    if face is None:
         raise NotFoundError("face", face_id)
-    return f
+    with _PICTURES:
+        data = make(face, state.decode_config, archive.file_state(face.path))
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/v1/galleries/{gallery}/faces/{face_id}/thumbnail", response_class=Response)
 def thumbnail(state: State, gallery: str, face_id: ID, key: Reader) -> Response:
     """The face (JPEG), from its photo while the photo is as indexed."""
-    return _picture(face_thumbnail, _face(state, key, gallery, face_id), state)
+    return _picture(face_thumbnail, state, key, gallery, face_id)
 
 
 @router.get("/v1/galleries/{gallery}/faces/{face_id}/photo", response_class=Response)
 def photo(state: State, gallery: str, face_id: ID, key: Reader) -> Response:
     """The face's photo, scaled down, the face outlined (JPEG)."""
-    return _picture(face_photo, _face(state, key, gallery, face_id), state)
+    return _picture(face_photo, state, key, gallery, face_id)
