@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -67,6 +68,7 @@ def _faces(archive: Archive) -> dict[str, tuple[str, tuple[float, ...], np.ndarr
 
 def test_a_ray_run_into_postgres_stores_the_faces_a_local_run_stores(
     ray_head: tuple[str, dict[str, str]],
+    data: Path,
     photos: Path,
     pg_url: str,
     archive: Archive,
@@ -74,8 +76,10 @@ def test_a_ray_run_into_postgres_stores_the_faces_a_local_run_stores(
 ) -> None:
     address, env = ray_head
     (photos / "broken.jpg").write_bytes(b"not a photo")
-    local = index_with(archive).run([photos])
-    cmd = [*FACELENS, "index", str(photos), "--ray", address, "--gallery", pg_url, "--json"]
+    shutil.copyfile(data / "video" / "bbt_5frames.mp4", photos / "clip.mp4")  # analysed here
+    local = index_with(archive).run([photos], videos=True)
+    cmd = [*FACELENS, "index", str(photos), "--video", "--ray", address, "--gallery", pg_url]
+    cmd += ["--json"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     doc = json.loads(r.stdout)
@@ -84,6 +88,7 @@ def test_a_ray_run_into_postgres_stores_the_faces_a_local_run_stores(
     with open_store(pg_url) as store:
         a, b = _faces(archive), _faces(Archive(store, "default"))
     assert set(a) == set(b) and len(a) > 20
+    assert any(path.endswith("clip.mp4") for path, _, _ in a.values())
     for i, (path, box, vec) in a.items():
         assert b[i][0] == path and np.allclose(b[i][1], box, atol=0.01)
         assert float(vec @ b[i][2]) > 0.9999

@@ -6,6 +6,7 @@ nor the gallery's database; results come back and the driver writes them, a batc
 transaction, into the gallery (PostgreSQL when several machines index into one). Face ids
 depend only on path and content, so a Ray run stores the faces a local run stores.
 
+Videos are not shipped (they may be gigabytes): ``Indexer`` analyses them on the driver.
 Ray is an optional extra: ``pip install 'facelens[ray]'``.
 """
 
@@ -52,8 +53,6 @@ def _analyze_batch(
 def _payload(
     c: Candidate, known: FileState | None, config: IndexConfig
 ) -> tuple[Candidate, bytes | None, FileState | None]:
-    if c.kind == "video":
-        raise InputError(c.path, "videos are indexed locally, not with --ray")
     try:
         data, _ = read_bounded(c.path, config.decode)
     except (FacelensError, OSError):

@@ -293,9 +293,7 @@ class Indexer:
             self.archive.forget(gone)
         done = faces = changed = unchanged = 0
         failed: list[tuple[str, str]] = []
-        batches = list(_batches(todo, self.config.batch))
-        run = runner or self._threads
-        for results in run(batches, known):
+        for results in self._runs(todo, known, runner):
             faces += self.archive.write(results, self.clock())
             for r in results:
                 if r.unchanged:
@@ -318,6 +316,18 @@ class Indexer:
             failed=tuple(failed),
             seconds=time.perf_counter() - t0,
         )
+
+    def _runs(
+        self, todo: Sequence[Candidate], known: dict[str, FileState], runner: Runner | None
+    ) -> Iterator[Sequence[FileResult]]:
+        """The results of every batch: photos on ``runner`` (default: this process's
+        threads); videos always here (a distributed runner ships photos' bytes, and a video
+        may be gigabytes)."""
+        photos = [c for c in todo if c.kind != "video" or runner is None]
+        videos = [c for c in todo if c.kind == "video" and runner is not None]
+        yield from (runner or self._threads)(list(_batches(photos, self.config.batch)), known)
+        if videos:
+            yield from self._threads(list(_batches(videos, self.config.batch)), known)
 
     def _pipeline(self) -> Any:
         p = getattr(self._local, "pipeline", None)
