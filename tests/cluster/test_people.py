@@ -107,6 +107,25 @@ def test_the_json_lists_clusters_and_unclustered_faces_with_absolute_paths(
             assert x2 > x1 and y2 > y1
     assert all(u["reason"] in ("alone", "poor_quality") for u in doc["unclustered"])
 
+    first = doc["clusters"][0]
+    shown = subprocess.run(
+        [*FACELENS, "cluster", "show", first["id"], "--gallery", str(gallery_file), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    one = json.loads(shown.stdout)
+    assert {f["face_id"] for f in one["faces"]} == {f["face_id"] for f in first["faces"]}
+    assert one["photos"] == sorted({f["path"] for f in first["faces"]})
+    missing = subprocess.run(
+        [*FACELENS, "cluster", "show", "cnothere", "--gallery", str(gallery_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 5 and "cnothere" in missing.stderr
+
 
 def test_corrections_survive_reclustering_and_new_indexing(
     governed: GovernedGallery, data: Path, fused: Pipeline, tmp_path: Path

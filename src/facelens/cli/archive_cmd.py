@@ -199,6 +199,24 @@ def _clusterer(ctx: click.Context, gallery_path: Path | str | None) -> tuple[Gal
     return g, Clusterer(Archive(g.store, g.name))
 
 
+@cluster_group.command("show")
+@click.argument("cluster")
+@gallery_options
+@click.pass_context
+def show(ctx: click.Context, cluster: str, gallery_path: Path | str | None, as_json: bool) -> None:
+    """CLUSTER's faces and the photos they are in."""
+    g, c = _clusterer(ctx, gallery_path)
+    with g:
+        faces = c.archive.faces(c.members(cluster))
+    doc = {"id": cluster, "faces": [f.to_dict() for f in faces]}
+    doc["photos"] = sorted({f.path for f in faces})
+    if as_json:
+        output.emit_json(doc)
+        return
+    rows = [[f.id, output.fmt_box(f.box), f.path] for f in faces]
+    output.echo(output.table(["face", "box", "photo"], rows))
+
+
 @cluster_group.command("merge")
 @click.argument("a")
 @click.argument("b")
