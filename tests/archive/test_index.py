@@ -99,6 +99,20 @@ def test_an_unreadable_file_is_listed_and_the_rest_indexed(
     assert index_with(archive).run([photos]).indexed == 0  # not retried until changed
 
 
+def test_the_command_exits_3_when_a_file_could_not_be_read(tmp_path: Path, data: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copyfile(data / "faces" / "bbt" / "amy" / "amy1.png", folder / "amy.png")
+    (folder / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    cmd = [*FACELENS, "index", str(folder), "--json", "--gallery", str(tmp_path / "g.db")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stderr
+    doc = json.loads(r.stdout)  # the summary is printed all the same
+    assert doc["faces"] == 1 and [Path(f["path"]).name for f in doc["failed"]] == ["bomb.png"]
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0  # not retried until it changes
+
+
 def test_only_local_paths_are_indexed(tmp_path: Path) -> None:
     for bad in ("http://example.com/photos/", "rtsp://camera/stream", str(tmp_path / "nope")):
         with pytest.raises(InputError):

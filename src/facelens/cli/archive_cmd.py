@@ -17,6 +17,7 @@ import click
 from facelens.archive import Archive, IndexConfig, Indexer
 from facelens.cli import output
 from facelens.cli.common import (
+    PartialFailure,
     consent_from,
     consent_options,
     gallery_options,
@@ -127,15 +128,17 @@ def index(
     doc = {**summary.to_dict(), "archive": totals}
     if as_json:
         output.emit_json(doc)
-        return
-    output.echo(
-        f"{summary.seen} files: {summary.indexed} indexed ({summary.changed} changed), "
-        f"{summary.unchanged} unchanged, {summary.removed} removed, {summary.faces} faces "
-        f"found, {summary.seconds:.1f} s ({doc['files_per_s']} files/s)"
-    )
-    for f in summary.failed:
-        output.warn(f"{f[0]}: {f[1]}")
-    output.echo(f"archive: {totals['files']} files, {totals['faces']} faces")
+    else:
+        output.echo(
+            f"{summary.seen} files: {summary.indexed} indexed ({summary.changed} changed), "
+            f"{summary.unchanged} unchanged, {summary.removed} removed, {summary.faces} faces "
+            f"found, {summary.seconds:.1f} s ({doc['files_per_s']} files/s)"
+        )
+        for f in summary.failed:
+            output.warn(f"{f[0]}: {f[1]}")
+        output.echo(f"archive: {totals['files']} files, {totals['faces']} faces")
+    if summary.failed:
+        raise PartialFailure(len(summary.failed))  # exit 3, as every command that reads inputs
 
 
 class _ClusterGroup(click.Group):
