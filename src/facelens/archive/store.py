@@ -333,14 +333,25 @@ class Archive:
         found = self.faces([face_id])
         return found[0] if found else None
 
-    def templates(self, model: str) -> tuple[list[str], NDArray[np.float32]]:
-        """(face ids, (N, D) templates) of ``model``, in face id order."""
-        rows = self.store.fetch(
+    def templates(
+        self, model: str, ids: Sequence[str] | None = None
+    ) -> tuple[list[str], NDArray[np.float32]]:
+        """(face ids, (N, D) templates) of ``model`` (of every face, or of ``ids``), in face
+        id order."""
+        sql = (
             "SELECT t.face_id, t.template FROM archive_templates t "
-            "JOIN archive_faces f ON f.id = t.face_id "
-            "WHERE f.gallery = ? AND t.model = ? ORDER BY t.face_id",
-            (self.gallery, model),
+            "JOIN archive_faces f ON f.id = t.face_id WHERE f.gallery = ? AND t.model = ?"
         )
+        if ids is None:
+            rows = self.store.fetch(sql + " ORDER BY t.face_id", (self.gallery, model))
+        else:
+            rows = []
+            for part in _chunks(list(ids)):
+                marks = ", ".join("?" * len(part))
+                rows += self.store.fetch(
+                    f"{sql} AND t.face_id IN ({marks})", (self.gallery, model, *part)
+                )
+            rows.sort(key=lambda r: r[0])
         if not rows:
             return [], np.zeros((0, 0), np.float32)
         ids = [r[0] for r in rows]
@@ -423,6 +434,21 @@ class Archive:
             "SELECT face_id, cluster FROM archive_clusters WHERE gallery = ?", (self.gallery,)
         )
         return {r[0]: r[1] for r in rows}
+
+    def unassign(self, face_ids: Sequence[str] = (), cluster: str | None = None) -> None:
+        """Take faces (and every face of ``cluster``) out of the kept clustering."""
+        with self.store.transaction(bump=False) as db:
+            if cluster is not None:
+                db.execute(
+                    "DELETE FROM archive_clusters WHERE gallery = ? AND cluster = ?",
+                    (self.gallery, cluster),
+                )
+            for part in _chunks(list(face_ids)):
+                marks = ", ".join("?" * len(part))
+                db.execute(
+                    f"DELETE FROM archive_clusters WHERE gallery = ? AND face_id IN ({marks})",
+                    (self.gallery, *part),
+                )
 
     def save_assignments(self, clusters: dict[str, str], replace: bool = True) -> None:
         """Keep face id -> cluster id; ``replace``: instead of every earlier assignment."""

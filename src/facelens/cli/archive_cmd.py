@@ -7,6 +7,7 @@ with consent.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -114,7 +115,7 @@ def index(
         runner = ray_runner(ray_address, model)
     config = IndexConfig(video_every_s=video_every)
     if workers is not None:
-        config = IndexConfig(workers=workers, video_every_s=video_every)
+        config = dataclasses.replace(config, workers=workers)
     gallery = open_gallery(gallery_path, create=True)
     assert gallery is not None
     with gallery:
@@ -141,11 +142,7 @@ def index(
         raise PartialFailure(len(summary.failed))  # exit 3, as every command that reads inputs
 
 
-class _ClusterGroup(click.Group):
-    """``facelens cluster`` groups; its subcommands correct and name."""
-
-
-@click.group(cls=_ClusterGroup, invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @click.option(
     "--stop",
     type=click.FloatRange(-1, 1),

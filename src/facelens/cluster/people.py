@@ -335,11 +335,7 @@ class Clusterer:
             moved = dict.fromkeys([face, *target], new)
         self.archive.save_assignments(moved, replace=False)
         if to is None and old is not None:
-            with self.archive.store.transaction(bump=False) as db:
-                db.execute(
-                    "DELETE FROM archive_clusters WHERE gallery = ? AND face_id = ?",
-                    (self.archive.gallery, face),
-                )
+            self.archive.unassign([face])
         return moved.get(face)
 
     def not_person(self, face: str, identity_id: str) -> None:
@@ -356,11 +352,12 @@ class Clusterer:
         that passes ``gate`` (None: every face)."""
         faces = self.archive.faces(self.members(cluster))
         passing = [f for f in faces if gate is None or not gate.reasons(_scores(f.quality), 0)]
+        wanted = [f.id for f in passing]
         if not passing:
             raise EnrollmentError(f"cluster {cluster}", ["no face passes the quality gate"])
         out: list[NewSample] = []
         for model in self.archive.models():
-            ids, vecs = self.archive.templates(model)
+            ids, vecs = self.archive.templates(model, wanted)  # the cluster's, not the archive's
             at = {i: n for n, i in enumerate(ids)}
             for f in passing:
                 if f.id in at:
@@ -392,11 +389,7 @@ class Clusterer:
         samples = self.samples(cluster, gate if gate is not None else QualityGate())
         result = governed.enroll_samples(name, samples, consent)
         self.archive.set_identity(faces, result.identity.id)
-        with self.archive.store.transaction(bump=False) as db:
-            db.execute(
-                "DELETE FROM archive_clusters WHERE gallery = ? AND cluster = ?",
-                (self.archive.gallery, cluster),
-            )
+        self.archive.unassign(cluster=cluster)
         return result
 
 
