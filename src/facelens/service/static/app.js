@@ -44,12 +44,13 @@ async function signIn(candidate) {
     throw e;
   }
   sessionStorage.setItem("facelens-key", key);
-  $("#sign-in").hidden = true;
-  $("#app").hidden = false;
-  $("#who").hidden = false;
   $("#tenant-label").textContent = "key " + key.split("_")[1];
   await loadGalleries();
   showTab("people");
+  // Shown only once loaded: a tab chosen while the galleries were loading would be replaced.
+  $("#sign-in").hidden = true;
+  $("#app").hidden = false;
+  $("#who").hidden = false;
 }
 
 $("#sign-in-form").addEventListener("submit", async (ev) => {
