@@ -53,6 +53,20 @@ def test_every_face_of_every_photo_is_indexed_with_box_quality_and_templates(
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
 
 
+def test_two_galleries_of_one_store_index_the_same_photos_each_on_their_own(
+    photos: Path, archive: Archive, index_with: Callable[[Archive], Indexer]
+) -> None:
+    family = Archive(archive.store, "family")
+    for a in (archive, family):
+        s = index_with(a).run([photos / "amy", photos / "bbt1.jpg"])
+        assert s.indexed == s.seen and not s.failed and s.faces >= 5
+    mine, theirs = _snapshot(archive), _snapshot(family)
+    assert len(mine) == len(theirs) and not set(mine) & set(theirs)  # each gallery its own ids
+    assert sorted(mine.values()) == sorted(theirs.values())
+    assert family.expire("9999", "9999") == len(theirs)  # retention in one gallery ...
+    assert not family.faces() and _snapshot(archive) == mine  # ... leaves the other alone
+
+
 def test_a_second_run_does_nothing_a_changed_file_is_redone_a_deleted_one_forgotten(
     photos: Path, archive: Archive, index_with: Callable[[Archive], Indexer]
 ) -> None:

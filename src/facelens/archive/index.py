@@ -62,9 +62,8 @@ class IndexConfig:
 
 @dataclass(frozen=True, eq=False)
 class FaceRecord:
-    """One face found in a file, ready to store."""
+    """One face found in a file, ready to store (the archive gives it its id)."""
 
-    id: str
     frame: int
     n: int
     time_s: float | None
@@ -127,14 +126,8 @@ class IndexSummary:
         }
 
 
-def face_id(path: str, sha256: str, frame: int, n: int) -> str:
-    """A face's id: the same file content at the same path gives the same ids, on any
-    machine (a distributed run gives the ids a local one does)."""
-    return hashlib.sha256(f"{path}\0{sha256}\0{frame}\0{n}".encode()).hexdigest()[:24]
-
-
 def _faces_of(
-    pipeline: Any, image: NDArray[np.uint8], path: str, sha: str, frame: int, t: float | None
+    pipeline: Any, image: NDArray[np.uint8], frame: int, t: float | None
 ) -> list[FaceRecord]:
     a = pipeline.analyze(image, embed=False)
     if len(a.faces) == 0:
@@ -145,7 +138,6 @@ def _faces_of(
         lm = a.faces.landmarks
         out.append(
             FaceRecord(
-                id=face_id(path, sha, frame, n),
                 frame=frame,
                 n=n,
                 time_s=t,
@@ -158,7 +150,7 @@ def _faces_of(
     return out
 
 
-def _video_faces(pipeline: Any, path: str, sha: str, config: IndexConfig) -> list[FaceRecord]:
+def _video_faces(pipeline: Any, path: str, config: IndexConfig) -> list[FaceRecord]:
     from facelens.decode.video import VideoConfig, VideoSource
 
     out: list[FaceRecord] = []
@@ -170,7 +162,7 @@ def _video_faces(pipeline: Any, path: str, sha: str, config: IndexConfig) -> lis
             h, w = fr.image.shape[:2]
             if h * w > config.decode.max_pixels:
                 raise InputError(path, f"frames of {w}x{h} are over the pixel limit")
-            out.extend(_faces_of(pipeline, fr.image, path, sha, fr.index, fr.media_time))
+            out.extend(_faces_of(pipeline, fr.image, fr.index, fr.media_time))
             looked += 1
             next_t = fr.media_time + config.video_every_s
             if looked >= config.video_max_frames:
@@ -199,10 +191,10 @@ def analyze_file(
         if known is not None and known.sha256 == sha:
             return FileResult(c.path, c.size, c.mtime_ns, sha, c.kind, unchanged=True)
         if c.kind == "video":
-            faces = _video_faces(pipeline, c.path, sha, config)
+            faces = _video_faces(pipeline, c.path, config)
         else:
             image, _ = decode_image(data, config.decode)  # type: ignore[arg-type]
-            faces = _faces_of(pipeline, image, c.path, sha, 0, None)
+            faces = _faces_of(pipeline, image, 0, None)
         return FileResult(c.path, c.size, c.mtime_ns, sha, c.kind, tuple(faces))
     except (FacelensError, OSError, ValueError) as e:
         reason = getattr(e, "reason", None) or e.__class__.__name__

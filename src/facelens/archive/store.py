@@ -7,6 +7,7 @@ sealed with its key when it has one (``GalleryStore.protect``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -220,12 +221,13 @@ class Archive:
 
     def _insert_face(self, db: Db, r: Any, f: Any, now: str) -> None:
         x1, y1, x2, y2 = f.box
+        fid = face_id(self.gallery, r.path, r.sha256, f.frame, f.n)
         db.execute(
             "INSERT INTO archive_faces(id, gallery, path, sha256, frame, n, time_s, x1, y1, "
             "x2, y2, landmarks, quality, indexed_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                f.id,
+                fid,
                 self.gallery,
                 r.path,
                 r.sha256,
@@ -245,7 +247,7 @@ class Archive:
             data = np.ascontiguousarray(vector, dtype="<f4").tobytes()
             db.execute(
                 "INSERT INTO archive_templates(face_id, model, template) VALUES (?, ?, ?)",
-                (f.id, model, self.store.protect(data, _purpose(f.id, model))),
+                (fid, model, self.store.protect(data, _purpose(fid, model))),
             )
 
     def _drop_faces(self, db: Db, paths: Sequence[str]) -> int:
@@ -467,6 +469,14 @@ class Archive:
                     "INSERT INTO archive_clusters(gallery, face_id, cluster) VALUES (?, ?, ?)",
                     (self.gallery, face_id, cluster),
                 )
+
+
+def face_id(gallery: str, path: str, sha256: str, frame: int, n: int) -> str:
+    """A face's id: the same file content at the same path gives the same ids in a gallery,
+    on any machine (a distributed run gives the ids a local one does); another gallery of the
+    same store has its own ids for the same photo."""
+    key = f"{gallery}\0{path}\0{sha256}\0{frame}\0{n}"
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def _purpose(face_id: str, model: str) -> bytes:
