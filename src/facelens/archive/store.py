@@ -382,29 +382,35 @@ class Archive:
                     (identity_id, self.gallery, *part),
                 )
 
-    def forget_identity(self, identity_id: str) -> int:
-        """An enrolled person was erased: erase the archive's faces named as them too."""
-        with self.store.transaction(bump=False) as db:
-            return forget_identity_in(db, identity_id)
+    _EXPIRED = "FROM archive_faces WHERE gallery = ? AND identity_id IS NULL AND indexed_at < ?"
+
+    def expirable(self, indexed_before: str) -> int:
+        """How many unnamed faces were indexed before ``indexed_before``."""
+        return int(
+            self.store.fetch(f"SELECT COUNT(*) {self._EXPIRED}", (self.gallery, indexed_before))[0][
+                0
+            ]
+        )
 
     def expire(self, indexed_before: str, now: str) -> int:
-        """Retention: erase the unnamed faces indexed before ``indexed_before``. Their files
-        stay listed (as expired) so that an unchanged photo is not indexed again."""
+        """Retention: erase the unnamed faces indexed before ``indexed_before``."""
         with self.store.transaction(bump=False) as db:
-            rows = db.execute(
-                "SELECT id, path FROM archive_faces WHERE gallery = ? AND identity_id IS NULL "
-                "AND indexed_at < ?",
-                (self.gallery, indexed_before),
-            ).fetchall()
-            paths = sorted({r[1] for r in rows})
-            for part in _chunks(paths):
-                marks = ", ".join("?" * len(part))
-                db.execute(
-                    f"UPDATE archive_files SET expired_at = ? WHERE gallery = ? "
-                    f"AND path IN ({marks})",
-                    (now, self.gallery, *part),
-                )
-            return self._drop_ids(db, [r[0] for r in rows])
+            return self.expire_in(db, indexed_before, now)
+
+    def expire_in(self, db: Db, indexed_before: str, now: str) -> int:
+        """``expire`` in a caller's transaction (retention's, with its audit record). The
+        files stay listed (as expired) so that an unchanged photo is not indexed again."""
+        rows = db.execute(
+            f"SELECT id, path {self._EXPIRED}", (self.gallery, indexed_before)
+        ).fetchall()
+        paths = sorted({r[1] for r in rows})
+        for part in _chunks(paths):
+            marks = ", ".join("?" * len(part))
+            db.execute(
+                f"UPDATE archive_files SET expired_at = ? WHERE gallery = ? AND path IN ({marks})",
+                (now, self.gallery, *part),
+            )
+        return self._drop_ids(db, [r[0] for r in rows])
 
     # -- clusters and corrections (read and written by ``facelens.cluster``) ------------------
 

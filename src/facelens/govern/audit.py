@@ -133,7 +133,7 @@ class AuditLog:
         threshold: float | None = None,
         model: str | None = None,
         decision: dict[str, Any] | None = None,
-        also: Callable[[Db], None] | None = None,
+        also: Callable[[Db], object] | None = None,
     ) -> AuditRecord:
         """Add a record, chained to the last one (atomically, across processes). ``also``
         writes govern's own bookkeeping in the same transaction."""

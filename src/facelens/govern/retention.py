@@ -256,11 +256,13 @@ class Retention:
 
     def _expire_archive(self, actor: str, now: datetime, galleries: list[str] | None) -> int:
         """The archive's unnamed faces indexed more than ``max_idle_days`` ago are erased
-        (``facelens index`` does not index their unchanged photos again); audited."""
+        (``facelens index`` does not index their unchanged photos again); audited in the
+        erasure's transaction."""
         total = 0
         for g in galleries if galleries is not None else self.store.galleries():
             days = self.policy(g).max_idle_days
-            n = Archive(self.store, g).expire(iso(now - timedelta(days=days)), iso(now))
+            archive, before = Archive(self.store, g), iso(now - timedelta(days=days))
+            n = archive.expirable(before)
             if n:
                 tenant, public = split_gallery_key(g)
                 self.audit.append(
@@ -269,6 +271,7 @@ class Retention:
                     action="purge_archive",
                     gallery=public,
                     decision={"faces": n, "max_idle_days": days},
+                    also=functools.partial(archive.expire_in, indexed_before=before, now=iso(now)),
                 )
             total += n
         return total
