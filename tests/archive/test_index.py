@@ -65,6 +65,7 @@ def test_two_galleries_of_one_store_index_the_same_photos_each_on_their_own(
     assert sorted(mine.values()) == sorted(theirs.values())
     assert family.expire("9999", "9999") == len(theirs)  # retention in one gallery ...
     assert not family.faces() and _snapshot(archive) == mine  # ... leaves the other alone
+    assert family.summary()["faces"] == 0 and archive.summary()["faces"] == len(mine)
 
 
 def test_a_second_run_does_nothing_a_changed_file_is_redone_a_deleted_one_forgotten(

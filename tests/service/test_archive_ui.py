@@ -28,6 +28,7 @@ class ArchiveService:
     url: str
     keys: dict[str, str]
     photos: Path
+    store: Path
 
     def client(self, key: str) -> httpx.Client:
         return httpx.Client(
@@ -49,6 +50,9 @@ def archive_service(
     with SqliteStore(path) as store:
         store.ensure_gallery("acme/default")
         Indexer(Archive(store, "acme/default"), lambda: pipe, IndexConfig(workers=1)).run([photos])
+        store.ensure_gallery("acme/strangers")  # one group shot: every face alone
+        lonely = Indexer(Archive(store, "acme/strangers"), lambda: pipe, IndexConfig(workers=1))
+        lonely.run([photos / "bbt1.jpg"])
         ks = KeyStore(store)
         keys = {
             "owner": ks.create("acme", ["enroll", "identify"], "owner")[1],
@@ -56,7 +60,7 @@ def archive_service(
             "other": ks.create("globex", ["admin"], "other")[1],
         }
     with running_service(ServiceSettings(gallery_path=path)) as url:
-        yield ArchiveService(url, keys, photos)
+        yield ArchiveService(url, keys, photos, path)
 
 
 def test_hostile_and_unauthorised_requests_get_nothing(archive_service: ArchiveService) -> None:
@@ -78,6 +82,22 @@ def test_hostile_and_unauthorised_requests_get_nothing(archive_service: ArchiveS
     with archive_service.client("other") as c:  # another tenant: no such gallery
         assert c.get("/v1/galleries/default/clusters").status_code == 404
         assert c.get(f"/v1/galleries/default/faces/{face}/thumbnail").status_code == 404
+
+
+def test_faces_are_grouped_once_until_asked_again(archive_service: ArchiveService) -> None:
+    def grouped_at() -> str | None:
+        with SqliteStore(archive_service.store) as store:
+            return Archive(store, "acme/strangers").grouped_at()
+
+    with archive_service.client("owner") as c:
+        first = c.get("/v1/galleries/strangers/clusters").json()
+        assert first["archive"]["faces"] >= 4 and first["clusters"] == []  # all alone
+        when = grouped_at()
+        assert when is not None
+        assert c.get("/v1/galleries/strangers/clusters").json()["clusters"] == []
+        assert grouped_at() == when  # not grouped again on every look
+        assert c.get("/v1/galleries/strangers/clusters?refresh=true").is_success
+        assert (grouped_at() or "") > when
 
 
 def test_a_photo_changed_since_indexing_gives_no_picture(archive_service: ArchiveService) -> None:

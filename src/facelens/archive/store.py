@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,10 @@ _TABLES = """
         PRIMARY KEY (gallery, face_id)
     );
     CREATE INDEX archive_clusters_cluster ON archive_clusters(gallery, cluster);
+    CREATE TABLE archive_groupings (
+        gallery    TEXT PRIMARY KEY,
+        grouped_at TEXT NOT NULL
+    );
 """
 
 _TYPES = {
@@ -300,11 +305,11 @@ class Archive:
         return [(r[0], r[1]) for r in rows]
 
     def summary(self) -> dict[str, int]:
-        rows = self.store.fetch(
-            "SELECT COUNT(*), COALESCE(SUM(faces), 0), "
+        rows = self.store.fetch(  # faces still kept (retention erases some, files stay)
+            "SELECT COUNT(*), (SELECT COUNT(*) FROM archive_faces WHERE gallery = ?), "
             "COALESCE(SUM(CASE WHEN error IS NULL THEN 0 ELSE 1 END), 0) "
             "FROM archive_files WHERE gallery = ?",
-            (self.gallery,),
+            (self.gallery, self.gallery),
         )
         files, faces, failed = (int(v) for v in rows[0])
         return {"files": files, "faces": faces, "failed": failed}
@@ -436,6 +441,14 @@ class Archive:
                     (self.gallery, kind, a, b, now),
                 )
 
+    def grouped_at(self) -> str | None:
+        """When the faces were last grouped (None: never; a group can be empty of clusters
+        when every face is alone, too poor or of an enrolled person)."""
+        rows = self.store.fetch(
+            "SELECT grouped_at FROM archive_groupings WHERE gallery = ?", (self.gallery,)
+        )
+        return str(rows[0][0]) if rows else None
+
     def assignments(self) -> dict[str, str]:
         """face id -> cluster id, as last clustered (and corrected since)."""
         rows = self.store.fetch(
@@ -463,6 +476,11 @@ class Archive:
         with self.store.transaction(bump=False) as db:
             if replace:
                 db.execute("DELETE FROM archive_clusters WHERE gallery = ?", (self.gallery,))
+                db.execute(
+                    "INSERT INTO archive_groupings(gallery, grouped_at) VALUES (?, ?) "
+                    "ON CONFLICT(gallery) DO UPDATE SET grouped_at = excluded.grouped_at",
+                    (self.gallery, self.store.clock().astimezone(UTC).isoformat()),
+                )
             else:
                 for part in _chunks(list(clusters)):
                     marks = ", ".join("?" * len(part))

@@ -69,7 +69,7 @@ def clusters(
     audited search)."""
     c = _clusterer(state, key, gallery)
     summary = c.archive.summary()
-    if refresh or (summary["faces"] and not c.archive.assignments()):
+    if refresh or (summary["faces"] and c.archive.grouped_at() is None):
         not_stopped(state, key.tenant)  # grouping searches the enrolled people
         c.run(governed(state, key, gallery))
     return {"archive": summary, "clusters": _listing(c)}
