@@ -75,17 +75,15 @@ _TABLES = """
         PRIMARY KEY (gallery, face_id)
     );
     CREATE INDEX archive_clusters_cluster ON archive_clusters(gallery, cluster);
-    CREATE TABLE archive_groupings (
-        gallery    TEXT PRIMARY KEY,
-        grouped_at TEXT NOT NULL
-    );
 """
+# step 2: when each gallery's faces were last grouped
+_GROUPINGS = "CREATE TABLE archive_groupings (gallery TEXT PRIMARY KEY, grouped_at TEXT NOT NULL);"
 
 _TYPES = {
     "sqlite": {"blob": "BLOB", "bigint": "INTEGER", "real": "REAL"},
     "postgresql": {"blob": "BYTEA", "bigint": "BIGINT", "real": "DOUBLE PRECISION"},
 }
-MIGRATIONS = {d: (_TABLES.format(**t),) for d, t in _TYPES.items()}
+MIGRATIONS = {d: (_TABLES.format(**t), _GROUPINGS) for d, t in _TYPES.items()}
 
 # the link kinds a user's corrections are kept as (``facelens.cluster.constraints``)
 LINK_KINDS = ("same", "apart", "not_identity")
