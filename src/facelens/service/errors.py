@@ -20,6 +20,7 @@ from facelens.errors import (
     GalleryError,
     ImageTooLargeError,
     InputError,
+    MissingDependencyError,
     ModelError,
     NotFoundError,
     PolicyError,
@@ -50,6 +51,7 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
     (PolicyError, 422, "refused_by_policy"),
+    (MissingDependencyError, 503, "dependency_missing"),
     (ModelError, 503, "model_unavailable"),
     (GalleryError, 500, "gallery_error"),
 ]
@@ -92,7 +94,8 @@ def install_handlers(app: FastAPI) -> None:
                     error_body(error, str(e), list(getattr(e, "reasons", []))), status
                 )
             if isinstance(e, kind) and status == 503:
-                return JSONResponse(error_body(error, "a model is not available"), status)
+                what = "a model" if isinstance(e, ModelError) else "a system component"
+                return JSONResponse(error_body(error, f"{what} is not available"), status)
         return JSONResponse(*internal_error(e))
 
     @app.exception_handler(RequestValidationError)

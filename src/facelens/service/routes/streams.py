@@ -43,7 +43,7 @@ def start_stream(
 ) -> dict[str, Any]:
     """Start watching a video source against a gallery; events go to /v1/events."""
     from facelens.decode.video import VideoConfig, VideoSource
-    from facelens.watch import WatchConfig, Watcher
+    from facelens.stream import HALTED, WatchConfig, WatchSession
 
     if not source_allowed(body.source, state.settings.allow_sources):
         # decided on the text alone: nothing is opened, so the answer says nothing about
@@ -56,7 +56,6 @@ def start_stream(
         )
     not_stopped(state, key.tenant)
     audited = governed(state, key, body.gallery)
-    g = audited.gallery
     source = VideoSource(body.source, VideoConfig())
     # source.name: the URL without its credentials
     job = Job(uuid.uuid4().hex[:12], key.tenant, source.name, body.gallery, now_iso())
@@ -69,42 +68,33 @@ def start_stream(
              "track_id": alert.track_id, "time": alert.created_at},
         )  # fmt: skip
 
-    watcher = Watcher(
+    session = WatchSession(
         state.pipeline_for(body.upsample),
-        g,
+        source,
+        audited,
         EventBus([BusSink(job, state.broadcaster), *(SharedSink(s, job) for s in state.sinks)]),
         WatchConfig(detect_every=body.detect_every, detect_max_side=body.detect_max_side),
-        hold=audited.confirmation(job.id, held),
+        stream_id=job.id,
+        on_held=held,
     )
-    job.watcher = watcher
-
-    checked = [time.monotonic()]
+    job.session = session
 
     def progress(st: Any) -> None:
         job.frames = st.frames
-        # the stop control reaches running streams within a second, whichever worker
-        # took the stop request
-        if time.monotonic() - checked[0] >= 1.0:
-            checked[0] = time.monotonic()
-            if state.stop.status(job.tenant).stopped:
-                job.error = "identification stopped by the operator"
-                watcher.stop()
 
     def run() -> None:
         job.status = "running"
-        audited.stream_started(job.source, watcher.pipe.model, job.id)  # the period of use
         try:
-            stats = watcher.run(source, on_progress=progress)
+            stats = session.run(on_progress=progress)
             job.frames = stats.frames
-            job.status = "stopped" if watcher._stop else "finished"
+            if session.outcome == HALTED:
+                job.error = HALTED
+            job.status = "finished" if session.outcome == "finished" else "stopped"
         except Exception as e:  # the job reports it; the service goes on
             job.status, job.error = "failed", redact_credentials(e)
             log.error("stream %s failed: %s", job.id, job.error)
         finally:
             source.close()
-            audited.stream_stopped(
-                job.source, job.frames, job.events, job.id, job.error or job.status
-            )
 
     job.thread = threading.Thread(target=run, name=f"stream {job.id}", daemon=True)
     state.add_job(job)
@@ -131,8 +121,8 @@ def stop_stream(
     state: State, stream_id: str, key: Annotated[ApiKey, scope("admin")]
 ) -> dict[str, Any]:
     j = _own_job(state, stream_id, key)
-    if j.watcher is not None:
-        j.watcher.stop()
+    if j.session is not None:
+        j.session.stop()
     if j.thread is not None:
         j.thread.join(timeout=10)
     return j.to_dict()

@@ -1,0 +1,151 @@
+"""``WatchSession``: a governed watch, the one way the command line and the service watch a
+source against a gallery.
+
+It keeps the promises of a live identification in one place: the period of use is in the
+gallery's audit trail (a start record, after the retention policy has erased whoever is
+due, and a stop record saying how much was seen and why it ended); every search of a track's
+evidence is an audited search of the governed gallery; a gallery that wants two people to
+confirm identifications gets them held as alerts; the operator's stop control
+(``facelens govern stop``, ``POST /v1/govern/stop``) ends the watch within a second; live
+views subscribe to its frames (``subscribe``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from facelens.errors import PolicyError
+from facelens.events import EventBus
+from facelens.govern import StopControl
+from facelens.stream.observe import FrameView, Subscription
+from facelens.stream.watcher import WatchConfig, Watcher, WatchStats
+
+if TYPE_CHECKING:
+    from facelens.decode.video import VideoSource
+    from facelens.govern import GovernedGallery
+    from facelens.govern.confirm import Alert
+    from facelens.pipeline import Pipeline
+
+__all__ = ["HALTED", "WatchSession"]
+
+HALTED = "identification stopped by the operator"
+
+
+class WatchSession:
+    """Watch ``source`` against ``gallery`` (None: no gallery, every face unknown).
+
+    Args:
+        pipeline: detection, alignment, embedding.
+        source: the video source (the caller closes it).
+        gallery: the governed gallery.
+        bus: where events go (the caller closes it).
+        config: how to watch.
+        stream_id: the service's id of the stream ("" for the command line).
+        on_held: called with each alert held for confirmation (the service tells its live
+            clients that one waits, without whom it names).
+        check_every: seconds between looks at the stop control.
+
+    Example:
+        >>> import inspect
+        >>> list(inspect.signature(WatchSession.run).parameters)[1:]
+        ['max_frames', 'on_frame', 'on_progress']
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        source: VideoSource,
+        gallery: GovernedGallery | None,
+        bus: EventBus,
+        config: WatchConfig | None = None,
+        *,
+        stream_id: str = "",
+        on_held: Callable[[Alert], None] | None = None,
+        check_every: float = 1.0,
+    ) -> None:
+        self.pipeline, self.source, self.gallery = pipeline, source, gallery
+        self.stream_id = stream_id
+        self.check_every = check_every
+        hold = gallery.confirmation(stream_id, on_held) if gallery is not None else None
+        self.watcher = Watcher(pipeline, gallery, bus, config, hold=hold)
+        self.outcome = ""  # "finished", "stopped", HALTED, "interrupted" or "failed: ..."
+        self._halted = False
+        self._control: StopControl | None = None
+
+    @property
+    def stats(self) -> WatchStats:
+        return self.watcher.stats
+
+    @property
+    def holds_alerts(self) -> bool:
+        """Does the gallery want two people to confirm identifications (so none is sent)?"""
+        return self.watcher.hold is not None
+
+    def subscribe(self) -> Subscription:
+        """A live view of the processed frames and ended tracks (``facelens.stream``)."""
+        return self.watcher.observers.subscribe()
+
+    def stop(self) -> None:
+        """End the watch after the current frame."""
+        self.watcher.stop()
+
+    def halted(self) -> bool:
+        """Has the operator stopped this tenant's identifications?"""
+        g = self.gallery
+        if g is None:
+            return False
+        if self._control is None:
+            self._control = StopControl(g.gallery.store, g.audit)
+        return self._control.status(g.tenant).stopped
+
+    def run(
+        self,
+        max_frames: int | None = None,
+        on_frame: Callable[[FrameView], None] | None = None,
+        on_progress: Callable[[WatchStats], None] | None = None,
+    ) -> WatchStats:
+        """Watch to the end of the source (or ``max_frames``, ``stop()``, the stop control).
+
+        Raises:
+            PolicyError: the operator has stopped this tenant's identifications.
+        """
+        g = self.gallery
+        if self.halted():
+            raise PolicyError(f"{HALTED}; resume it with facelens govern resume")
+        if g is not None:
+            g.stream_started(self.source.name, self.pipeline.model, self.stream_id)
+        checked = time.monotonic()
+
+        def progress(st: WatchStats) -> None:
+            nonlocal checked
+            if time.monotonic() - checked >= self.check_every:
+                checked = time.monotonic()
+                if self.halted():
+                    self._halted = True
+                    self.watcher.stop()
+            if on_progress is not None:
+                on_progress(st)
+
+        self.outcome = "failed"
+        try:
+            self.watcher.run(self.source, max_frames, on_frame, progress)
+            self.outcome = (
+                HALTED if self._halted else "stopped" if self.watcher.stopping else "finished"
+            )
+        except PolicyError as e:  # a search refused while the watch ran
+            self.outcome = f"{HALTED} ({e})"
+        except KeyboardInterrupt:
+            self.outcome = "interrupted"
+            raise
+        except BaseException as e:
+            self.outcome = f"failed: {type(e).__name__}"
+            raise
+        finally:
+            if g is not None:
+                st = self.watcher.stats
+                g.stream_stopped(
+                    self.source.name, st.frames, st.events, self.stream_id, self.outcome
+                )
+        return self.watcher.stats
