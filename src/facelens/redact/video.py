@@ -158,13 +158,15 @@ def redact_video(
     config: RedactConfig,
     gallery: GovernedGallery | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    on_cover: Callable[[int, NDArray[np.float32]], None] | None = None,
 ) -> RedactReport:
     """Write ``src`` to ``dst`` with faces covered (same size, frame count and rate; audio
     copied).
 
     In the ``except`` mode (``config.mode``) ``gallery`` is searched, audited, for the
     enrolled people to spare; otherwise no identity is ever computed. ``progress(phase,
-    done, total)`` is called per frame of each phase (``analyse``, ``render``).
+    done, total)`` is called per frame of each phase (``analyse``, ``render``);
+    ``on_cover(frame, boxes)`` with the boxes covered on each frame, before the margin.
 
     Raises:
         MissingDependencyError: ffmpeg or ffprobe is not installed (checked first).
@@ -184,7 +186,7 @@ def redact_video(
     report.tracks = len(boxes)
     report.spared_tracks = sorted(t for t, frames in visible.items() if frames)
     per_frame, report.filled_boxes = _fill(boxes, report.frames, REDACT_FOLLOW.tracker.max_missed)
-    _render(ffmpeg, src, dst, config, report, per_frame, visible, progress)
+    _render(ffmpeg, src, dst, config, report, per_frame, visible, progress, on_cover)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
@@ -203,7 +205,7 @@ def _analyse(
     visible: dict[int, set[int]] = {}
     with VideoSource(src, VideoConfig(live=False)) as source:
         for n, frame in enumerate(source.frames(), start=1):
-            step = follower.step(frame, pipeline.detect(frame.image))
+            step = follower.step(frame, pipeline.detect)
             report.embeddings += step.embedded
             report.cuts += step.cut
             assert step.faces.track_id is not None
@@ -227,6 +229,7 @@ def _render(
     per_frame: dict[int, list[tuple[int, NDArray[np.float32]]]],
     visible: dict[int, set[int]],
     progress: Callable[[str, int, int], None] | None,
+    on_cover: Callable[[int, NDArray[np.float32]], None] | None,
 ) -> None:
     """Decode ``src`` again and pipe each frame, its faces covered, into ffmpeg."""
     w, h = report.width, report.height
@@ -256,6 +259,8 @@ def _render(
                     score=np.ones(len(cover), np.float32),
                 )
                 report.covered_boxes += len(cover)
+                if on_cover is not None:
+                    on_cover(frame.index, faces.xyxy)
                 proc.stdin.write(apply_redaction(frame.image, faces, config).tobytes())
                 if progress:
                     progress("render", i + 1, report.frames)

@@ -15,6 +15,7 @@ A cut ends every track.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -67,6 +68,10 @@ class FollowConfig:
             (``fmr=X``, a name, or a number).
         change: least correlation (-1 to 1) between a face's small aligned chip and the
             one its track had at its last detection; below it the face is embedded at once.
+        moved: least correlation between what a carried face's box shows and what it
+            showed a frame before; below it the frame is detected at once. Between two
+            frames of the Hamilton clip a face's box correlates 0.53 or more in 95% of
+            cases; the face swapped in the synthetic ``swap`` clip gives 0.24.
         min_hits: detections before a track is announced and its identity sought.
     """
 
@@ -76,6 +81,7 @@ class FollowConfig:
     identify_threshold: str | float = DEFAULT_IDENTIFY
     appearance: str | float = APPEARANCE_GATE
     change: float = 0.8
+    moved: float = 0.5
     min_hits: int = 2
 
     def __post_init__(self) -> None:
@@ -152,6 +158,7 @@ class Announced:
 
 
 Change = Ended | Announced | TrackVerdict
+Detect = Callable[[NDArray[np.uint8]], Faces]
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,6 +194,23 @@ class _Life:
     last_time: float
     hits: int = 0
     announced: bool = False
+
+
+def _box_thumb(image: NDArray[np.uint8], box: NDArray[np.float32]) -> NDArray[np.float32]:
+    """A tiny normalised grey copy of what is inside ``box``, to notice a change between
+    two frames."""
+    import cv2
+
+    h, w = image.shape[:2]
+    x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
+    x2, y2 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return np.zeros(144, np.float32)
+    grey = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(grey, (12, 12), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    small -= small.mean()
+    out: NDArray[np.float32] = small / max(float(np.linalg.norm(small)), 1e-6)
+    return out
 
 
 def _thumb(chip: NDArray[np.uint8]) -> NDArray[np.float32]:
@@ -237,12 +261,14 @@ class Follower:
         self.names: dict[str, str] = {}  # identity id -> name, as the gallery answered
         self._life: dict[int, _Life] = {}
         self._thumbs: dict[int, NDArray[np.float32]] = {}
+        self._boxes: dict[int, NDArray[np.float32]] = {}  # box thumbs of the last frame
 
     # -- ends -------------------------------------------------------------------------------
 
     def _end(self, track_id: int, reason: str) -> Ended:
         life = self._life.pop(track_id, None) or _Life(-1, 0.0, 0.0)
         self._thumbs.pop(track_id, None)
+        self._boxes.pop(track_id, None)
         return Ended(
             track_id,
             reason,
@@ -264,21 +290,40 @@ class Follower:
 
     # -- one frame --------------------------------------------------------------------------
 
-    def step(self, frame: Frame, detected: Faces | None) -> Step:
-        """Follow the faces into ``frame``: ``detected`` holds its detections (full-size
-        boxes), None on a frame the detector skipped (tracks are carried by their motion)."""
+    def step(self, frame: Frame, detect: Detect, due: bool = True) -> Step:
+        """Follow the faces into ``frame``. ``detect`` finds its faces (full-size boxes); it
+        runs when ``due``, after a cut, and when a face between detections no longer looks
+        like it did a frame ago (someone else may stand there); otherwise tracks are carried
+        by their motion."""
         changes: list[Change] = []
         cut = self.shots.cut(frame.image)
         if cut:
             changes += self.close("cut")
-        if detected is None:
+        if not due and not cut:
             faces = self.tracker.predict(frame.index)
-            return self._labelled(frame, faces, False, cut, changes, 0)
-        if not self.best_shots:
+            if not self._changed(frame.image, faces):
+                return self._labelled(frame, faces, False, cut, changes, 0)
+        detected = detect(frame.image)
+        embedded = 0
+        if self.best_shots:
+            faces, embedded = self._detected(frame, detected, changes)
+        else:
             faces = self._positions(frame, detected, changes)
-            return self._labelled(frame, faces, True, cut, changes, 0)
-        faces, embedded = self._detected(frame, detected, changes)
+        assert faces.track_id is not None
+        for i, tid in enumerate(faces.track_id.tolist()):
+            self._boxes[tid] = _box_thumb(frame.image, faces.xyxy[i])
         return self._labelled(frame, faces, True, cut, changes, embedded)
+
+    def _changed(self, image: NDArray[np.uint8], faces: Faces) -> bool:
+        """Does any carried face's box look unlike the same track's box a frame ago?"""
+        assert faces.track_id is not None
+        changed = False
+        for i, tid in enumerate(faces.track_id.tolist()):
+            now = _box_thumb(image, faces.xyxy[i])
+            last = self._boxes.get(tid)
+            changed |= last is not None and float(last @ now) < self.config.moved
+            self._boxes[tid] = now
+        return changed
 
     def _positions(self, frame: Frame, detected: Faces, changes: list[Change]) -> Faces:
         """Track by position only (no gallery, no best shots)."""

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -185,10 +186,10 @@ class Watcher:
                     self._status(item, follower)
                     continue
                 t_frame = time.perf_counter()
-                detecting = since == 0 or since >= self._every(pacer)
-                since = 1 if detecting else since + 1
-                self._frame(item, follower, self._side(pacer) if detecting else -1, on_frame)
-                self._pace(pacer, detecting, time.perf_counter() - t_frame)
+                due = since == 0 or since >= self._every(pacer)
+                detected = self._frame(item, follower, due, self._side(pacer), on_frame)
+                since = 1 if detected else since + 1
+                self._pace(pacer, detected, time.perf_counter() - t_frame)
                 now = time.perf_counter()
                 self.stats.processing_seconds = now - start
                 if on_progress and now - last_progress >= 1.0:
@@ -220,14 +221,15 @@ class Watcher:
         self,
         frame: Frame,
         follower: Follower,
+        due: bool,
         side: int | None,
         on_frame: Callable[[FrameView], None] | None,
-    ) -> None:
-        """One frame: follow its faces (detecting unless ``side`` is -1), then report."""
+    ) -> bool:
+        """One frame: follow its faces (detected when ``due``, or when the follower sees a
+        change), then report; returns whether it was detected on."""
         self.stats.frames += 1
         self.stats.media_seconds = frame.media_time
-        detected = None if side == -1 else self._detect(frame.image, side)
-        step = follower.step(frame, detected)
+        step = follower.step(frame, partial(self._detect, m=side), due)
         self._last = frame
         self.stats.detected_frames += step.detected
         self.stats.embeddings += step.embedded
@@ -238,6 +240,7 @@ class Watcher:
             if on_frame is not None:
                 on_frame(view)
             self.observers.publish_frame(view)
+        return step.detected
 
     def _detect(self, image: NDArray[np.uint8], m: int | None) -> Faces:
         h, w = image.shape[:2]

@@ -40,8 +40,9 @@ class TrackIdentityConfig:
         improvement: a later frame joins them only when its quality beats the worst kept
             one's by this factor (so a steady face costs few embeddings).
         unknown_after: samples after which a track still without a name is reported unknown.
-        agree: usable samples whose best candidate is the person, at least, before the track
-            is named (with the aggregate passing the rule and no sample naming someone else).
+        agree: usable samples that each pass the rule for the person, at least, before the
+            track is named (with their aggregate passing it too and no sample passing it for
+            anyone else).
         recheck_seconds: a track is embedded again at least this often (media seconds), so
             its name always rests on recent evidence; 0: on every detection.
         fresh_seconds: a name counts as confirmed while its latest supporting sample is at
@@ -260,7 +261,7 @@ class TrackIdentities:
             if st.identity is not None:
                 return self._recheck(track_id, st, new_votes, named, best, latest)
             if named is not None:
-                agreeing = sum(1 for top, _ in st.votes if top == named)
+                agreeing = sum(1 for _, p in st.votes if p == named)
                 others = any(p is not None and p != named for _, p in st.votes)
                 if agreeing >= self.config.agree and not others:
                     st.identity, st.support = named, latest.time
