@@ -143,16 +143,10 @@ class _Writer:
         self.out.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         w, h = SIZE
         shown = []
-        for f in faces:  # what is in the picture: boxes cut at the edges, mostly inside
-            x1, y1, x2, y2 = f.box
-            cut = (max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2))
-            area = (
-                (cut[2] - cut[0]) * (cut[3] - cut[1]) if cut[2] > cut[0] and cut[3] > cut[1] else 0
-            )
-            if area >= 0.6 * (x2 - x1) * (y2 - y1):
-                shown.append(LabelledFace(cut, f.who, f.hard))
-            elif area > 0:
-                shown.append(LabelledFace(cut, f.who, True))  # mostly out: too hard to count
+        for f in faces:  # in the picture; a face mostly out of it is too hard to count
+            inside = _covered(f.box, (0.0, 0.0, float(w), float(h)))
+            if inside > 0:
+                shown.append(LabelledFace(f.box, f.who, f.hard or inside < 0.6))
         self.labels[self.n] = tuple(shown)
         self.n += 1
 

@@ -43,13 +43,14 @@ FFMPEG_HINT = "apt-get install ffmpeg (Debian, Ubuntu), brew install ffmpeg (mac
 EDGE_FRAMES = 2
 
 # Following for redaction: every frame is detected; a box is interpolated across at most
-# ``max_missed`` frames without a detection; in the ``except`` mode every detected face of
-# an identified track is embedded again on every frame, and its identity is confirmed only
-# by that frame's own sample.
+# ``max_missed`` frames without a detection; in the ``except`` mode every detected face good
+# enough to judge is embedded on every frame, and a track's identity is confirmed only by
+# that frame's own sample (a poorer face is never confirmed: it is covered).
 REDACT_FOLLOW = FollowConfig(
     tracker=TrackerConfig(max_missed=4),
     identity=TrackIdentityConfig(recheck_seconds=0.0, fresh_seconds=0.0),
     min_hits=1,
+    embed_poor=False,
 )
 
 

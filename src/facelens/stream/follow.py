@@ -73,6 +73,9 @@ class FollowConfig:
             frames of the Hamilton clip a face's box correlates 0.53 or more in 95% of
             cases; the face swapped in the synthetic ``swap`` clip gives 0.24.
         min_hits: detections before a track is announced and its identity sought.
+        embed_poor: embed faces that fail the enrolment quality gate too (their templates
+            still gate the tracks; they never count for or against a name). Redaction,
+            which shows a face only on a frame its own good sample confirms, skips them.
     """
 
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -83,6 +86,7 @@ class FollowConfig:
     change: float = 0.8
     moved: float = 0.5
     min_hits: int = 2
+    embed_poor: bool = True
 
     def __post_init__(self) -> None:
         if self.min_hits < 1 or not -1 <= self.change <= 1:
@@ -391,7 +395,11 @@ class Follower:
             for i in range(len(aligned))
         ]
         thumbs = [_thumb(c) for c in chips]
+        # only a face good enough to enrol is good enough to judge
+        usable = [not self.pipe.config.gate.reasons(q, i) for i in range(len(aligned))]
         want = self._wanted(frame, aligned, quality, thumbs)
+        if not self.config.embed_poor:
+            want = [i for i in want if usable[i]]
         templates: list[NDArray[np.float32] | None] = [None] * len(aligned)
         if want:
             views = self.pipe.views(image, aligned[want], chips[want])
@@ -414,9 +422,7 @@ class Follower:
             self.identities.offer_shot(tid, quality[i], frame.index, partial(np.copy, chips[i]))
             vector = templates[i]
             if self._life[tid].announced and vector is not None:
-                # only a face good enough to enrol is good enough to judge
-                usable = not self.pipe.config.gate.reasons(q, i)
-                samples.append(Sample(tid, vector, quality[i], t, frame.index, usable))
+                samples.append(Sample(tid, vector, quality[i], t, frame.index, usable[i]))
         verdicts = self._identify(samples, image)
         changes += verdicts
         for v in verdicts:
