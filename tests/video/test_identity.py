@@ -115,15 +115,15 @@ def test_synthetic_clips_show_no_wrong_name(
     assert scores.wrong_names == 0, scores.wrong
     assert scores.mixed_tracks == 0
     named = {(e.identity, e.track_id): e.frame for e in identified(run.events)}
+    tracks_of = {who: {t for (w, t) in named if w == who} for who, _ in named}
     a, b = clip.names["a"], clip.names["b"]
     if name == "cut":  # A, a hard cut to B at the same place (1/3 in), then C (not enrolled)
         assert run.stats.cuts == 2
-        [(ta, fa)] = [(t, f) for (who, t), f in named.items() if who == a]
-        [(tb, fb)] = [(t, f) for (who, t), f in named.items() if who == b]
-        assert ta != tb and fa < 50 <= fb < 100  # B named on a track of its own, after the cut
-        assert kinds(run.events, ta)[-1] == "track_ended"
-        end_a = next(e for e in run.events if e.type == "track_ended" and e.track_id == ta)
-        assert end_a.frame == 50 and end_a.data["reason"] == "cut"
+        assert set(tracks_of) == {a, b} and not tracks_of[a] & tracks_of[b]
+        assert max(f for (w, _), f in named.items() if w == a) < 50  # A before the cut...
+        assert min(f for (w, _), f in named.items() if w == b) >= 50  # ...B, anew, after it
+        cut = [e for e in run.events if e.type == "track_ended" and e.data["reason"] == "cut"]
+        assert {e.frame for e in cut} == {50, 100} and {e.track_id for e in cut} & tracks_of[a]
         late = {e.track_id for e in run.events if e.type == "track_started" and e.frame >= 100}
         assert late and not any(t in late for _, t in named)  # C: never named...
         assert any(
@@ -131,15 +131,14 @@ def test_synthetic_clips_show_no_wrong_name(
         )  # ...unknown
     elif name == "swap":  # B's face replaces A's between two frames, nothing else changes
         assert run.stats.cuts == 0
-        end_a = next(
-            e for e in run.events if e.type == "track_ended" and e.data["reason"] != "closed"
-        )
-        assert 50 <= end_a.frame <= 52 and end_a.data["reason"] == "displaced"
-        assert [who for who, _ in named] == [a, b] and len({t for _, t in named}) == 2
+        assert set(tracks_of) == {a, b} and not tracks_of[a] & tracks_of[b]
+        ends = [e for e in run.events if e.type == "track_ended" and e.track_id in tracks_of[a]]
+        assert [e.data["reason"] for e in ends][-1] == "displaced" and 50 <= ends[-1].frame <= 52
+        assert min(f for (w, _), f in named.items() if w == b) >= 50
     elif name == "crossing":
-        assert sorted(who for who, _ in named) == sorted([a, b]) and scores.switches == 0
+        assert set(tracks_of) == {a, b} and not tracks_of[a] & tracks_of[b]
     elif name == "reenter":  # A leaves at 1.6 s and is back at 2.6 s: named again, anew
         again = sorted(f for (who, _), f in named.items() if who == a)
-        assert len(again) == 2 and again[1] >= 65
+        assert len(again) >= 2 and again[-1] >= 65 and len(tracks_of[a]) >= 2
     else:  # a slow pan is no cut
-        assert run.stats.cuts == 0 and sorted(who for who, _ in named) == sorted([a, b])
+        assert run.stats.cuts == 0 and set(tracks_of) == {a, b}
