@@ -191,6 +191,18 @@ class Step:
     embedded: int = 0
 
 
+@dataclass(frozen=True, eq=False)
+class _Measured:
+    """Detected faces with landmarks, their chips, ranking quality, change thumbnails and
+    whether each is good enough to judge."""
+
+    faces: Faces
+    chips: NDArray[np.uint8]
+    quality: list[float]
+    thumbs: list[NDArray[np.float32]]
+    usable: list[bool]
+
+
 @dataclass
 class _Life:
     first_frame: int
@@ -337,9 +349,7 @@ class Follower:
             self._life[tid] = _Life(frame.index, frame.media_time, frame.media_time)
         assert update.faces.track_id is not None
         for i, tid in enumerate(update.faces.track_id.tolist()):
-            seen = self._sighted(tid, frame, detected.xyxy[i])
-            if seen is not None:
-                changes.append(seen)
+            self._seen(tid, frame, detected.xyxy[i], changes)
         return update.faces
 
     def _sighted(self, tid: int, frame: Frame, box: NDArray[np.float32]) -> Announced | None:
@@ -381,32 +391,14 @@ class Follower:
         )
 
     def _detected(self, frame: Frame, detected: Faces, changes: list[Change]) -> tuple[Faces, int]:
+        """A detection frame: measure, embed where needed, match, identify, split."""
         image, t = frame.image, frame.media_time
-        aligned = self.pipe.align(image, detected)
-        chips = self.pipe.aligner.chips(image, aligned)
-        q = measure(aligned, chips)
-        quality = [
-            face_quality(
-                float(q.detection_score[i]),
-                float(q.inter_eye_px[i]),
-                float(q.yaw_deg[i]),
-                float(q.sharpness[i]),
-            )
-            for i in range(len(aligned))
-        ]
-        thumbs = [_thumb(c) for c in chips]
-        # only a face good enough to enrol is good enough to judge
-        usable = [not self.pipe.config.gate.reasons(q, i) for i in range(len(aligned))]
-        want = self._wanted(frame, aligned, quality, thumbs)
+        m = self._measure(image, detected)
+        want = self._wanted(frame, m.faces, m.quality, m.thumbs)
         if not self.config.embed_poor:
-            want = [i for i in want if usable[i]]
-        templates: list[NDArray[np.float32] | None] = [None] * len(aligned)
-        if want:
-            views = self.pipe.views(image, aligned[want], chips[want])
-            vectors = self.pipe.embed_views(views).vectors
-            for k, i in enumerate(want):
-                templates[i] = vectors[k]
-        update = self.tracker.update(aligned, frame.index, templates)
+            want = [i for i in want if m.usable[i]]
+        templates = self._embed(image, m, want)
+        update = self.tracker.update(m.faces, frame.index, templates)
         for tid in update.ended:
             changes.append(self._end(tid, "displaced" if tid in update.displaced else "unseen"))
         for tid in update.started:
@@ -415,25 +407,61 @@ class Follower:
         track_ids = update.faces.track_id.tolist()
         samples = []
         for i, tid in enumerate(track_ids):
-            seen = self._sighted(tid, frame, aligned.xyxy[i])
-            if seen is not None:
-                changes.append(seen)
-            self._thumbs[tid] = thumbs[i]
-            self.identities.offer_shot(tid, quality[i], frame.index, partial(np.copy, chips[i]))
+            self._seen(tid, frame, m.faces.xyxy[i], changes)
+            self._thumbs[tid] = m.thumbs[i]
+            self.identities.offer_shot(tid, m.quality[i], frame.index, partial(np.copy, m.chips[i]))
             vector = templates[i]
             if self._life[tid].announced and vector is not None:
-                samples.append(Sample(tid, vector, quality[i], t, frame.index, usable[i]))
+                samples.append(Sample(tid, vector, m.quality[i], t, frame.index, m.usable[i]))
         verdicts = self._identify(samples, image)
         changes += verdicts
         for v in verdicts:
             if v.kind == "withdrawn" and v.reason == "contradicted":
                 i = track_ids.index(v.track_id)
-                track_ids[i] = self._split(v.track_id, templates[i], frame, thumbs[i], changes)
-                seen = self._sighted(track_ids[i], frame, aligned.xyxy[i])
-                if seen is not None:
-                    changes.append(seen)
-        faces = update.faces.replace(track_id=np.array(track_ids, np.int64))
-        return faces, len(want)
+                track_ids[i] = self._split(v.track_id, templates[i], frame, m.thumbs[i], changes)
+                self._seen(track_ids[i], frame, m.faces.xyxy[i], changes)
+        return update.faces.replace(track_id=np.array(track_ids, np.int64)), len(want)
+
+    def _measure(self, image: NDArray[np.uint8], detected: Faces) -> _Measured:
+        """Landmarks, chips and quality of detected faces."""
+        aligned = self.pipe.align(image, detected)
+        chips = self.pipe.aligner.chips(image, aligned)
+        q = measure(aligned, chips)
+        n = range(len(aligned))
+        return _Measured(
+            faces=aligned,
+            chips=chips,
+            quality=[
+                face_quality(
+                    float(q.detection_score[i]),
+                    float(q.inter_eye_px[i]),
+                    float(q.yaw_deg[i]),
+                    float(q.sharpness[i]),
+                )
+                for i in n
+            ],
+            thumbs=[_thumb(c) for c in chips],
+            # only a face good enough to enrol is good enough to judge
+            usable=[not self.pipe.config.gate.reasons(q, i) for i in n],
+        )
+
+    def _embed(
+        self, image: NDArray[np.uint8], m: _Measured, rows: list[int]
+    ) -> list[NDArray[np.float32] | None]:
+        """Templates of the faces in ``rows``, None for the others."""
+        templates: list[NDArray[np.float32] | None] = [None] * len(m.faces)
+        if rows:
+            views = self.pipe.views(image, m.faces[rows], m.chips[rows])
+            for k, vector in zip(rows, self.pipe.embed_views(views).vectors, strict=True):
+                templates[k] = vector
+        return templates
+
+    def _seen(
+        self, tid: int, frame: Frame, box: NDArray[np.float32], changes: list[Change]
+    ) -> None:
+        announced = self._sighted(tid, frame, box)
+        if announced is not None:
+            changes.append(announced)
 
     def _wanted(
         self,

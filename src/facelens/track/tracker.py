@@ -176,57 +176,23 @@ class Tracker:
         template disagrees with a track's recent templates never continues that track, and
         a track whose place such a face took ends now (``displaced``).
         """
-        cfg = self.config
-        given = templates if templates is not None else [None] * len(faces)
+        given: list[NDArray[np.float32] | None] = (
+            list(templates) if templates is not None else [None] * len(faces)
+        )
         if len(given) != len(faces):
             raise ValueError(f"got {len(given)} templates for {len(faces)} faces")
-        ids, iou = self._overlaps(faces, frame)
-        assigned = np.full(len(faces), -1, np.int64)
-        refused: set[int] = set()  # tracks a disagreeing face overlapped
-        if ids and len(faces):
-            # greedy, best pairs first; a pair whose appearance disagrees is never made
-            order = np.argsort(-iou, axis=None, kind="stable")
-            used_t: set[int] = set()
-            for flat in order:
-                ti, fi = (int(v) for v in divmod(int(flat), len(faces)))
-                if iou[ti, fi] < cfg.iou_match:
-                    break
-                if ti in used_t or assigned[fi] >= 0:
-                    continue
-                if self._disagrees(self._tracks[ids[ti]], given[fi]):
-                    refused.add(ids[ti])
-                    continue
-                used_t.add(ti)
-                assigned[fi] = ids[ti]
+        ids = sorted(self._tracks)
+        assigned, refused = self._match(faces, frame, given)
         started = []
         for fi in range(len(faces)):
-            box = faces.xyxy[fi].astype(np.float64)
             if assigned[fi] < 0:
-                t = _Track(
-                    id=self._next,
-                    box=box,
-                    velocity=np.zeros(4),
-                    last_frame=frame,
-                    first_frame=frame,
-                    score=float(faces.score[fi]),
-                    templates=deque(maxlen=cfg.memory),
-                )
-                self._tracks[t.id] = t
-                assigned[fi] = t.id
-                started.append(t.id)
-                self._next += 1
+                assigned[fi] = self._start(faces, fi, frame)
+                started.append(int(assigned[fi]))
             else:
-                t = self._tracks[int(assigned[fi])]
-                dt = max(1, frame - t.last_frame)
-                v = (box - t.box) / dt
-                a = cfg.velocity_smoothing
-                t.velocity = a * v + (1 - a) * t.velocity if t.hits > 1 else v
-                t.box, t.last_frame, t.score = box, frame, float(faces.score[fi])
-                t.missed = 0
-                t.hits += 1
+                self._continue(self._tracks[int(assigned[fi])], faces, fi, frame)
             template = given[fi]
             if template is not None:
-                t.templates.append(np.asarray(template, np.float32))
+                self._tracks[int(assigned[fi])].templates.append(np.asarray(template, np.float32))
         ended, displaced = [], []
         seen = set(assigned.tolist())
         for i in ids:
@@ -236,7 +202,7 @@ class Tracker:
                 displaced.append(i)
             else:
                 self._tracks[i].missed += 1
-                if self._tracks[i].missed <= cfg.max_missed:
+                if self._tracks[i].missed <= self.config.max_missed:
                     continue
             ended.append(i)
             del self._tracks[i]
@@ -246,6 +212,54 @@ class Tracker:
             ended=tuple(ended),
             displaced=tuple(displaced),
         )
+
+    def _match(
+        self, faces: Faces, frame: int, given: list[NDArray[np.float32] | None]
+    ) -> tuple[NDArray[np.int64], set[int]]:
+        """Greedy matching, best overlaps first; a pair whose appearance disagrees is never
+        made. Returns each face's track (-1: none) and the tracks a disagreeing face took
+        the place of."""
+        ids, iou = self._overlaps(faces, frame)
+        assigned = np.full(len(faces), -1, np.int64)
+        refused: set[int] = set()
+        if not ids or not len(faces):
+            return assigned, refused
+        used: set[int] = set()
+        for flat in np.argsort(-iou, axis=None, kind="stable"):
+            ti, fi = (int(v) for v in divmod(int(flat), len(faces)))
+            if iou[ti, fi] < self.config.iou_match:
+                break
+            if ti in used or assigned[fi] >= 0:
+                continue
+            if self._disagrees(self._tracks[ids[ti]], given[fi]):
+                refused.add(ids[ti])
+                continue
+            used.add(ti)
+            assigned[fi] = ids[ti]
+        return assigned, refused - set(assigned.tolist())
+
+    def _start(self, faces: Faces, fi: int, frame: int) -> int:
+        t = _Track(
+            id=self._next,
+            box=faces.xyxy[fi].astype(np.float64),
+            velocity=np.zeros(4),
+            last_frame=frame,
+            first_frame=frame,
+            score=float(faces.score[fi]),
+            templates=deque(maxlen=self.config.memory),
+        )
+        self._tracks[t.id] = t
+        self._next += 1
+        return t.id
+
+    def _continue(self, t: _Track, faces: Faces, fi: int, frame: int) -> None:
+        box = faces.xyxy[fi].astype(np.float64)
+        v = (box - t.box) / max(1, frame - t.last_frame)
+        a = self.config.velocity_smoothing
+        t.velocity = a * v + (1 - a) * t.velocity if t.hits > 1 else v
+        t.box, t.last_frame, t.score = box, frame, float(faces.score[fi])
+        t.missed = 0
+        t.hits += 1
 
     def split(self, track_id: int, template: NDArray[np.float32] | None = None) -> int:
         """End ``track_id`` and continue its latest face as a new track (its evidence
