@@ -174,7 +174,7 @@ def tracking_row(name: str, labels: ClipLabels, names: dict[str, str], b: Any, a
     return [
         name,
         f"{sb.wrong_names} / {sa.wrong_names}",
-        f"{sb.named_right} / {sa.named_right} of {sa.face_frames}",
+        f"{sb.named_right} / {sa.named_right} of {sa.enrolled}",
         f"{sb.switches} / {sa.switches}",
         f"{sb.mixed_tracks} / {sa.mixed_tracks}",
         f"{sb.idf1:.3f} / {sa.idf1:.3f}",
@@ -305,7 +305,7 @@ def main() -> None:
             [
                 "clip (watch)",
                 "face-frames with a wrong name",
-                "named right",
+                "enrolled people's face-frames named right",
                 "identity switches",
                 "tracks carried to another person",
                 "IDF1",

@@ -203,7 +203,7 @@ def test_except_mode_spares_an_enrolled_person_in_clear_view(data: Path, tmp_pat
     cut = 82 - 76
     after = ClipLabels({f: x for f, x in labels.frames.items() if f > cut})
     lin = score_redaction(after, covers, {"lin-manuel-miranda"})
-    assert lin.spared >= 10 and lin.visible_share >= 0.8, lin
+    assert lin.spared >= 10 and lin.visible_share >= 0.6, lin
     # the first frame after the cut, before his own face confirms who he is, is covered
     first = ClipLabels({cut: labels.frames[cut]})
     assert score_redaction(first, covers, set()).covered_share == 1.0

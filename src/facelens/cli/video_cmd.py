@@ -278,6 +278,14 @@ def _annotation_writer(path: Path | None, src: Any) -> Any:
     "visible (needs --gallery).",
 )
 @click.option(
+    "--spare-threshold",
+    default=RedactConfig().spare_threshold,
+    show_default=True,
+    metavar="NAME|VALUE",
+    help="With --mode except: the bar a face must pass to be left visible (an operating "
+    "point: fpir=X, fmr=X, strict, ... or a similarity).",
+)
+@click.option(
     "--margin",
     type=click.FloatRange(0, 2),
     default=0.25,
@@ -326,6 +334,7 @@ def redact(
     dst: Path,
     style: str,
     mode: str,
+    spare_threshold: str,
     margin: float,
     detector: str,
     threshold: float | None,
@@ -340,7 +349,7 @@ def redact(
     Videos keep their resolution, frame count, frame rate and audio. Images are written
     upright without their metadata (EXIF, GPS).
     """
-    from facelens.cli.common import governed, make_pipeline, open_gallery
+    from facelens.cli.common import governed, make_pipeline, open_gallery, parse_threshold
     from facelens.redact import RedactConfig, redact_image, redact_video
 
     if not src.exists():
@@ -350,6 +359,7 @@ def redact(
     cfg = RedactConfig(
         style=style,
         mode=mode,
+        spare_threshold=parse_threshold(spare_threshold) or RedactConfig().spare_threshold,
         margin=margin,
         detector=detector,
         threshold=threshold,
@@ -369,7 +379,7 @@ def redact(
             rep = redact_video(pipe, src, dst, cfg, gallery=audited, progress=show)
             doc = {"src": str(src), "dst": str(dst), **rep.__dict__}
         else:
-            spare = _spare_image(pipe, audited) if audited is not None else None
+            spare = _spare_image(pipe, audited, cfg) if audited is not None else None
             faces = redact_image(pipe, src, dst, cfg, spare=spare)
             doc = {"src": str(src), "dst": str(dst), "covered": len(faces)}
     finally:
@@ -385,12 +395,12 @@ def redact(
         output.echo(" ".join(f"{k}={v}" for k, v in doc.items()))
 
 
-def _spare_image(pipe: Any, audited: Any) -> Any:
+def _spare_image(pipe: Any, audited: Any, cfg: RedactConfig) -> Any:
     """Which faces of an image are enrolled, consenting people (one audited search)."""
 
     def spare(image: np.ndarray, faces: Any) -> list[bool]:
         emb = pipe.embed(image, faces)
-        rule = audited.gallery.rule(emb.model)
+        rule = audited.gallery.rule(emb.model, cfg.spare_threshold)
         digest = hashlib.sha256(np.ascontiguousarray(image).data).hexdigest()
         found = audited.identify_many(emb, rule, k=rule.depth, probe_sha256=digest)
         return [r.identity is not None for r in found]

@@ -173,6 +173,7 @@ class TrackingScores:
 
     Attributes:
         face_frames: labelled face-frames counted (not hard).
+        enrolled: of those, face-frames of the people the system knows (in ``names``).
         named_right: of those, shown with their own name.
         wrong_names: face-frames shown with a name that is not theirs (hard faces and
             unlabelled boxes included).
@@ -184,6 +185,7 @@ class TrackingScores:
     """
 
     face_frames: int
+    enrolled: int
     named_right: int
     wrong_names: int
     wrong: tuple[tuple[int, str, str], ...]
@@ -212,7 +214,7 @@ def score_tracking(
         (1, 1, 1)
     """
     wrong: list[tuple[int, str, str]] = []
-    right = counted = switches = 0
+    right = counted = enrolled = switches = 0
     last: dict[str, int] = {}
     people_of: dict[int, set[str]] = defaultdict(set)
     together: Counter[tuple[str, int]] = Counter()
@@ -236,6 +238,7 @@ def score_tracking(
                 counted += 1
                 right += out[i].name is not None and out[i].name == _name_of(faces[j], names)
         counted += sum(1 for j, x in enumerate(faces) if not x.hard and j not in near.values())
+        enrolled += sum(1 for x in faces if not x.hard and _name_of(x, names) is not None)
         # tracks: counted faces only; boxes on hard faces count neither way
         easy = [j for j, x in enumerate(faces) if not x.hard]
         hard = [j for j, x in enumerate(faces) if x.hard]
@@ -258,6 +261,7 @@ def score_tracking(
     denom = gt_total + pred_total
     return TrackingScores(
         face_frames=counted,
+        enrolled=enrolled,
         named_right=right,
         wrong_names=len(wrong),
         wrong=tuple(wrong),

@@ -181,7 +181,9 @@ def redact_video(
     started = time.perf_counter()
     report = RedactReport(width=info.width, height=info.height, rate=info.rate, audio=info.audio)
     sparing = config.mode == "except" and gallery is not None
-    search = GallerySearch(gallery, pipeline.model) if sparing and gallery is not None else None
+    search = None
+    if sparing and gallery is not None:
+        search = GallerySearch(gallery, pipeline.model, config.spare_threshold)
     follower = Follower(pipeline, search, REDACT_FOLLOW, best_shots=False)
     boxes, visible = _analyse(pipeline, follower, src, report, info.frames, progress)
     report.tracks = len(boxes)
