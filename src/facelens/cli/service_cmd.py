@@ -125,16 +125,18 @@ def serve(
 
     from facelens.cli.common import gallery_path as resolve
     from facelens.gallery.stores import is_postgres_url
-    from facelens.govern import KeyStore
+    from facelens.govern import AuditLog, KeyStore
 
     path = resolve(gallery_path)
     store = _store(path)
-    keys = KeyStore(store)
+    keys = KeyStore(store, AuditLog(store))
     if not keys.list():
         if bootstrap_key:
-            _, secret = keys.create("default", ["admin"], "bootstrap")
+            _, secret = keys.create("default", ["admin"], "bootstrap", by="service:first-start")
             output.echo(
-                f"first start: admin key for tenant 'default' (shown once):\n  {secret}", err=True
+                f"first start: admin key for tenant 'default' (shown once):\n  {secret}\n"
+                "Sign in with it in the web UI; its Keys page makes others (and replaces it).",
+                err=True,
             )
         else:
             output.warn(
@@ -192,11 +194,16 @@ def keys_create(
     tenant: str, scopes: str, name: str, gallery_path: Path | str | None, as_json: bool
 ) -> None:
     """Create a key; it is printed once and cannot be shown again."""
-    from facelens.govern import KeyStore
+    import getpass
+
+    from facelens.govern import AuditLog, KeyStore
 
     with _store(gallery_path) as store:
-        key, secret = KeyStore(store).create(
-            tenant, [s.strip() for s in scopes.split(",") if s.strip()], name
+        key, secret = KeyStore(store, AuditLog(store)).create(
+            tenant,
+            [s.strip() for s in scopes.split(",") if s.strip()],
+            name,
+            by=f"cli:{getpass.getuser()}",
         )
     if as_json:
         output.emit_json(
@@ -222,19 +229,7 @@ def keys_list(tenant: str | None, gallery_path: Path | str | None, as_json: bool
     with _store(gallery_path) as store:
         keys = KeyStore(store).list(tenant)
     if as_json:
-        output.emit_json(
-            [
-                {
-                    "id": k.id,
-                    "tenant": k.tenant,
-                    "name": k.name,
-                    "scopes": sorted(k.scopes),
-                    "created_at": k.created_at,
-                    "revoked_at": k.revoked_at,
-                }
-                for k in keys
-            ]
-        )
+        output.emit_json([k.to_dict() for k in keys])
     else:
         output.echo(
             output.table(
@@ -259,10 +254,12 @@ def keys_list(tenant: str | None, gallery_path: Path | str | None, as_json: bool
 @gallery_option
 def keys_revoke(key_id: str, gallery_path: Path | str | None) -> None:
     """Revoke a key by id."""
-    from facelens.govern import KeyStore
+    import getpass
+
+    from facelens.govern import AuditLog, KeyStore
 
     with _store(gallery_path) as store:
-        KeyStore(store).revoke(key_id)
+        KeyStore(store, AuditLog(store)).revoke(key_id, by=f"cli:{getpass.getuser()}")
     output.echo(f"revoked {key_id}")
 
 
