@@ -139,7 +139,9 @@ def test_faces_in_your_photos_in_the_browser(browser, archive_service: ArchiveSe
     rows.nth(count - 2).locator(".pick").check()
     page.click("#clusters-merge")
     page.wait_for_selector("#flash >> text=Merged into")
-    page.wait_for_function(f"document.querySelectorAll('.cluster-row').length === {count - 1}")
+    page.wait_for_function(
+        f"() => document.querySelectorAll('.cluster-row').length === {count - 1}"
+    )
 
     # open the largest group: its faces and photos; split one face off, take another out
     page.locator(".cluster-row").first.locator("button.open").click()

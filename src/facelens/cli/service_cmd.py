@@ -146,7 +146,7 @@ def serve(
     store.close()
     os.environ["FACELENS_SERVE_GALLERY"] = str(path)
     os.environ["FACELENS_SERVE_URLS"] = "1" if allow_image_urls else "0"
-    os.environ["FACELENS_SERVE_SOURCES"] = "\n".join(allow_sources)
+    os.environ["FACELENS_SERVE_SOURCES"] = "\n".join(_source_pattern(p) for p in allow_sources)
     os.environ["FACELENS_SERVE_RATE"] = str(identify_rate)
     os.environ["FACELENS_SERVE_DETECTOR"] = detector or ""
     os.environ["FACELENS_SERVE_MODEL"] = model or ""
@@ -173,6 +173,20 @@ def serve(
     uvicorn.run(
         "facelens.service.main:app", host=host, port=port, workers=workers, log_level="warning"
     )
+
+
+def _source_pattern(pattern: str) -> str:
+    """A path pattern as sources are matched: absolute, its folder's links resolved
+    (``../videos/*`` from here; a source is matched by its real path)."""
+    import glob
+    import os
+
+    if "://" in pattern or pattern.isdigit():
+        return pattern
+    folder, name = os.path.split(os.path.abspath(pattern))
+    if glob.has_magic(folder):
+        return os.path.abspath(pattern)
+    return os.path.join(os.path.realpath(folder), name)
 
 
 @click.group("keys")

@@ -142,9 +142,8 @@ function showTab(name) {
   });
   document.querySelectorAll(".tab-panel").forEach((p) => (p.hidden = p.id !== "tab-" + name));
   if (name === "keys") loadKeys();
-  if (name === "audit") prepareAudit();
+  if (name === "audit") prepareAudit().then(loadAudit);
   if (name === "people") loadPeople();
-  if (name === "audit") loadAudit();
   if (name === "live") loadSources();
   if (name === "privacy") loadPrivacy();
   if (name === "alerts") loadAlerts();
@@ -402,11 +401,21 @@ function drawVerify(side, boxes, chosen, same = null) {
   canvas.height = Math.round(img.height * scale);
   const ctx = canvas.getContext("2d");
   ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
-  ctx.lineWidth = 3;
+  ctx.lineWidth = Math.max(3, canvas.width / 120);
+  const font = Math.max(14, canvas.width / 22);
+  ctx.font = `bold ${font}px system-ui`;
   boxes.forEach(([x1, y1, x2, y2], i) => {
-    ctx.strokeStyle = i !== chosen ? "#9ca3af" : same === null ? "#2563eb" : same ? "#15803d" : "#c0392b";
+    const colour = i !== chosen ? "#4b5563" : same === null ? "#2563eb" : same ? "#15803d" : "#c0392b";
+    ctx.strokeStyle = ctx.fillStyle = colour;
     ctx.setLineDash(i === chosen ? [] : [6, 4]);
     ctx.strokeRect(x1 * scale, y1 * scale, (x2 - x1) * scale, (y2 - y1) * scale);
+    if (boxes.length > 1) { // the number its button carries
+      const label = String(i + 1);
+      const w = ctx.measureText(label).width + 8;
+      ctx.fillRect(x1 * scale, Math.max(0, y1 * scale - font - 4), w, font + 4);
+      ctx.fillStyle = "#fff";
+      ctx.fillText(label, x1 * scale + 4, Math.max(font, y1 * scale - 4));
+    }
   });
   canvas.dataset.scale = String(scale);
   canvas.dataset.boxes = JSON.stringify(boxes);
@@ -486,10 +495,13 @@ async function prepareAudit() {
   if (allows("admin")) {
     try {
       const keys = await api("/v1/keys");
+      keys.forEach((k) => (keyNames[k.id] = k.name));
       $("#audit-keys").innerHTML = keys.map((k) => `<option value="${esc(k.id)}">${esc(k.name)}</option>`).join("");
     } catch (e) { /* typed by hand instead */ }
   }
 }
+
+const keyNames = {}; // key id -> its name, where this key may list keys
 
 function auditQuery() {
   const q = new URLSearchParams();
@@ -539,7 +551,10 @@ async function loadAudit() {
 }
 
 function actorText(a) {
-  if (/^[0-9a-f]{16}$/.test(a)) return (me && a === me.id ? "you, key " : "key ") + a;
+  if (/^[0-9a-f]{16}$/.test(a)) {
+    const name = me && a === me.id ? "you" : keyNames[a];
+    return name ? `${name} (key ${a})` : `key ${a}`;
+  }
   if (a.startsWith("cli:")) return a.slice(4) + " (command line)";
   if (a.startsWith("service:")) return "service (" + a.slice(8) + ")";
   return a;

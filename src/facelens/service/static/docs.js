@@ -41,9 +41,17 @@ function fields(spec, schema, depth = 0) {
   return `<ul class="fields">${items.join("")}</ul>`;
 }
 
+// The key every route takes is said once, at the top; code in descriptions shown as code.
+const AUTH = new Set(["authorization", "x-api-key"]);
+
+function prose(text) {
+  return esc(text).replace(/``?([^`]+)``?/g, "<code>$1</code>");
+}
+
 function parameters(spec, op) {
-  if (!op.parameters?.length) return "";
-  const rows = op.parameters.map((p) => `<tr><td><code>${esc(p.name)}</code></td><td>${esc(p.in)}</td>
+  const params = (op.parameters || []).filter((p) => !(p.in === "header" && AUTH.has(p.name.toLowerCase())));
+  if (!params.length) return "";
+  const rows = params.map((p) => `<tr><td><code>${esc(p.name)}</code></td><td>${esc(p.in)}</td>
     <td>${esc(typeName(spec, p.schema))}</td><td>${p.required ? "yes" : ""}</td><td>${esc(p.description || p.schema?.description || "")}</td></tr>`);
   return `<h4>Parameters</h4><table><thead><tr><th>Name</th><th>In</th><th>Type</th><th>Required</th><th>Description</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
 }
@@ -67,7 +75,7 @@ function operation(spec, path, method, op) {
   const id = slug(`${method} ${path}`);
   return `<details class="op" id="${id}">
     <summary><span class="method ${method}">${method.toUpperCase()}</span> <code>${esc(path)}</code> <span class="muted">${esc(op.summary || "")}</span></summary>
-    ${op.description ? `<p class="description">${esc(op.description)}</p>` : ""}
+    ${op.description ? `<p class="description">${prose(op.description)}</p>` : ""}
     ${parameters(spec, op)}${body(spec, op)}${responses(spec, op)}
   </details>`;
 }
@@ -83,7 +91,7 @@ async function render() {
     return;
   }
   document.getElementById("api-title").textContent = `${spec.info.title} ${spec.info.version}`;
-  document.getElementById("api-description").textContent = spec.info.description || "";
+  document.getElementById("api-description").innerHTML = prose(spec.info.description || "");
   const byTag = new Map();
   for (const [path, item] of Object.entries(spec.paths)) {
     for (const method of METHODS) {
