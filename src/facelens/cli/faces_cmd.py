@@ -100,15 +100,15 @@ def detect(
         headers = ["image", "box", "score"]
         if with_quality:
             headers += [h for h, _, _ in QUALITY_COLUMNS] + ["gate"]
-        rows = []
+        lines: list[list[str]] = []
         for r in results:
-            row = [r["image"], output.fmt_box(r["box"]), f"{r['score']:.2f}"]
+            line = [r["image"], output.fmt_box(r["box"]), f"{r['score']:.2f}"]
             if with_quality:
-                q = r.get("quality") or {}
-                row += [fmt.format(q[k]) if k in q else "" for _, k, fmt in QUALITY_COLUMNS]
-                row.append(", ".join(r.get("gate", [])) or "ok")
-            rows.append(row)
-        output.echo(output.table(headers, rows))
+                measured = r.get("quality") or {}
+                line += [fmt.format(measured[k]) for _, k, fmt in QUALITY_COLUMNS]
+                line.append(", ".join(r.get("gate", [])) or "ok")
+            lines.append(line)
+        output.echo(output.table(headers, lines))
     if failures:
         raise PartialFailure(failures)
 
