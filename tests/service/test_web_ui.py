@@ -250,6 +250,16 @@ def context_pages(browser: Any) -> Iterator[list[Any]]:
         p.context.close()
 
 
+def _signed_in(
+    browser: Any, service: Service, pages: list[Any], key: str, width: int = 1280, height: int = 900
+) -> tuple[Any, Any]:
+    """A recording page signed in with ``key``, closed after the test."""
+    page, rec = open_page(browser, width, height)
+    pages.append(page)
+    sign_in(page, service.url, service.keys[key])
+    return page, rec
+
+
 def test_sign_in_says_where_the_first_key_came_from(
     browser: Any, service: Service, context_pages: list[Any]
 ) -> None:
@@ -277,9 +287,7 @@ def test_verify_page_says_same_person_for_two_photos_of_obama(
     browser: Any, service: Service, data: Path, context_pages: list[Any]
 ) -> None:
     faces = data / "faces" / "face_recognition"
-    page, rec = open_page(browser)
-    context_pages.append(page)
-    sign_in(page, service.url, service.keys["reader"])
+    page, rec = _signed_in(browser, service, context_pages, "reader")
     page.click("button[data-tab=verify]")
     page.set_input_files("#verify-a", str(faces / "obama.jpg"))
     page.set_input_files("#verify-b", str(faces / "obama2.jpg"))
@@ -311,9 +319,7 @@ def test_verify_page_says_same_person_for_two_photos_of_obama(
 def test_audit_page_filtered_with_names_and_exported(
     browser: Any, service: Service, trail: dict[str, Any], context_pages: list[Any]
 ) -> None:
-    page, rec = open_page(browser, 1280, 1000)
-    context_pages.append(page)
-    sign_in(page, service.url, service.keys["admin"])
+    page, rec = _signed_in(browser, service, context_pages, "admin", 1280, 1000)
     page.click("button[data-tab=audit]")
     page.wait_for_selector("#audit-table tbody tr[data-action]")
     page.wait_for_selector("#audit-action option[value=identify]", state="attached")
@@ -342,9 +348,7 @@ def test_audit_page_filtered_with_names_and_exported(
 def test_keys_page_creates_a_key_shown_once_and_revokes_it(
     browser: Any, service: Service, context_pages: list[Any]
 ) -> None:
-    page, rec = open_page(browser, 1280, 1000)
-    context_pages.append(page)
-    sign_in(page, service.url, service.keys["admin"])
+    page, rec = _signed_in(browser, service, context_pages, "admin", 1280, 1000)
     page.click("button[data-tab=keys]")
     page.wait_for_selector("#keys-table tbody tr")
     page.fill("#key-name", "reception desk")
@@ -379,9 +383,7 @@ def test_keys_page_creates_a_key_shown_once_and_revokes_it(
 def test_every_page_is_accessible_and_stays_on_its_origin(
     browser: Any, service: Service, trail: dict[str, Any], context_pages: list[Any]
 ) -> None:
-    page, rec = open_page(browser)
-    context_pages.append(page)
-    sign_in(page, service.url, service.keys["admin"])
+    page, rec = _signed_in(browser, service, context_pages, "admin")
     problems: dict[str, list[str]] = {}
     for tab in PAGES:
         page.click(f"button[data-tab={tab}]")
@@ -425,9 +427,7 @@ def test_a_phone_390px_wide_shows_every_page_without_sideways_scrolling(
 def test_the_small_things_an_operator_notices(
     browser: Any, service: Service, trail: dict[str, Any], context_pages: list[Any]
 ) -> None:
-    page, rec = open_page(browser)
-    context_pages.append(page)
-    sign_in(page, service.url, service.keys["admin"])
+    page, rec = _signed_in(browser, service, context_pages, "admin")
     # no empty badge beside "Alerts"
     assert page.eval_on_selector("#alerts-count", "b => b.offsetWidth") == 0
     # "New gallery" sits on the line of the gallery picker
