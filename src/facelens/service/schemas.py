@@ -218,7 +218,7 @@ class KeyOut(BaseModel):
 
 class KeyIn(BaseModel):
     name: str = Field(default="", max_length=100)
-    scopes: list[str] = Field(min_length=1, max_length=20)
+    scopes: list[Annotated[str, Field(max_length=32)]] = Field(min_length=1, max_length=20)
 
 
 class NewKeyOut(BaseModel):

@@ -17,6 +17,7 @@ from facelens.govern.keys import ApiKey
 from facelens.govern.readable import ACTIONS, actor, describe, identity_names, is_refusal
 from facelens.service import schemas as S
 from facelens.service.deps import State, scope
+from facelens.service.errors import HttpError
 from facelens.service.state import ServiceState
 
 router = APIRouter(tags=["audit"])
@@ -33,7 +34,10 @@ def _utc(t: datetime | None) -> str | None:
     """A time as records are timed (ISO 8601, UTC, milliseconds); naive times are UTC."""
     if t is None:
         return None
-    t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    try:
+        t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 moved past the calendar's end by its offset
+        raise HttpError(422, "invalid_request", "a time out of range") from None
     return t.isoformat(timespec="milliseconds")
 
 
