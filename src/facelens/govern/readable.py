@@ -166,7 +166,8 @@ def _identify(who: str, where: str, _: str, d: dict[str, Any], names: Mapping[st
 
 def _verify(who: str, _w: str, _p: str, d: dict[str, Any], _n: Mapping[str, str]) -> str:
     same = "the same person" if d.get("same") else "not the same person"
-    return f"{who} compared two photos: {same} (similarity {d.get('similarity')})."
+    sim = f" (similarity {d['similarity']})" if d.get("similarity") is not None else ""
+    return f"{who} compared two photos: {same}{sim}."
 
 
 def _enroll(who: str, where: str, people: str, d: dict[str, Any], _: Mapping[str, str]) -> str:
@@ -187,9 +188,10 @@ def _delete(who: str, where: str, people: str, d: dict[str, Any], _: Mapping[str
 
 def _purge(who: str, where: str, people: str, d: dict[str, Any], _: Mapping[str, str]) -> str:
     reason = {"idle": "not matched for too long", "consent_ended": "consent ended"}.get(
-        str(d.get("reason")), str(d.get("reason", ""))
+        str(d.get("reason")), str(d.get("reason") or "")
     )
-    return f"{who} erased {people} from {where} under its retention policy ({reason})."
+    why = f" ({reason})" if reason else ""
+    return f"{who} erased {people} from {where} under its retention policy{why}."
 
 
 def _stream(verb: str) -> _Say:
@@ -209,16 +211,16 @@ def _stream(verb: str) -> _Say:
 
 def _alert(what: str) -> _Say:
     def say(who: str, where: str, people: str, d: dict[str, Any], _: Mapping[str, str]) -> str:
-        aid = d.get("alert", "")
+        alert = f"alert {d['alert']}" if d.get("alert") else "an alert"
         if what == "raised":
             return (
-                f"{who} held alert {aid} naming {people} in {where} until "
-                f"{d.get('required', 2)} people confirm it."
+                f"{who} held {alert} naming {people} in {where} until "
+                f"{d.get('required') or 2} people confirm it."
             )
         if what == "expired":
-            return f"Alert {aid} naming {people} in {where} expired unconfirmed."
-        status = d.get("status", "")
-        return f"{who} {what} alert {aid} naming {people} in {where} (now {status})."
+            return f"{alert.capitalize()} naming {people} in {where} expired unconfirmed."
+        status = f" (now {d['status']})" if d.get("status") else ""
+        return f"{who} {what} {alert} naming {people} in {where}{status}."
 
     return say
 
@@ -226,17 +228,19 @@ def _alert(what: str) -> _Say:
 def _key(what: str) -> _Say:
     def say(who: str, _w: str, _p: str, d: dict[str, Any], _n: Mapping[str, str]) -> str:
         label = f" ({d['name']})" if d.get("name") else ""
-        scopes = ", ".join(d.get("scopes") or [])
-        return f"{who} {what} key {d.get('key', '')}{label} with scopes {scopes}."
+        scopes = ", ".join(d.get("scopes") or []) or "none"
+        return f"{who} {what} key {d.get('key') or '(unknown)'}{label} with scopes {scopes}."
 
     return say
 
 
 def _retention(who: str, where: str, _p: str, d: dict[str, Any], _: Mapping[str, str]) -> str:
     new = d.get("new") or {}
+    if new.get("max_idle_days") is None:
+        return f"{who} set the retention policy of {where}."
     return (
         f"{who} set the retention policy of {where}: erase after "
-        f"{new.get('max_idle_days')} days unmatched, {new.get('consent_grace_days')} days "
+        f"{new['max_idle_days']} days unmatched, {new.get('consent_grace_days', 0)} days "
         "after consent ends."
     )
 
@@ -248,10 +252,11 @@ _SENTENCES: dict[str, _Say] = {
     "delete": _delete,
     "purge": _purge,
     "rename": lambda who, where, _p, d, _n: (
-        f"{who} renamed a person of {where} to {d.get('name')}."
+        f"{who} renamed a person of {where}" + (f" to {d['name']}." if d.get("name") else ".")
     ),
     "consent_added": lambda who, where, people, d, _n: (
-        f'{who} recorded the consent of {people} in {where} for "{d.get("purpose")}"'
+        f"{who} recorded the consent of {people} in {where}"
+        + (f' for "{d["purpose"]}"' if d.get("purpose") else "")
         + (f" until {str(d['expires_at'])[:10]}." if d.get("expires_at") else ", without end.")
     ),
     "consent_withdrawn": lambda who, where, people, _d, _n: (
@@ -259,7 +264,8 @@ _SENTENCES: dict[str, _Say] = {
     ),
     "purge_archive": lambda who, where, _p, d, _n: (
         f"{who} erased {_plural(int(d.get('faces', 0)), 'unnamed face')} of the photo archive of "
-        f"{where}, indexed more than {d.get('max_idle_days')} days ago."
+        f"{where}"
+        + (f", indexed more than {d['max_idle_days']} days ago." if d.get("max_idle_days") else ".")
     ),
     "retention_policy": _retention,
     "stream_start": _stream("stream_start"),
@@ -277,6 +283,7 @@ _SENTENCES: dict[str, _Say] = {
     "key_created": _key("created"),
     "key_revoked": _key("revoked"),
     "rotate_key": lambda who, _w, _p, d, _n: (
-        f"{who} sealed the store with template key {d.get('new_key')} (was {d.get('old_key')})."
+        f"{who} sealed the store with template key {d.get('new_key') or '(unknown)'}"
+        + (f" (was {d['old_key']})." if d.get("old_key") else " (it had none).")
     ),
 }
