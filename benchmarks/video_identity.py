@@ -20,6 +20,10 @@ face-frames of people not spared that were covered, and of the spared people's f
 that stayed visible. ``--shots`` prints the cut measures of every frame pair (what
 ``facelens.stream.shots`` was set from); ``--appearance`` the template similarities within
 and across people on the labelled frames (what the appearance gate was set from).
+``--speed`` watches the Hamilton clip and its 1280x720 re-encoding with the defaults, before
+and after in turn, three times each, and writes the real-time factors (section
+``identity-speed``): on a machine shared with other work, the ratio of the two is what
+holds.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from _report import ROOT, data_root, machine, md_table, write_section
 from facelens import Consent, Pipeline
@@ -241,12 +247,45 @@ def appearance(data: Path) -> None:
     print(f"same person, same shot, <= 15 frames apart: n={len(same)} min={min(same):.4f}")
 
 
+def speed(old: Path, data: Path, write: Path | None) -> None:
+    from video import reencode_720p
+
+    cast = people(data)
+    two = {cast[k][0]: cast[k][1] for k in ("lin-manuel-miranda", "alex-lacamoire")}
+    clips = (("640x360", data / "video" / "hamilton_clip.mp4"),)
+    clips += (("1280x720", reencode_720p(data / "video" / "hamilton_clip.mp4")),)
+    rows = []
+    for label, clip in clips:
+        with VideoSource(clip) as src:
+            fps = src.fps
+        runs: dict[str, list[float]] = {"before": [], "after": []}
+        for _ in range(3):
+            runs["before"].append(before(old, "watch", clip, two)["seconds"])
+            runs["after"].append(after_watch(clip, two)["seconds"])
+        with VideoSource(clip) as src:
+            media = sum(1 for _ in src.frames()) / fps
+        b, a = (float(np.median(runs[k])) for k in ("before", "after"))
+        print(label, runs, flush=True)
+        rows.append([label, f"{media / b:.2f}", f"{media / a:.2f}", f"{b / a:.2f}"])
+    body = (
+        "Command: `.venv/bin/python benchmarks/video_identity.py --speed --write docs/video.md` "
+        f"({machine()}, default pipeline, a machine shared with other work). `facelens watch` "
+        "with its defaults, two people enrolled, the whole clip as a file; before and after "
+        "in turn, median of three each:\n\n"
+        + md_table(["clip", "RTF before", "RTF after", "after / before speed"], rows)
+    )
+    print(body)
+    if write:
+        write_section(write, "identity-speed", body)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--write", type=Path)
     ap.add_argument("--before", default=BEFORE, help="git revision of the 'before' tracker")
     ap.add_argument("--shots", action="store_true")
     ap.add_argument("--appearance", action="store_true")
+    ap.add_argument("--speed", action="store_true")
     args = ap.parse_args()
     data = data_root()
     hamilton = data / "video" / "hamilton_clip.mp4"
@@ -257,6 +296,9 @@ def main() -> None:
         appearance(data)
         return
     old = old_source(args.before)
+    if args.speed:
+        speed(old, data, args.write)
+        return
     cast = people(data)
     labels = read_clip_labels(LABELS)
     three = {cast[k][0]: cast[k][1] for k in ("lin-manuel-miranda", "alex-lacamoire", "obama")}
