@@ -246,7 +246,7 @@ def main() -> None:
     print(body)
     if args.write:
         write_section(args.write, "video", body)
-        defaults = [r for r in rows if r[1].startswith("auto")]
+        defaults = [r for r in rows if str(r[1]).startswith("auto")]
         speed = (
             f"Measured by `.venv/bin/python benchmarks/video.py --write docs/benchmarks.md` "
             f"({machine()}; the default recognizer `{pipe.model}`):\n\n"
