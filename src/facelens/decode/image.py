@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import re
 import stat
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from facelens.decode.cost import DecodeCost, decode_cost
 from facelens.errors import ImageTooLargeError, InputError
+from facelens.sandbox import Limits, Sandbox, task
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -25,6 +27,7 @@ __all__ = [
     "DecodeConfig",
     "ImageMeta",
     "decode_image",
+    "decode_isolated",
     "load_image",
     "probe_cost",
     "probe_image",
@@ -43,8 +46,9 @@ class DecodeConfig:
         max_pixels: largest decoded width x height accepted (default 40 megapixels), checked
             from the header before any pixel is decoded, so decompression bombs are refused.
         max_scans: most scans a JPEG may have (``facelens.decode.cost``): each is a pass
-            over the whole picture, and a camera's progressive JPEG has about ten (libjpeg's
-            default script: 10 for colour, 6 for grey).
+            over the whole picture (up to 80 ms for 36 MP here), and a camera's progressive
+            JPEG has about ten (libjpeg's default script: 10 for colour, 6 for grey;
+            Photoshop's 3-5).
         max_tile_pixels: largest TIFF tile (or strip) a decoder may fill at once when it is
             larger than the image itself (rounded up to 16): 1 megapixel, four times a
             512 x 512 tile, the largest that TIFF writers use for photos.
@@ -52,7 +56,7 @@ class DecodeConfig:
 
     max_bytes: int = 64 * 1024 * 1024
     max_pixels: int = 40_000_000
-    max_scans: int = 128
+    max_scans: int = 32
     max_tile_pixels: int = 1 << 20
 
 
@@ -393,3 +397,68 @@ def load_image(src: str | Path | bytes, config: DecodeConfig | None = None) -> N
         (5, 3, 3)
     """
     return decode_image(src, config)[0]
+
+
+# -- decoding in a sandbox ------------------------------------------------------------------
+
+# CPU-seconds a decode may use: a fixed allowance, and per pixel ten times what a 36 MP
+# JPEG took to decode and convert here (0.6 s), plus each scan's pass (a refining AC scan
+# of a 36 MP picture took 80 ms here: ~2e-9 s a pixel and scan).
+DECODE_CPU_S = 5.0
+DECODE_CPU_S_PER_PIXEL = 1.7e-7
+DECODE_CPU_S_PER_PIXEL_SCAN = 1e-8
+
+
+@task
+def _decode_task(args: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], NDArray[Any]]:
+    """A sandbox's side of ``decode_isolated``."""
+    pixels, meta = decode_image(payload, DecodeConfig(**args["config"]))
+    return {"meta": dataclasses.replace(meta, source=str(args["name"])).__dict__}, pixels
+
+
+def decode_isolated(
+    sandbox: Sandbox,
+    src: bytes,
+    config: DecodeConfig | None = None,
+    name: str = "<bytes>",
+    cancelled: Callable[[], bool] | None = None,
+) -> tuple[NDArray[np.uint8], ImageMeta]:
+    """``decode_image`` in one of ``sandbox``'s processes, limited to the memory and CPU
+    time its structure says it needs (``probe_cost``): a decoder that would take more fails
+    there, not here. ``cancelled``: asked while waiting; true stops the decode
+    (``facelens.sandbox.Cancelled``).
+
+    Raises:
+        InputError, ImageTooLargeError: as ``decode_image``; also when the decode passed its
+            limits or its decoder died.
+        facelens.sandbox.Busy: no sandbox process was free in time.
+    """
+    config = config or DecodeConfig()
+    data, name = read_bounded(src, config, name)
+    cost = probe_cost(data, config)
+    cpu = (
+        DECODE_CPU_S
+        + cost.pixels * DECODE_CPU_S_PER_PIXEL
+        + cost.pixels * cost.scans * DECODE_CPU_S_PER_PIXEL_SCAN
+    )
+    limits = Limits(memory_bytes=cost.peak_bytes + len(data), cpu_s=cpu, wall_s=3 * cpu + 5)
+    header, pixels = sandbox.call(
+        "facelens.decode.image:_decode_task",
+        {"config": dataclasses.asdict(config), "name": name},
+        data,
+        limits,
+        cancelled,
+        source=name,
+    )
+    try:
+        meta = ImageMeta(**{f.name: header["meta"][f.name] for f in dataclasses.fields(ImageMeta)})
+    except (KeyError, TypeError):
+        raise InputError(name, "its decoder failed on it") from None
+    if (
+        pixels is None
+        or pixels.dtype != np.uint8
+        or pixels.shape != (meta.height, meta.width, 3)
+        or meta.width * meta.height > config.max_pixels
+    ):
+        raise InputError(name, "its decoder failed on it")
+    return pixels, meta

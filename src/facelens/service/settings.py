@@ -32,16 +32,23 @@ class ServiceSettings:
         image_urls_private: let ``image_url`` reach loopback and private addresses (off:
             public hosts only, ``facelens.service.fetch``; for tests and closed networks).
         max_subscribers: live ``/v1/events`` clients per worker; more are answered 503.
-        max_body_bytes: largest request body, refused (413) from its declared length before
-            anything is read, or as soon as a streamed body passes it - before the key is
-            checked.
+        max_body_bytes: largest upload body (multipart routes), refused (413) from its
+            declared length before anything is read, or as soon as a streamed body passes it
+            (``facelens.service.gate``); a route without a body accepts none.
+        max_json_bytes: largest JSON body (JSON routes), likewise.
+        body_idle_s: longest wait for the next piece of a request body (408 after).
+        body_total_s: longest a request body may take to arrive in all (408 after).
         max_image_pixels: largest image a request may decode (width x height, checked from
             the file's header before decoding).
         request_memory_bytes: what one request's images may take once decoded, with the
             detector's working copies; checked from the headers before any decoding (413).
         memory_bytes: what all of a worker's requests together may take for image work;
             a request that cannot get its share within ``inference_budget_s`` is a 503.
-        inference_budget_s: how long a request may wait for its share of ``memory_bytes``.
+        inference_budget_s: how long a request may wait for its share of ``memory_bytes``
+            (and for one of the ``decode_workers``).
+        decode_workers: processes that decode uploaded images, each under the memory and
+            CPU limits its image's structure allows (``facelens.sandbox``): what a hostile
+            file does to a decoder happens there, not in the worker.
         queue_budget_s: how long a request's faces may be expected to wait in the worker's
             inference queue (``facelens.service.inference``); past it the service answers
             503 with ``Retry-After`` instead of queueing more.
@@ -65,10 +72,14 @@ class ServiceSettings:
     image_urls_private: bool = False
     max_subscribers: int = 256
     max_body_bytes: int = 32 * 1024 * 1024
+    max_json_bytes: int = 1024 * 1024
+    body_idle_s: float = 15.0
+    body_total_s: float = 120.0
     max_image_pixels: int = 40_000_000
     request_memory_bytes: int = 1024 * 1024 * 1024
     memory_bytes: int = 2 * 1024 * 1024 * 1024
     inference_budget_s: float = 2.0
+    decode_workers: int = 2
     queue_budget_s: float = 1.0
     purge_interval_s: float = 3600.0
     template_key: TemplateKey | None = None

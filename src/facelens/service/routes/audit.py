@@ -2,13 +2,14 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from facelens.govern.keys import ApiKey
+from facelens.service import gate
 from facelens.service import schemas as S
 from facelens.service.deps import State, scope
 
-router = APIRouter(tags=["audit"])
+router = gate.router(tags=["audit"])
 
 
 @router.get("/v1/audit", response_model=list[S.AuditOut])

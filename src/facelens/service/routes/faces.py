@@ -3,13 +3,15 @@
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import File, Form, UploadFile
 
 from facelens.errors import EnrollmentError
 from facelens.govern.keys import ApiKey
 from facelens.match.thresholds import parse_threshold
+from facelens.service import gate
 from facelens.service import schemas as S
 from facelens.service.deps import (
+    Gone,
     State,
     decode,
     governed,
@@ -20,7 +22,7 @@ from facelens.service.deps import (
     scope,
 )
 
-router = APIRouter(tags=["faces"])
+router = gate.router(tags=["faces"])
 
 
 def _r2(v: float) -> float:
@@ -31,6 +33,7 @@ def _r2(v: float) -> float:
 def detect(
     state: State,
     key: Annotated[ApiKey, scope("detect")],
+    gone: Gone,
     image: Annotated[UploadFile | None, File()] = None,
     image_url: Annotated[str | None, Form()] = None,
 ) -> dict[str, Any]:
@@ -38,7 +41,7 @@ def detect(
     p = state.pipeline
     data = image_bytes(state, image, image_url, "image")
     with reserve_images(state, [data]):
-        img, _ = decode(state, data)
+        img, _ = decode(state, data, gone)
         faces = p.align(img, p.detect(img))
         q = p.quality(img, faces)
     h, w = img.shape[:2]
@@ -61,6 +64,7 @@ def detect(
 def verify(
     state: State,
     key: Annotated[ApiKey, scope("verify")],
+    gone: Gone,
     image_a: Annotated[UploadFile | None, File()] = None,
     image_b: Annotated[UploadFile | None, File()] = None,
     threshold: Annotated[str | None, Form(max_length=64)] = None,
@@ -74,7 +78,7 @@ def verify(
     views, hashes = [], []
     with reserve_images(state, datas):
         for data, name in zip(datas, ("image_a", "image_b"), strict=True):
-            img, meta = decode(state, data)
+            img, meta = decode(state, data, gone, name)
             primary = p.primary_views(img)
             del img
             if primary is None:
@@ -82,7 +86,9 @@ def verify(
             views.append(primary)
             hashes.append(meta.sha256)
     # both faces embedded in one call, batched with other requests' faces
-    embs = state.inference.embed({k: np.concatenate([x[k] for x in views]) for k in views[0]})
+    embs = state.inference.embed(
+        {k: np.concatenate([x[k] for x in views]) for k in views[0]}, key.tenant
+    )
     v = p.verify(embs[0:1], embs[1:2], parse_threshold(threshold))
     rec = state.audit.append(
         tenant=key.tenant,
@@ -115,6 +121,7 @@ def identify(
     state: State,
     gallery: str,
     key: Annotated[ApiKey, scope("identify")],
+    gone: Gone,
     image: Annotated[UploadFile | None, File()] = None,
     image_url: Annotated[str | None, Form()] = None,
     threshold: Annotated[str | None, Form(max_length=64)] = None,
@@ -131,7 +138,7 @@ def identify(
     p = state.pipeline
     data = image_bytes(state, image, image_url, "image")
     with reserve_images(state, [data]):
-        img, meta = decode(state, data)
+        img, meta = decode(state, data, gone)
         faces = p.align(img, p.detect(img))
         views = p.views(img, faces) if len(faces) else None
         h, w = img.shape[:2]
@@ -139,7 +146,7 @@ def identify(
     rule = g.gallery.rule(p.model, parse_threshold(threshold))
     show = key.allows("candidates")
     found = g.identify_many(
-        state.inference.embed(views) if views is not None else [],
+        state.inference.embed(views, key.tenant) if views is not None else [],
         rule,
         top_k,
         probe_sha256=meta.sha256,

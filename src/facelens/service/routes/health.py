@@ -1,16 +1,18 @@
-"""``GET /v1/health``: versions, models with their checksums, the providers in use."""
+"""``GET /v1/health``: versions, models with their checksums, the providers in use (no key,
+and nothing of anyone's activity); ``GET /v1/health/load``: the worker's load and the
+tenant's own timings."""
 
 import os
-from typing import Any
-
-from fastapi import APIRouter
+from typing import Annotated, Any
 
 from facelens.environment import describe
 from facelens.gallery.stores import is_postgres_url
+from facelens.govern.keys import ApiKey
+from facelens.service import gate
 from facelens.service import schemas as S
-from facelens.service.deps import State
+from facelens.service.deps import State, scope
 
-router = APIRouter(tags=["service"])
+router = gate.router(tags=["service"])
 
 
 @router.get("/v1/health", response_model=S.HealthOut)
@@ -25,6 +27,15 @@ def health(state: State) -> dict[str, Any]:
         "status": "ok",
         "store": "postgresql" if is_postgres_url(state.settings.gallery_path) else "sqlite",
         "worker": os.getpid(),
-        "queue": state.inference.stats(),
-        "timings": state.timings.summary(),
+    }
+
+
+@router.get("/v1/health/load", response_model=S.LoadOut)
+def load(state: State, key: Annotated[ApiKey, scope("admin")]) -> dict[str, Any]:
+    """How busy this worker is now, and this tenant's own requests: never another
+    tenant's (their counts and timings would tell their activity)."""
+    return {
+        "worker": os.getpid(),
+        "queue": state.inference.stats(key.tenant),
+        "timings": state.timings.summary(key.tenant),
     }

@@ -11,13 +11,14 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import StreamingResponse
 
 from facelens.errors import NotFoundError
 from facelens.events import EventBus
 from facelens.govern.confirm import Alert
 from facelens.govern.keys import ApiKey
+from facelens.service import gate
 from facelens.service import schemas as S
 from facelens.service.deps import Key, State, governed, not_stopped, scope
 from facelens.service.errors import HttpError
@@ -27,7 +28,7 @@ from facelens.urls import redact_credentials
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["streams"])
+router = gate.router(tags=["streams"])
 
 
 def _own_job(state: ServiceState, stream_id: str, key: ApiKey) -> Job:
