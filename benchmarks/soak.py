@@ -67,7 +67,7 @@ def main() -> None:
         done.set()
         watcher.join()
         rss_end = svc.rss_mb()
-        health = svc.health()
+        health = svc.load()
     after_warmup = next((m for t, m in samples if t >= 60), rss_start)
     growth = (rss_end - after_warmup) / after_warmup * 100
     peak = max((m for _, m in samples), default=rss_end)
