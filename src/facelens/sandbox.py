@@ -481,7 +481,7 @@ def _read_exact(f: Any, n: int) -> bytes | None:
         if not k:
             return None
         got += k
-    return bytes(buf) if n < 4096 else buf  # type: ignore[return-value]
+    return bytes(buf)
 
 
 def _error(e: BaseException) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 Box = list[float]
 
@@ -294,10 +294,11 @@ class StopOut(BaseModel):
 class RetentionPolicyIO(BaseModel):
     """How long a gallery keeps a person (``facelens.govern.retention``)."""
 
-    max_idle_days: int = Field(
+    # strict: a whole number, not true (which would be 1 day) nor "12"
+    max_idle_days: StrictInt = Field(
         default=1095, ge=1, le=36500, description="erase after this many days unmatched"
     )
-    consent_grace_days: int = Field(
+    consent_grace_days: StrictInt = Field(
         default=0, ge=0, le=36500, description="erase this long after consent ended"
     )
 

@@ -1,15 +1,17 @@
 """How the service runs: the settings ``facelens serve`` builds from its options and the
 environment, and the stream-source allow-list they hold."""
 
+import contextlib
 import fnmatch
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from facelens.gallery.protect import TemplateKey
 
-__all__ = ["ServiceSettings", "source_allowed"]
+__all__ = ["AllowedSource", "ServiceSettings", "source_allowed"]
 
 
 @dataclass(frozen=True)
@@ -88,19 +90,60 @@ class ServiceSettings:
     webhook_secret: bytes | None = None
 
 
-def source_allowed(source: str, patterns: tuple[str, ...]) -> bool:
-    """Whether an operator's ``patterns`` allow a stream ``source`` (see ``allow_sources``).
+@dataclass
+class AllowedSource:
+    """A stream source the operator's patterns allow, as it is to be opened.
+
+    Attributes:
+        open_as: what the capture opens: a URL or camera number as given; for a file,
+            ``/proc/self/fd/N`` of the file that was checked (held open here), so swapping a
+            symlink after the check cannot make the capture open another file.
+        fd: the checked file's descriptor (None for URLs and cameras); ``close()`` it when
+            the stream ends.
+    """
+
+    open_as: str
+    fd: int | None = None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+
+def source_allowed(source: str, patterns: tuple[str, ...]) -> AllowedSource | None:
+    """The stream ``source`` as it is to be opened, when an operator's ``patterns`` allow it
+    (see ``allow_sources``), else None. A file is opened here and its real path - that of the
+    file open, not of the name, which a symlink swap can change - matched; the capture then
+    opens that same file through its descriptor.
 
     Example:
         >>> source_allowed("rtsp://admin:pw@cams.local/door", ("rtsp://cams.local/*",))
+        AllowedSource(open_as='rtsp://admin:pw@cams.local/door', fd=None)
+        >>> source_allowed("/srv/videos/../../etc/shadow", ("/srv/videos/*",)) is None
         True
-        >>> source_allowed("/srv/videos/../../etc/shadow", ("/srv/videos/*",))
-        False
     """
     if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", source):
         subject = re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\s]*@", r"\1", source)
-    elif source.isdigit():
-        subject = source  # a local camera, by number: allowed only if named
-    else:
-        subject = os.path.realpath(source)
+        return AllowedSource(source) if _matches(subject, patterns) else None
+    if source.isdigit():  # a local camera, by number: allowed only if named
+        return AllowedSource(source) if _matches(source, patterns) else None
+    if not _matches(os.path.realpath(source), patterns):
+        return None  # decided on the name first: nothing outside the patterns is opened
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+        if stat.S_ISREG(os.fstat(fd).st_mode) and _matches(real, patterns):
+            return AllowedSource(f"/proc/self/fd/{fd}", fd)
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _matches(subject: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(subject, p) for p in patterns)
