@@ -199,7 +199,7 @@ def test_a_model_that_builds_a_huge_constant_is_refused_within_its_memory_limit(
 
     opts = ["--family", "arcface", "--licence", "test", "--mean", "0,0,0", "--std", "1"]
     ok = _recognizer(tmp_path / "ok.onnx")
-    code, out, err = run(capsys, "models", "add", ok, "--name", "tiny", *opts)
+    code, _, err = run(capsys, "models", "add", ok, "--name", "tiny", *opts)
     assert code == 0, err  # the same graph without the constant is a (poor) recognizer
     bomb = _recognizer(tmp_path / "bomb.onnx", constant=10 * 2**30 // 4)  # 10 GB of floats
     assert bomb.stat().st_size < 2000
