@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -102,8 +103,11 @@ async def slow_client(
         except (OSError, ConnectionError):
             lifetimes.append(time.monotonic() - t0)
         finally:
+            writer.transport.abort()
             state["open"] -= 1
             writer.close()
+            with contextlib.suppress(OSError, ConnectionError):
+                await writer.wait_closed()
 
 
 async def slow_clients(
@@ -118,6 +122,7 @@ async def slow_clients(
         if i % 200 == 199:
             await asyncio.sleep(0.05)  # a connection storm, but not a SYN flood
     await asyncio.gather(*tasks)
+    await asyncio.sleep(0.5)  # the transports' own closing runs on the loop
     return lifetimes, state
 
 
