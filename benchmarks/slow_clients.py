@@ -184,6 +184,14 @@ def run(clients: int, seconds: float, every: float, port: int) -> dict[str, floa
                 peak["fds"] = max(peak["fds"], count_fds(server.pid))
 
         threading.Thread(target=watch, daemon=True).start()
+        # the peer: the same probe against the same server with no slow client, just before
+        alone = subprocess.run(
+            [sys.executable, __file__, "--probe", str(port), "--seconds", "20"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        baseline = sorted(json.loads(alone.stdout)["latencies_ms"])
         prober = subprocess.Popen(
             [sys.executable, __file__, "--probe", str(port), "--seconds", str(seconds - 5)],
             stdout=subprocess.PIPE,
@@ -214,6 +222,8 @@ def run(clients: int, seconds: float, every: float, port: int) -> dict[str, floa
         "health_p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan"),
         "health_max_ms": lat[-1] if lat else float("nan"),
         "health_after": after,
+        "alone_p50_ms": baseline[len(baseline) // 2],
+        "alone_p99_ms": baseline[min(len(baseline) - 1, int(len(baseline) * 0.99))],
         "server_rss_start_mb": rss0,
         "server_rss_peak_mb": peak["rss"],
         "server_fds_peak": peak["fds"],
@@ -246,7 +256,8 @@ def main() -> None:
         body = (
             f"Command: `.venv/bin/python benchmarks/slow_clients.py --clients {args.clients} "
             f"--seconds {args.seconds:g} --write docs/benchmarks.md` ({machine()}; the machine "
-            "was shared with other work; clients, probe and server on the same cores). "
+            f"was shared with other work, load average {os.getloadavg()[0]:.0f} at the end; "
+            "clients, probe and server on the same cores). "
             f"{args.clients:,} connections each sending a request's headers one line every "
             f"{args.every:g} s (reconnecting when closed) against one worker, for "
             f"{args.seconds:g} s, while another process asked `/v1/health` ten times a "
@@ -272,6 +283,12 @@ def main() -> None:
                         f"{r['health_p50_ms']:.0f} / {r['health_p99_ms']:.0f} / "
                         f"{r['health_max_ms']:.0f} ms",
                         f"p99 < {HEALTH_P99_BOUND_MS:g} ms",
+                    ],
+                    [
+                        "`/v1/health` p50 / p99 with no slow client (peer, same server, "
+                        "just before)",
+                        f"{r['alone_p50_ms']:.0f} / {r['alone_p99_ms']:.0f} ms",
+                        "",
                     ],
                     [
                         "`/v1/health` probes failed",
