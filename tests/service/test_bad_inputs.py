@@ -649,6 +649,8 @@ def round_two(server: Server) -> list[Case]:
             lambda c: c.get("/v1/health")), 200,
             check=only("status", "version", "python", "packages", "models", "pipeline",
                        "inference", "store", "worker")),
+        Case("16. a burst of ten 10 MP photos: what the worker keeps after it",
+             at_once(10, detect(jpeg(3900, 2600))), (200, 503), peak_mb=2300, kept_mb=100),
         Case("16. EXIF orientation stored as text", detect(exif_jpeg(2, b"6\0")), 200),
         Case("16. EXIF orientation of NaN", detect(exif_jpeg(11, struct.pack("<f", math.nan))),
              200),
