@@ -55,6 +55,13 @@ ROUTES = [
     ("POST", "/v1/galleries/g/identities/x/consents"),
     ("GET", "/v1/audit"),
     ("GET", "/v1/audit/verify"),
+    ("GET", "/v1/audit/export"),
+    ("GET", "/v1/audit/actions"),
+    ("GET", "/v1/keys"),
+    ("POST", "/v1/keys"),
+    ("GET", "/v1/keys/me"),
+    ("DELETE", "/v1/keys/x"),
+    ("GET", "/v1/streams/sources"),
     ("POST", "/v1/streams"),
     ("GET", "/v1/streams"),
     ("GET", "/v1/govern/status"),
@@ -82,7 +89,8 @@ def test_every_route_is_in_the_openapi_document(service: Service) -> None:
     for method, path in ROUTES:
         templ = path.replace("/g/", "/{gallery}/").replace("/x/", "/{identity_id}/")
         if templ.endswith("/x"):
-            templ = templ[:-2] + ("/{stream_id}" if "streams" in templ else "/{identity_id}")
+            ids = {"streams": "/{stream_id}", "keys": "/{key_id}"}
+            templ = templ[:-2] + next((v for k, v in ids.items() if k in templ), "/{identity_id}")
         assert method.lower() in spec["paths"][templ], (method, templ)
     assert "/v1/health" in spec["paths"]
 
@@ -439,7 +447,7 @@ def test_streams_watch_only_what_the_operator_allows(
         # the same answer whether the file exists or the port answers: no oracle
         assert r.json()["detail"] == (
             f"{source!r} is not an allowed stream source; the operator allows sources with "
-            "facelens serve --allow-source PATTERN"
+            "facelens serve --allow-source PATTERN (make run ALLOW_SOURCE=PATTERN)"
         )
         # a path that climbs out of an allowed folder is judged where it lands
         escape = str(data / "video" / ".." / ".." / ".." / "etc" / "passwd")

@@ -649,6 +649,11 @@ def round_two(server: Server) -> list[Case]:
             lambda c: c.get("/v1/health")), 200,
             check=only("status", "version", "python", "packages", "models", "pipeline",
                        "inference", "store", "worker")),
+        Case("15. the web UI carries its security headers", no_key(lambda c: c.get("/")), 200,
+             check=lambda r: "frame-ancestors 'none'" in r.headers["content-security-policy"]
+             and r.headers["x-frame-options"] == "DENY"
+             and r.headers["x-content-type-options"] == "nosniff"
+             and r.headers["referrer-policy"] == "no-referrer"),
         Case("16. a burst of ten 10 MP photos: what the worker keeps after it",
              at_once(10, detect(jpeg(3900, 2600))), (200, 503), peak_mb=2300, kept_mb=100),
         Case("16. EXIF orientation stored as text", detect(exif_jpeg(2, b"6\0")), 200),

@@ -97,19 +97,31 @@ def detect(
     if as_json:
         output.emit_json(results)
     else:
-        rows = [
-            [
-                r["image"],
-                output.fmt_box(r["box"]),
-                f"{r['score']:.2f}",
-                ", ".join(r.get("gate", [])) if with_quality else None,
-            ]
-            for r in results
-        ]
-        headers = ["image", "box", "score"] + (["gate"] if with_quality else [])
-        output.echo(output.table(headers, [r[: len(headers)] for r in rows]))
+        headers = ["image", "box", "score"]
+        if with_quality:
+            headers += [h for h, _, _ in QUALITY_COLUMNS] + ["gate"]
+        lines: list[list[str]] = []
+        for r in results:
+            line = [r["image"], output.fmt_box(r["box"]), f"{r['score']:.2f}"]
+            if with_quality:
+                measured = r.get("quality") or {}
+                line += [fmt.format(measured[k]) for _, k, fmt in QUALITY_COLUMNS]
+                line.append(", ".join(r.get("gate", [])) or "ok")
+            lines.append(line)
+        output.echo(output.table(headers, lines))
     if failures:
         raise PartialFailure(failures)
+
+
+# The quality measures `detect --quality` shows in its table (all of them in --json).
+QUALITY_COLUMNS = (
+    ("eyes px", "inter_eye_px", "{:.0f}"),
+    ("sharpness", "sharpness", "{:.0f}"),
+    ("yaw", "yaw_deg", "{:+.0f}"),
+    ("pitch", "pitch_deg", "{:+.0f}"),
+    ("bright", "brightness", "{:.0f}"),
+    ("clipped", "clipped", "{:.2f}"),
+)
 
 
 def parse_face(value: str) -> FaceChoice:

@@ -23,6 +23,7 @@ from facelens.pipeline import Pipeline
 from facelens.service import schemas as S
 from facelens.service.errors import Unexpected, install_handlers
 from facelens.service.gate import Gate
+from facelens.service.headers import SecurityHeaders
 from facelens.service.routes import (
     alerts,
     archive,
@@ -31,6 +32,7 @@ from facelens.service.routes import (
     galleries,
     govern,
     health,
+    keys,
     streams,
     thermal,
     web,
@@ -42,7 +44,7 @@ __all__ = ["ServiceSettings", "create_app", "source_allowed"]
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (health, faces, galleries, archive, thermal, audit, govern, alerts, streams, web)
+ROUTERS = (health, faces, galleries, archive, thermal, audit, keys, govern, alerts, streams, web)
 
 
 class RetentionTimer:
@@ -99,6 +101,9 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
         version=__version__,
         description="Privacy-first face recognition. Every route but /v1/health "
         "needs `Authorization: Bearer <API key>` with the route's scope.",
+        # the API reference is the service's own page (``/docs``), not one loaded from a CDN
+        docs_url=None,
+        redoc_url=None,
         responses={
             401: {"model": S.ErrorOut},
             403: {"model": S.ErrorOut},
@@ -116,4 +121,5 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
     for module in ROUTERS:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
+    app.add_middleware(SecurityHeaders)  # last added: outermost, so every answer has them
     return app

@@ -87,7 +87,12 @@ class VerifyOut(BaseModel):
     same: bool
     similarity: float
     threshold: float
+    threshold_name: str = Field(description="the operating point applied (or custom)")
     model: str
+    faces_a: list[list[float]] = Field(description="every face of image_a, left to right")
+    faces_b: list[list[float]] = Field(description="every face of image_b, left to right")
+    face_a: int = Field(description="the face of image_a compared (index in faces_a)")
+    face_b: int = Field(description="the face of image_b compared (index in faces_b)")
     audit_seq: int
 
 
@@ -186,6 +191,39 @@ class AuditOut(BaseModel):
     decision: dict[str, Any]
     prev_hash: str
     hash: str
+    actor: str = Field(
+        description="who acted: a key's id (however the record spelt it), cli:USER or service:TASK"
+    )
+    sentence: str = Field(description="the record as one sentence, people by name")
+    names: dict[str, str] = Field(
+        description="identity id -> name, for the people of this tenant still enrolled"
+    )
+    refused: bool = Field(description="the action was refused")
+
+
+class SourcesOut(BaseModel):
+    patterns: list[str] = Field(description="the sources the operator allows (shell patterns)")
+    files: list[str] = Field(description="files on this host they match (the first 100)")
+
+
+class KeyOut(BaseModel):
+    id: str
+    tenant: str
+    name: str
+    scopes: list[str]
+    created_at: str
+    revoked_at: str | None
+    current: bool = Field(description="the key this request was made with")
+
+
+class KeyIn(BaseModel):
+    name: str = Field(default="", max_length=100)
+    scopes: list[Annotated[str, Field(max_length=32)]] = Field(min_length=1, max_length=20)
+
+
+class NewKeyOut(BaseModel):
+    key: KeyOut
+    secret: str = Field(description="the full key, shown this once: it is stored hashed")
 
 
 class ChainOut(BaseModel):
@@ -467,4 +505,5 @@ class NameIn(BaseModel):
 
 class NamedOut(BaseModel):
     identity: IdentityOut
-    added: int
+    added: int = Field(description="templates added (one per face and model)")
+    faces: int = Field(description="the group's faces enrolled (those the quality gate passed)")

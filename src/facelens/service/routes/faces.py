@@ -1,5 +1,6 @@
 """``/v1/detect``, ``/v1/verify`` and ``/v1/galleries/{gallery}/identify``: faces in photos."""
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import numpy as np
@@ -8,6 +9,7 @@ from fastapi import File, Form, UploadFile
 from facelens.errors import EnrollmentError
 from facelens.govern.keys import ApiKey
 from facelens.match.thresholds import parse_threshold
+from facelens.pipeline import Views, choose_primary
 from facelens.service import gate
 from facelens.service import schemas as S
 from facelens.service.deps import (
@@ -21,6 +23,8 @@ from facelens.service.deps import (
     reserve_images,
     scope,
 )
+from facelens.service.errors import HttpError
+from facelens.service.state import ServiceState
 
 router = gate.router(tags=["faces"])
 
@@ -60,6 +64,30 @@ def detect(
     }
 
 
+def _verify_face(
+    state: ServiceState, data: bytes, field: str, chosen: int | None, gone: Callable[[], bool]
+) -> tuple[Views, str, list[list[float]], int]:
+    """One side of a verification: the chips of its face (``chosen``: which of the faces,
+    left to right; else the face the photo is about), the image's hash, every face's box
+    and the index of the face used."""
+    p = state.pipeline
+    img, meta = decode(state, data, gone, field)
+    h, w = img.shape[:2]
+    faces = p.detect_single(img)
+    if len(faces) == 0:
+        raise EnrollmentError(field, ["no_face"])
+    order = [int(i) for i in np.argsort(faces.xyxy[:, 0], kind="stable")]
+    if chosen is None:
+        chosen = order.index(choose_primary(faces, w, h))
+    elif chosen >= len(faces):
+        raise HttpError(
+            400, "bad_input", f"{field}: face {chosen} asked for, the photo has {len(faces)}"
+        )
+    views = p.views(img, p.align(img, faces[order[chosen]]))
+    boxes = [[_r2(v) for v in faces.clip(w, h).xyxy[i]] for i in order]
+    return views, meta.sha256, boxes, chosen
+
+
 @router.post("/v1/verify", response_model=S.VerifyOut)
 def verify(
     state: State,
@@ -68,33 +96,44 @@ def verify(
     image_a: Annotated[UploadFile | None, File()] = None,
     image_b: Annotated[UploadFile | None, File()] = None,
     threshold: Annotated[str | None, Form(max_length=64)] = None,
+    face_a: Annotated[
+        int | None,
+        Form(
+            ge=0,
+            le=1000,
+            description="which face of image_a, "
+            "left to right from 0 (default: the one it is about)",
+        ),
+    ] = None,
+    face_b: Annotated[int | None, Form(ge=0, le=1000, description="which face of image_b")] = None,
 ) -> dict[str, Any]:
-    """Are the primary faces of two images the same person?"""
+    """Are two faces the same person? By default each image's primary face (the one the
+    photo is about); ``faces_a``/``faces_b`` list every face found, for choosing another."""
     p = state.pipeline
     datas = [
         image_bytes(state, image_a, None, "image_a"),
         image_bytes(state, image_b, None, "image_b"),
     ]
-    views, hashes = [], []
     with reserve_images(state, datas):
-        for data, name in zip(datas, ("image_a", "image_b"), strict=True):
-            img, meta = decode(state, data, gone, name)
-            primary = p.primary_views(img)
-            del img
-            if primary is None:
-                raise EnrollmentError(name, ["no_face"])
-            views.append(primary)
-            hashes.append(meta.sha256)
+        sides = [
+            _verify_face(state, data, name, chosen, gone)
+            for data, name, chosen in zip(
+                datas, ("image_a", "image_b"), (face_a, face_b), strict=True
+            )
+        ]
+    views = [x[0] for x in sides]
     # both faces embedded in one call, batched with other requests' faces
     embs = state.inference.embed(
         {k: np.concatenate([x[k] for x in views]) for k in views[0]}, key.tenant
     )
-    v = p.verify(embs[0:1], embs[1:2], parse_threshold(threshold))
+    point = parse_threshold(threshold)
+    v = p.verify(embs[0:1], embs[1:2], point)
+    named = point if point is not None else p.config.verify_threshold
     rec = state.audit.append(
         tenant=key.tenant,
         key_id=key.id,
         action="verify",
-        probe_sha256=",".join(hashes),
+        probe_sha256=",".join(x[1] for x in sides),
         threshold=v.threshold,
         model=v.model,
         decision={"same": v.same, "similarity": _r2(v.similarity)},
@@ -103,7 +142,12 @@ def verify(
         "same": v.same,
         "similarity": _r2(v.similarity),
         "threshold": _r2(v.threshold),
+        "threshold_name": named if isinstance(named, str) else "custom",
         "model": v.model,
+        "faces_a": sides[0][2],
+        "faces_b": sides[1][2],
+        "face_a": sides[0][3],
+        "face_b": sides[1][3],
         "audit_seq": rec.seq,
     }
 
