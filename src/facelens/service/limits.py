@@ -29,10 +29,10 @@ def image_cost(cost: DecodeCost) -> int:
     Example:
         >>> from facelens.decode.cost import DecodeCost
         >>> image_cost(DecodeCost(1000, 1000, pixel_bytes=4, decoder_bytes=0)) // 2**20
-        83
+        108
         >>> tiled = DecodeCost(1000, 1000, pixel_bytes=4, decoder_bytes=2**30)
         >>> image_cost(tiled) // 2**20  # a decoder's own buffer is charged
-        1122
+        1132
     """
     decoding = cost.peak_bytes + 3 * cost.pixels
     working = FIXED_BYTES + BYTES_PER_PIXEL * cost.pixels
