@@ -40,9 +40,9 @@ LIFETIME_BOUND_S = 30.0
 HEALTH_P99_BOUND_MS = 100.0
 
 
-def health_once(port: int) -> bool:
+def health_once(port: int, timeout: float = 5.0) -> bool:
     """``GET /v1/health`` on a new connection, read to its end; whether it answered 200."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         data = b""
         while chunk := s.recv(65536):

@@ -764,16 +764,17 @@ def test_the_connection_cap_lets_slow_clients_give_way_then_refuses(tmp_path: Pa
     thread.start()
     while not srv.started:
         time.sleep(0.05)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from slow_clients import health_once
+
     try:
+        assert health_once(port, timeout=120)  # the first answer loads the models
         slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]
         for c in slow:
             c.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
         time.sleep(0.3)
         # a 17th: the connection waiting longest for its headers gives way (408)
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        from slow_clients import health_once
-
-        assert health_once(port)
+        assert health_once(port, timeout=30)
         time.sleep(0.3)
         timed_out = 0
         for c in slow:
