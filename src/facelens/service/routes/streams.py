@@ -14,13 +14,14 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import StreamingResponse
 
-from facelens.errors import NotFoundError
+from facelens.errors import InputError, NotFoundError
 from facelens.events import EventBus
 from facelens.govern.confirm import Alert
 from facelens.govern.keys import ApiKey
+from facelens.service import gate
 from facelens.service import schemas as S
 from facelens.service.deps import Key, State, governed, not_stopped, scope
 from facelens.service.errors import HttpError
@@ -30,7 +31,7 @@ from facelens.urls import redact_credentials
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["streams"])
+router = gate.router(tags=["streams"])
 
 
 def _own_job(state: ServiceState, stream_id: str, key: ApiKey) -> Job:
@@ -48,7 +49,8 @@ def start_stream(
     from facelens.decode.video import VideoConfig, VideoSource
     from facelens.watch import WatchConfig, Watcher
 
-    if not source_allowed(body.source, state.settings.allow_sources):
+    allowed = source_allowed(body.source, state.settings.allow_sources)
+    if allowed is None:
         # decided on the text alone: nothing is opened, so the answer says nothing about
         # which files exist or which ports answer
         raise HttpError(
@@ -58,12 +60,18 @@ def start_stream(
             "operator allows sources with facelens serve --allow-source PATTERN "
             "(make run ALLOW_SOURCE=PATTERN)",
         )
-    not_stopped(state, key.tenant)
-    audited = governed(state, key, body.gallery)
+    try:
+        not_stopped(state, key.tenant)
+        audited = governed(state, key, body.gallery)
+    except BaseException:
+        allowed.close()
+        raise
     g = audited.gallery
-    source = VideoSource(body.source, VideoConfig())
-    # source.name: the URL without its credentials
-    job = Job(uuid.uuid4().hex[:12], key.tenant, source.name, body.gallery, now_iso())
+    # the source is opened in the job, not here: how long opening takes (a closed port, a
+    # silent one) is not the request's answer time; shown without its credentials
+    job = Job(
+        uuid.uuid4().hex[:12], key.tenant, redact_credentials(body.source), body.gallery, now_iso()
+    )
 
     def held(alert: Alert) -> None:  # live clients learn an alert waits (not whom it names)
         state.broadcaster.publish(
@@ -97,7 +105,12 @@ def start_stream(
     def run() -> None:
         job.status = "running"
         audited.stream_started(job.source, watcher.pipe.model, job.id)  # the period of use
+        source = None
         try:
+            try:
+                source = VideoSource(allowed.open_as, VideoConfig())
+            except Exception:
+                raise InputError(job.source, "the source could not be opened") from None
             stats = watcher.run(source, on_progress=progress)
             job.frames = stats.frames
             job.status = "stopped" if watcher._stop else "finished"
@@ -105,7 +118,9 @@ def start_stream(
             job.status, job.error = "failed", redact_credentials(e)
             log.error("stream %s failed: %s", job.id, job.error)
         finally:
-            source.close()
+            if source is not None:
+                source.close()
+            allowed.close()
             audited.stream_stopped(
                 job.source, job.frames, job.events, job.id, job.error or job.status
             )
