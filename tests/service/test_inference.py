@@ -48,8 +48,8 @@ def test_concurrent_requests_are_embedded_together_and_get_their_own_faces(
     for i, e in enumerate(alone):
         # the same face's embedding, whatever it was batched with
         assert float(got[i][0] @ e.vectors[0]) > 0.9999
-    assert q.chips == len(views)
-    assert q.batches < len(views)  # some requests shared a call
+    assert q.stats("")["chips"] == len(views)
+    assert q.stats("")["batches"] < len(views)  # some requests shared a call
 
 
 def test_past_the_budget_a_request_is_refused_at_once_not_queued(
@@ -70,6 +70,6 @@ def test_past_the_budget_a_request_is_refused_at_once_not_queued(
     assert e.value.status == 503 and e.value.error == "busy"
     assert e.value.headers is not None and int(e.value.headers["Retry-After"]) >= 1
     first.join(60)
-    assert q.refused == 1
+    assert q.stats("")["refused"] == 1
     # once the queue has drained, requests are served again
     assert len(q.embed(views[0])) == 1

@@ -62,7 +62,7 @@ def test_a_live_view_sees_boxes_names_and_ended_tracks(
         for name, photos in clip.enrol.items():
             g.enroll(pipeline, name, photos, consent)
         source = VideoSource(clip.path)
-        session = WatchSession(pipeline, source, g, EventBus([MemorySink()]), WatchConfig())
+        session = WatchSession(pipeline, g, EventBus([MemorySink()]), WatchConfig())
         sub = session.subscribe()
         views: list[FrameView] = []
 
@@ -73,7 +73,7 @@ def test_a_live_view_sees_boxes_names_and_ended_tracks(
 
         reader = threading.Thread(target=read)
         reader.start()
-        stats = session.run()
+        stats = session.run(source)
         reader.join(10)
         source.close()
     assert session.outcome == "finished" and not reader.is_alive()
@@ -92,15 +92,16 @@ def test_the_stop_control_ends_a_watch_within_a_second(
 ) -> None:
     with GovernedGallery.open(tmp_path / "g.db") as g:
         control = StopControl(g.gallery.store, g.audit)
-        source = VideoSource(data / "video" / "hamilton_clip.mp4")
+        clip = data / "video" / "hamilton_clip.mp4"
         session = WatchSession(
-            pipeline, source, g, EventBus([MemorySink()]), WatchConfig(), check_every=0.2
+            pipeline, g, EventBus([MemorySink()]), WatchConfig(), check_every=0.2
         )
         threading.Timer(1.0, lambda: control.stop(g.tenant, by="test", reason="drill")).start()
-        stats = session.run()
-        source.close()
+        # the session opens the source itself, within the period of use, and closes it
+        stats = session.run(lambda: VideoSource(clip), name="door camera")
         assert session.outcome == HALTED and stats.frames < 275
         with pytest.raises(Exception, match="stopped by the operator"):
-            session.run()  # a stopped tenant's watch does not start
+            session.run(lambda: VideoSource(clip))  # a stopped tenant's watch does not start
         trail = [r for r in g.audit.records() if r.action == "stream_stop"]
         assert trail[-1].decision["ended"] == HALTED
+        assert trail[-1].decision["source"] == "door camera"

@@ -95,6 +95,14 @@ json_option = click.option("--json", "as_json", is_flag=True, help="JSON output.
     "due; one also runs at start); 0: never (then run 'facelens govern purge' yourself).",
 )
 @click.option(
+    "--max-connections",
+    type=click.IntRange(16, 1_000_000),
+    default=None,
+    help="Connections open at once per worker (default 10,000, kept below the file-descriptor "
+    "limit); past it, the connection waiting longest for its headers is closed, or the "
+    "newcomer refused with 503 when all are working.",
+)
+@click.option(
     "--bootstrap-key",
     is_flag=True,
     help="When the store has no key at all, create an admin key for tenant "
@@ -115,13 +123,12 @@ def serve(
     webhook_secret: str | None,
     read_replica: str | None,
     purge_interval: float,
+    max_connections: int | None,
     bootstrap_key: bool,
     as_json: bool,
 ) -> None:
     """Run the HTTP API (/v1) and the web UI (/) on the gallery's store."""
     import os
-
-    import uvicorn
 
     from facelens.cli.common import gallery_path as resolve
     from facelens.gallery.stores import is_postgres_url
@@ -170,8 +177,22 @@ def serve(
         "(API at /v1, docs at /docs)",
         err=True,
     )
+    import uvicorn
+
+    # by name, as uvicorn loads the app: the protocol closes slow clients and caps the
+    # connections (facelens.service.server); each worker raises its descriptor limit and
+    # rate-limits its log as it loads the app (facelens.service.main)
     uvicorn.run(
-        "facelens.service.main:app", host=host, port=port, workers=workers, log_level="warning"
+        "facelens.service.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        http="facelens.service.server:GuardedH11",
+        limit_concurrency=max_connections,
+        timeout_keep_alive=5,
+        backlog=4096,
+        log_level="warning",
+        access_log=False,
     )
 
 

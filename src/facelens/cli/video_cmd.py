@@ -188,7 +188,7 @@ def watch(
     src = VideoSource(source, VideoConfig(reconnect=reconnect, rtsp_transport=rtsp_transport))
     # a gallery set to confirm=2: identifications wait as alerts for two people (the service
     # that confirms them delivers them to its sinks); this watch names no one
-    session = WatchSession(pipe, src, governed(gallery) if gallery else None, bus, cfg)
+    session = WatchSession(pipe, governed(gallery) if gallery else None, bus, cfg)
     writer = _annotation_writer(annotate, src)
 
     def on_frame(view: FrameView) -> None:
@@ -210,7 +210,7 @@ def watch(
 
     previous = signal.signal(signal.SIGTERM, lambda *_: session.stop())
     try:
-        session.run(max_frames=max_frames, on_frame=on_frame, on_progress=on_progress)
+        session.run(src, max_frames=max_frames, on_frame=on_frame, on_progress=on_progress)
     except KeyboardInterrupt:
         pass  # the statistics so far are still printed
     finally:

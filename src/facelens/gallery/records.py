@@ -84,7 +84,10 @@ def iso(t: datetime) -> str:
     """A UTC timestamp as stored: ``2026-11-26T05:30:00+00:00`` (sorts as text)."""
     if t.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
-    return t.astimezone(UTC).isoformat(timespec="seconds")
+    try:
+        return t.astimezone(UTC).isoformat(timespec="seconds")
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
+        raise InputError("time", f"{t.isoformat()} is beyond the last UTC time") from None
 
 
 def parse_time(value: str | date | datetime) -> datetime:

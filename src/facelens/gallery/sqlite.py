@@ -14,7 +14,9 @@ Search is exact (a cached matrix, rebuilt when the generation changes) until a g
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -206,6 +208,10 @@ class SqliteStore(SqlStore):
         if self.path.is_dir():
             raise GalleryError(f"{self.path} is a directory, not a gallery file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # a new gallery (people's templates, consents, keys) is readable by its owner only;
+        # SQLite gives its -wal and -shm files the same permissions
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         try:
             self._db = sqlite3.connect(
                 str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False

@@ -41,7 +41,7 @@ from facelens.match import Identification
 from facelens.match.decide import IdentifyRule, as_rule
 
 if TYPE_CHECKING:
-    from facelens.pipeline import EnrollReport, FaceChoice, Pipeline
+    from facelens.pipeline import Decode, EnrollReport, FaceChoice, Pipeline
 
 __all__ = ["GovernedGallery"]
 
@@ -161,6 +161,7 @@ class GovernedGallery:
         gate: bool = True,
         metadata: dict[str, Any] | None = None,
         progress: Any = None,
+        decode: Decode | None = None,
     ) -> EnrollReport:
         """``Pipeline.enroll`` into this gallery, audited (the images' SHA-256, never them)."""
         report = pipeline.enroll(
@@ -172,6 +173,7 @@ class GovernedGallery:
             gate=gate,
             metadata=metadata,
             progress=progress,
+            decode=decode,
         )
         r = report.result
         self._log(

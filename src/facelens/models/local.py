@@ -175,8 +175,9 @@ def add_model(
 ) -> UserModel:
     """Register the ONNX recognizer ``source`` under ``name`` with ``declaration``.
 
-    The file is copied into ``folder`` as ``NAME-<sha256[:12]>.onnx`` and checked first
-    (``facelens.embed.onnx_generic.check_declaration``): it must load in ONNX Runtime, take
+    The file is copied into ``folder`` as ``NAME-<sha256[:12]>.onnx`` and checked first, in a
+    limited process (``facelens.embed.onnx_generic.check_declaration_isolated``): it must
+    load in ONNX Runtime within 2 GiB (and 4 bytes a byte of the file) of memory, take
     one image of the declared size and return templates of the declared length (the length
     is read from the file's output when ``declaration.dim`` is 0).
 
@@ -185,7 +186,7 @@ def add_model(
         ModelError: the file is not an ONNX network matching the declaration, or the name is
             taken (unless ``replace``).
     """
-    from facelens.embed.onnx_generic import check_declaration
+    from facelens.embed.onnx_generic import check_declaration_isolated
     from facelens.models.store import sha256_file
 
     _check_name(name)
@@ -208,7 +209,9 @@ def add_model(
                 f"a model named {name!r} is already registered",
                 "Remove it first (facelens models remove) or choose another name.",
             )
-    final = check_declaration(source.read_bytes(), name, declaration)
+    # in a process of its own, within memory and CPU limits (a graph may build constants
+    # far larger than its file)
+    final = check_declaration_isolated(source.read_bytes(), name, declaration)
     folder.mkdir(parents=True, exist_ok=True)
     filename = f"{name}-{digest[:12]}.onnx"
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{filename}.", suffix=".tmp")

@@ -14,16 +14,15 @@ import contextlib
 import logging
 import os
 import threading
-import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from facelens.pipeline import Pipeline
 from facelens.service import schemas as S
-from facelens.service.errors import BodyLimit, Unexpected, install_handlers
+from facelens.service.errors import Unexpected, install_handlers
+from facelens.service.gate import Gate
 from facelens.service.headers import SecurityHeaders
 from facelens.service.routes import (
     alerts,
@@ -94,7 +93,7 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
             yield
         finally:
             purger.stop()
-            state.close_sinks()
+            state.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -112,25 +111,12 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
         },
     )
     app.state.facelens = state
-    worker = str(os.getpid())
     app.add_middleware(Unexpected)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-
-    @app.middleware("http")
-    async def _worker_header(request: Request, call_next: Any) -> Any:
-        """``X-Facelens-Worker``: which worker process answered (several may serve one
-        PostgreSQL gallery); ``Server-Timing``: how long it worked on the request (from its
-        arrival to its answer's start), so a client can tell the service's time from the
-        network's and its own."""
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        ms = (time.perf_counter() - t0) * 1000
-        response.headers["X-Facelens-Worker"] = worker
-        response.headers["Server-Timing"] = f"app;dur={ms:.1f}"
-        route = request.scope.get("route")
-        state.timings.record(getattr(route, "path", "other"), ms)
-        return response
-
+    # outermost: nothing before the key, bodies within their route's allowance and time;
+    # X-Facelens-Worker (which worker answered: several may serve one PostgreSQL gallery)
+    # and Server-Timing (the service's own time) on every answer
+    routes = [r for module in ROUTERS for r in module.router.routes]
+    app.add_middleware(Gate, routes=routes, state=state, worker=str(os.getpid()))
     install_handlers(app)
     for module in ROUTERS:
         app.include_router(module.router)

@@ -7,7 +7,9 @@ import os
 
 from facelens.environment import default_gallery, make_pipeline, template_key
 from facelens.service.app import ServiceSettings, create_app
+from facelens.service.server import prepare_process
 
+prepare_process()
 app = create_app(
     ServiceSettings(
         gallery_path=os.environ.get("FACELENS_SERVE_GALLERY") or default_gallery(),

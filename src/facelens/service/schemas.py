@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 Box = list[float]
 
@@ -281,14 +281,20 @@ class HealthOut(BaseModel):
     inference: dict[str, Any]
     store: str = Field(description="sqlite or postgresql")
     worker: int = Field(description="process id of the worker that answered")
+
+
+class LoadOut(BaseModel):
+    worker: int = Field(description="process id of the worker that answered")
     queue: dict[str, float] = Field(
-        description="this worker's inference queue: embedding calls (batches), faces embedded "
-        "(chips), faces waiting (pending), requests refused as over the latency budget "
-        "(refused), estimated seconds per face (per_chip_s)"
+        description="this worker's inference queue: faces waiting (pending) and the "
+        "estimated seconds per face (per_chip_s); and this tenant's own embedding calls "
+        "(batches), faces embedded (chips) and requests refused as over the latency budget "
+        "(refused)"
     )
     timings: dict[str, dict[str, float]] = Field(
-        description="the service's own time on this worker's recent requests per route "
-        "(the last 2,000 of each): n, p50_ms, p99_ms - from arrival to the answer's start"
+        description="the service's own time on this tenant's recent requests to this worker, "
+        "per route (the last 2,000 of each): n, p50_ms, p99_ms - from arrival to the "
+        "answer's start"
     )
 
 
@@ -326,10 +332,11 @@ class StopOut(BaseModel):
 class RetentionPolicyIO(BaseModel):
     """How long a gallery keeps a person (``facelens.govern.retention``)."""
 
-    max_idle_days: int = Field(
+    # strict: a whole number, not true (which would be 1 day) nor "12"
+    max_idle_days: StrictInt = Field(
         default=1095, ge=1, le=36500, description="erase after this many days unmatched"
     )
-    consent_grace_days: int = Field(
+    consent_grace_days: StrictInt = Field(
         default=0, ge=0, le=36500, description="erase this long after consent ended"
     )
 

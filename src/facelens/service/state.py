@@ -20,6 +20,7 @@ from facelens.govern import AuditLog, KeyStore, StopControl
 from facelens.govern.confirm import Alerts
 from facelens.govern.names import NAME_RE
 from facelens.pipeline import Pipeline
+from facelens.sandbox import Sandbox, return_large_blocks
 from facelens.service.errors import HttpError
 from facelens.service.inference import InferenceQueue
 from facelens.service.limits import MemoryBudget
@@ -160,23 +161,25 @@ class SharedSink:
 
 
 class Timings:
-    """The service's own time on its recent requests, per route (bounded: the last
-    ``window`` of each)."""
+    """The service's own time on its recent requests, per tenant and route (bounded: the
+    last ``window`` of each, for at most ``max_series`` tenant-route pairs; a tenant sees
+    only its own)."""
 
-    def __init__(self, window: int = 2000) -> None:
-        self.window = window
-        self._ms: dict[str, deque[float]] = {}
+    def __init__(self, window: int = 2000, max_series: int = 4096) -> None:
+        self.window, self.max_series = window, max_series
+        self._ms: dict[tuple[str, str], deque[float]] = {}
         self._lock = threading.Lock()
 
-    def record(self, route: str, ms: float) -> None:
+    def record(self, tenant: str, route: str, ms: float) -> None:
+        key = (tenant, route)
         with self._lock:
-            if route not in self._ms and len(self._ms) >= 64:
-                return  # routes are few; anything else is not worth memory
-            self._ms.setdefault(route, deque(maxlen=self.window)).append(ms)
+            if key not in self._ms and len(self._ms) >= self.max_series:
+                return  # routes are few; anything more is not worth memory
+            self._ms.setdefault(key, deque(maxlen=self.window)).append(ms)
 
-    def summary(self) -> dict[str, dict[str, float]]:
+    def summary(self, tenant: str) -> dict[str, dict[str, float]]:
         with self._lock:
-            snap = {r: sorted(d) for r, d in self._ms.items() if d}
+            snap = {r: sorted(d) for (t, r), d in self._ms.items() if d and t == tenant}
         return {
             r: {
                 "n": len(v),
@@ -217,6 +220,10 @@ class ServiceState:
         self.decode_config = DecodeConfig(
             max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
         )
+        # large buffers go back to the system when freed (see return_large_blocks)
+        return_large_blocks()
+        # uploaded images are decoded in these processes (started on first use)
+        self.sandbox = Sandbox(settings.decode_workers, wait_s=settings.inference_budget_s)
 
     def deliver(self, tenant: str, event: dict[str, Any]) -> None:
         """A confirmed alert's ``identified`` event, to the service's sinks and to live
@@ -230,9 +237,11 @@ class ServiceState:
                 log.exception("sink %s failed", getattr(sink, "name", "sink"))
         self.broadcaster.publish(tenant, str(event.get("stream", "")), event)
 
-    def close_sinks(self) -> None:
+    def close(self) -> None:
+        """What the worker started: the sinks' deliveries and the decode processes."""
         for sink in self.sinks:
             sink.close(5.0)
+        self.sandbox.close()
 
     def pipeline_for(self, upsample: int) -> Pipeline:
         """The service's pipeline, or one like it with another detector upsampling."""

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from facelens.decode.video import VideoSource
 from facelens.errors import PolicyError
 from facelens.events import EventBus
 from facelens.govern import StopControl
@@ -23,22 +24,23 @@ from facelens.stream.observe import FrameView, Subscription
 from facelens.stream.watcher import WatchConfig, Watcher, WatchStats
 
 if TYPE_CHECKING:
-    from facelens.decode.video import VideoSource
     from facelens.govern import GovernedGallery
     from facelens.govern.confirm import Alert
     from facelens.pipeline import Pipeline
 
-__all__ = ["HALTED", "WatchSession"]
+__all__ = ["HALTED", "Opener", "WatchSession"]
 
 HALTED = "identification stopped by the operator"
 
 
+Opener = Callable[[], VideoSource]
+
+
 class WatchSession:
-    """Watch ``source`` against ``gallery`` (None: no gallery, every face unknown).
+    """A governed watch against ``gallery`` (None: no gallery, every face unknown).
 
     Args:
         pipeline: detection, alignment, embedding.
-        source: the video source (the caller closes it).
         gallery: the governed gallery.
         bus: where events go (the caller closes it).
         config: how to watch.
@@ -50,13 +52,12 @@ class WatchSession:
     Example:
         >>> import inspect
         >>> list(inspect.signature(WatchSession.run).parameters)[1:]
-        ['max_frames', 'on_frame', 'on_progress']
+        ['source', 'max_frames', 'on_frame', 'on_progress', 'name']
     """
 
     def __init__(
         self,
         pipeline: Pipeline,
-        source: VideoSource,
         gallery: GovernedGallery | None,
         bus: EventBus,
         config: WatchConfig | None = None,
@@ -65,7 +66,7 @@ class WatchSession:
         on_held: Callable[[Alert], None] | None = None,
         check_every: float = 1.0,
     ) -> None:
-        self.pipeline, self.source, self.gallery = pipeline, source, gallery
+        self.pipeline, self.gallery = pipeline, gallery
         self.stream_id = stream_id
         self.check_every = check_every
         hold = gallery.confirmation(stream_id, on_held) if gallery is not None else None
@@ -88,7 +89,7 @@ class WatchSession:
         return self.watcher.observers.subscribe()
 
     def stop(self) -> None:
-        """End the watch after the current frame."""
+        """End the watch after the current frame (after its first if it has not begun)."""
         self.watcher.stop()
 
     def halted(self) -> bool:
@@ -102,20 +103,61 @@ class WatchSession:
 
     def run(
         self,
+        source: VideoSource | Opener,
         max_frames: int | None = None,
         on_frame: Callable[[FrameView], None] | None = None,
         on_progress: Callable[[WatchStats], None] | None = None,
+        name: str | None = None,
     ) -> WatchStats:
-        """Watch to the end of the source (or ``max_frames``, ``stop()``, the stop control).
+        """Watch ``source`` to its end (or ``max_frames``, ``stop()``, the stop control).
+
+        ``source`` is an open ``VideoSource`` (the caller closes it) or a function opening
+        one within the period of use (closed here): a source that cannot be opened is then
+        in the audit trail too. ``name``: the source as events and the audit trail show it
+        (default: the source's own name, without credentials).
 
         Raises:
             PolicyError: the operator has stopped this tenant's identifications.
         """
-        g = self.gallery
         if self.halted():
             raise PolicyError(f"{HALTED}; resume it with facelens govern resume")
+        shown = name or (source.name if isinstance(source, VideoSource) else "")
+        g = self.gallery
         if g is not None:
-            g.stream_started(self.source.name, self.pipeline.model, self.stream_id)
+            g.stream_started(shown, self.pipeline.model, self.stream_id)
+        opened = None
+        self.outcome = "failed"
+        try:
+            if isinstance(source, VideoSource):
+                video = source
+            else:
+                video = opened = source()
+            self._watch(video, max_frames, on_frame, on_progress, shown or video.name)
+        except PolicyError as e:  # a search refused while the watch ran
+            self.outcome = f"{HALTED} ({e})"
+        except KeyboardInterrupt:
+            self.outcome = "interrupted"
+            raise
+        except BaseException as e:
+            self.outcome = f"failed: {type(e).__name__}"
+            raise
+        finally:
+            if opened is not None:
+                opened.close()
+            if g is not None:
+                st = self.watcher.stats
+                g.stream_stopped(shown, st.frames, st.events, self.stream_id, self.outcome)
+        return self.watcher.stats
+
+    def _watch(
+        self,
+        video: VideoSource,
+        max_frames: int | None,
+        on_frame: Callable[[FrameView], None] | None,
+        on_progress: Callable[[WatchStats], None] | None,
+        name: str,
+    ) -> None:
+        """The watch itself, looking at the stop control every ``check_every`` seconds."""
         checked = time.monotonic()
 
         def progress(st: WatchStats) -> None:
@@ -128,24 +170,6 @@ class WatchSession:
             if on_progress is not None:
                 on_progress(st)
 
-        self.outcome = "failed"
-        try:
-            self.watcher.run(self.source, max_frames, on_frame, progress)
-            self.outcome = (
-                HALTED if self._halted else "stopped" if self.watcher.stopping else "finished"
-            )
-        except PolicyError as e:  # a search refused while the watch ran
-            self.outcome = f"{HALTED} ({e})"
-        except KeyboardInterrupt:
-            self.outcome = "interrupted"
-            raise
-        except BaseException as e:
-            self.outcome = f"failed: {type(e).__name__}"
-            raise
-        finally:
-            if g is not None:
-                st = self.watcher.stats
-                g.stream_stopped(
-                    self.source.name, st.frames, st.events, self.stream_id, self.outcome
-                )
-        return self.watcher.stats
+        self.watcher.run(video, max_frames, on_frame, progress, name=name)
+        stopped = "stopped" if self.watcher.stopping else "finished"
+        self.outcome = HALTED if self._halted else stopped

@@ -168,15 +168,17 @@ class Watcher:
         max_frames: int | None = None,
         on_frame: Callable[[FrameView], None] | None = None,
         on_progress: Callable[[WatchStats], None] | None = None,
+        name: str | None = None,
     ) -> WatchStats:
-        """Process ``source`` to its end (or ``max_frames``, or ``stop()``)."""
+        """Process ``source`` to its end (or ``max_frames``, or ``stop()``); events name it
+        ``name`` (default: the source's own name, without credentials)."""
         search = None
         if self.gallery is not None:
             search = GallerySearch(
                 self.gallery, self.pipe.model, self.config.follow.identify_threshold
             )
         follower = self._follower = Follower(self.pipe, search, self.config.follow)
-        self._source = source.name
+        self._source = name or source.name
         pacer = Pacer(source.fps, max(source.width, source.height), self.config.pacer)
         start = last_progress = time.perf_counter()
         since = 0  # frames since the last detection

@@ -2,23 +2,37 @@
 (indexed with ``facelens index``), grouped without names; corrections; naming a group as an
 enrolment with consent; thumbnails and photos of indexed faces."""
 
-import threading
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+import numpy as np
+from fastapi import Path, Query, Response
+from numpy.typing import NDArray
 
 from facelens.archive import Archive
 from facelens.archive.pictures import face_photo, face_thumbnail
 from facelens.cluster import ClusterConfig, Clusterer
+from facelens.decode.cost import DecodeCost
 from facelens.errors import NotFoundError
 from facelens.gallery import Consent
 from facelens.govern.keys import ApiKey
+from facelens.service import gate
 from facelens.service import schemas as S
-from facelens.service.deps import State, governed, not_stopped, scope
+from facelens.service.deps import (
+    Gone,
+    State,
+    decode,
+    governed,
+    not_stopped,
+    reserve,
+    reserve_images,
+    scope,
+)
+from facelens.service.limits import image_cost
 
-router = APIRouter(tags=["archive"])
+router = gate.router(tags=["archive"])
 
 ID = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
 Reader = Annotated[ApiKey, scope("identify")]
@@ -134,30 +148,41 @@ def name(state: State, gallery: str, cluster: ID, body: S.NameIn, key: Editor) -
     }
 
 
-# Pictures decode whole photos (up to the service's pixel limit): two at a time per worker,
-# so a page of thumbnails cannot take more memory than two photos' worth.
-_PICTURES = threading.BoundedSemaphore(2)
-
-
 def _picture(
-    make: Callable[..., bytes], state: State, key: ApiKey, gallery: str, face_id: str
+    make: Callable[..., bytes], state: State, key: ApiKey, gallery: str, face_id: str, gone: Gone
 ) -> Response:
+    """A picture made from the face's photo, as any uploaded image is worked on: its
+    memory reserved from the photo's structure first, decoded in a decode process."""
     archive = _clusterer(state, key, gallery).archive
     face = archive.face(face_id)
     if face is None:
         raise NotFoundError("face", face_id)
-    with _PICTURES:
-        data = make(face, state.decode_config, archive.file_state(face.path))
+    with contextlib.ExitStack() as held:
+
+        def decoded(data: bytes) -> NDArray[np.uint8]:
+            held.enter_context(reserve_images(state, [data]))
+            return decode(state, data, gone, "photo")[0]
+
+        if face.time_s is not None:  # a video's frame, within the pixel limit
+            held.enter_context(reserve(state, image_cost(video_frame_cost(state))))
+        data = make(face, state.decode_config, archive.file_state(face.path), decoded)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
+def video_frame_cost(state: State) -> DecodeCost:
+    """A video frame is decoded by OpenCV up to the service's pixel limit: charged as the
+    largest it may be."""
+    side = int(state.decode_config.max_pixels**0.5)
+    return DecodeCost(side, side, pixel_bytes=3, decoder_bytes=0)
+
+
 @router.get("/v1/galleries/{gallery}/faces/{face_id}/thumbnail", response_class=Response)
-def thumbnail(state: State, gallery: str, face_id: ID, key: Reader) -> Response:
+def thumbnail(state: State, gallery: str, face_id: ID, key: Reader, gone: Gone) -> Response:
     """The face (JPEG), from its photo while the photo is as indexed."""
-    return _picture(face_thumbnail, state, key, gallery, face_id)
+    return _picture(face_thumbnail, state, key, gallery, face_id, gone)
 
 
 @router.get("/v1/galleries/{gallery}/faces/{face_id}/photo", response_class=Response)
-def photo(state: State, gallery: str, face_id: ID, key: Reader) -> Response:
+def photo(state: State, gallery: str, face_id: ID, key: Reader, gone: Gone) -> Response:
     """The face's photo, scaled down, the face outlined (JPEG)."""
-    return _picture(face_photo, state, key, gallery, face_id)
+    return _picture(face_photo, state, key, gallery, face_id, gone)

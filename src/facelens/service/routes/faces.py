@@ -1,16 +1,19 @@
 """``/v1/detect``, ``/v1/verify`` and ``/v1/galleries/{gallery}/identify``: faces in photos."""
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import File, Form, UploadFile
 
 from facelens.errors import EnrollmentError
 from facelens.govern.keys import ApiKey
 from facelens.match.thresholds import parse_threshold
 from facelens.pipeline import Views, choose_primary
+from facelens.service import gate
 from facelens.service import schemas as S
 from facelens.service.deps import (
+    Gone,
     State,
     decode,
     governed,
@@ -23,7 +26,7 @@ from facelens.service.deps import (
 from facelens.service.errors import HttpError
 from facelens.service.state import ServiceState
 
-router = APIRouter(tags=["faces"])
+router = gate.router(tags=["faces"])
 
 
 def _r2(v: float) -> float:
@@ -34,6 +37,7 @@ def _r2(v: float) -> float:
 def detect(
     state: State,
     key: Annotated[ApiKey, scope("detect")],
+    gone: Gone,
     image: Annotated[UploadFile | None, File()] = None,
     image_url: Annotated[str | None, Form()] = None,
 ) -> dict[str, Any]:
@@ -41,7 +45,7 @@ def detect(
     p = state.pipeline
     data = image_bytes(state, image, image_url, "image")
     with reserve_images(state, [data]):
-        img, _ = decode(state, data)
+        img, _ = decode(state, data, gone)
         faces = p.align(img, p.detect(img))
         q = p.quality(img, faces)
     h, w = img.shape[:2]
@@ -61,13 +65,13 @@ def detect(
 
 
 def _verify_face(
-    state: ServiceState, data: bytes, field: str, chosen: int | None
+    state: ServiceState, data: bytes, field: str, chosen: int | None, gone: Callable[[], bool]
 ) -> tuple[Views, str, list[list[float]], int]:
     """One side of a verification: the chips of its face (``chosen``: which of the faces,
     left to right; else the face the photo is about), the image's hash, every face's box
     and the index of the face used."""
     p = state.pipeline
-    img, meta = decode(state, data)
+    img, meta = decode(state, data, gone, field)
     h, w = img.shape[:2]
     faces = p.detect_single(img)
     if len(faces) == 0:
@@ -88,6 +92,7 @@ def _verify_face(
 def verify(
     state: State,
     key: Annotated[ApiKey, scope("verify")],
+    gone: Gone,
     image_a: Annotated[UploadFile | None, File()] = None,
     image_b: Annotated[UploadFile | None, File()] = None,
     threshold: Annotated[str | None, Form(max_length=64)] = None,
@@ -111,14 +116,16 @@ def verify(
     ]
     with reserve_images(state, datas):
         sides = [
-            _verify_face(state, data, name, chosen)
+            _verify_face(state, data, name, chosen, gone)
             for data, name, chosen in zip(
                 datas, ("image_a", "image_b"), (face_a, face_b), strict=True
             )
         ]
     views = [x[0] for x in sides]
     # both faces embedded in one call, batched with other requests' faces
-    embs = state.inference.embed({k: np.concatenate([x[k] for x in views]) for k in views[0]})
+    embs = state.inference.embed(
+        {k: np.concatenate([x[k] for x in views]) for k in views[0]}, key.tenant
+    )
     point = parse_threshold(threshold)
     v = p.verify(embs[0:1], embs[1:2], point)
     named = point if point is not None else p.config.verify_threshold
@@ -158,6 +165,7 @@ def identify(
     state: State,
     gallery: str,
     key: Annotated[ApiKey, scope("identify")],
+    gone: Gone,
     image: Annotated[UploadFile | None, File()] = None,
     image_url: Annotated[str | None, Form()] = None,
     threshold: Annotated[str | None, Form(max_length=64)] = None,
@@ -174,7 +182,7 @@ def identify(
     p = state.pipeline
     data = image_bytes(state, image, image_url, "image")
     with reserve_images(state, [data]):
-        img, meta = decode(state, data)
+        img, meta = decode(state, data, gone)
         faces = p.align(img, p.detect(img))
         views = p.views(img, faces) if len(faces) else None
         h, w = img.shape[:2]
@@ -182,7 +190,7 @@ def identify(
     rule = g.gallery.rule(p.model, parse_threshold(threshold))
     show = key.allows("candidates")
     found = g.identify_many(
-        state.inference.embed(views) if views is not None else [],
+        state.inference.embed(views, key.tenant) if views is not None else [],
         rule,
         top_k,
         probe_sha256=meta.sha256,

@@ -2,19 +2,33 @@
 consent records, and erasure."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+import numpy as np
+from fastapi import File, Form, Query, Response, UploadFile
+from numpy.typing import NDArray
 
+from facelens.decode.image import ImageMeta
 from facelens.gallery import Consent
 from facelens.govern.keys import ApiKey
+from facelens.service import gate
 from facelens.service import schemas as S
-from facelens.service.deps import Key, State, governed, image_bytes, reserve_images, scope
+from facelens.service.deps import (
+    Gone,
+    Key,
+    State,
+    decode,
+    governed,
+    image_bytes,
+    reserve_images,
+    scope,
+)
 from facelens.service.errors import HttpError
 from facelens.service.state import now_iso
 
-router = APIRouter()
+router = gate.router()
 
 IDENTITY = "/v1/galleries/{gallery}/identities/{identity_id}"
 
@@ -87,6 +101,7 @@ def enroll(
     state: State,
     gallery: str,
     key: Annotated[ApiKey, scope("enroll")],
+    gone: Gone,
     name: Annotated[str, Form(min_length=1, max_length=200)],
     images: Annotated[list[UploadFile], File()],
     consent_purpose: Annotated[str | None, Form(max_length=500)] = None,
@@ -114,9 +129,14 @@ def enroll(
             recorded_by=f"key:{key.id}",
         )
     datas = [image_bytes(state, f, None, f.filename or "image") for f in images]
+
+    def sandboxed(data: str | Path | bytes) -> tuple[NDArray[np.uint8], ImageMeta]:
+        assert isinstance(data, bytes)  # uploads only: nothing a caller sends names a file
+        return decode(state, data, gone)
+
     with reserve_images(state, datas, each_may_fail=True):
         g = governed(state, key, gallery, must_exist=False)
-        report = g.enroll(state.pipeline, name, datas, consent)
+        report = g.enroll(state.pipeline, name, datas, consent, decode=sandboxed)
     r = report.result
     rejected = [
         {

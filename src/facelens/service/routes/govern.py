@@ -5,16 +5,17 @@ retention: each gallery's policy, and the purge that enforces it."""
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from facelens.govern.keys import ApiKey
 from facelens.govern.names import split_gallery_key
 from facelens.govern.retention import Retention, RetentionPolicy
+from facelens.service import gate
 from facelens.service import schemas as S
 from facelens.service.deps import Key, State, scope
 from facelens.service.state import ServiceState
 
-router = APIRouter(tags=["govern"])
+router = gate.router(tags=["govern"])
 
 
 @router.get("/v1/govern/status", response_model=S.StopOut)

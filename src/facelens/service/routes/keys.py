@@ -4,14 +4,15 @@ are stored hashed; creating and revoking one is audited."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import Path, Response
 
 from facelens.govern.keys import ApiKey
+from facelens.service import gate
 from facelens.service import schemas as S
 from facelens.service.deps import Key, State, scope
 from facelens.service.errors import HttpError
 
-router = APIRouter(tags=["keys"])
+router = gate.router(tags=["keys"])
 
 Admin = Annotated[ApiKey, scope("admin")]
 KeyId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")]

@@ -14,13 +14,14 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import StreamingResponse
 
-from facelens.errors import NotFoundError
+from facelens.errors import InputError, NotFoundError
 from facelens.events import EventBus
 from facelens.govern.confirm import Alert
 from facelens.govern.keys import ApiKey
+from facelens.service import gate
 from facelens.service import schemas as S
 from facelens.service.deps import Key, State, governed, not_stopped, scope
 from facelens.service.errors import HttpError
@@ -30,7 +31,7 @@ from facelens.urls import redact_credentials
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["streams"])
+router = gate.router(tags=["streams"])
 
 
 def _own_job(state: ServiceState, stream_id: str, key: ApiKey) -> Job:
@@ -48,7 +49,8 @@ def start_stream(
     from facelens.decode.video import VideoConfig, VideoSource
     from facelens.stream import HALTED, WatchConfig, WatchSession
 
-    if not source_allowed(body.source, state.settings.allow_sources):
+    allowed = source_allowed(body.source, state.settings.allow_sources)
+    if allowed is None:
         # decided on the text alone: nothing is opened, so the answer says nothing about
         # which files exist or which ports answer
         raise HttpError(
@@ -58,11 +60,17 @@ def start_stream(
             "operator allows sources with facelens serve --allow-source PATTERN "
             "(make run ALLOW_SOURCE=PATTERN)",
         )
-    not_stopped(state, key.tenant)
-    audited = governed(state, key, body.gallery)
-    source = VideoSource(body.source, VideoConfig())
-    # source.name: the URL without its credentials
-    job = Job(uuid.uuid4().hex[:12], key.tenant, source.name, body.gallery, now_iso())
+    try:
+        not_stopped(state, key.tenant)
+        audited = governed(state, key, body.gallery)
+    except BaseException:
+        allowed.close()
+        raise
+    # the source is opened in the job, not here: how long opening takes (a closed port, a
+    # silent one) is not the request's answer time; shown without its credentials
+    job = Job(
+        uuid.uuid4().hex[:12], key.tenant, redact_credentials(body.source), body.gallery, now_iso()
+    )
 
     def held(alert: Alert) -> None:  # live clients learn an alert waits (not whom it names)
         state.broadcaster.publish(
@@ -74,7 +82,6 @@ def start_stream(
 
     session = WatchSession(
         state.pipeline_for(body.upsample),
-        source,
         audited,
         EventBus([BusSink(job, state.broadcaster), *(SharedSink(s, job) for s in state.sinks)]),
         WatchConfig(detect_every=body.detect_every, detect_max_side=body.detect_max_side),
@@ -86,10 +93,16 @@ def start_stream(
     def progress(st: Any) -> None:
         job.frames = st.frames
 
+    def open_source() -> VideoSource:
+        try:
+            return VideoSource(allowed.open_as, VideoConfig())
+        except Exception:
+            raise InputError(job.source, "the source could not be opened") from None
+
     def run() -> None:
         job.status = "running"
-        try:
-            stats = session.run(on_progress=progress)
+        try:  # the session opens the source within the period of use, and closes it
+            stats = session.run(open_source, on_progress=progress, name=job.source)
             job.frames = stats.frames
             if session.outcome == HALTED:
                 job.error = HALTED
@@ -98,7 +111,7 @@ def start_stream(
             job.status, job.error = "failed", redact_credentials(e)
             log.error("stream %s failed: %s", job.id, job.error)
         finally:
-            source.close()
+            allowed.close()
 
     job.thread = threading.Thread(target=run, name=f"stream {job.id}", daemon=True)
     state.add_job(job)

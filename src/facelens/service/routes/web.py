@@ -3,12 +3,13 @@ the service's own that reads ``/openapi.json``: nothing is loaded from another h
 
 from pathlib import Path
 
-from fastapi import APIRouter
 from fastapi.responses import FileResponse
+
+from facelens.service import gate
 
 STATIC = Path(__file__).parent.parent / "static"
 
-router = APIRouter(include_in_schema=False)
+router = gate.router(include_in_schema=False)
 
 
 @router.get("/")
