@@ -77,3 +77,24 @@ def test_service_routes_reach_state_only_through_dependencies() -> None:
         if _under(m, "facelens.service.routes"):
             assert "facelens.gallery.stores.open_store" not in imports, m
             assert "facelens.service.app" not in imports, m
+
+
+def test_people_are_reached_only_through_the_governed_gallery() -> None:
+    # the stored gallery under facelens.Gallery (no consent rule, no stop, no audit) is the
+    # gallery's and govern's own: no edge, stream, redaction, archive or API verb imports it
+    raw = "facelens.gallery.gallery"
+    bad = [
+        m
+        for m, imports in MODULES.items()
+        if any(_under(i, raw) for i in imports)
+        and not (_under(m, "facelens.gallery") or _under(m, "facelens.govern"))
+    ]
+    assert bad == []
+    assert facelens.Gallery is facelens.govern.GovernedGallery
+    assert not hasattr(facelens.gallery, "Gallery")
+
+
+def test_the_pipeline_knows_nothing_of_galleries() -> None:
+    # enrolment and re-templating are the gallery's side (facelens.gallery.enrol)
+    assert not any(_under(i, "facelens.gallery") for i in MODULES["facelens.pipeline"])
+    assert not any(_under(i, "facelens.govern") for i in MODULES["facelens.pipeline"])

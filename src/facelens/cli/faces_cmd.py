@@ -19,19 +19,22 @@ from facelens.cli.common import (
     expand_images,
     gallery_options,
     gallery_path_str,
-    governed,
+    json_option,
     make_pipeline,
     open_gallery,
+    override_option,
     parse_threshold,
     pipeline_options,
     progress_reporter,
 )
 from facelens.errors import (
-    EnrollmentError,
     InputError,
 )
+from facelens.match import Identification
 from facelens.match.thresholds import identify_rule
 from facelens.pipeline import FaceChoice
+from facelens.results import DetectResult, IdentifyResult, VerifyResult
+from facelens.text import check_name
 
 
 @click.command()
@@ -50,7 +53,7 @@ from facelens.pipeline import FaceChoice
     metavar="DIR",
     help="Write a copy of each image with the faces outlined to DIR.",
 )
-@gallery_options
+@json_option
 def detect(
     images: tuple[Path, ...],
     detector: str | None,
@@ -60,10 +63,13 @@ def detect(
     model: str | None,
     with_quality: bool,
     annotate: Path | None,
-    gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
-    """Find faces in IMAGES (files or folders)."""
+    """Find faces in IMAGES (files or folders).
+
+    --json prints one object per image: its size and its faces (box, detector score and,
+    with --quality, the quality measures and gate reasons), as the service's /v1/detect.
+    """
     pipe = make_pipeline(detector, upsample, provider, threads, model)
     results: list[dict[str, Any]] = []
     failures = 0
@@ -77,15 +83,11 @@ def detect(
         h, w = image.shape[:2]
         faces = pipe.detect(image)
         q = None
-        if with_quality and len(faces):
+        if with_quality:
             faces = pipe.align(image, faces)
             q = pipe.quality(image, faces)
-        for i, f in enumerate(faces.clip(w, h).to_list()):
-            row: dict[str, Any] = {"image": str(path), **f}
-            if q is not None:
-                row["quality"] = q.row(i)
-                row["gate"] = pipe.config.gate.reasons(q, i)
-            results.append(row)
+        found = DetectResult(w, h, faces, q, pipe.config.gate)
+        results.append({"image": str(path), **found.to_dict()})
         if annotate:
             draw(
                 image,
@@ -100,11 +102,12 @@ def detect(
         rows = [
             [
                 r["image"],
-                output.fmt_box(r["box"]),
-                f"{r['score']:.2f}",
-                ", ".join(r.get("gate", [])) if with_quality else None,
+                output.fmt_box(f["box"]),
+                f"{f['score']:.2f}",
+                ", ".join(f.get("gate", [])) if with_quality else None,
             ]
             for r in results
+            for f in r["faces"]
         ]
         headers = ["image", "box", "score"] + (["gate"] if with_quality else [])
         output.echo(output.table(headers, [r[: len(headers)] for r in rows]))
@@ -155,6 +158,7 @@ def parse_meta(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--progress", is_flag=True, help="Report progress on stderr even when it is not a terminal."
 )
+@override_option
 @pipeline_options
 @gallery_options
 def enroll(
@@ -167,6 +171,7 @@ def enroll(
     meta: tuple[str, ...],
     no_quality_gate: bool,
     progress: bool,
+    override: str | None,
     detector: str | None,
     upsample: int | None,
     provider: str | None,
@@ -177,9 +182,12 @@ def enroll(
 ) -> None:
     """Enrol NAME from IMAGES (files or folders) in the gallery.
 
-    Each image gives one sample (its largest face); images that fail the quality gate are
-    listed with the reason. Everything is stored in one atomic write.
+    Each image gives one sample (its primary face); images that fail the quality gate are
+    listed with the reason. Everything is stored in one atomic write. Images added to someone
+    already enrolled must show the same person (their faces must match NAME's templates at
+    the strict threshold): otherwise nothing is added (exit 6).
     """
+    name = check_name(name)  # before it stands in for who granted consent
     choice = parse_face(face)
     metadata = parse_meta(meta)
     consent = consent_from(name, purpose, granted_by, consent_expires)
@@ -190,7 +198,7 @@ def enroll(
     gallery = open_gallery(gallery_path, create=True)
     assert gallery is not None
     with gallery:
-        report = governed(gallery).enroll(
+        report = gallery.enroll(
             pipe,
             name,
             files,
@@ -199,6 +207,7 @@ def enroll(
             gate=not no_quality_gate,
             metadata=metadata,
             progress=progress_reporter(len(files), "enroll", progress),
+            override=override,
         )
     res = report.result
     rejected = [
@@ -286,12 +295,18 @@ def identify(
 ) -> None:
     """Name the people in INPUTS (image files or folders) from the gallery.
 
-    Prints one entry per face: image, box [x1, y1, x2, y2] in pixels, and the identity
-    (the enrolled name, or null/unknown when no one is similar enough).
+    Prints one row per face: image, box [x1, y1, x2, y2] in pixels, and the identity (the
+    enrolled name, or unknown when no one is similar enough). --json prints one object per
+    image, as the service's /v1/galleries/{gallery}/identify answers it.
     """
     pipe = make_pipeline(detector, upsample, provider, threads, model)
     gallery = open_gallery(gallery_path, create=False)
-    audited = governed(gallery) if gallery is not None else None
+    if gallery is not None:
+        try:  # a stopped tenant's search is refused before any photo is read (audited)
+            gallery.refuse_if_stopped("identify")
+        except BaseException:
+            gallery.close()
+            raise
     size = gallery.search_size(pipe.model) if gallery is not None else (0, 0)
     rule = identify_rule(pipe.model, parse_threshold(threshold), *size)
     if size[0] == 0:
@@ -308,7 +323,7 @@ def identify(
         h, w = image.shape[:2]
         # each photo searched is one audit record (its hash, candidates, decision)
         ids: list[Any] = (
-            audited.identify_many(
+            gallery.identify_many(
                 a.embeddings if a.embeddings is not None else [],
                 rule,
                 top_k,
@@ -316,37 +331,14 @@ def identify(
                 candidates_shown=show_candidates,
                 model=pipe.model,
             )
-            if audited is not None
-            else [None] * len(a.faces)
+            if gallery is not None
+            else [Identification((), None, rule.threshold, None, rule.name)] * len(a.faces)
         )
-        labels, colours = [], []
-        for i, ident in enumerate(ids):
-            best = ident.identity if ident else None
-            results.append(
-                {
-                    "image": str(path),
-                    "box": [round(float(v), 1) for v in a.faces.clip(w, h).xyxy[i]],
-                    "identity": best.name if best else None,
-                    "identity_id": best.identity_id if best else None,
-                    # the decided identity's similarity; an unknown face's best similarity
-                    # only with --candidates
-                    "score": round(ident.candidates[0].score, 3)
-                    if ident and ident.candidates and (best or show_candidates)
-                    else None,
-                    "threshold": round(rule.threshold, 4),
-                    "rule": rule.name if rule.normalised else "similarity",
-                    "decision_score": None
-                    if ident is None or ident.decision_score is None
-                    else round(ident.decision_score, 4),
-                    "candidates": [
-                        {"name": c.name, "identity_id": c.identity_id, "score": round(c.score, 3)}
-                        for c in (ident.candidates if ident and show_candidates else ())
-                    ],
-                }
-            )
-            labels.append(best.name if best else "unknown")
-            colours.append(KNOWN if best else UNKNOWN)
+        found = IdentifyResult(w, h, pipe.model, rule, a.faces, ids, show_candidates)
+        results.append({"image": str(path), **found.to_dict()})
         if annotate:
+            labels = [x.identity.name if x.identity else "unknown" for x in ids]
+            colours = [KNOWN if x.identity else UNKNOWN for x in ids]
             draw(image, a.faces.xyxy.tolist(), labels, colours, annotate / f"{path.stem}.jpg")
 
     # Photos are analysed a few at a time, their faces embedded together (a batch of chips
@@ -386,16 +378,17 @@ def identify(
                 [
                     [
                         r["image"],
-                        output.fmt_box(r["box"]),
-                        r["identity"] or "unknown",
-                        "" if r["score"] is None else f"{r['score']:.3f}",
+                        output.fmt_box(f["box"]),
+                        f["identity"]["name"] if f["identity"] else "unknown",
+                        f"{f['identity']['score']:.3f}" if f["identity"] else "",
                     ]
                     + (
-                        [", ".join(f"{c['name']} {c['score']:.3f}" for c in r["candidates"])]
+                        [", ".join(f"{c['name']} {c['score']:.3f}" for c in f["candidates"])]
                         if show_candidates
                         else []
                     )
                     for r in results
+                    for f in r["faces"]
                 ],
             )
         )
@@ -413,45 +406,56 @@ def identify(
     help="Cosine threshold, operating point (balanced, fmr_1e-3, strict, fmr_1e-5) or fmr=X. "
     "Default 'balanced': LFW's most accurate threshold.",
 )
+@click.option(
+    "--face-a",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    metavar="N",
+    help="Which face of IMAGE_A to compare, numbered from 1 as 'facelens detect' lists them "
+    "(default: the largest).",
+)
+@click.option(
+    "--face-b",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    metavar="N",
+    help="Which face of IMAGE_B to compare (default: the largest).",
+)
+@json_option
 @pipeline_options
-@gallery_options
 def verify(
     image_a: Path,
     image_b: Path,
     threshold: str | None,
+    face_a: int | None,
+    face_b: int | None,
+    as_json: bool,
     detector: str | None,
     upsample: int | None,
     provider: str | None,
     threads: int | None,
     model: str | None,
-    gallery_path: Path | str | None,
-    as_json: bool,
 ) -> None:
     """Say whether IMAGE_A and IMAGE_B show the same person.
 
-    Each image's primary face is used (best area x centrality); when none is found the image
-    is searched once more at twice the resolution.
+    Each image's largest face is compared (when none is found the image is searched once
+    more at twice the resolution); an image of several faces is said to have them, and
+    --face-a / --face-b choose another. --json prints what the service's /v1/verify
+    answers.
     """
     pipe = make_pipeline(detector, upsample, provider, threads, model)
-    embs = []
-    for path in (image_a, image_b):
+    embs, chosen = [], []
+    for path, n in ((image_a, face_a), (image_b, face_b)):
         image, _ = pipe.decode(path)
-        e = pipe.primary_embedding(image)
-        if e is None:
-            raise EnrollmentError(str(path), ["no_face"])
-        embs.append(e)
+        views, face = pipe.compared_face(image, n, str(path))
+        embs.append(pipe.embed_views(views))
+        chosen.append(face)
     v = pipe.verify(embs[0], embs[1], parse_threshold(threshold))
+    result = VerifyResult(v, chosen[0], chosen[1])
     if as_json:
-        output.emit_json(
-            {
-                "image_a": str(image_a),
-                "image_b": str(image_b),
-                "same": v.same,
-                "similarity": round(v.similarity, 4),
-                "threshold": round(v.threshold, 4),
-                "model": v.model,
-            }
-        )
-    else:
-        verdict = "same person" if v.same else "different people"
-        output.echo(f"{verdict} (similarity {v.similarity:.3f}, threshold {v.threshold:.3f})")
+        output.emit_json({"image_a": str(image_a), "image_b": str(image_b), **result.to_dict()})
+        return
+    for note in result.notes():
+        output.warn(note)
+    verdict = "same person" if v.same else "different people"
+    output.echo(f"{verdict} (similarity {v.similarity:.3f}, threshold {v.threshold:.3f})")

@@ -152,7 +152,7 @@ def watch(
     Events: track_started, identified, unknown_face, track_ended, source_lost,
     source_restored (docs/events.md).
     """
-    from facelens.cli.common import governed, make_pipeline, open_gallery, parse_threshold
+    from facelens.cli.common import make_pipeline, open_gallery, parse_threshold
     from facelens.decode.video import VideoConfig, VideoSource
     from facelens.events import EventBus, JsonlSink, parse_sink
     from facelens.watch import WatchConfig, Watcher
@@ -169,10 +169,9 @@ def watch(
         identify_threshold=parse_threshold(threshold) or "open_set",
     )
     src = VideoSource(source, VideoConfig(reconnect=reconnect, rtsp_transport=rtsp_transport))
-    audited = governed(gallery) if gallery is not None else None
     # a gallery set to confirm=2: identifications wait as alerts for two people (the service
     # that confirms them delivers them to its sinks); this watch names no one
-    hold = audited.confirmation() if audited is not None else None
+    hold = gallery.confirmation() if gallery is not None else None
     watcher = Watcher(pipe, gallery, bus, cfg, hold=hold)
     writer: Any = None
     if annotate is not None:
@@ -200,8 +199,14 @@ def watch(
             nl=False,
         )
 
-    if audited is not None:
-        audited.stream_started(src.name, pipe.model)  # the period of use, in the audit trail
+    if gallery is not None:  # the period of use, in the audit trail (refused when stopped)
+        try:
+            gallery.stream_started(src.name, pipe.model)
+        except BaseException:
+            src.close()
+            bus.close()
+            gallery.close()
+            raise
     previous = signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
     stats = watcher.stats
     try:
@@ -212,8 +217,8 @@ def watch(
         signal.signal(signal.SIGTERM, previous)
         src.close()
         bus.close()
-        if audited is not None:
-            audited.stream_stopped(src.name, stats.frames, stats.events)
+        if gallery is not None:
+            gallery.stream_stopped(src.name, stats.frames, stats.events)
         if writer is not None:
             writer.release()
         if gallery is not None:
@@ -312,7 +317,7 @@ def redact(
     Videos keep their resolution, frame count, frame rate and audio. Images are written
     upright without their metadata (EXIF, GPS).
     """
-    from facelens.cli.common import governed, make_pipeline, open_gallery
+    from facelens.cli.common import make_pipeline, open_gallery
     from facelens.redact import RedactConfig, redact_image, redact_video
 
     if not src.exists():
@@ -331,9 +336,12 @@ def redact(
     gallery = open_gallery(gallery_path, create=False) if mode == "except" else None
     if mode == "except" and gallery is None:
         raise click.UsageError("--mode except needs --gallery with enrolled people")
-    audited = governed(gallery) if gallery is not None else None
-    if audited is not None:  # sparing enrolled people searches the gallery: audited
-        audited.stream_started(str(src), pipe.model, kind="redact")
+    if gallery is not None:  # sparing enrolled people searches the gallery: audited
+        try:
+            gallery.stream_started(str(src), pipe.model, kind="redact")
+        except BaseException:
+            gallery.close()
+            raise
     doc: dict[str, Any] = {}
     try:
         if src.suffix.lower() in VIDEO_SUFFIXES:
@@ -347,8 +355,8 @@ def redact(
             faces = redact_image(pipe, src, dst, cfg, spare=spare)
             doc = {"src": str(src), "dst": str(dst), "covered": len(faces)}
     finally:
-        if audited is not None:
-            audited.stream_stopped(
+        if gallery is not None:
+            gallery.stream_stopped(
                 str(src), int(doc.get("frames", 1)), {}, why=str(dst), kind="redact"
             )
         if gallery is not None:
@@ -360,9 +368,15 @@ def redact(
 
 
 def _spare_image(pipe: Any, gallery: Any) -> Any:
+    """Which faces of an image are enrolled people to leave visible: searched within the
+    redaction's period of use (``stream_search``), decided by the gallery's open-set rule."""
+    from facelens.match.decide import decide_identity
+
     def spare(image: np.ndarray, faces: Any) -> list[bool]:
         emb = pipe.embed(image, faces)
-        return [r.identity is not None for r in gallery.identify(emb, gallery.rule(emb.model))]
+        rule = gallery.rule(emb.model)
+        found = gallery.stream_search(emb, rule.depth) if len(emb) else []
+        return [decide_identity(c, rule, rule.depth).identity is not None for c in found]
 
     return spare
 
@@ -375,7 +389,7 @@ def _sparing(pipe: Any, gallery: Any) -> tuple[Any, Any]:
     from facelens.track.identity import face_quality
 
     rule = gallery.rule(pipe.model)
-    ids = TrackIdentities(lambda e: gallery.search(e, k=rule.depth)[0], rule, pipe.model)
+    ids = TrackIdentities(lambda e: gallery.stream_search(e, rule.depth)[0], rule, pipe.model)
     doubted: set[int] = set()
     named: set[int] = set()
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from facelens.errors import GalleryFormatError, InputError
-from facelens.gallery.gallery import Gallery
+from facelens.gallery.gallery import RawGallery
 from facelens.gallery.records import Consent, Identity, Sample, iso
 
 __all__ = ["FORMAT", "VERSION", "export_gallery", "import_gallery"]
@@ -38,7 +38,7 @@ FORMAT = "facelens-gallery"
 VERSION = 1
 
 
-def export_gallery(gallery: Gallery, path: str | Path, chips: bool = False) -> int:
+def export_gallery(gallery: RawGallery, path: str | Path, chips: bool = False) -> int:
     """Write every identity of ``gallery`` to ``path`` (atomically). Returns how many.
 
     ``chips``: also write the aligned face chips the gallery kept (face images: only when
@@ -192,7 +192,7 @@ def _parse(
 
 
 def import_gallery(
-    gallery: Gallery, path: str | Path, on_conflict: str = "error"
+    gallery: RawGallery, path: str | Path, on_conflict: str = "error"
 ) -> tuple[int, int]:
     """Import an export file into ``gallery``: all or nothing. Returns (imported, skipped)."""
     path = Path(path)

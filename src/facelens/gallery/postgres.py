@@ -30,10 +30,10 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from facelens.errors import ConflictError, GalleryError, GalleryFormatError, GalleryKeyError
+from facelens.errors import GalleryError, GalleryFormatError, GalleryKeyError
 from facelens.gallery.ann import AnnConfig
+from facelens.gallery.imports import ImportRow
 from facelens.gallery.protect import TemplateKey
-from facelens.gallery.records import Identity, Sample
 from facelens.gallery.sql import Db, SqlStore, utc_now
 from facelens.match.decide import Candidate
 
@@ -129,6 +129,12 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE samples ADD CONSTRAINT samples_staged_dim
         CHECK (staged IS NULL OR vector_dims(staged) = dim);
     CREATE INDEX samples_staged ON samples (dim) WHERE staged IS NOT NULL;
+    """,
+    # 5: each name's look (facelens.text.name_key), so no two names of a gallery look alike
+    # (filled in by the store when it opens: the key is computed in Python)
+    """
+    ALTER TABLE identities ADD COLUMN name_key TEXT;
+    CREATE INDEX identities_name_key ON identities(gallery, name_key);
     """,
 )
 PG_SCHEMA_VERSION = len(_MIGRATIONS)
@@ -342,6 +348,7 @@ class PostgresStore(SqlStore):
             self._migrate()
             self.store_id = self.fetch("SELECT value FROM meta WHERE key = 'store_id'")[0][0]
             self._check_key()
+            self._fill_name_keys()
             self.features = self._features(pgvector)
             self._ensure_indexes()
             if self.fetch("SELECT EXISTS (SELECT 1 FROM samples WHERE staged IS NOT NULL)")[0][0]:
@@ -610,140 +617,91 @@ class PostgresStore(SqlStore):
                 conn.execute("INSERT INTO facelens_migrations(version) VALUES (%s)", (step + 1,))
                 log.info("PostgreSQL gallery migrated to schema %d", step + 1)
 
-    def import_identities(
+    def _write_import(
         self,
+        db: Db,
         gallery: str,
-        items: Sequence[tuple[Identity, list[Sample]]],
-        on_conflict: str = "error",
-        chips: dict[str, list[tuple[str, bytes]]] | None = None,
-    ) -> tuple[int, int]:
-        """``SqlStore.import_identities`` with PostgreSQL's COPY: the conflicts of the whole
-        batch found in three queries, then identities, consents, samples and chips streamed
-        in one transaction (rows as the shared code makes them: templates moved to the
-        gallery's space and sealed)."""
-        if on_conflict not in ("error", "skip"):
-            raise ValueError(f"on_conflict must be 'error' or 'skip', got {on_conflict!r}")
-        self.ensure_gallery(gallery)
-        skipped = 0
-        with self.transaction() as db:
-            conn = db.conn
-            keep = bool(self._settings(db, gallery)["keep_chips"])
-            ids = [i.id for i, _ in items]
-            names = [i.name for i, _ in items]
-            sample_ids = [s.id for _, ss in items for s in ss]
-            by_id = {
-                r[0]: (r[1], r[2])
-                for r in conn.execute(
-                    "SELECT id, gallery, name FROM identities WHERE id = ANY(%s)", (ids,)
-                )
-            }
-            by_name = {
-                r[1]: r[0]
-                for r in conn.execute(
-                    "SELECT id, name FROM identities WHERE gallery = %s AND name = ANY(%s)",
-                    (gallery, names),
-                )
-            }
-            taken = {
-                r[0]
-                for r in conn.execute("SELECT id FROM samples WHERE id = ANY(%s)", (sample_ids,))
-            }
-            chosen: list[tuple[Identity, list[Sample]]] = []
-            seen_ids: set[str] = set()
-            seen_names: set[str] = set()
-            for ident, samples in items:
-                clash = ident.id in by_id or ident.name in by_name
-                clash = clash or ident.id in seen_ids or ident.name in seen_names
-                used = [s.id for s in samples if s.id in taken]
-                if clash or used:
-                    if on_conflict == "skip":
-                        skipped += 1
-                        continue
-                    if clash:
-                        other_id = by_name.get(ident.name, ident.id)
-                        raise ConflictError(
-                            f"identity {ident.name!r} ({ident.id}) already exists as "
-                            f"{ident.name!r} ({other_id}) in gallery "
-                            f"{by_id.get(ident.id, (gallery,))[0]!r}; nothing imported"
-                        )
-                    raise ConflictError(
-                        f"sample {used[0]} of {ident.name!r} is already stored; nothing imported"
+        rows: Sequence[ImportRow],
+        chips: dict[str, list[tuple[str, bytes]]] | None,
+    ) -> None:
+        """An import's plan streamed with COPY: identities, consents, samples (templates
+        moved to the gallery's space a batch at a time and sent in pgvector's binary form)
+        and chips."""
+        conn = cast(_Db, db).conn
+        chosen = [(r.identity, r.samples) for r in rows]
+        keys = {r.identity.id: r.key for r in rows}
+        with conn.cursor().copy(
+            "COPY identities(id, gallery, name, name_key, metadata, created_at, updated_at) "
+            "FROM STDIN"
+        ) as cp:
+            for ident, _ in chosen:
+                cp.write_row(
+                    (
+                        ident.id,
+                        gallery,
+                        ident.name,
+                        keys[ident.id],
+                        json.dumps(ident.metadata, sort_keys=True),
+                        ident.created_at,
+                        ident.updated_at,
                     )
-                seen_ids.add(ident.id)
-                seen_names.add(ident.name)
-                taken.update(s.id for s in samples)
-                chosen.append((ident, samples))
+                )
+        with conn.cursor().copy(
+            "COPY consents(identity_id, purpose, granted_by, granted_at, expires_at, "
+            "recorded_by) FROM STDIN"
+        ) as cp:
+            for ident, _ in chosen:
+                for c in ident.consents:
+                    cp.write_row(
+                        (ident.id, c.purpose, c.granted_by, c.granted_at, c.expires_at,
+                         c.recorded_by)
+                    )  # fmt: skip
+        # templates moved to the gallery's space a batch at a time, and sent in pgvector's
+        # binary form (formatting 128 floats as text per row was most of the import's time)
+        flat = [(ident, smp) for ident, samples in chosen for smp in samples]
+        moved: dict[int, NDArray[np.float32]] = {}
+        for dim in {int(smp.embedding.size) for _, smp in flat}:
+            rows_of = [j for j, (_, smp) in enumerate(flat) if smp.embedding.size == dim]
+            block = np.stack([flat[j][1].embedding for j in rows_of]).astype(np.float32)
+            moved.update(zip(rows_of, self._forward(gallery, block), strict=True))
+        vector_oid = _binary_vectors(conn)
+        with conn.cursor().copy(
+            f"COPY samples(id, identity_id, model, dim, {self._EMB_COLS}, quality, "
+            "image_sha256, box, created_at) FROM STDIN (FORMAT BINARY)"
+        ) as cp:
+            cp.set_types(
+                ["text", "text", "text", "int4", vector_oid, "bytea", vector_oid, "text",
+                 "text", "text", "text"]
+            )  # fmt: skip
+            for j, (ident, smp) in enumerate(flat):
+                v = moved[j]
+                sealed = self._seal_template(v, self.key) if self.key else None
+                cp.write_row(
+                    (
+                        smp.id,
+                        ident.id,
+                        smp.model,
+                        int(v.size),
+                        None if sealed is not None else v,
+                        sealed,
+                        None,
+                        json.dumps(smp.quality, sort_keys=True),
+                        smp.image_sha256,
+                        json.dumps(list(smp.box)) if smp.box else None,
+                        smp.created_at,
+                    )
+                )
+        if chips:
+            now = self._now()
             with conn.cursor().copy(
-                "COPY identities(id, gallery, name, metadata, created_at, updated_at) FROM STDIN"
+                "COPY chips(identity_id, image_sha256, format, data, created_at) FROM STDIN"
             ) as cp:
                 for ident, _ in chosen:
-                    cp.write_row(
-                        (
-                            ident.id,
-                            gallery,
-                            ident.name,
-                            json.dumps(ident.metadata, sort_keys=True),
-                            ident.created_at,
-                            ident.updated_at,
-                        )
-                    )
-            with conn.cursor().copy(
-                "COPY consents(identity_id, purpose, granted_by, granted_at, expires_at, "
-                "recorded_by) FROM STDIN"
-            ) as cp:
-                for ident, _ in chosen:
-                    for c in ident.consents:
-                        cp.write_row(
-                            (ident.id, c.purpose, c.granted_by, c.granted_at, c.expires_at,
-                             c.recorded_by)
-                        )  # fmt: skip
-            # templates moved to the gallery's space a batch at a time, and sent in pgvector's
-            # binary form (formatting 128 floats as text per row was most of the import's time)
-            flat = [(ident, smp) for ident, samples in chosen for smp in samples]
-            moved: dict[int, NDArray[np.float32]] = {}
-            for dim in {int(smp.embedding.size) for _, smp in flat}:
-                rows_of = [j for j, (_, smp) in enumerate(flat) if smp.embedding.size == dim]
-                block = np.stack([flat[j][1].embedding for j in rows_of]).astype(np.float32)
-                moved.update(zip(rows_of, self._forward(gallery, block), strict=True))
-            vector_oid = _binary_vectors(conn)
-            with conn.cursor().copy(
-                f"COPY samples(id, identity_id, model, dim, {self._EMB_COLS}, quality, "
-                "image_sha256, box, created_at) FROM STDIN (FORMAT BINARY)"
-            ) as cp:
-                cp.set_types(
-                    ["text", "text", "text", "int4", vector_oid, "bytea", vector_oid, "text",
-                     "text", "text", "text"]
-                )  # fmt: skip
-                for j, (ident, smp) in enumerate(flat):
-                    v = moved[j]
-                    sealed = self._seal_template(v, self.key) if self.key else None
-                    cp.write_row(
-                        (
-                            smp.id,
-                            ident.id,
-                            smp.model,
-                            int(v.size),
-                            None if sealed is not None else v,
-                            sealed,
-                            None,
-                            json.dumps(smp.quality, sort_keys=True),
-                            smp.image_sha256,
-                            json.dumps(list(smp.box)) if smp.box else None,
-                            smp.created_at,
-                        )
-                    )
-            if keep and chips:
-                now = self._now()
-                with conn.cursor().copy(
-                    "COPY chips(identity_id, image_sha256, format, data, created_at) FROM STDIN"
-                ) as cp:
-                    for ident, _ in chosen:
-                        done: set[str] = set()
-                        for sha, data in chips.get(ident.id, []):
-                            if sha not in done:
-                                done.add(sha)
-                                cp.write_row((ident.id, sha, "png", self._chip_in(data), now))
-        return len(chosen), skipped
+                    done: set[str] = set()
+                    for sha, data in chips.get(ident.id, []):
+                        if sha not in done:
+                            done.add(sha)
+                            cp.write_row((ident.id, sha, "png", self._chip_in(data), now))
 
     def _features(self, wanted: str) -> PgvectorFeatures:
         if wanted not in ("auto", "legacy"):

@@ -33,6 +33,7 @@ from facelens.errors import (
     NotFoundError,
 )
 from facelens.gallery.ann import AnnConfig
+from facelens.gallery.imports import ImportRow, plan_import
 from facelens.gallery.protect import OVERHEAD, TemplateKey, is_sealed, new_secret, transform
 from facelens.gallery.records import (
     Consent,
@@ -40,12 +41,12 @@ from facelens.gallery.records import (
     Identity,
     NewSample,
     Sample,
-    check_name,
     encode_chip,
     iso,
     parse_time,
 )
 from facelens.match.decide import Candidate, rank_identities
+from facelens.text import check_name, name_key
 
 __all__ = ["Cursor", "Db", "GalleryStore", "SearchMatrix", "SqlStore", "exact_search"]
 
@@ -170,9 +171,9 @@ class GalleryStore(Protocol):
 
     def galleries(self) -> list[str]: ...
 
-    def get_identity(self, gallery: str, key: str) -> Identity: ...
+    def get_identity(self, gallery: str, identity_id: str) -> Identity: ...
 
-    def find_identity(self, gallery: str, key: str) -> Identity | None: ...
+    def find_identity(self, gallery: str, name: str) -> Identity | None: ...
 
     def list_identities(
         self, gallery: str, after: str | None = None, limit: int | None = None
@@ -189,15 +190,16 @@ class GalleryStore(Protocol):
         samples: Sequence[NewSample],
         consent: Consent | None,
         metadata: dict[str, Any] | None = None,
+        expect: str | None = "",
     ) -> tuple[Identity, list[str]]: ...
 
-    def add_consent(self, gallery: str, key: str, consent: Consent) -> Identity: ...
+    def add_consent(self, gallery: str, identity_id: str, consent: Consent) -> Identity: ...
 
-    def rename(self, gallery: str, key: str, new_name: str) -> Identity: ...
+    def rename(self, gallery: str, identity_id: str, new_name: str) -> Identity: ...
 
-    def withdraw_consents(self, gallery: str, key: str) -> Identity: ...
+    def withdraw_consents(self, gallery: str, identity_id: str) -> Identity: ...
 
-    def delete(self, gallery: str, key: str) -> DeletionReceipt: ...
+    def delete(self, gallery: str, identity_id: str) -> DeletionReceipt: ...
 
     def import_identities(
         self,
@@ -217,7 +219,9 @@ class GalleryStore(Protocol):
 
     def set_gallery_settings(self, gallery: str, changes: dict[str, Any]) -> dict[str, Any]: ...
 
-    def add_samples(self, gallery: str, key: str, samples: Sequence[NewSample]) -> list[str]: ...
+    def add_samples(
+        self, gallery: str, identity_id: str, samples: Sequence[NewSample]
+    ) -> list[str]: ...
 
     def chips(self, identity_id: str) -> list[tuple[str, bytes]]: ...
 
@@ -633,26 +637,52 @@ class SqlStore:
 
     _IDENTITY_COLS = "id, gallery, name, metadata, created_at, updated_at"
 
-    def _get(self, db: Db, gallery: str, key: str) -> Identity:
+    def _get(self, db: Db, gallery: str, identity_id: str) -> Identity:
         row = db.execute(
-            f"SELECT {self._IDENTITY_COLS} FROM identities WHERE gallery = ? "
-            "AND (id = ? OR name = ?) ORDER BY (id = ?) DESC LIMIT 1",
-            (gallery, key, key, key),
+            f"SELECT {self._IDENTITY_COLS} FROM identities WHERE gallery = ? AND id = ?",
+            (gallery, identity_id),
         ).fetchone()
         if row is None:
-            raise NotFoundError("identity", key)
+            raise NotFoundError("identity", identity_id)
         return self._identity(db, row)
 
-    def get_identity(self, gallery: str, key: str) -> Identity:
-        """By id or by name; ``NotFoundError`` otherwise."""
+    def get_identity(self, gallery: str, identity_id: str) -> Identity:
+        """By id (names and ids are never mixed up); ``NotFoundError`` otherwise."""
         with self._read() as db:
-            return self._get(db, gallery, key)
+            return self._get(db, gallery, identity_id)
 
-    def find_identity(self, gallery: str, key: str) -> Identity | None:
-        try:
-            return self.get_identity(gallery, key)
-        except NotFoundError:
-            return None
+    def find_identity(self, gallery: str, name: str) -> Identity | None:
+        """By name (as stored), or None."""
+        with self._read() as db:
+            row = db.execute(
+                f"SELECT {self._IDENTITY_COLS} FROM identities WHERE gallery = ? AND name = ?",
+                (gallery, name),
+            ).fetchone()
+            return None if row is None else self._identity(db, row)
+
+    def _fill_name_keys(self) -> None:
+        """Give every identity stored before names had keys its key (once, at open)."""
+        rows = self.fetch("SELECT id, name FROM identities WHERE name_key IS NULL")
+        if rows:
+            with self.transaction(bump=False) as db:
+                for iid, name in rows:
+                    db.execute(
+                        "UPDATE identities SET name_key = ? WHERE id = ?", (name_key(name), iid)
+                    )
+
+    # the identity whose name or id a name would clash with (``?``: except this id, the name,
+    # the gallery, the name again, its key)
+    _CLASH = (
+        "SELECT id, name FROM identities WHERE id <> ? AND (id = ? OR "
+        "(gallery = ? AND (name = ? OR name_key = ?))) LIMIT 1"
+    )
+
+    def _name_clash(self, db: Db, gallery: str, name: str, except_id: str = "") -> None:
+        """``ConflictError`` when ``name`` is taken in ``gallery``, looks like a name there
+        (``facelens.text.name_key``), or is an identity's id."""
+        row = db.execute(self._CLASH, (except_id, name, gallery, name, name_key(name))).fetchone()
+        if row is not None:
+            raise name_conflict(name, gallery, row[0], row[1])
 
     def list_identities(
         self, gallery: str, after: str | None = None, limit: int | None = None
@@ -838,12 +868,14 @@ class SqlStore:
             ).fetchall()
         return [(str(r[0]), self._chip_out(r[1])) for r in rows]
 
-    def add_samples(self, gallery: str, key: str, samples: Sequence[NewSample]) -> list[str]:
+    def add_samples(
+        self, gallery: str, identity_id: str, samples: Sequence[NewSample]
+    ) -> list[str]:
         """Templates of more models for an enrolled identity's images (re-templating); its
         consent records are not touched."""
         now = self._now()
         with self.transaction() as db:
-            ident = self._get(db, gallery, key)
+            ident = self._get(db, gallery, identity_id)
             added = self._insert_samples(db, ident.id, samples, now, False, gallery)
             if added:
                 db.execute("UPDATE identities SET updated_at = ? WHERE id = ?", (now, ident.id))
@@ -877,29 +909,46 @@ class SqlStore:
         samples: Sequence[NewSample],
         consent: Consent | None,
         metadata: dict[str, Any] | None = None,
+        expect: str | None = "",
     ) -> tuple[Identity, list[str]]:
         """Create the identity (or add to the one of that name), with its samples and consent,
         in one transaction. Returns the identity and the ids of the samples added.
 
-        Consent rules are the caller's (``Gallery``) to enforce; this only stores. A new
-        person costs four statements (gallery and name looked up together, then the identity,
-        its consent and its samples written), so one-at-a-time enrolment is not bound by
-        round trips to a server.
+        Consent and integrity rules are the caller's (the governed gallery) to enforce; this
+        only stores. ``expect``: the id of the identity of that name the caller checked the
+        samples against (None: it found none, so the name must still be free), so a name
+        enrolled by someone else meanwhile is a ``ConflictError``, never an unchecked
+        addition; "" (the default): whatever is there. A new name that looks like another of
+        the gallery's, or equals an id, is a ``ConflictError`` (``facelens.text``). A new
+        person costs four statements (gallery, name and look-alikes looked up together, then
+        the identity, its consent and its samples written), so one-at-a-time enrolment is not
+        bound by round trips to a server.
         """
         if gallery not in self._secrets:  # galleries are never deleted: once is enough
             self.ensure_gallery(gallery)  # committed first: its transform moves the samples
             self._secret(gallery)
         now = self._now()
+        key = name_key(name)
         with self._enrol_transaction() as db:
             row = db.execute(
-                "SELECT g.settings, i.id, i.metadata FROM galleries g LEFT JOIN identities i "
-                "ON i.gallery = g.name AND i.name = ? WHERE g.name = ?",
-                (name, gallery),
+                "SELECT g.settings, i.id, i.metadata, c.id, c.name FROM galleries g "
+                "LEFT JOIN identities i ON i.gallery = g.name AND i.name = ? "
+                "LEFT JOIN identities c ON c.id = (SELECT id FROM identities WHERE "
+                "id = ? OR (gallery = ? AND name_key = ? AND name <> ?) LIMIT 1) "
+                "WHERE g.name = ?",
+                (name, name, gallery, key, name, gallery),
             ).fetchone()
             if row is None:
                 raise GalleryError(f"gallery {gallery!r} is missing from the store")
+            if expect != "" and row[1] != expect:
+                raise ConflictError(
+                    f"{name!r} was enrolled or erased by someone else meanwhile: nothing was "
+                    "added; try again"
+                )
             keep = bool(self._settings_of(row[0])["keep_chips"])
             if row[1] is None:
+                if row[3] is not None:
+                    raise name_conflict(name, gallery, row[3], row[4])
                 return self._enroll_new(db, gallery, name, samples, consent, metadata, keep, now)
             iid = row[1]
             if metadata:
@@ -931,9 +980,9 @@ class SqlStore:
         iid = uuid.uuid4().hex
         meta = json.dumps(metadata or {}, sort_keys=True)
         db.execute(
-            "INSERT INTO identities(id, gallery, name, metadata, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (iid, gallery, name, meta, now, now),
+            "INSERT INTO identities(id, gallery, name, name_key, metadata, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (iid, gallery, name, name_key(name), meta, now, now),
         )
         added = self._insert_samples(db, iid, samples, now, keep, gallery, new=True)
         consents: tuple[Consent, ...] = ()
@@ -959,19 +1008,19 @@ class SqlStore:
         )
         return ident, added
 
-    def add_consent(self, gallery: str, key: str, consent: Consent) -> Identity:
+    def add_consent(self, gallery: str, identity_id: str, consent: Consent) -> Identity:
         with self.transaction() as db:
-            ident = self._get(db, gallery, key)
+            ident = self._get(db, gallery, identity_id)
             self._insert_consent(db, ident.id, consent)
             db.execute("UPDATE identities SET updated_at = ? WHERE id = ?", (self._now(), ident.id))
             return self._get(db, gallery, ident.id)
 
-    def withdraw_consents(self, gallery: str, key: str) -> Identity:
+    def withdraw_consents(self, gallery: str, identity_id: str) -> Identity:
         """End every consent of an identity that is still running, now (search stops naming
         the person at once; retention erases them after the gallery's grace period)."""
         now = self._now()
         with self.transaction() as db:
-            ident = self._get(db, gallery, key)
+            ident = self._get(db, gallery, identity_id)
             for c in ident.consents:
                 if c.expires_at is None or c.expires_at > now:
                     # a consent ends after it began, even one withdrawn the second it was given
@@ -982,14 +1031,15 @@ class SqlStore:
         self._after_erasure()
         return ident
 
-    def rename(self, gallery: str, key: str, new_name: str) -> Identity:
+    def rename(self, gallery: str, identity_id: str, new_name: str) -> Identity:
         new_name = check_name(new_name, "new name")
         try:
             with self.transaction() as db:
-                ident = self._get(db, gallery, key)
+                ident = self._get(db, gallery, identity_id)
+                self._name_clash(db, gallery, new_name, except_id=ident.id)
                 db.execute(
-                    "UPDATE identities SET name = ?, updated_at = ? WHERE id = ?",
-                    (new_name, self._now(), ident.id),
+                    "UPDATE identities SET name = ?, name_key = ?, updated_at = ? WHERE id = ?",
+                    (new_name, name_key(new_name), self._now(), ident.id),
                 )
                 return self._get(db, gallery, ident.id)
         except Exception as e:
@@ -999,10 +1049,10 @@ class SqlStore:
                 ) from None
             raise
 
-    def delete(self, gallery: str, key: str) -> DeletionReceipt:
+    def delete(self, gallery: str, identity_id: str) -> DeletionReceipt:
         """Erase the identity, every sample and every consent record of it."""
         with self.transaction() as db:
-            ident = self._get(db, gallery, key)
+            ident = self._get(db, gallery, identity_id)
             ns = db.execute("DELETE FROM samples WHERE identity_id = ?", (ident.id,)).rowcount
             nc = db.execute("DELETE FROM consents WHERE identity_id = ?", (ident.id,)).rowcount
             nk = db.execute("DELETE FROM chips WHERE identity_id = ?", (ident.id,)).rowcount
@@ -1149,76 +1199,71 @@ class SqlStore:
     ) -> tuple[int, int]:
         """Insert identities with their ids, consents and samples in one transaction.
 
-        ``on_conflict``: ``"error"`` (nothing is written if any id or name exists) or
-        ``"skip"`` (existing ones are left as they are). ``chips`` (identity id -> (image
-        SHA-256, PNG)) are stored only in a gallery that keeps chips. Returns (imported,
-        skipped).
+        ``on_conflict``: ``"error"`` (nothing is written if any id, name, look-alike name or
+        sample id exists, in the store or twice in ``items``) or ``"skip"`` (those are left
+        out); the rules are ``facelens.gallery.imports.plan_import``'s. ``chips`` (identity
+        id -> (image SHA-256, PNG)) are stored only in a gallery that keeps chips. Returns
+        (imported, skipped).
         """
         if on_conflict not in ("error", "skip"):
             raise ValueError(f"on_conflict must be 'error' or 'skip', got {on_conflict!r}")
         self.ensure_gallery(gallery)
-        imported = skipped = 0
         with self.transaction() as db:
             keep = bool(self._settings(db, gallery)["keep_chips"])
-            for ident, samples in items:
-                clash = db.execute(
-                    "SELECT id, gallery, name FROM identities WHERE id = ? OR "
-                    "(gallery = ? AND name = ?)",
-                    (ident.id, gallery, ident.name),
-                ).fetchone()
-                taken = (
-                    [
-                        r[0]
-                        for r in db.execute(
-                            f"SELECT id FROM samples WHERE id IN ({','.join('?' * len(samples))})",
-                            [s.id for s in samples],
-                        )
-                    ]
-                    if samples
-                    else []
-                )
-                if clash or taken:
-                    if on_conflict == "skip":
-                        skipped += 1
-                        continue
-                    if clash:
-                        raise ConflictError(
-                            f"identity {ident.name!r} ({ident.id}) already exists as "
-                            f"{clash[2]!r} ({clash[0]}) in gallery {clash[1]!r}; "
-                            "nothing imported"
-                        )
-                    raise ConflictError(
-                        f"sample {taken[0]} of {ident.name!r} is already stored; nothing imported"
-                    )
+            chosen, skipped = plan_import(db, gallery, items, on_conflict)
+            self._write_import(db, gallery, chosen, chips if keep else None)
+        return len(chosen), skipped
+
+    def _write_import(
+        self,
+        db: Db,
+        gallery: str,
+        rows: Sequence[ImportRow],
+        chips: dict[str, list[tuple[str, bytes]]] | None,
+    ) -> None:
+        """Write an import's plan (a statement a row; a server store streams it)."""
+        for row in rows:
+            ident = row.identity
+            db.execute(
+                "INSERT INTO identities(id, gallery, name, name_key, metadata, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ident.id,
+                    gallery,
+                    ident.name,
+                    row.key,
+                    json.dumps(ident.metadata, sort_keys=True),
+                    ident.created_at,
+                    ident.updated_at,
+                ),
+            )
+            for c in ident.consents:
+                self._insert_consent(db, ident.id, c)
+            for s in row.samples:
+                box = list(s.box) if s.box else None
                 db.execute(
-                    "INSERT INTO identities(id, gallery, name, metadata, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        ident.id,
-                        gallery,
-                        ident.name,
-                        json.dumps(ident.metadata, sort_keys=True),
-                        ident.created_at,
-                        ident.updated_at,
-                    ),
+                    self._SAMPLE_INSERT,
+                    self._sample_row(s.id, ident.id, s, box, s.created_at, gallery),
                 )
-                for c in ident.consents:
-                    self._insert_consent(db, ident.id, c)
-                for s in samples:
-                    db.execute(
-                        self._SAMPLE_INSERT,
-                        self._sample_row(
-                            s.id, ident.id, s, list(s.box) if s.box else None, s.created_at, gallery
-                        ),
-                    )
-                for sha, data in (chips or {}).get(ident.id, []) if keep else []:
-                    db.execute(
-                        "INSERT INTO chips(identity_id, image_sha256, format, data, created_at) "
-                        "VALUES (?, ?, 'png', ?, ?) ON CONFLICT DO NOTHING",
-                        (ident.id, sha, self._chip_in(data), self._now()),
-                    )
-                imported += 1
-        return imported, skipped
+            for sha, data in (chips or {}).get(ident.id, []):
+                db.execute(
+                    "INSERT INTO chips(identity_id, image_sha256, format, data, created_at) "
+                    "VALUES (?, ?, 'png', ?, ?) ON CONFLICT DO NOTHING",
+                    (ident.id, sha, self._chip_in(data), self._now()),
+                )
+
+
+def name_conflict(name: str, gallery: str, other_id: str, other_name: str) -> ConflictError:
+    """The error for a name that clashes with identity ``other_id`` (named ``other_name``)."""
+    if other_id == name:
+        return ConflictError(f"{name!r} is an identity's id: a name may never equal an id")
+    if other_name == name:
+        return ConflictError(f"an identity named {name!r} already exists in gallery {gallery!r}")
+    return ConflictError(
+        f"{name!r} looks the same as {other_name!r} ({other_id}), already in gallery "
+        f"{gallery!r}: names in a gallery must look different (Unicode TS #39 confusables, "
+        "case and spacing ignored)"
+    )
 
 
 def utc_now() -> datetime:

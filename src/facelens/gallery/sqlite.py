@@ -157,6 +157,12 @@ _MIGRATIONS: tuple[str, ...] = (
     END;
     ALTER TABLE galleries ADD COLUMN secret BLOB;
     """,
+    # 6: each name's look (facelens.text.name_key), so no two names of a gallery look alike
+    # (filled in by the store when it opens: the key is computed in Python)
+    """
+    ALTER TABLE identities ADD COLUMN name_key TEXT;
+    CREATE INDEX identities_name_key ON identities(gallery, name_key);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -222,6 +228,7 @@ class SqliteStore(SqlStore):
             self._migrate()
             self.store_id = self.fetch("SELECT value FROM meta WHERE key = 'store_id'")[0][0]
             self._check_key()
+            self._fill_name_keys()
         except sqlite3.DatabaseError as e:
             self._close_quietly()
             raise GalleryFormatError(f"{self.path} is not a facelens gallery ({e})") from None

@@ -25,6 +25,7 @@ from facelens.errors import InputError
 from facelens.gallery.sql import GalleryStore
 from facelens.govern.audit import AuditLog
 from facelens.govern.schema import ensure_schema
+from facelens.text import check_text
 
 __all__ = ["StopControl", "StopStatus"]
 
@@ -73,8 +74,7 @@ class StopControl:
 
     def stop(self, tenant: str, by: str, reason: str = "") -> StopStatus:
         """Halt ``tenant``'s identifications (idempotent; the first stop's time is kept)."""
-        if len(reason) > 500:
-            raise InputError("reason", "a reason is at most 500 characters")
+        reason = check_text(reason, "reason", 500)  # echoed in every refusal: plain text
         current = self.status(tenant)
         if current.stopped:
             return current

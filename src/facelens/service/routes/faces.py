@@ -5,26 +5,21 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, File, Form, UploadFile
 
-from facelens.errors import EnrollmentError
 from facelens.govern.keys import ApiKey
 from facelens.match.thresholds import parse_threshold
+from facelens.results import DetectResult, IdentifyResult, VerifyResult
 from facelens.service import schemas as S
 from facelens.service.deps import (
     State,
     decode,
     governed,
     image_bytes,
-    not_stopped,
     rate_limited,
     reserve_images,
     scope,
 )
 
 router = APIRouter(tags=["faces"])
-
-
-def _r2(v: float) -> float:
-    return round(float(v), 2)
 
 
 @router.post("/v1/detect", response_model=S.DetectOut)
@@ -34,7 +29,8 @@ def detect(
     image: Annotated[UploadFile | None, File()] = None,
     image_url: Annotated[str | None, Form()] = None,
 ) -> dict[str, Any]:
-    """Faces in an image, with quality measures and enrolment-gate reasons."""
+    """Faces in an image, with quality measures and enrolment-gate reasons (what
+    ``facelens detect --quality --json`` prints of it)."""
     p = state.pipeline
     data = image_bytes(state, image, image_url, "image")
     with reserve_images(state, [data]):
@@ -42,19 +38,7 @@ def detect(
         faces = p.align(img, p.detect(img))
         q = p.quality(img, faces)
     h, w = img.shape[:2]
-    return {
-        "width": w,
-        "height": h,
-        "faces": [
-            {
-                "box": [_r2(v) for v in faces.clip(w, h).xyxy[i]],
-                "score": _r2(faces.score[i]),
-                "quality": {k: _r2(v) for k, v in q.row(i).items()},
-                "gate": p.config.gate.reasons(q, i),
-            }
-            for i in range(len(faces))
-        ],
-    }
+    return DetectResult(w, h, faces, q, p.config.gate).to_dict()
 
 
 @router.post("/v1/verify", response_model=S.VerifyOut)
@@ -64,26 +48,31 @@ def verify(
     image_a: Annotated[UploadFile | None, File()] = None,
     image_b: Annotated[UploadFile | None, File()] = None,
     threshold: Annotated[str | None, Form(max_length=64)] = None,
+    face_a: Annotated[int | None, Form(ge=1, le=10_000)] = None,
+    face_b: Annotated[int | None, Form(ge=1, le=10_000)] = None,
 ) -> dict[str, Any]:
-    """Are the primary faces of two images the same person?"""
+    """Are the faces of two images the same person? Each image's largest face is compared,
+    or face ``face_a`` / ``face_b`` (numbered from 1 as /v1/detect lists them); the answer
+    says how many faces each image holds and which was used (what ``facelens verify --json``
+    prints)."""
     p = state.pipeline
     datas = [
         image_bytes(state, image_a, None, "image_a"),
         image_bytes(state, image_b, None, "image_b"),
     ]
-    views, hashes = [], []
+    views, hashes, chosen = [], [], []
     with reserve_images(state, datas):
-        for data, name in zip(datas, ("image_a", "image_b"), strict=True):
+        for data, name, n in zip(datas, ("image_a", "image_b"), (face_a, face_b), strict=True):
             img, meta = decode(state, data)
-            primary = p.primary_views(img)
+            face_views, face = p.compared_face(img, n, name)
             del img
-            if primary is None:
-                raise EnrollmentError(name, ["no_face"])
-            views.append(primary)
+            views.append(face_views)
+            chosen.append(face)
             hashes.append(meta.sha256)
     # both faces embedded in one call, batched with other requests' faces
     embs = state.inference.embed({k: np.concatenate([x[k] for x in views]) for k in views[0]})
     v = p.verify(embs[0:1], embs[1:2], parse_threshold(threshold))
+    result = VerifyResult(v, chosen[0], chosen[1]).to_dict()
     rec = state.audit.append(
         tenant=key.tenant,
         key_id=key.id,
@@ -91,15 +80,9 @@ def verify(
         probe_sha256=",".join(hashes),
         threshold=v.threshold,
         model=v.model,
-        decision={"same": v.same, "similarity": _r2(v.similarity)},
+        decision={"same": v.same, "similarity": result["similarity"]},
     )
-    return {
-        "same": v.same,
-        "similarity": _r2(v.similarity),
-        "threshold": _r2(v.threshold),
-        "model": v.model,
-        "audit_seq": rec.seq,
-    }
+    return result | {"audit_seq": rec.seq}
 
 
 @router.post(
@@ -125,9 +108,9 @@ def identify(
     Only decided identities are named. The candidate lists (who each face looks most like,
     identified or not) are given only to a key with the ``candidates`` scope, and the audit
     record says they were shown."""
-    not_stopped(state, key.tenant)
-    rate_limited(state, key)
     g = governed(state, key, gallery)
+    g.refuse_if_stopped("identify")  # 423 before any work (audited)
+    rate_limited(state, key)
     p = state.pipeline
     data = image_bytes(state, image, image_url, "image")
     with reserve_images(state, [data]):
@@ -136,7 +119,7 @@ def identify(
         views = p.views(img, faces) if len(faces) else None
         h, w = img.shape[:2]
         del img
-    rule = g.gallery.rule(p.model, parse_threshold(threshold))
+    rule = g.rule(p.model, parse_threshold(threshold))
     show = key.allows("candidates")
     found = g.identify_many(
         state.inference.embed(views) if views is not None else [],
@@ -146,39 +129,7 @@ def identify(
         candidates_shown=show,
         model=p.model,
     )
-    answers = [
-        {
-            "box": [_r2(v) for v in faces.clip(w, h).xyxy[i]],
-            "identity": None
-            if r.identity is None
-            else {
-                "identity_id": r.identity.identity_id,
-                "name": r.identity.name,
-                "score": _r2(r.identity.score),
-            },
-            "candidates": [
-                {"identity_id": c.identity_id, "name": c.name, "score": _r2(c.score)}
-                for c in r.candidates
-            ]
-            if show
-            else [],
-            "decision_score": None if r.decision_score is None else _r2(r.decision_score),
-        }
-        for i, r in enumerate(found)
-    ]
     rec = g.last_record
     assert rec is not None
-    return {
-        "width": w,
-        "height": h,
-        "threshold": _r2(rule.threshold),
-        "rule": {
-            "name": rule.name,
-            "normalised": rule.normalised,
-            "cohort": rule.cohort,
-            "weight": rule.weight,
-        },
-        "model": p.model,
-        "faces": answers,
-        "audit_seq": rec.seq,
-    }
+    result = IdentifyResult(w, h, p.model, rule, faces, found, show)
+    return result.to_dict() | {"audit_seq": rec.seq}

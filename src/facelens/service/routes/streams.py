@@ -14,12 +14,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from facelens.errors import NotFoundError
+from facelens.errors import NotFoundError, StoppedError
 from facelens.events import EventBus
 from facelens.govern.confirm import Alert
 from facelens.govern.keys import ApiKey
 from facelens.service import schemas as S
-from facelens.service.deps import Key, State, governed, not_stopped, scope
+from facelens.service.deps import Key, State, governed, scope
 from facelens.service.errors import HttpError
 from facelens.service.settings import source_allowed
 from facelens.service.state import BusSink, Job, ServiceState, SharedSink, now_iso
@@ -45,18 +45,19 @@ def start_stream(
     from facelens.decode.video import VideoConfig, VideoSource
     from facelens.watch import WatchConfig, Watcher
 
+    audited = governed(state, key, body.gallery)
     if not source_allowed(body.source, state.settings.allow_sources):
         # decided on the text alone: nothing is opened, so the answer says nothing about
         # which files exist or which ports answer
+        shown = redact_credentials(body.source)
+        audited.refused("stream_start", f"source not allowed: {shown!r}")
         raise HttpError(
             403,
             "source_not_allowed",
-            f"{redact_credentials(body.source)!r} is not an allowed stream source; the "
+            f"{shown!r} is not an allowed stream source; the "
             "operator allows sources with facelens serve --allow-source PATTERN",
         )
-    not_stopped(state, key.tenant)
-    audited = governed(state, key, body.gallery)
-    g = audited.gallery
+    audited.refuse_if_stopped("stream_start")  # 423 (audited) before the source is opened
     source = VideoSource(body.source, VideoConfig())
     # source.name: the URL without its credentials
     job = Job(uuid.uuid4().hex[:12], key.tenant, source.name, body.gallery, now_iso())
@@ -71,7 +72,7 @@ def start_stream(
 
     watcher = Watcher(
         state.pipeline_for(body.upsample),
-        g,
+        audited,
         EventBus([BusSink(job, state.broadcaster), *(SharedSink(s, job) for s in state.sinks)]),
         WatchConfig(detect_every=body.detect_every, detect_max_side=body.detect_max_side),
         hold=audited.confirmation(job.id, held),
@@ -92,19 +93,24 @@ def start_stream(
 
     def run() -> None:
         job.status = "running"
-        audited.stream_started(job.source, watcher.pipe.model, job.id)  # the period of use
+        started = False
         try:
+            audited.stream_started(job.source, watcher.pipe.model, job.id)  # the period of use
+            started = True
             stats = watcher.run(source, on_progress=progress)
             job.frames = stats.frames
             job.status = "stopped" if watcher._stop else "finished"
+        except StoppedError:  # a search refused by the stop control ends the watch
+            job.status, job.error = "stopped", "identification stopped by the operator"
         except Exception as e:  # the job reports it; the service goes on
             job.status, job.error = "failed", redact_credentials(e)
             log.error("stream %s failed: %s", job.id, job.error)
         finally:
             source.close()
-            audited.stream_stopped(
-                job.source, job.frames, job.events, job.id, job.error or job.status
-            )
+            if started:
+                audited.stream_stopped(
+                    job.source, job.frames, job.events, job.id, job.error or job.status
+                )
 
     job.thread = threading.Thread(target=run, name=f"stream {job.id}", daemon=True)
     state.add_job(job)

@@ -1,0 +1,186 @@
+"""One serialisation of what facelens answers: a detection, an identification and a
+verification each have one ``to_dict``, which the command line's ``--json`` and the service's
+JSON both print - the same keys, the same rounding (``SCORE_DIGITS``, ``PIXEL_DIGITS``,
+``QUALITY_DIGITS``). The command line adds the file it read (``image``); the service adds the
+audit record's number (``audit_seq``).
+
+Example:
+    >>> from facelens.faces import Faces
+    >>> DetectResult(640, 480, Faces(xyxy=[[10, 20, 110, 140.26]], score=[0.98765])).to_dict()
+    {'width': 640, 'height': 480, 'faces': [{'box': [10.0, 20.0, 110.0, 140.3], 'score': 0.9877}]}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from facelens.faces import Faces
+from facelens.match.decide import Candidate, Identification, IdentifyRule, Verification
+from facelens.quality import QualityGate, QualityScores
+
+__all__ = [
+    "PIXEL_DIGITS",
+    "QUALITY_DIGITS",
+    "SCORE_DIGITS",
+    "ChosenFace",
+    "DetectResult",
+    "IdentifyResult",
+    "VerifyResult",
+    "candidate_dict",
+]
+
+SCORE_DIGITS = 4  # similarities, thresholds, decision and detector scores
+PIXEL_DIGITS = 1  # boxes
+QUALITY_DIGITS = 2  # quality measures
+
+
+def _score(v: float | None) -> float | None:
+    return None if v is None else round(float(v), SCORE_DIGITS)
+
+
+def _box(faces: Faces, i: int) -> list[float]:
+    return [round(float(v), PIXEL_DIGITS) for v in faces.xyxy[i]]
+
+
+def candidate_dict(c: Candidate) -> dict[str, Any]:
+    return {"identity_id": c.identity_id, "name": c.name, "score": _score(c.score)}
+
+
+@dataclass(frozen=True)
+class DetectResult:
+    """The faces found in one image (boxes clipped to it), with their quality and the
+    enrolment gate's reasons when measured.
+
+    Attributes:
+        width, height: the image's size in pixels.
+        faces: the faces, boxes within the image.
+        quality: their quality measures (None: not measured; then no ``quality`` or ``gate``).
+        gate: the enrolment gate the reasons are given for.
+    """
+
+    width: int
+    height: int
+    faces: Faces
+    quality: QualityScores | None = None
+    gate: QualityGate | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        faces = self.faces.clip(self.width, self.height)
+        out = []
+        for i in range(len(faces)):
+            d: dict[str, Any] = {"box": _box(faces, i), "score": _score(faces.score[i])}
+            if self.quality is not None:
+                row = self.quality.row(i)
+                d["quality"] = {k: round(v, QUALITY_DIGITS) for k, v in row.items()}
+                d["gate"] = (self.gate or QualityGate()).reasons(self.quality, i)
+            out.append(d)
+        return {"width": self.width, "height": self.height, "faces": out}
+
+
+@dataclass(frozen=True)
+class IdentifyResult:
+    """Who each face of one image is (open set), and by which rule.
+
+    Attributes:
+        width, height: the image's size in pixels.
+        model: the template model searched.
+        rule: the 1:N rule that decided.
+        faces: the faces, in the order of ``found``.
+        found: per face, its candidates and decided identity (None: unknown).
+        candidates_shown: whether each face's candidates are given (an unknown face's
+            "looks like X" is shown only when asked for, and its showing audited).
+    """
+
+    width: int
+    height: int
+    model: str
+    rule: IdentifyRule
+    faces: Faces
+    found: Sequence[Identification]
+    candidates_shown: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        faces = self.faces.clip(self.width, self.height)
+        r = self.rule
+        return {
+            "width": self.width,
+            "height": self.height,
+            "model": self.model,
+            "threshold": _score(r.threshold),
+            "rule": {
+                "name": r.name,
+                "normalised": r.normalised,
+                "cohort": r.cohort,
+                "weight": r.weight,
+            },
+            "faces": [
+                {
+                    "box": _box(faces, i),
+                    "identity": None if x.identity is None else candidate_dict(x.identity),
+                    "candidates": [candidate_dict(c) for c in x.candidates]
+                    if self.candidates_shown
+                    else [],
+                    "decision_score": _score(x.decision_score),
+                }
+                for i, x in enumerate(self.found)
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class ChosenFace:
+    """Which face of an image a 1:1 comparison used.
+
+    Attributes:
+        faces: how many faces the image holds.
+        face: the one used, numbered from 1 in the order ``facelens detect`` lists them.
+        box: its box.
+        chosen: ``largest`` (the default) or ``asked`` (``--face-a/--face-b``, ``face_a``,
+            ``face_b``).
+    """
+
+    faces: int
+    face: int
+    box: tuple[float, float, float, float]
+    chosen: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "faces": self.faces,
+            "face": self.face,
+            "box": [round(float(v), PIXEL_DIGITS) for v in self.box],
+            "chosen": self.chosen,
+        }
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Whether two images' chosen faces are the same person, and which faces were compared
+    (an image of several faces says so: ``faces`` > 1)."""
+
+    verification: Verification
+    a: ChosenFace
+    b: ChosenFace
+
+    def to_dict(self) -> dict[str, Any]:
+        v = self.verification
+        return {
+            "same": v.same,
+            "similarity": _score(v.similarity),
+            "threshold": _score(v.threshold),
+            "model": v.model,
+            "face_a": self.a.to_dict(),
+            "face_b": self.b.to_dict(),
+        }
+
+    def notes(self) -> list[str]:
+        """What a person should know about the faces used (an image of several faces)."""
+        return [
+            f"image {which} has {f.faces} faces: compared "
+            + (f"the largest (face {f.face})" if f.chosen == "largest" else f"face {f.face}")
+            + f"; choose another with --face-{which.lower()} N (1-{f.faces})"
+            for which, f in (("A", self.a), ("B", self.b))
+            if f.faces > 1
+        ]
