@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 from _report import ROOT, machine, md_table, write_section
 from facelens.gallery import AnnConfig, Consent, NewSample, SqliteStore
 from facelens.gallery.gallery import RawGallery
-from facelens.gallery.postgres import PG_EF_SEARCH
+from facelens.gallery.pgvector import PG_EF_SEARCH
 from facelens.gallery.records import Identity, Sample
 
 MODEL = "dlib_resnet_v1"
@@ -312,7 +312,8 @@ def run_postgres(
     in the same run."""
     import psycopg
 
-    from facelens.gallery.postgres import PostgresStore, index_ddl
+    from facelens.gallery.pgvector import index_ddl
+    from facelens.gallery.postgres import PostgresStore
 
     admin = pg_server(work)
     db = f"scale_{n}"

@@ -67,7 +67,8 @@ def test_schema_is_versioned(tmp_path: Path) -> None:
 
 
 def test_a_schema_2_gallery_is_migrated_with_its_samples_searchable(tmp_path: Path) -> None:
-    from facelens.gallery.sqlite import _MIGRATIONS, _statements
+    from facelens.gallery.schema import SQLITE as _MIGRATIONS
+    from facelens.gallery.schema import statements as _statements
 
     path = tmp_path / "old.db"
     con = sqlite3.connect(path, isolation_level=None)

@@ -10,7 +10,8 @@ from facelens import Embeddings
 from facelens.errors import GalleryError, GalleryFormatError
 from facelens.gallery import AnnConfig, Consent, NewSample
 from facelens.gallery.gallery import RawGallery
-from facelens.gallery.postgres import PG_SCHEMA_VERSION, PostgresStore, _vector_text
+from facelens.gallery.pgvector import vector_text as _vector_text
+from facelens.gallery.postgres import PG_SCHEMA_VERSION, PostgresStore
 
 MODEL = "dlib_resnet_v1"
 NOW = "2026-01-01T00:00:00+00:00"

@@ -13,7 +13,8 @@ import pytest
 from facelens import DetectConfig, EmbedConfig, Gallery, Pipeline, PipelineConfig, load_image
 from facelens.gallery import Consent
 from facelens.gallery.enrol import prepare_samples
-from facelens.gallery.sqlite import _MIGRATIONS, _statements
+from facelens.gallery.schema import SQLITE as _MIGRATIONS
+from facelens.gallery.schema import statements as _statements
 
 CONSENT = Consent(purpose="test", granted_by="test", granted_at="2026-01-01T00:00:00Z")
 

@@ -9,7 +9,7 @@ import click
 from facelens.cli import output
 from facelens.cli.common import GALLERY
 from facelens.detect import DETECTORS, DetectConfig
-from facelens.gallery.sql import GalleryStore
+from facelens.gallery.contract import GalleryStore
 from facelens.urls import redact_credentials
 
 

@@ -11,9 +11,9 @@ stored gallery under it (``facelens.gallery.gallery.RawGallery``) is internal.
 """
 
 from facelens.gallery.ann import AnnConfig
+from facelens.gallery.contract import GalleryStore
 from facelens.gallery.gallery import EnrollResult
 from facelens.gallery.records import Consent, DeletionReceipt, Identity, NewSample, Sample
-from facelens.gallery.sql import GalleryStore
 from facelens.gallery.sqlite import SCHEMA_VERSION, SqliteStore
 from facelens.gallery.stores import open_store
 

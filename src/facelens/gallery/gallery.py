@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from facelens.embed.embeddings import Embeddings
 from facelens.errors import NotFoundError
+from facelens.gallery.contract import GalleryStore
 from facelens.gallery.protect import TemplateKey
 from facelens.gallery.records import (
     Consent,
@@ -27,7 +28,6 @@ from facelens.gallery.records import (
     Sample,
     decode_chip,
 )
-from facelens.gallery.sql import GalleryStore
 from facelens.match.decide import Candidate, Identification, IdentifyRule, as_rule, decide_identity
 from facelens.match.thresholds import identify_rule
 from facelens.text import check_name, check_text

@@ -45,6 +45,7 @@ from facelens.errors import (
     StoppedError,
 )
 from facelens.events import Event
+from facelens.gallery.contract import Db, GalleryStore
 from facelens.gallery.enrol import (
     EnrollReport,
     RetemplateReport,
@@ -63,7 +64,6 @@ from facelens.gallery.records import (
     encode_chip,
     iso,
 )
-from facelens.gallery.sql import Db, GalleryStore
 from facelens.govern.audit import AuditLog, AuditRecord
 from facelens.govern.confirm import Alert, Alerts
 from facelens.govern.integrity import FaceCheck, check_faces

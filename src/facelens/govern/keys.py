@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from facelens.errors import ConflictError, InputError, NotFoundError
-from facelens.gallery.sql import GalleryStore
+from facelens.gallery.contract import Tables
 from facelens.govern.schema import ensure_schema
 from facelens.text import check_text
 
@@ -62,7 +62,7 @@ def _hash(salt: bytes, secret: str) -> bytes:
 class KeyStore:
     """Keys in the facelens store (the gallery's SQLite file)."""
 
-    def __init__(self, store: GalleryStore) -> None:
+    def __init__(self, store: Tables) -> None:
         self.store = store
         ensure_schema(store)
 

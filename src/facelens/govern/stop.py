@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from facelens.errors import InputError
-from facelens.gallery.sql import GalleryStore
+from facelens.gallery.contract import Tables
 from facelens.govern.audit import AuditLog
 from facelens.govern.schema import ensure_schema
 from facelens.text import check_text
@@ -53,7 +53,7 @@ class StopStatus:
 class StopControl:
     """Halt and resume a tenant's identifications (see the module)."""
 
-    def __init__(self, store: GalleryStore, audit: AuditLog) -> None:
+    def __init__(self, store: Tables, audit: AuditLog) -> None:
         self.store, self.audit = store, audit
         ensure_schema(store)
 
