@@ -125,3 +125,44 @@ def test_govern_and_the_archive_send_no_sql_to_the_gallerys_tables() -> None:
 def test_no_gallery_module_is_over_600_lines() -> None:
     sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "gallery").glob("*.py")}
     assert {n: s for n, s in sizes.items() if s > 620} == {}
+
+
+def _calls(path: Path) -> set[str]:
+    """Dotted names a module uses (``os.environ``, ``os.replace``, ...)."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            out.add(f"{node.value.id}.{node.attr}")
+    return out
+
+
+def test_the_environment_is_read_in_one_place() -> None:
+    # environment.py reads every FACELENS_* variable (and hands `serve`'s settings to its
+    # workers); decode/video.py sets OpenCV's FFmpeg capture options around the one call that
+    # reads them (OpenCV has no other way to take rtsp_transport), under a lock, restoring them
+    allowed = {"environment.py", "video.py"}
+    bad = sorted(
+        str(p.relative_to(ROOT))
+        for p in ROOT.rglob("*.py")
+        if p.name not in allowed and _calls(p) & {"os.environ", "os.getenv", "os.putenv"}
+    )
+    assert bad == []
+    assert "os.environ" in _calls(ROOT / "decode" / "video.py")  # the one exception, known
+
+
+def test_files_are_written_atomically_by_one_helper() -> None:
+    bad = sorted(
+        str(p.relative_to(ROOT))
+        for p in ROOT.rglob("*.py")
+        if p.name != "files.py" and _calls(p) & {"os.replace", "tempfile.mkstemp", "os.rename"}
+    )
+    assert bad == []
+
+
+def test_the_cli_declares_the_pipeline_options_once() -> None:
+    # commands take one PipelineOptions (facelens.cli.common.pipeline_options), not five
+    # parameters each
+    for path in (ROOT / "cli").glob("*_cmd.py"):
+        assert "make_pipeline(detector, upsample, provider, threads, model)" not in (
+            path.read_text()
+        ), path.name

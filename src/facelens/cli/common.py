@@ -3,10 +3,12 @@ progress, and which exit code a facelens error gets."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -26,6 +28,7 @@ from facelens.gallery import Consent, Identity
 from facelens.gallery.stores import is_postgres_url
 from facelens.govern import GovernedGallery
 from facelens.match.thresholds import parse_threshold
+from facelens.pipeline import Pipeline
 from facelens.runtime import PROVIDERS
 
 __all__ = ["make_pipeline", "model_store", "parse_threshold"]  # re-exported for the command modules
@@ -142,7 +145,40 @@ def tenant_options(f: F) -> F:
     return f
 
 
+@dataclass(frozen=True)
+class PipelineOptions:
+    """The pipeline a command was asked for (``--detector``, ``--upsample``, ``--provider``,
+    ``--threads``, ``--model``): declared once (``pipeline_options``), handed to the command as
+    one ``pipeline`` argument."""
+
+    detector: str | None = None
+    upsample: int | None = None
+    provider: str | None = None
+    threads: int | None = None
+    model: str | None = None
+
+    def make(self) -> Pipeline:
+        return make_pipeline(self.detector, self.upsample, self.provider, self.threads, self.model)
+
+
 def pipeline_options(f: F) -> F:
+    """The five pipeline options, given to the command as ``pipeline: PipelineOptions``."""
+    inner = f
+
+    @functools.wraps(inner)
+    def command(
+        *args: Any,
+        detector: str | None,
+        upsample: int | None,
+        provider: str | None,
+        threads: int | None,
+        model: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        chosen = PipelineOptions(detector, upsample, provider, threads, model)
+        return inner(*args, pipeline=chosen, **kwargs)
+
+    f = cast(F, command)
     f = click.option(
         "--model",
         default=None,

@@ -14,13 +14,13 @@ from facelens.cli.common import (
     BATCH_VALUES,
     INPUT_PATH,
     PartialFailure,
+    PipelineOptions,
     consent_from,
     consent_options,
     expand_images,
     gallery_options,
     gallery_path_str,
     json_option,
-    make_pipeline,
     open_gallery,
     override_option,
     parse_threshold,
@@ -56,11 +56,7 @@ from facelens.text import check_name
 @json_option
 def detect(
     images: tuple[Path, ...],
-    detector: str | None,
-    upsample: int | None,
-    provider: str | None,
-    threads: int | None,
-    model: str | None,
+    pipeline: PipelineOptions,
     with_quality: bool,
     annotate: Path | None,
     as_json: bool,
@@ -70,7 +66,7 @@ def detect(
     --json prints one object per image: its size and its faces (box, detector score and,
     with --quality, the quality measures and gate reasons), as the service's /v1/detect.
     """
-    pipe = make_pipeline(detector, upsample, provider, threads, model)
+    pipe = pipeline.make()
     results: list[dict[str, Any]] = []
     failures = 0
     for path in expand_images(images):
@@ -172,11 +168,7 @@ def enroll(
     no_quality_gate: bool,
     progress: bool,
     override: str | None,
-    detector: str | None,
-    upsample: int | None,
-    provider: str | None,
-    threads: int | None,
-    model: str | None,
+    pipeline: PipelineOptions,
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
@@ -194,7 +186,7 @@ def enroll(
     files = list(expand_images(images))
     if not files:
         raise click.UsageError("no image files found in the given paths")
-    pipe = make_pipeline(detector, upsample, provider, threads, model)
+    pipe = pipeline.make()
     gallery = open_gallery(gallery_path, create=True)
     assert gallery is not None
     with gallery:
@@ -285,11 +277,7 @@ def identify(
     show_candidates: bool,
     annotate: Path | None,
     progress: bool,
-    detector: str | None,
-    upsample: int | None,
-    provider: str | None,
-    threads: int | None,
-    model: str | None,
+    pipeline: PipelineOptions,
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
@@ -299,7 +287,7 @@ def identify(
     enrolled name, or unknown when no one is similar enough). --json prints one object per
     image, as the service's /v1/galleries/{gallery}/identify answers it.
     """
-    pipe = make_pipeline(detector, upsample, provider, threads, model)
+    pipe = pipeline.make()
     gallery = open_gallery(gallery_path, create=False)
     if gallery is not None:
         try:  # a stopped tenant's search is refused before any photo is read (audited)
@@ -430,11 +418,7 @@ def verify(
     face_a: int | None,
     face_b: int | None,
     as_json: bool,
-    detector: str | None,
-    upsample: int | None,
-    provider: str | None,
-    threads: int | None,
-    model: str | None,
+    pipeline: PipelineOptions,
 ) -> None:
     """Say whether IMAGE_A and IMAGE_B show the same person.
 
@@ -443,7 +427,7 @@ def verify(
     --face-a / --face-b choose another. --json prints what the service's /v1/verify
     answers.
     """
-    pipe = make_pipeline(detector, upsample, provider, threads, model)
+    pipe = pipeline.make()
     embs, chosen = [], []
     for path, n in ((image_a, face_a), (image_b, face_b)):
         image, _ = pipe.decode(path)

@@ -10,10 +10,10 @@ import click
 
 from facelens.cli import output
 from facelens.cli.common import (
+    PipelineOptions,
     find,
     gallery_options,
     identity_argument,
-    make_pipeline,
     open_gallery,
     pipeline_options,
     progress_reporter,
@@ -174,11 +174,7 @@ def gallery_delete(
 @gallery_options
 def gallery_retemplate(
     progress: bool,
-    detector: str | None,
-    upsample: int | None,
-    provider: str | None,
-    threads: int | None,
-    model: str | None,
+    pipeline: PipelineOptions,
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
@@ -188,9 +184,9 @@ def gallery_retemplate(
     people were enrolled; those it holds no chip of are listed: they must enrol again to be
     found by the new model. Identities whose consent has lapsed are left alone.
     """
-    if model is None:
+    if pipeline.model is None:
         raise click.UsageError("name the model to make templates of: --model NAME")
-    pipe = make_pipeline(detector, upsample, provider, threads, model)
+    pipe = pipeline.make()
     with require_gallery(gallery_path) as g:
         n = len(g.identities())
         report = g.retemplate(pipe, progress_reporter(n, "retemplate", progress))

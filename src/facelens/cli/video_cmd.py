@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from pathlib import Path
@@ -11,8 +10,9 @@ from typing import Any
 import click
 import numpy as np
 
+from facelens import environment as settings
 from facelens.cli import output
-from facelens.cli.common import GALLERY, pipeline_options, tenant_options
+from facelens.cli.common import GALLERY, PipelineOptions, pipeline_options, tenant_options
 from facelens.detect import DETECTORS
 from facelens.errors import InputError
 from facelens.redact import RedactConfig
@@ -138,11 +138,7 @@ def watch(
     reconnect: bool,
     rtsp_transport: str,
     quiet: bool,
-    detector: str | None,
-    upsample: int | None,
-    provider: str | None,
-    threads: int | None,
-    model: str | None,
+    pipeline: PipelineOptions,
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
@@ -152,14 +148,14 @@ def watch(
     Events: track_started, identified, unknown_face, track_ended, source_lost,
     source_restored (docs/events.md).
     """
-    from facelens.cli.common import make_pipeline, open_gallery, parse_threshold
+    from facelens.cli.common import open_gallery, parse_threshold
     from facelens.decode.video import VideoConfig, VideoSource
     from facelens.events import EventBus, JsonlSink, parse_sink
     from facelens.watch import WatchConfig, Watcher
 
-    secret = (webhook_secret or os.environ.get("FACELENS_WEBHOOK_SECRET") or "").encode()
+    secret = webhook_secret.encode() if webhook_secret else settings.webhook_secret()
     bus = EventBus([parse_sink(s, secret or None) for s in sinks] or [JsonlSink("/dev/stdout")])
-    pipe = make_pipeline(detector, upsample, provider, threads, model)
+    pipe = pipeline.make()
     gallery = open_gallery(gallery_path, create=False)
     if gallery is None:
         output.warn("no gallery: every face will be unknown")
@@ -187,7 +183,7 @@ def watch(
             writer.write(_draw(frame.image, faces, labels))
 
     def on_progress(st: Any) -> None:
-        if quiet or (not sys.stderr.isatty() and not os.environ.get("FACELENS_PROGRESS")):
+        if quiet or (not sys.stderr.isatty() and not settings.progress_forced()):
             return
         fps = st.frames / st.processing_seconds if st.processing_seconds else 0.0
         ident = st.events.get("identified", 0)

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facelens.errors import GalleryFormatError, InputError
+from facelens.files import atomic_write
 from facelens.gallery.gallery import RawGallery
 from facelens.gallery.records import Consent, Identity, Sample, iso
 
@@ -85,19 +84,7 @@ def export_gallery(gallery: RawGallery, path: str | Path, chips: bool = False) -
         "gallery": gallery.name,
         "identities": out,
     }
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent if str(path.parent) else ".", prefix=".export-", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(doc, indent=1))
     return len(out)
 
 
