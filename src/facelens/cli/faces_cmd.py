@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -329,59 +330,75 @@ def identify(
             colours = [KNOWN if x.identity else UNKNOWN for x in ids]
             draw(image, a.faces.xyxy.tolist(), labels, colours, annotate / f"{path.stem}.jpg")
 
-    # Photos are analysed a few at a time, their faces embedded together (a batch of chips
-    # runs several times faster than one photo's), within a pixel budget.
-    batch: list[tuple[Path, Any, str]] = []
-
-    def flush() -> None:
-        analyses = pipe.analyze_many([im for _, im, _ in batch])
-        for (path, image, sha256), a in zip(batch, analyses, strict=True):
-            name_faces(path, image, a, sha256)
-        batch.clear()
-
     try:
-        for n, path in enumerate(files):
-            try:
-                image, meta = pipe.decode(path)
-            except InputError as e:
-                output.warn(str(e))
+        for item in _analysed(pipe, files, report):
+            if isinstance(item, InputError):
+                output.warn(str(item))
                 failures += 1
-                continue
-            finally:
-                if report:
-                    report(n + 1, len(files))
-            batch.append((path, image, meta.sha256))
-            if len(batch) >= BATCH_IMAGES or sum(im.size for _, im, _ in batch) >= BATCH_VALUES:
-                flush()
-        flush()
+            else:
+                name_faces(*item)
     finally:
         if gallery is not None:
             gallery.close()
     if as_json:
         output.emit_json(results)
     else:
-        output.echo(
-            output.table(
-                ["image", "box", "identity", "score"] + (["candidates"] if show_candidates else []),
-                [
-                    [
-                        r["image"],
-                        output.fmt_box(f["box"]),
-                        f["identity"]["name"] if f["identity"] else "unknown",
-                        f"{f['identity']['score']:.3f}" if f["identity"] else "",
-                    ]
-                    + (
-                        [", ".join(f"{c['name']} {c['score']:.3f}" for c in f["candidates"])]
-                        if show_candidates
-                        else []
-                    )
-                    for r in results
-                    for f in r["faces"]
-                ],
-            )
-        )
+        _print_identified(results, show_candidates)
     if failures:
         raise PartialFailure(failures)
+
+
+def _analysed(
+    pipe: Any, files: list[Path], report: Any
+) -> Iterator[tuple[Path, Any, Any, str] | InputError]:
+    """(path, image, analysis, SHA-256) of each photo, or the error of one that cannot be
+    read. Photos are analysed a few at a time, their faces embedded together (a batch of
+    chips runs several times faster than one photo's), within a pixel budget."""
+    batch: list[tuple[Path, Any, str]] = []
+
+    def flush() -> Iterator[tuple[Path, Any, Any, str]]:
+        analyses = pipe.analyze_many([im for _, im, _ in batch])
+        done = [(p, im, a, sha) for (p, im, sha), a in zip(batch, analyses, strict=True)]
+        batch.clear()
+        yield from done
+
+    for n, path in enumerate(files):
+        try:
+            image, meta = pipe.decode(path)
+        except InputError as e:
+            yield e
+            continue
+        finally:
+            if report:
+                report(n + 1, len(files))
+        batch.append((path, image, meta.sha256))
+        if len(batch) >= BATCH_IMAGES or sum(im.size for _, im, _ in batch) >= BATCH_VALUES:
+            yield from flush()
+    yield from flush()
+
+
+def _print_identified(results: list[dict[str, Any]], show_candidates: bool) -> None:
+    """identify's table: a row per face."""
+    output.echo(
+        output.table(
+            ["image", "box", "identity", "score"] + (["candidates"] if show_candidates else []),
+            [
+                [
+                    r["image"],
+                    output.fmt_box(f["box"]),
+                    f["identity"]["name"] if f["identity"] else "unknown",
+                    f"{f['identity']['score']:.3f}" if f["identity"] else "",
+                ]
+                + (
+                    [", ".join(f"{c['name']} {c['score']:.3f}" for c in f["candidates"])]
+                    if show_candidates
+                    else []
+                )
+                for r in results
+                for f in r["faces"]
+            ],
+        )
+    )
 
 
 @click.command()

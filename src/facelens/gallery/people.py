@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,17 +29,15 @@ class PeopleMixin:
     codec: TemplateCodec
     _EMB_SQL: str
 
-    def _read(self) -> AbstractContextManager[Db]:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # what the store supplies
 
-    def transaction(self, bump: bool = True) -> AbstractContextManager[Db]:
-        raise NotImplementedError
+        def _read(self) -> AbstractContextManager[Db]: ...
 
-    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+        def transaction(self, bump: bool = True) -> AbstractContextManager[Db]: ...
 
-    def _emb_value(self, stored: Any, dim: int) -> NDArray[np.float32]:
-        raise NotImplementedError
+        def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+        def _emb_value(self, stored: Any, dim: int) -> NDArray[np.float32]: ...
 
     def _identity(self, db: Db, row: Sequence[Any]) -> Identity:
         return self._identities(db, [row])[0]

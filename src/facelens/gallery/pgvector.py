@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -119,27 +119,22 @@ class PgvectorMixin:
     _closing: threading.Event
     _backlog: int
 
-    @property
-    def key(self) -> TemplateKey | None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # what the store supplies
 
-    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+        @property
+        def key(self) -> TemplateKey | None: ...
 
-    def transaction(self, bump: bool = True) -> AbstractContextManager[Any]:
-        raise NotImplementedError
+        def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
-    def _read(self) -> AbstractContextManager[Any]:
-        raise NotImplementedError
+        def transaction(self, bump: bool = True) -> AbstractContextManager[Any]: ...
 
-    def _search_read(self) -> AbstractContextManager[Any]:
-        raise NotImplementedError
+        def _read(self) -> AbstractContextManager[Any]: ...
 
-    def _now(self) -> str:
-        raise NotImplementedError
+        def _search_read(self) -> AbstractContextManager[Any]: ...
 
-    def generation(self) -> int:
-        raise NotImplementedError
+        def _now(self) -> str: ...
+
+        def generation(self) -> int: ...
 
     def staged_count(self) -> int:
         """Templates enrolled and not yet in the HNSW index (searched exactly meanwhile)."""

@@ -45,6 +45,7 @@ from facelens.gallery.pgvector import (
     writable,
 )
 from facelens.gallery.protect import TemplateKey
+from facelens.gallery.records import Identity, Sample
 from facelens.gallery.schema import POSTGRESQL
 from facelens.gallery.sql import SqlStore, utc_now
 
@@ -464,9 +465,26 @@ class PostgresStore(PgvectorMixin, SqlStore):
                         (ident.id, c.purpose, c.granted_by, c.granted_at, c.expires_at,
                          c.recorded_by)
                     )  # fmt: skip
-        # templates moved to the gallery's space a batch at a time, and sent in pgvector's
-        # binary form (formatting 128 floats as text per row was most of the import's time)
-        flat = [(ident, smp) for ident, samples in chosen for smp in samples]
+        self._copy_samples(conn, gallery, [(i, smp) for i, ss in chosen for smp in ss])
+        if chips:
+            now = self._now()
+            with conn.cursor().copy(
+                "COPY chips(identity_id, image_sha256, format, data, created_at) FROM STDIN"
+            ) as cp:
+                for ident, _ in chosen:
+                    done: set[str] = set()
+                    for sha, data in chips.get(ident.id, []):
+                        if sha not in done:
+                            done.add(sha)
+                            sealed = self.codec.protect(data, b"chip")
+                            cp.write_row((ident.id, sha, "png", sealed, now))
+
+    def _copy_samples(
+        self, conn: Any, gallery: str, flat: Sequence[tuple[Identity, Sample]]
+    ) -> None:
+        """Samples streamed with COPY: templates moved to the gallery's space a batch at a
+        time and sent in pgvector's binary form (formatting 128 floats as text per row was
+        most of an import's time)."""
         moved: dict[int, NDArray[np.float32]] = {}
         for dim in {int(smp.embedding.size) for _, smp in flat}:
             rows_of = [j for j, (_, smp) in enumerate(flat) if smp.embedding.size == dim]
@@ -499,18 +517,6 @@ class PostgresStore(PgvectorMixin, SqlStore):
                         smp.created_at,
                     )
                 )
-        if chips:
-            now = self._now()
-            with conn.cursor().copy(
-                "COPY chips(identity_id, image_sha256, format, data, created_at) FROM STDIN"
-            ) as cp:
-                for ident, _ in chosen:
-                    done: set[str] = set()
-                    for sha, data in chips.get(ident.id, []):
-                        if sha not in done:
-                            done.add(sha)
-                            sealed = self.codec.protect(data, b"chip")
-                            cp.write_row((ident.id, sha, "png", sealed, now))
 
     def integrity_check(self) -> list[str]:
         """Rows that break the gallery's rules (PostgreSQL enforces the rest itself)."""

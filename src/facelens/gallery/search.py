@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -94,21 +94,17 @@ class SearchMixin:
         self._identity_counts: dict[str, tuple[int, int]] = {}
         self._sizes: dict[tuple[str, str], tuple[int, float, tuple[int, int]]] = {}
 
-    # what the store supplies
-    def _read(self) -> AbstractContextManager[Db]:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # what the store supplies
 
-    def _now(self) -> str:
-        raise NotImplementedError
+        def _read(self) -> AbstractContextManager[Db]: ...
 
-    def generation(self) -> int:
-        raise NotImplementedError
+        def _now(self) -> str: ...
 
-    def _emb_value(self, stored: Any, dim: int) -> NDArray[np.float32]:
-        raise NotImplementedError
+        def generation(self) -> int: ...
 
-    def _forward(self, gallery: str, vectors: NDArray[np.float32]) -> NDArray[np.float32]:
-        raise NotImplementedError
+        def _emb_value(self, stored: Any, dim: int) -> NDArray[np.float32]: ...
+
+        def _forward(self, gallery: str, vectors: NDArray[np.float32]) -> NDArray[np.float32]: ...
 
     def _ann_search(
         self, gallery: str, model: str, vectors: NDArray[np.float32], k: int, start: bool
