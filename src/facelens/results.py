@@ -6,8 +6,8 @@ audit record's number (``audit_seq``).
 
 Example:
     >>> from facelens.faces import Faces
-    >>> DetectResult(640, 480, Faces(xyxy=[[10, 20, 110, 140.26]], score=[0.98765])).to_dict()
-    {'width': 640, 'height': 480, 'faces': [{'box': [10.0, 20.0, 110.0, 140.3], 'score': 0.9877}]}
+    >>> DetectResult(640, 480, Faces(xyxy=[[10, 20, 110, 140.26]], score=[0.98761])).to_dict()
+    {'width': 640, 'height': 480, 'faces': [{'box': [10.0, 20.0, 110.0, 140.3], 'score': 0.9876}]}
 """
 
 from __future__ import annotations
