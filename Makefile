@@ -16,6 +16,12 @@ KEY     ?= $(HOME)/.facelens/gallery.key
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 PYTEST_ARGS ?=
+# What `make run` lets streams watch (shell patterns, as facelens serve --allow-source; a
+# path pattern is made absolute), e.g. ALLOW_SOURCE='../shared/data/video/*' to watch the
+# shared clips from the web UI, or 'rtsp://cams.local/*'. Several: separate with spaces.
+ALLOW_SOURCE ?=
+# The browser tests' own packages (axe-core), from the npm registry, pinned by the lockfile.
+WEB_TESTS := tests/web
 
 .PHONY: run identify system-deps test lint typecheck pytest bench fuzz soak clean
 
@@ -38,13 +44,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt models.txt
 run: $(VENV)/.installed
 	@mkdir -p "$(dir $(KEY))"
 	@if [ ! -e "$(KEY)" ] && [ ! -e "$(GALLERY)" ]; then $(VENV)/bin/facelens govern new-key "$(KEY)"; fi
-	FACELENS_KEY_FILE="$$( [ -e "$(KEY)" ] && echo "$(KEY)" )" $(VENV)/bin/facelens serve --gallery "$(GALLERY)" --host $(HOST) --port $(PORT) --bootstrap-key
+	FACELENS_KEY_FILE="$$( [ -e "$(KEY)" ] && echo "$(KEY)" )" $(VENV)/bin/facelens serve --gallery "$(GALLERY)" --host $(HOST) --port $(PORT) --bootstrap-key \
+		$(foreach p,$(ALLOW_SOURCE),--allow-source '$(if $(findstring ://,$(p)),$(p),$(abspath $(p)))')
 
 identify: $(VENV)/.installed
 	FACELENS_KEY_FILE="$$( [ -e "$(KEY)" ] && echo "$(KEY)" )" $(VENV)/bin/facelens identify "$(PHOTOS)" --gallery "$(GALLERY)"
 
 system-deps:
 	scripts/system-deps.sh
+
+$(WEB_TESTS)/node_modules/.installed: $(WEB_TESTS)/package.json $(WEB_TESTS)/package-lock.json
+	cd $(WEB_TESTS) && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -53,7 +64,7 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
-pytest: $(VENV)/.installed system-deps
+pytest: $(VENV)/.installed system-deps $(WEB_TESTS)/node_modules/.installed
 	FACELENS_DATA="$(FACELENS_DATA)" $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 test: lint typecheck pytest

@@ -351,9 +351,9 @@ class Pipeline:
     def compared_face(
         self, image: NDArray[np.uint8], face: int | None = None, source: str = "image"
     ) -> tuple[Views, ChosenFace]:
-        """The chips of the face of ``image`` a 1:1 comparison uses, and which it is: the
-        largest (``face`` None), or face number ``face`` (from 1, in the order ``facelens
-        detect`` lists them).
+        """The chips of the face of ``image`` a 1:1 comparison uses, and which it is among
+        the faces found, numbered from 0 left to right: the largest (``face`` None), or face
+        ``face``.
 
         Raises:
             EnrollmentError: no face, even on the retry (``no_face``).
@@ -362,17 +362,18 @@ class Pipeline:
         faces = self.detect_single(image)
         if len(faces) == 0:
             raise EnrollmentError(source, ["no_face"])
+        order = [int(i) for i in np.argsort(faces.xyxy[:, 0], kind="stable")]
         if face is None:
-            i, chosen = faces.largest(), "largest"
-        elif 1 <= face <= len(faces):
-            i, chosen = face - 1, "asked"
+            n, chosen = order.index(faces.largest()), "largest"
+        elif 0 <= face < len(faces):
+            n, chosen = face, "asked"
         else:
-            raise InputError(source, f"face {face}: the image has {len(faces)} face(s)")
+            raise InputError(source, f"face {face} asked for, the photo has {len(faces)}")
         h, w = image.shape[:2]
-        one = faces[i]
-        x1, y1, x2, y2 = (float(v) for v in one.clip(w, h).xyxy[0])
-        views = self.views(image, self.align(image, one))
-        return views, ChosenFace(len(faces), i + 1, (x1, y1, x2, y2), chosen)
+        clipped = faces.clip(w, h).xyxy
+        boxes = tuple(tuple(float(v) for v in clipped[i]) for i in order)
+        views = self.views(image, self.align(image, faces[order[n]]))
+        return views, ChosenFace(boxes, n, chosen)  # type: ignore[arg-type]
 
     def primary_embedding(self, image: NDArray[np.uint8]) -> Embeddings | None:
         """The embedding of the face a single-person photo is about (``choose_primary``),

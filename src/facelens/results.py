@@ -134,33 +134,35 @@ class ChosenFace:
     """Which face of an image a 1:1 comparison used.
 
     Attributes:
-        faces: how many faces the image holds.
-        face: the one used, numbered from 1 in the order ``facelens detect`` lists them.
-        box: its box.
+        boxes: every face found in the image, left to right.
+        face: the one used: its index in ``boxes`` (from 0, the leftmost).
         chosen: ``largest`` (the default) or ``asked`` (``--face-a/--face-b``, ``face_a``,
             ``face_b``).
     """
 
-    faces: int
+    boxes: tuple[tuple[float, float, float, float], ...]
     face: int
-    box: tuple[float, float, float, float]
     chosen: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "faces": self.faces,
-            "face": self.face,
-            "box": [round(float(v), PIXEL_DIGITS) for v in self.box],
-            "chosen": self.chosen,
-        }
+    def box_list(self) -> list[list[float]]:
+        return [[round(float(v), PIXEL_DIGITS) for v in b] for b in self.boxes]
 
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """Whether two images' chosen faces are the same person, and which faces were compared
-    (an image of several faces says so: ``faces`` > 1)."""
+    """Whether two images' chosen faces are the same person, under which operating point,
+    and which faces were compared among those found (an image of several faces says so:
+    ``faces_a`` lists them all, ``face_a`` is the one used).
+
+    Attributes:
+        verification: the decision.
+        threshold_name: the operating point that gave the threshold (``custom`` for a
+            number).
+        a, b: the faces compared.
+    """
 
     verification: Verification
+    threshold_name: str
     a: ChosenFace
     b: ChosenFace
 
@@ -170,17 +172,23 @@ class VerifyResult:
             "same": v.same,
             "similarity": _score(v.similarity),
             "threshold": _score(v.threshold),
+            "threshold_name": self.threshold_name,
             "model": v.model,
-            "face_a": self.a.to_dict(),
-            "face_b": self.b.to_dict(),
+            "faces_a": self.a.box_list(),
+            "faces_b": self.b.box_list(),
+            "face_a": self.a.face,
+            "face_b": self.b.face,
+            "chosen_a": self.a.chosen,
+            "chosen_b": self.b.chosen,
         }
 
     def notes(self) -> list[str]:
         """What a person should know about the faces used (an image of several faces)."""
         return [
-            f"image {which} has {f.faces} faces: compared "
-            + (f"the largest (face {f.face})" if f.chosen == "largest" else f"face {f.face}")
-            + f"; choose another with --face-{which.lower()} N (1-{f.faces})"
+            f"image {which} has {len(f.boxes)} faces: compared "
+            + ("the largest" if f.chosen == "largest" else "the one asked for")
+            + f", face {f.face} from the left (0 to {len(f.boxes) - 1}); choose another "
+            f"with --face-{which.lower()} N"
             for which, f in (("A", self.a), ("B", self.b))
-            if f.faces > 1
+            if len(f.boxes) > 1
         ]

@@ -348,6 +348,16 @@ def test_detect_json_and_quality(capsys, data: Path) -> None:  # type: ignore[no
     for f in image["faces"]:
         assert set(f) == {"box", "score", "quality", "gate"}
         assert f["gate"] == []
+    # the table shows the quality figures, not only the gate's verdict
+    code, out, _ = run(
+        capsys, "detect", data / "faces" / "face_recognition" / "two_people.jpg", "--quality"
+    )
+    head, _, *rows = out.splitlines()
+    assert code == 0 and head.split()[3:] == [
+        "eyes", "px", "sharpness", "yaw", "pitch", "bright", "clipped", "gate"
+    ]  # fmt: skip
+    eyes = round(image["faces"][0]["quality"]["inter_eye_px"])
+    assert len(rows) == 2 and rows[0].split()[-1] == "ok" and f" {eyes} " in rows[0]
 
 
 def test_info_reports_models_and_checksums(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -59,3 +59,5 @@ def test_the_report_counts_what_an_assessment_needs(
     assert main(["govern", "report", "--gallery", str(tmp_path / "g.db")]) == 0
     text = capsys.readouterr().out
     assert "NOT sealed" in text and "3 people" in text
+    assert "templates 3 of m," in text and "{" not in text  # words, not a Python dict
+    assert "(unmatched since 2026-01-11)" in text  # the deadline said in words

@@ -96,20 +96,32 @@ def detect(
     if as_json:
         output.emit_json(results)
     else:
-        rows = [
-            [
-                r["image"],
-                output.fmt_box(f["box"]),
-                f"{f['score']:.2f}",
-                ", ".join(f.get("gate", [])) if with_quality else None,
-            ]
-            for r in results
-            for f in r["faces"]
-        ]
-        headers = ["image", "box", "score"] + (["gate"] if with_quality else [])
-        output.echo(output.table(headers, [r[: len(headers)] for r in rows]))
+        headers = ["image", "box", "score"]
+        if with_quality:
+            headers += [h for h, _, _ in QUALITY_COLUMNS] + ["gate"]
+        lines: list[list[str]] = []
+        for r in results:
+            for f in r["faces"]:
+                line = [r["image"], output.fmt_box(f["box"]), f"{f['score']:.2f}"]
+                if with_quality:
+                    measured = f.get("quality") or {}
+                    line += [fmt.format(measured[k]) for _, k, fmt in QUALITY_COLUMNS]
+                    line.append(", ".join(f.get("gate", [])) or "ok")
+                lines.append(line)
+        output.echo(output.table(headers, lines))
     if failures:
         raise PartialFailure(failures)
+
+
+# The quality measures `detect --quality` shows in its table (all of them in --json).
+QUALITY_COLUMNS = (
+    ("eyes px", "inter_eye_px", "{:.0f}"),
+    ("sharpness", "sharpness", "{:.0f}"),
+    ("yaw", "yaw_deg", "{:+.0f}"),
+    ("pitch", "pitch_deg", "{:+.0f}"),
+    ("bright", "brightness", "{:.0f}"),
+    ("clipped", "clipped", "{:.2f}"),
+)
 
 
 def parse_face(value: str) -> FaceChoice:
@@ -413,15 +425,15 @@ def _print_identified(results: list[dict[str, Any]], show_candidates: bool) -> N
 )
 @click.option(
     "--face-a",
-    type=click.IntRange(1, 10_000),
+    type=click.IntRange(0, 1000),
     default=None,
     metavar="N",
-    help="Which face of IMAGE_A to compare, numbered from 1 as 'facelens detect' lists them "
-    "(default: the largest).",
+    help="Which face of IMAGE_A to compare, counting from 0 at the left (default: the "
+    "largest). --json lists every face found (faces_a).",
 )
 @click.option(
     "--face-b",
-    type=click.IntRange(1, 10_000),
+    type=click.IntRange(0, 1000),
     default=None,
     metavar="N",
     help="Which face of IMAGE_B to compare (default: the largest).",
@@ -441,8 +453,8 @@ def verify(
 
     Each image's largest face is compared (when none is found the image is searched once
     more at twice the resolution); an image of several faces is said to have them, and
-    --face-a / --face-b choose another. --json prints what the service's /v1/verify
-    answers.
+    --face-a / --face-b choose another (from 0, left to right). --json prints what the
+    service's /v1/verify answers.
     """
     pipe = pipeline.make()
     embs, chosen = [], []
@@ -451,8 +463,10 @@ def verify(
         views, face = pipe.compared_face(image, n, str(path))
         embs.append(pipe.embed_views(views))
         chosen.append(face)
-    v = pipe.verify(embs[0], embs[1], parse_threshold(threshold))
-    result = VerifyResult(v, chosen[0], chosen[1])
+    point = parse_threshold(threshold)
+    v = pipe.verify(embs[0], embs[1], point)
+    named = point if point is not None else pipe.config.verify_threshold
+    result = VerifyResult(v, named if isinstance(named, str) else "custom", chosen[0], chosen[1])
     if as_json:
         output.emit_json({"image_a": str(image_a), "image_b": str(image_b), **result.to_dict()})
         return

@@ -125,16 +125,18 @@ def serve(
     from facelens.environment import hand_to_workers
     from facelens.environment import webhook_secret as environment_webhook_secret
     from facelens.gallery.stores import is_postgres_url
-    from facelens.govern import KeyStore
+    from facelens.govern import AuditLog, KeyStore
 
     path = resolve(gallery_path)
     store = _store(path)
-    keys = KeyStore(store)
+    keys = KeyStore(store, AuditLog(store))
     if not keys.list():
         if bootstrap_key:
-            _, secret = keys.create("default", ["admin"], "bootstrap")
+            _, secret = keys.create("default", ["admin"], "bootstrap", by="service:first-start")
             output.echo(
-                f"first start: admin key for tenant 'default' (shown once):\n  {secret}", err=True
+                f"first start: admin key for tenant 'default' (shown once):\n  {secret}\n"
+                "Sign in with it in the web UI; its Keys page makes others (and replaces it).",
+                err=True,
             )
         else:
             output.warn(
@@ -147,7 +149,7 @@ def serve(
     hand_to_workers(
         gallery=str(path),
         urls="1" if allow_image_urls else "0",
-        sources="\n".join(allow_sources),
+        sources="\n".join(_source_pattern(p) for p in allow_sources),
         rate=str(identify_rate),
         detector=detector or "",
         model=model or "",
@@ -174,6 +176,20 @@ def serve(
     )
 
 
+def _source_pattern(pattern: str) -> str:
+    """A path pattern as sources are matched: absolute, its folder's links resolved
+    (``../videos/*`` from here; a source is matched by its real path)."""
+    import glob
+    import os
+
+    if "://" in pattern or pattern.isdigit():
+        return pattern
+    folder, name = os.path.split(os.path.abspath(pattern))
+    if glob.has_magic(folder):
+        return os.path.abspath(pattern)
+    return os.path.join(os.path.realpath(folder), name)
+
+
 @click.group("keys")
 def keys_group() -> None:
     """Create, list and revoke API keys (stored hashed)."""
@@ -193,11 +209,16 @@ def keys_create(
     tenant: str, scopes: str, name: str, gallery_path: Path | str | None, as_json: bool
 ) -> None:
     """Create a key; it is printed once and cannot be shown again."""
-    from facelens.govern import KeyStore
+    import getpass
+
+    from facelens.govern import AuditLog, KeyStore
 
     with _store(gallery_path) as store:
-        key, secret = KeyStore(store).create(
-            tenant, [s.strip() for s in scopes.split(",") if s.strip()], name
+        key, secret = KeyStore(store, AuditLog(store)).create(
+            tenant,
+            [s.strip() for s in scopes.split(",") if s.strip()],
+            name,
+            by=f"cli:{getpass.getuser()}",
         )
     if as_json:
         output.emit_json(
@@ -223,19 +244,7 @@ def keys_list(tenant: str | None, gallery_path: Path | str | None, as_json: bool
     with _store(gallery_path) as store:
         keys = KeyStore(store).list(tenant)
     if as_json:
-        output.emit_json(
-            [
-                {
-                    "id": k.id,
-                    "tenant": k.tenant,
-                    "name": k.name,
-                    "scopes": sorted(k.scopes),
-                    "created_at": k.created_at,
-                    "revoked_at": k.revoked_at,
-                }
-                for k in keys
-            ]
-        )
+        output.emit_json([k.to_dict() for k in keys])
     else:
         output.echo(
             output.table(
@@ -260,10 +269,12 @@ def keys_list(tenant: str | None, gallery_path: Path | str | None, as_json: bool
 @gallery_option
 def keys_revoke(key_id: str, gallery_path: Path | str | None) -> None:
     """Revoke a key by id."""
-    from facelens.govern import KeyStore
+    import getpass
+
+    from facelens.govern import AuditLog, KeyStore
 
     with _store(gallery_path) as store:
-        KeyStore(store).revoke(key_id)
+        KeyStore(store, AuditLog(store)).revoke(key_id, by=f"cli:{getpass.getuser()}")
     output.echo(f"revoked {key_id}")
 
 

@@ -127,6 +127,19 @@ class PeopleMixin:
             ).fetchone()
             return None if row is None else self._identity(db, row)
 
+    def names_of(self, identity_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """Identity id -> (name, stored gallery name) of those of ``identity_ids`` enrolled
+        now (a chunk of ids per query)."""
+        out: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(identity_ids), 500):
+            part = list(identity_ids[start : start + 500])
+            marks = ",".join("?" * len(part))
+            rows = self.fetch(
+                f"SELECT id, name, gallery FROM identities WHERE id IN ({marks})", part
+            )
+            out |= {str(r[0]): (str(r[1]), str(r[2])) for r in rows}
+        return out
+
     def _fill_name_keys(self) -> None:
         """Give every identity stored before names had keys its key (once, at open)."""
         rows = self.fetch("SELECT id, name FROM identities WHERE name_key IS NULL")

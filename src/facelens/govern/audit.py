@@ -227,6 +227,47 @@ class AuditLog:
         )
         return [self._record(r) for r in rows]
 
+    def search(
+        self,
+        tenant: str,
+        *,
+        actions: Sequence[str] = (),
+        actor: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        after: int = 0,
+        before: int | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> list[AuditRecord]:
+        """One tenant's records that match: any of ``actions``, by ``actor`` (a key's id
+        matches however the record spelt it, ``<id>`` or ``key:<id>``), at ``since`` or
+        later and before ``until`` (ISO 8601 UTC, as records are timed), ``seq`` between
+        ``after`` and ``before``; oldest first, or newest first."""
+        where, params = ["tenant = ?", "seq > ?"], [tenant, after]
+        if before is not None:
+            where.append("seq < ?")
+            params.append(before)
+        if actions:
+            where.append(f"action IN ({', '.join('?' for _ in actions)})")
+            params += list(actions)
+        if actor:
+            bare = actor[4:] if actor.startswith("key:") else actor
+            where.append("key_id IN (?, ?)")
+            params += [bare, f"key:{bare}"]
+        if since:
+            where.append("time >= ?")
+            params.append(since)
+        if until:
+            where.append("time < ?")
+            params.append(until)
+        order = "DESC" if newest_first else "ASC"
+        rows = self.store.fetch(
+            f"SELECT {_COLS} FROM audit WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT ?",
+            [*params, limit],
+        )
+        return [self._record(r) for r in rows]
+
     def verify(self, page: int = 5000) -> ChainStatus:
         """Recompute the whole chain; report the first record that does not check out.
 

@@ -263,6 +263,10 @@ class GovernedGallery:
         """An identity by its id (``by="name"``: by its name); ``NotFoundError`` otherwise."""
         return self._raw.get(key, by=by)
 
+    def find(self, name: str) -> Identity | None:
+        """The identity named ``name`` (as names are stored), or None."""
+        return self._raw.find(name)
+
     def identities(self, after: str | None = None, limit: int | None = None) -> list[Identity]:
         """Everyone enrolled, by name; or a page: at most ``limit``, named after ``after``."""
         return self._raw.identities(after, limit)

@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from facelens.pipeline import Pipeline
 from facelens.service import schemas as S
 from facelens.service.errors import BodyLimit, Unexpected, install_handlers
+from facelens.service.headers import SecurityHeaders
 from facelens.service.routes import (
     alerts,
     archive,
@@ -32,6 +33,7 @@ from facelens.service.routes import (
     galleries,
     govern,
     health,
+    keys,
     streams,
     thermal,
     web,
@@ -43,7 +45,7 @@ __all__ = ["ServiceSettings", "create_app", "source_allowed"]
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (health, faces, galleries, archive, thermal, audit, govern, alerts, streams, web)
+ROUTERS = (health, faces, galleries, archive, thermal, audit, keys, govern, alerts, streams, web)
 
 
 class RetentionTimer:
@@ -100,6 +102,9 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
         version=__version__,
         description="Privacy-first face recognition. Every route but /v1/health "
         "needs `Authorization: Bearer <API key>` with the route's scope.",
+        # the API reference is the service's own page (``/docs``), not one loaded from a CDN
+        docs_url=None,
+        redoc_url=None,
         responses={
             401: {"model": S.ErrorOut},
             403: {"model": S.ErrorOut},
@@ -130,4 +135,5 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
     for module in ROUTERS:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
+    app.add_middleware(SecurityHeaders)  # last added: outermost, so every answer has them
     return app

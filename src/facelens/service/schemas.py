@@ -88,15 +88,6 @@ class IdentifyOut(BaseModel):
     audit_seq: int
 
 
-class ChosenFaceOut(BaseModel):
-    faces: int = Field(description="how many faces the image holds")
-    face: int = Field(description="the face compared, from 1 as /v1/detect lists them")
-    box: Box
-    chosen: Literal["largest", "asked"] = Field(
-        description="largest: the default; asked: face_a / face_b"
-    )
-
-
 class VerifyOut(BaseModel):
     """``facelens.results.VerifyResult``: what ``facelens verify --json`` prints, and the
     audit record's number."""
@@ -104,9 +95,14 @@ class VerifyOut(BaseModel):
     same: bool
     similarity: float = Field(description="cosine similarity, 4 decimals")
     threshold: float = Field(description="4 decimals")
+    threshold_name: str = Field(description="the operating point applied (or custom)")
     model: str
-    face_a: ChosenFaceOut
-    face_b: ChosenFaceOut
+    faces_a: list[list[float]] = Field(description="every face of image_a, left to right")
+    faces_b: list[list[float]] = Field(description="every face of image_b, left to right")
+    face_a: int = Field(description="the face of image_a compared (index in faces_a)")
+    face_b: int = Field(description="the face of image_b compared (index in faces_b)")
+    chosen_a: Literal["largest", "asked"] = Field(description="largest: the default")
+    chosen_b: Literal["largest", "asked"]
     audit_seq: int
 
 
@@ -205,6 +201,39 @@ class AuditOut(BaseModel):
     decision: dict[str, Any]
     prev_hash: str
     hash: str
+    actor: str = Field(
+        description="who acted: a key's id (however the record spelt it), cli:USER or service:TASK"
+    )
+    sentence: str = Field(description="the record as one sentence, people by name")
+    names: dict[str, str] = Field(
+        description="identity id -> name, for the people of this tenant still enrolled"
+    )
+    refused: bool = Field(description="the action was refused")
+
+
+class SourcesOut(BaseModel):
+    patterns: list[str] = Field(description="the sources the operator allows (shell patterns)")
+    files: list[str] = Field(description="files on this host they match (the first 100)")
+
+
+class KeyOut(BaseModel):
+    id: str
+    tenant: str
+    name: str
+    scopes: list[str]
+    created_at: str
+    revoked_at: str | None
+    current: bool = Field(description="the key this request was made with")
+
+
+class KeyIn(BaseModel):
+    name: str = Field(default="", max_length=100)
+    scopes: list[Annotated[str, Field(max_length=32)]] = Field(min_length=1, max_length=20)
+
+
+class NewKeyOut(BaseModel):
+    key: KeyOut
+    secret: str = Field(description="the full key, shown this once: it is stored hashed")
 
 
 class ChainOut(BaseModel):
@@ -486,4 +515,5 @@ class NameIn(BaseModel):
 
 class NamedOut(BaseModel):
     identity: IdentityOut
-    added: int
+    added: int = Field(description="templates added (one per face and model)")
+    faces: int = Field(description="the group's faces enrolled (those the quality gate passed)")

@@ -195,8 +195,8 @@ class ServiceState:
         self.store = open_store(
             settings.gallery_path, key=settings.template_key, read_replica=settings.read_replica
         )
-        self.keys = KeyStore(self.store)
         self.audit = AuditLog(self.store)
+        self.keys = KeyStore(self.store, self.audit)
         self.stop = StopControl(self.store, self.audit)
         self.alerts = Alerts(self.store, self.audit)
         # the operator's event sinks, shared by every stream (closed when the service stops)

@@ -127,8 +127,14 @@ def name(state: State, gallery: str, cluster: ID, body: S.NameIn, key: Editor) -
             recorded_by=key.id,
         )
     c = _clusterer(state, key, gallery)
-    r = c.name(governed(state, key, gallery), cluster, body.name, consent, override=override)
-    return {"identity": r.identity.to_dict(datetime.now(UTC)), "added": len(r.added)}
+    g = governed(state, key, gallery)
+    before = g.find(body.name)
+    r = c.name(g, cluster, body.name, consent, override=override)
+    return {
+        "identity": r.identity.to_dict(datetime.now(UTC)),
+        "added": len(r.added),
+        "faces": r.identity.sample_count - (before.sample_count if before else 0),
+    }
 
 
 # Pictures decode whole photos (up to the service's pixel limit): two at a time per worker,

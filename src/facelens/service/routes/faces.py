@@ -48,13 +48,19 @@ def verify(
     image_a: Annotated[UploadFile | None, File()] = None,
     image_b: Annotated[UploadFile | None, File()] = None,
     threshold: Annotated[str | None, Form(max_length=64)] = None,
-    face_a: Annotated[int | None, Form(ge=1, le=10_000)] = None,
-    face_b: Annotated[int | None, Form(ge=1, le=10_000)] = None,
+    face_a: Annotated[
+        int | None,
+        Form(
+            ge=0,
+            le=1000,
+            description="which face of image_a, left to right from 0 (default: the largest)",
+        ),
+    ] = None,
+    face_b: Annotated[int | None, Form(ge=0, le=1000, description="which face of image_b")] = None,
 ) -> dict[str, Any]:
-    """Are the faces of two images the same person? Each image's largest face is compared,
-    or face ``face_a`` / ``face_b`` (numbered from 1 as /v1/detect lists them); the answer
-    says how many faces each image holds and which was used (what ``facelens verify --json``
-    prints)."""
+    """Are two faces the same person? By default each image's largest face; ``faces_a`` /
+    ``faces_b`` list every face found, left to right, for choosing another (``face_a``,
+    ``face_b``). What ``facelens verify --json`` prints."""
     p = state.pipeline
     datas = [
         image_bytes(state, image_a, None, "image_a"),
@@ -71,8 +77,12 @@ def verify(
             hashes.append(meta.sha256)
     # both faces embedded in one call, batched with other requests' faces
     embs = state.inference.embed({k: np.concatenate([x[k] for x in views]) for k in views[0]})
-    v = p.verify(embs[0:1], embs[1:2], parse_threshold(threshold))
-    result = VerifyResult(v, chosen[0], chosen[1]).to_dict()
+    point = parse_threshold(threshold)
+    v = p.verify(embs[0:1], embs[1:2], point)
+    named = point if point is not None else p.config.verify_threshold
+    result = VerifyResult(
+        v, named if isinstance(named, str) else "custom", chosen[0], chosen[1]
+    ).to_dict()
     rec = state.audit.append(
         tenant=key.tenant,
         key_id=key.id,

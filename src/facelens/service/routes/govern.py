@@ -26,13 +26,13 @@ def stop_status(state: State, key: Key) -> dict[str, Any]:
 @router.post("/v1/govern/stop", response_model=S.StopOut)
 def stop(state: State, body: S.StopIn, key: Annotated[ApiKey, scope("admin")]) -> dict[str, Any]:
     """Halt every identification of this tenant (audited)."""
-    return state.stop.stop(key.tenant, by=f"key:{key.id}", reason=body.reason).to_dict()
+    return state.stop.stop(key.tenant, by=key.id, reason=body.reason).to_dict()
 
 
 @router.post("/v1/govern/resume", response_model=S.StopOut)
 def resume(state: State, key: Annotated[ApiKey, scope("admin")]) -> dict[str, Any]:
     """Let this tenant's identifications run again (audited)."""
-    return state.stop.resume(key.tenant, by=f"key:{key.id}").to_dict()
+    return state.stop.resume(key.tenant, by=key.id).to_dict()
 
 
 # -- retention -------------------------------------------------------------------------------
@@ -66,7 +66,7 @@ def put_retention(
     _retention(state).set_policy(
         governed(state, key, gallery).stored_name,
         RetentionPolicy(body.max_idle_days, body.consent_grace_days),
-        f"key:{key.id}",
+        key.id,
     )
     return get_retention(state, gallery, key)
 
@@ -80,7 +80,7 @@ def purge(
     """Erase everyone this tenant's retention policies make due now (the service also does
     this every ``--purge-interval``); each erasure is a ``purge`` record in the audit trail."""
     mine = [g for g in state.store.galleries() if split_gallery_key(g)[0] == key.tenant]
-    return _retention(state).purge(f"key:{key.id}", dry_run=dry_run, galleries=mine).to_dict()
+    return _retention(state).purge(key.id, dry_run=dry_run, galleries=mine).to_dict()
 
 
 @router.get("/v1/govern/report", response_model=S.PrivacyReportOut)

@@ -2,8 +2,11 @@
 live events as Server-Sent Events."""
 
 import asyncio
+import glob
+import itertools
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -55,7 +58,8 @@ def start_stream(
             403,
             "source_not_allowed",
             f"{shown!r} is not an allowed stream source; the "
-            "operator allows sources with facelens serve --allow-source PATTERN",
+            "operator allows sources with facelens serve --allow-source PATTERN "
+            "(make run ALLOW_SOURCE=PATTERN)",
         )
     audited.refuse_if_stopped("stream_start")  # 423 (audited) before the source is opened
     source = VideoSource(body.source, VideoConfig())
@@ -116,6 +120,25 @@ def start_stream(
     state.add_job(job)
     job.thread.start()
     return job.to_dict()
+
+
+# files of the allowed folders offered to the web UI's form (a folder may hold many)
+MAX_SOURCE_FILES = 100
+
+
+@router.get("/v1/streams/sources", response_model=S.SourcesOut)
+def sources(state: State, key: Annotated[ApiKey, scope("admin")]) -> dict[str, Any]:
+    """What a stream may watch: the operator's patterns (``--allow-source``) and the first
+    files they match on this host, for choosing one."""
+    patterns = state.settings.allow_sources
+    files: list[str] = []
+    for pattern in patterns:
+        if "://" in pattern or not os.path.isabs(pattern):
+            continue
+        left = MAX_SOURCE_FILES - len(files)
+        found = itertools.islice(glob.iglob(pattern), left) if left > 0 else ()
+        files += sorted(f for f in found if os.path.isfile(f) and source_allowed(f, patterns))
+    return {"patterns": list(patterns), "files": files[:MAX_SOURCE_FILES]}
 
 
 @router.get("/v1/streams", response_model=list[S.StreamOut])
