@@ -575,9 +575,10 @@ def test_the_stop_control_halts_identification_until_resumed(service: Service, d
     actions = [a["action"] for a in trail]
     assert "stop" in actions and "resume" in actions
     # the refusals are in the trail too: who was refused what, and why
-    refused = [a for a in trail if a["action"] in ("identify_refused", "stream_start_refused")]
-    assert [a["action"] for a in refused] == ["identify_refused", "stream_start_refused"]
-    assert all("drill" in a["decision"]["why"] for a in refused)
+    refused = [a["action"] for a in trail if "drill" in a["decision"].get("why", "")]
+    assert refused.count("identify_refused") == refused.count("stream_start_refused") == 1
+    # and the running stream's next search, if it searched before it ended
+    assert set(refused) <= {"identify_refused", "stream_start_refused", "stream_search_refused"}
     # the stream's period of use: when it began and ended, against which gallery, and why
     period = [a for a in trail if a["decision"].get("stream") == job["id"]]
     assert [a["action"] for a in period] == ["stream_start", "stream_stop"]

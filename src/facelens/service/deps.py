@@ -26,6 +26,7 @@ __all__ = [
     "image_bytes",
     "override_reason",
     "rate_limited",
+    "refused",
     "reserve_images",
     "scope",
 ]
@@ -155,6 +156,15 @@ def override_reason(key: ApiKey, reason: str | None) -> str | None:
     if reason is not None and not key.allows("enroll:override"):
         raise HttpError(403, "forbidden", "this key lacks the 'enroll:override' scope")
     return reason
+
+
+def refused(state: ServiceState, key: ApiKey, gallery: str, action: str, why: str) -> None:
+    """Record a refusal the route decided before reaching the gallery (a stream source the
+    operator does not allow): in the trail as the library records its own, whether or not
+    the gallery exists (nothing is created)."""
+    GovernedGallery.in_store(
+        state.store, state.audit, tenant=key.tenant, name=gallery, actor=key.id
+    ).refused(action, why)
 
 
 def governed(

@@ -22,7 +22,7 @@ from facelens.events import EventBus
 from facelens.govern.confirm import Alert
 from facelens.govern.keys import ApiKey
 from facelens.service import schemas as S
-from facelens.service.deps import Key, State, governed, scope
+from facelens.service.deps import Key, State, governed, refused, scope
 from facelens.service.errors import HttpError
 from facelens.service.settings import source_allowed
 from facelens.service.state import BusSink, Job, ServiceState, SharedSink, now_iso
@@ -48,12 +48,11 @@ def start_stream(
     from facelens.decode.video import VideoConfig, VideoSource
     from facelens.watch import WatchConfig, Watcher
 
-    audited = governed(state, key, body.gallery)
     if not source_allowed(body.source, state.settings.allow_sources):
         # decided on the text alone: nothing is opened, so the answer says nothing about
         # which files exist or which ports answer
         shown = redact_credentials(body.source)
-        audited.refused("stream_start", f"source not allowed: {shown!r}")
+        refused(state, key, body.gallery, "stream_start", f"source not allowed: {shown!r}")
         raise HttpError(
             403,
             "source_not_allowed",
@@ -61,6 +60,7 @@ def start_stream(
             "operator allows sources with facelens serve --allow-source PATTERN "
             "(make run ALLOW_SOURCE=PATTERN)",
         )
+    audited = governed(state, key, body.gallery)
     audited.refuse_if_stopped("stream_start")  # 423 (audited) before the source is opened
     source = VideoSource(body.source, VideoConfig())
     # source.name: the URL without its credentials
