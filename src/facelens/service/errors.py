@@ -18,11 +18,13 @@ from facelens.errors import (
     EnrollmentError,
     FacelensError,
     GalleryError,
+    IdentityMismatchError,
     ImageTooLargeError,
     InputError,
     ModelError,
     NotFoundError,
     PolicyError,
+    StoppedError,
 )
 from facelens.urls import redact_credentials
 
@@ -49,6 +51,8 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (InputError, 400, "bad_input"),
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
+    (StoppedError, 423, "identification_stopped"),
+    (IdentityMismatchError, 409, "identity_mismatch"),
     (PolicyError, 422, "refused_by_policy"),
     (ModelError, 503, "model_unavailable"),
     (GalleryError, 500, "gallery_error"),

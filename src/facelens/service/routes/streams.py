@@ -17,13 +17,13 @@ from typing import Annotated, Any
 from fastapi import Query
 from fastapi.responses import StreamingResponse
 
-from facelens.errors import InputError, NotFoundError
+from facelens.errors import InputError, NotFoundError, StoppedError
 from facelens.events import EventBus
 from facelens.govern.confirm import Alert
 from facelens.govern.keys import ApiKey
 from facelens.service import gate
 from facelens.service import schemas as S
-from facelens.service.deps import Key, State, governed, not_stopped, scope
+from facelens.service.deps import Key, State, governed, refused, scope
 from facelens.service.errors import HttpError
 from facelens.service.settings import source_allowed
 from facelens.service.state import BusSink, Job, ServiceState, SharedSink, now_iso
@@ -53,20 +53,21 @@ def start_stream(
     if allowed is None:
         # decided on the text alone: nothing is opened, so the answer says nothing about
         # which files exist or which ports answer
+        shown = redact_credentials(body.source)
+        refused(state, key, body.gallery, "stream_start", f"source not allowed: {shown!r}")
         raise HttpError(
             403,
             "source_not_allowed",
-            f"{redact_credentials(body.source)!r} is not an allowed stream source; the "
+            f"{shown!r} is not an allowed stream source; the "
             "operator allows sources with facelens serve --allow-source PATTERN "
             "(make run ALLOW_SOURCE=PATTERN)",
         )
     try:
-        not_stopped(state, key.tenant)
         audited = governed(state, key, body.gallery)
+        audited.refuse_if_stopped("stream_start")  # 423 (audited) before the source is opened
     except BaseException:
         allowed.close()
         raise
-    g = audited.gallery
     # the source is opened in the job, not here: how long opening takes (a closed port, a
     # silent one) is not the request's answer time; shown without its credentials
     job = Job(
@@ -83,7 +84,7 @@ def start_stream(
 
     watcher = Watcher(
         state.pipeline_for(body.upsample),
-        g,
+        audited,
         EventBus([BusSink(job, state.broadcaster), *(SharedSink(s, job) for s in state.sinks)]),
         WatchConfig(detect_every=body.detect_every, detect_max_side=body.detect_max_side),
         hold=audited.confirmation(job.id, held),
@@ -104,9 +105,11 @@ def start_stream(
 
     def run() -> None:
         job.status = "running"
-        audited.stream_started(job.source, watcher.pipe.model, job.id)  # the period of use
+        started = False
         source = None
         try:
+            audited.stream_started(job.source, watcher.pipe.model, job.id)  # the period of use
+            started = True
             try:
                 source = VideoSource(allowed.open_as, VideoConfig())
             except Exception:
@@ -114,6 +117,8 @@ def start_stream(
             stats = watcher.run(source, on_progress=progress)
             job.frames = stats.frames
             job.status = "stopped" if watcher._stop else "finished"
+        except StoppedError:  # a search refused by the stop control ends the watch
+            job.status, job.error = "stopped", "identification stopped by the operator"
         except Exception as e:  # the job reports it; the service goes on
             job.status, job.error = "failed", redact_credentials(e)
             log.error("stream %s failed: %s", job.id, job.error)
@@ -121,9 +126,10 @@ def start_stream(
             if source is not None:
                 source.close()
             allowed.close()
-            audited.stream_stopped(
-                job.source, job.frames, job.events, job.id, job.error or job.status
-            )
+            if started:
+                audited.stream_stopped(
+                    job.source, job.frames, job.events, job.id, job.error or job.status
+                )
 
     job.thread = threading.Thread(target=run, name=f"stream {job.id}", daemon=True)
     state.add_job(job)
