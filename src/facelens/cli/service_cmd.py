@@ -181,10 +181,11 @@ def serve(
     import uvicorn
 
     # by name, as uvicorn loads the app: the protocol closes slow clients and caps the
-    # connections (facelens.service.server); each worker raises its descriptor limit and
-    # rate-limits its log as it loads the app (facelens.service.main)
+    # connections (facelens.service.server); each worker builds the app, raising its
+    # descriptor limit and rate-limiting its log first (facelens.service.main.build)
     uvicorn.run(
-        "facelens.service.main:app",
+        "facelens.service.main:build",
+        factory=True,
         host=host,
         port=port,
         workers=workers,
