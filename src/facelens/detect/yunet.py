@@ -28,7 +28,7 @@ from facelens.detect.base import DetectConfig
 from facelens.detect.tiles import detect_pyramid, suppress
 from facelens.faces import Faces
 from facelens.models import ModelStore
-from facelens.runtime import RuntimeConfig
+from facelens.runtime import ReleasingSession, RuntimeConfig
 
 MODEL = "yunet_2023mar"
 STRIDES = (8, 16, 32)
@@ -104,9 +104,12 @@ class YunetDetector:
 
         with self._lock:
             if self._session is None:
-                self._session, self.provider, _ = session_for(
+                session, self.provider, _ = session_for(
                     MODEL, self.models, self.runtime, "detector"
                 )
+                # a burst of large pictures leaves no arena behind (runtime.ReleasingSession)
+                probe = {"input": np.zeros((1, 3, DIVISOR, DIVISOR), np.float32)}
+                self._session = ReleasingSession(session, self.runtime, probe)
 
     def once(self, image: NDArray[np.uint8]) -> Faces:
         """One network pass over the whole of ``image`` (no tiling)."""
