@@ -34,17 +34,17 @@ def test_a_burst_leaves_no_arena_behind_and_one_at_a_time_keeps_it() -> None:
     for _ in range(3):  # one at a time: the arena is kept, nothing is released
         det.detect(photo)
     det.detect(large)
-    assert det._session.released == 0
+    assert det._runner is not None and det._runner.released == 0
     release_freed_memory()
     before = rss()
     with ThreadPoolExecutor(4) as pool:  # four tiled passes in flight: ~24M elements
         list(pool.map(lambda _: det.detect(large), range(4)))
     release_freed_memory()
     grew = (rss() - before) / MB
-    assert det._session.released >= 1
+    assert det._runner.released >= 1
     assert grew < 60, f"the worker kept {grew:.0f} MB after the burst"
     det.detect(photo)  # and it still detects (the arena grows again as needed)
-    assert det._session.released >= 1
+    assert det._runner.released >= 1
 
 
 def test_keeping_everything_is_a_choice() -> None:

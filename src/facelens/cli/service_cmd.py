@@ -132,25 +132,9 @@ def serve(
     from facelens.environment import hand_to_workers
     from facelens.environment import webhook_secret as environment_webhook_secret
     from facelens.gallery.stores import is_postgres_url
-    from facelens.govern import AuditLog, KeyStore
 
     path = resolve(gallery_path)
-    store = _store(path)
-    keys = KeyStore(store, AuditLog(store))
-    if not keys.list():
-        if bootstrap_key:
-            _, secret = keys.create("default", ["admin"], "bootstrap", by="service:first-start")
-            output.echo(
-                f"first start: admin key for tenant 'default' (shown once):\n  {secret}\n"
-                "Sign in with it in the web UI; its Keys page makes others (and replaces it).",
-                err=True,
-            )
-        else:
-            output.warn(
-                "no API keys yet: create one with "
-                f"facelens keys create --gallery {path} --tenant default --scopes admin"
-            )
-    store.close()
+    _first_key(path, bootstrap_key)
     if read_replica and not is_postgres_url(path):
         raise click.UsageError("--read-replica needs a postgresql:// --gallery")
     hand_to_workers(
@@ -196,6 +180,31 @@ def serve(
         log_level="warning",
         access_log=False,
     )
+
+
+def _first_key(path: Path | str, bootstrap: bool) -> None:
+    """On a store without API keys: make the admin key (--bootstrap-key), or say how."""
+    from facelens.govern import AuditLog, KeyStore
+
+    store = _store(path)
+    try:
+        keys = KeyStore(store, AuditLog(store))
+        if keys.list():
+            return
+        if bootstrap:
+            _, secret = keys.create("default", ["admin"], "bootstrap", by="service:first-start")
+            output.echo(
+                f"first start: admin key for tenant 'default' (shown once):\n  {secret}\n"
+                "Sign in with it in the web UI; its Keys page makes others (and replaces it).",
+                err=True,
+            )
+        else:
+            output.warn(
+                "no API keys yet: create one with "
+                f"facelens keys create --gallery {path} --tenant default --scopes admin"
+            )
+    finally:
+        store.close()
 
 
 def _source_pattern(pattern: str) -> str:

@@ -163,17 +163,7 @@ class AuditLog:
         decision = decision or {}
         th = None if threshold is None else round(float(threshold), 6)
         with self.store.transaction(bump=False) as db:
-            last = db.execute(
-                "SELECT seq, hash, legacy FROM audit WHERE tenant = ? ORDER BY seq DESC LIMIT 1",
-                (tenant,),
-            ).fetchone()
-            if last and not last[2]:
-                seq, prev = int(last[0]) + 1, str(last[1])
-            else:  # the tenant's first record of its own chain
-                row = db.execute(
-                    "SELECT value FROM govern_state WHERE key = 'audit_legacy_head'"
-                ).fetchone()
-                seq, prev = (int(last[0]) if last else 0) + 1, _anchor(row[0] if row else None)
+            seq, prev = self._next(db, tenant)
             f = _fields(
                 seq,
                 now,
@@ -229,6 +219,21 @@ class AuditLog:
             prev,
             h,
         )
+
+    @staticmethod
+    def _next(db: Db, tenant: str) -> tuple[int, str]:
+        """The number and ``prev_hash`` of the tenant's next record (in the append's
+        transaction): after its newest record, or the first of its own chain - after its
+        last legacy record, linked to the legacy chain's head."""
+        last = db.execute(
+            "SELECT seq, hash, legacy FROM audit WHERE tenant = ? ORDER BY seq DESC LIMIT 1",
+            (tenant,),
+        ).fetchone()
+        if last and not last[2]:
+            return int(last[0]) + 1, str(last[1])
+        legacy = "SELECT value FROM govern_state WHERE key = 'audit_legacy_head'"
+        row = db.execute(legacy).fetchone()
+        return (int(last[0]) if last else 0) + 1, _anchor(row[0] if row else None)
 
     @staticmethod
     def _record(r: Sequence[Any]) -> AuditRecord:
