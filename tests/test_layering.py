@@ -42,6 +42,20 @@ def test_the_layering_rules_see_the_whole_package() -> None:
     assert "facelens.cli.common" in _imports(ROOT / "cli" / "faces_cmd.py")
 
 
+def test_watching_is_a_library_stage_both_edges_call() -> None:
+    # the stream stage is library: the rules above hold it to importing no edge
+    stream = [m for m in MODULES if _under(m, "facelens.stream")]
+    assert "facelens.stream.session" in stream and not any(
+        _under(m, e) for m in stream for e in EDGES
+    )
+    assert "facelens.watch" not in MODULES  # no second copy at the package root
+    # the command line and the service both run the governed session, neither builds its own
+    for edge in (ROOT / "cli" / "video_cmd.py", ROOT / "service" / "routes" / "streams.py"):
+        imports = _imports(edge)
+        assert "facelens.stream.WatchSession" in imports, edge
+        assert "facelens.stream.Watcher" not in imports, edge
+
+
 def test_the_library_imports_no_edge_and_reads_no_environment_settings() -> None:
     bad = {
         m: sorted(i for i in imports if any(_under(i, e) for e in (*EDGES, *ENTRY)))
@@ -144,12 +158,6 @@ LONG_FUNCTIONS_KEPT = {
     # pinned by SHA-256 in the conversion cache, so a split must keep every node's order
     "convert/onnx_graph.py:build_graph": "the converter's single walk over the layers",
     "convert/onnx_float.py:float_model": "the converter's single walk over the layers",
-    # rewritten by issue 27's stream stage (branch i27), which is merged next
-    "watch.py:run": "issue 27",
-    "cli/video_cmd.py:watch": "issue 27",
-    "redact/video.py:redact_video": "issue 27",
-    "service/routes/streams.py:start_stream": "issue 27",
-    "track/tracker.py:update": "issue 27",
 }
 
 

@@ -111,7 +111,7 @@ class Job:
     frames: int = 0
     events: dict[str, int] = field(default_factory=dict)
     error: str | None = None
-    watcher: Any = None
+    session: Any = None  # its facelens.stream.WatchSession (stop, subscribe)
     thread: threading.Thread | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -47,7 +47,7 @@ def start_stream(
 ) -> dict[str, Any]:
     """Start watching a video source against a gallery; events go to /v1/events."""
     from facelens.decode.video import VideoConfig, VideoSource
-    from facelens.watch import WatchConfig, Watcher
+    from facelens.stream import HALTED, WatchConfig, WatchSession
 
     allowed = source_allowed(body.source, state.settings.allow_sources)
     if allowed is None:
@@ -82,54 +82,40 @@ def start_stream(
              "track_id": alert.track_id, "time": alert.created_at},
         )  # fmt: skip
 
-    watcher = Watcher(
+    session = WatchSession(
         state.pipeline_for(body.upsample),
         audited,
         EventBus([BusSink(job, state.broadcaster), *(SharedSink(s, job) for s in state.sinks)]),
         WatchConfig(detect_every=body.detect_every, detect_max_side=body.detect_max_side),
-        hold=audited.confirmation(job.id, held),
+        stream_id=job.id,
+        on_held=held,
     )
-    job.watcher = watcher
-
-    checked = [time.monotonic()]
+    job.session = session
 
     def progress(st: Any) -> None:
         job.frames = st.frames
-        # the stop control reaches running streams within a second, whichever worker
-        # took the stop request
-        if time.monotonic() - checked[0] >= 1.0:
-            checked[0] = time.monotonic()
-            if state.stop.status(job.tenant).stopped:
-                job.error = "identification stopped by the operator"
-                watcher.stop()
+
+    def open_source() -> VideoSource:
+        try:
+            return VideoSource(allowed.open_as, VideoConfig())
+        except Exception:
+            raise InputError(job.source, "the source could not be opened") from None
 
     def run() -> None:
         job.status = "running"
-        started = False
-        source = None
-        try:
-            audited.stream_started(job.source, watcher.pipe.model, job.id)  # the period of use
-            started = True
-            try:
-                source = VideoSource(allowed.open_as, VideoConfig())
-            except Exception:
-                raise InputError(job.source, "the source could not be opened") from None
-            stats = watcher.run(source, on_progress=progress)
+        try:  # the session opens the source within the period of use, and closes it
+            stats = session.run(open_source, on_progress=progress, name=job.source)
             job.frames = stats.frames
-            job.status = "stopped" if watcher._stop else "finished"
-        except StoppedError:  # a search refused by the stop control ends the watch
-            job.status, job.error = "stopped", "identification stopped by the operator"
+            if session.outcome.startswith(HALTED):
+                job.error = session.outcome
+            job.status = "finished" if session.outcome == "finished" else "stopped"
+        except StoppedError:  # stopped after the request was answered, before the start
+            job.status, job.error = "stopped", HALTED
         except Exception as e:  # the job reports it; the service goes on
             job.status, job.error = "failed", redact_credentials(e)
             log.error("stream %s failed: %s", job.id, job.error)
         finally:
-            if source is not None:
-                source.close()
             allowed.close()
-            if started:
-                audited.stream_stopped(
-                    job.source, job.frames, job.events, job.id, job.error or job.status
-                )
 
     job.thread = threading.Thread(target=run, name=f"stream {job.id}", daemon=True)
     state.add_job(job)
@@ -175,8 +161,8 @@ def stop_stream(
     state: State, stream_id: str, key: Annotated[ApiKey, scope("admin")]
 ) -> dict[str, Any]:
     j = _own_job(state, stream_id, key)
-    if j.watcher is not None:
-        j.watcher.stop()
+    if j.session is not None:
+        j.session.stop()
     if j.thread is not None:
         j.thread.join(timeout=10)
     return j.to_dict()
