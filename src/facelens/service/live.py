@@ -115,17 +115,18 @@ def _clipped(box: tuple[float, ...], s: float, w: int, h: int) -> list[float]:
 def frame_part(view: FrameView, config: LiveConfig) -> bytes:
     """One processed frame as a part of the live answer (picture scaled, boxes with it)."""
     jpeg, s, w, h = _jpeg(view.image, config.max_side, config.quality)
+    boxes = [_clipped(f.box, s, w, h) for f in view.faces]
     faces = [
         {
-            "box": _clipped(f.box, s, w, h),
+            "box": box,
             "track": f.track_id,
             "name": f.name,
             "confirmed": f.confirmed,
             "held": f.held,
         }
-        for f in view.faces
+        for f, box in zip(view.faces, boxes, strict=True)
+        if box[0] < box[2] and box[1] < box[3]  # a face wholly outside is not drawn
     ]
-    faces = [f for f in faces if f["box"][0] < f["box"][2] and f["box"][1] < f["box"][3]]
     meta = {"kind": "frame", "index": view.index, "time": round(view.media_time, 3),
             "width": w, "height": h, "faces": faces}  # fmt: skip
     return _part(meta, jpeg)
