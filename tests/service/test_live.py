@@ -21,7 +21,9 @@ import pytest
 from tests.service.conftest import Service
 from tests.service.ui import axe_violations, open_page, shot, sign_in
 
-from facelens.service.live import LiveConfig
+from facelens.service.errors import HttpError
+from facelens.service.live import LiveConfig, LiveFeeds
+from facelens.stream import FaceView, FrameView, Observers, TrackEnd
 
 LIMITS = LiveConfig()
 PEOPLE = (
@@ -235,6 +237,82 @@ def test_the_stop_control_ends_live_views(service: Service, stage: Path) -> None
         admin.close()
     assert stopped_at and waited < 5.0, waited
     assert "stopped by the operator" in (status(service, jid)["error"] or "")
+
+
+# -- the feed itself, without a server ---------------------------------------------------
+
+
+class Watch:
+    """What a feed needs of a watch session: ``subscribe()``, here a bare ``Observers``."""
+
+    def __init__(self) -> None:
+        self.hub = Observers()
+
+    def subscribe(self) -> Any:
+        return self.hub.subscribe()
+
+    def frame(self, i: int) -> None:
+        img = np.full((720, 1280, 3), i % 256, np.uint8)
+        face = FaceView((1200.0, -10.0, 1300.0, 90.0), 3, "Zoë Ångström", True)
+        self.hub.publish_frame(FrameView(i, i / 30, img, (face,)))
+
+
+def wait_for(what: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (got := what()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return got
+
+
+def test_a_feed_encodes_only_while_someone_watches_and_never_waits_for_a_viewer() -> None:
+    feeds, watch = LiveFeeds(), Watch()
+    watch.frame(0)
+    assert not watch.hub.active  # nobody watches: the watch prepares no frame for anyone
+    feed, slow = feeds.join("s1", watch)
+    _, fast = feeds.join("s1", watch)
+    assert watch.hub.active and feeds.feed("s1") is feed
+    got: list[bytes] = []
+    t0 = time.monotonic()
+    for i in range(1, 120):  # the watch publishes; nothing it does waits for the viewers
+        watch.frame(i)
+        got += fast.take() or []
+        time.sleep(0.01)
+    assert wait_for(lambda: fast.take())
+    # the fast viewer got frames as they came; the one that never took holds one frame
+    assert len(got) >= 3 and slow.dropped >= 2
+    waiting = slow.take()
+    assert waiting is not None and len(waiting) == 1
+    meta, jpeg = next(parts(iter([waiting[0], b"--facelens-frame--\r\n"])))
+    assert picture(jpeg).shape == (360, 640, 3)  # scaled to max_side
+    face = meta["faces"][0]
+    assert face["box"] == [600.0, 0.0, 640.0, 45.0]  # scaled, and kept inside the picture
+    head = waiting[0].split(b"\r\n\r\n", 1)[0]
+    assert face["name"] == "Zoë Ångström" and head.isascii()  # escaped in the header
+    assert feed.frames_encoded <= (time.monotonic() - t0) * LIMITS.max_fps + 2  # bounded rate
+    # the last viewer gone, the watch stops preparing frames and the feed is forgotten
+    feed.leave(slow)
+    assert watch.hub.active
+    feed.leave(fast)
+    assert not watch.hub.active and feeds.feed("s1") is None
+
+
+def test_a_feed_takes_eight_viewers_and_ends_them_with_the_watch() -> None:
+    feeds, watch = LiveFeeds(), Watch()
+    viewers = [feeds.join("s2", watch)[1] for _ in range(LIMITS.viewers_per_stream)]
+    with pytest.raises(HttpError) as refused:
+        feeds.join("s2", watch)
+    assert refused.value.status == 503 and refused.value.error == "too_many_viewers"
+    chip = np.full((150, 150, 3), 128, np.uint8)
+    watch.hub.publish_end(TrackEnd(3, None, chip, 10, 0.33, "unseen"))
+    watch.frame(11)
+    watch.hub.close()  # the watch ended: every viewer gets what is left, then the end
+    for v in viewers:
+        left = wait_for(lambda v=v: v.closed)
+        assert left
+        parts_left = v.take()
+        assert parts_left is not None and b'"kind":"track_end"' in parts_left[0]
+        assert v.take() is None
+    assert feeds.feed("s2") is None
 
 
 # -- the Live page ---------------------------------------------------------------------------

@@ -57,8 +57,8 @@ class LiveConfig:
 
     Attributes:
         max_fps: frames a second a stream's viewers get at most (the watch may process
-            more; the newest is sent). 10 keeps faces readable and costs a few percent of
-            a core at 640 px (``benchmarks/live_view.py``).
+            more; the newest is sent). 10 keeps motion readable; encoding a 640 px frame
+            takes about 1 ms (``benchmarks/live_view.py``), so about 1% of a core.
         max_side: longest side of the pictures sent, pixels (larger frames are scaled down).
         quality: JPEG quality of frames (0-100).
         viewers_per_stream: viewers of one stream at once; more are answered 503.

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import Query
+from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 
 from facelens.errors import InputError, NotFoundError
@@ -182,6 +182,7 @@ def stop_stream(
 )
 def live(
     state: State,
+    request: Request,
     stream_id: str,
     key: Annotated[ApiKey, scope("identify")],
     max_seconds: Annotated[float, Query(gt=0, le=86400)] = 3600.0,
@@ -218,7 +219,10 @@ def live(
                 if not parts:
                     await asyncio.sleep(LIVE_POLL_S)
                 if time.monotonic() - checked >= recheck:
+                    # a client gone while no frame came (a camera out) is noticed here too
                     checked = time.monotonic()
+                    if await request.is_disconnected():
+                        break
                     if not await anyio.to_thread.run_sync(still_allowed):
                         break
             yield f"--{BOUNDARY}--\r\n".encode()
