@@ -315,6 +315,40 @@ def test_a_feed_takes_eight_viewers_and_ends_them_with_the_watch() -> None:
     assert feeds.feed("s2") is None
 
 
+def test_a_viewer_that_stops_taking_parts_is_let_go() -> None:
+    import anyio
+
+    from facelens.service.live import LiveResponse
+
+    left: list[str] = []
+
+    async def parts_forever() -> Any:
+        try:
+            while True:
+                yield b"part"
+                await anyio.sleep(0)
+        finally:
+            left.append("generator closed")  # where the route's viewer leaves its feed
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+        if len(sent) > 3:  # the client stops reading: the send never completes
+            await anyio.sleep_forever()
+
+    async def main() -> float:
+        t0 = time.monotonic()
+        with anyio.fail_after(10):
+            await LiveResponse(parts_forever(), 0.2).stream_response(send)
+        return time.monotonic() - t0
+
+    took = anyio.run(main)
+    assert left == ["generator closed"] and 0.2 <= took < 5
+    # the answer was left unfinished, so the server closes the connection
+    assert sent[-1]["type"] == "http.response.body" and sent[-1]["more_body"] is True
+
+
 # -- the Live page ---------------------------------------------------------------------------
 
 
