@@ -480,6 +480,7 @@ async function openLiveView(job) {
     tile.classList.add("ended");
     status.textContent = "ended";
     tile.querySelector(".live-faces").innerHTML = ""; // their tracks ended with the watch
+    loadStreams(); // the list says how it ended
   } catch (e) {
     if (e.name !== "AbortError") status.textContent = `disconnected (${e.message})`;
   }
