@@ -39,7 +39,7 @@ from facelens.environment import make_pipeline
 from facelens.events import EventBus, MemorySink
 from facelens.govern import GovernedGallery
 from facelens.redact import RedactConfig, redact_video
-from facelens.stream import WatchConfig, Watcher
+from facelens.stream import WatchConfig, WatchSession
 
 CACHE = ROOT / "benchmarks" / ".cache"
 PEOPLE = (
@@ -80,9 +80,8 @@ def reencode_720p(src: Path) -> Path:
 def watch(pipe: Pipeline, gallery: GovernedGallery, clip: Path, cfg: WatchConfig) -> dict[str, Any]:
     sink = MemorySink()
     bus = EventBus([sink])
-    w = Watcher(pipe, gallery, bus, cfg)
     source = VideoSource(clip)
-    stats = w.run(source)
+    stats = WatchSession(pipe, gallery, bus, cfg).run(source)  # the governed watch
     source.close()
     bus.close()
     lat = np.array(stats.latencies) * 1000 if stats.latencies else np.zeros(1)
@@ -107,7 +106,12 @@ def redact(gallery: GovernedGallery, clip: Path, mode: str) -> dict[str, Any]:
     pipe = make_pipeline(detector=cfg.detector, upsample=cfg.upsample, threshold=cfg.threshold)
     out = Path(tempfile.mkdtemp()) / "redacted.mp4"
     t = time.perf_counter()
-    rep = redact_video(pipe, clip, out, cfg, gallery=gallery if mode == "except" else None)
+    sparing = gallery if mode == "except" else None
+    if sparing is not None:  # the period of use its searches need
+        sparing.stream_started(str(clip), pipe.model, kind="redact")
+    rep = redact_video(pipe, clip, out, cfg, gallery=sparing)
+    if sparing is not None:
+        sparing.stream_stopped(str(clip), rep.frames, {}, kind="redact")
     seconds = time.perf_counter() - t
     with VideoSource(clip) as src:
         fps = src.fps

@@ -55,7 +55,7 @@ from facelens.eval.tracking import (
 from facelens.events import EventBus, MemorySink
 from facelens.govern import GovernedGallery
 from facelens.redact import RedactConfig, redact_video
-from facelens.stream import ShotDetector, WatchConfig, Watcher
+from facelens.stream import ShotDetector, WatchConfig, WatchSession
 
 # main before issue 27 (the stream stage)
 BEFORE = "29e8f61"
@@ -91,8 +91,7 @@ def after_watch(clip: Path, enrol: dict[str, list[Path]]) -> dict[str, Any]:
     shown: dict[int, list[FaceOut]] = {}
     sink = MemorySink()
     source = VideoSource(clip)
-    w = Watcher(pipe, g, EventBus([sink]), WatchConfig())
-    stats = w.run(
+    stats = WatchSession(pipe, g, EventBus([sink]), WatchConfig()).run(
         source,
         on_frame=lambda v: shown.__setitem__(
             v.index, [FaceOut(f.box, f.track_id, f.name) for f in v.faces]
@@ -112,9 +111,11 @@ def after_redact(clip: Path, enrol: dict[str, list[Path]]) -> dict[str, Any]:
     covers: dict[int, list[list[float]]] = {}
     out = Path(tempfile.mkdtemp()) / "out.mp4"
     t = time.perf_counter()
-    redact_video(
+    g.stream_started(str(clip), pipe.model, kind="redact")  # the period its searches need
+    rep = redact_video(
         pipe, clip, out, cfg, gallery=g, on_cover=lambda f, b: covers.__setitem__(f, b.tolist())
     )
+    g.stream_stopped(str(clip), rep.frames, {}, kind="redact")
     seconds = time.perf_counter() - t
     g.close()
     return {"covers": covers, "seconds": seconds}

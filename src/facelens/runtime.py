@@ -11,13 +11,18 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from facelens.errors import ModelError
 
-__all__ = ["PROVIDERS", "RuntimeConfig", "available_providers", "make_session"]
+if TYPE_CHECKING:
+    from facelens.convert.cache import Converted
+    from facelens.models import ModelStore
+
+__all__ = ["PROVIDERS", "OnnxModel", "RuntimeConfig", "available_providers", "make_session"]
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +114,63 @@ def make_session(model: bytes | Path, config: RuntimeConfig, what: str) -> tuple
     name = next(k for k, v in PROVIDERS.items() if v == in_use)
     log.debug("%s runs on %s with %s threads", what, name, config.threads or "default")
     return session, name
+
+
+class OnnxModel:
+    """The base of every model facelens runs on ONNX Runtime (detectors and recognizers).
+
+    The session is opened on first use, once, whichever thread gets there first (``load``
+    is idempotent and thread-safe), from the registry model ``model`` converted or read from
+    the conversion cache (``facelens.convert.cache``); or it is given (``session=``), for a
+    caller that built or shares one. A subclass names its role (``what``, for errors) and
+    reads what it needs from the session in ``opened``.
+
+    Attributes:
+        model: the registry model it runs.
+        provider: the execution provider in use once loaded (None before, or when the
+            session was given).
+    """
+
+    what: ClassVar[str] = "model"
+
+    def __init__(
+        self,
+        model: str,
+        models: ModelStore,
+        runtime: RuntimeConfig,
+        session: Any = None,
+    ) -> None:
+        self.model = model
+        self.models = models
+        self.runtime = runtime
+        self.provider: str | None = None
+        self._lock = threading.Lock()
+        self._session: Any = None
+        if session is not None:
+            self.opened(session, None)
+            self._session = session
+
+    def load(self) -> None:
+        """Open the session (idempotent; called on first use if not called before)."""
+        if self._session is not None:
+            return
+        from facelens.convert.cache import session_for
+
+        with self._lock:
+            if self._session is None:
+                session, provider, conv = session_for(
+                    self.model, self.models, self.runtime, self.what
+                )
+                self.opened(session, conv)
+                self.provider = provider
+                self._session = session  # last: another thread's fast path sees it ready
+
+    @property
+    def session(self) -> Any:
+        """The ONNX Runtime session, opened if it was not."""
+        self.load()
+        return self._session
+
+    def opened(self, session: Any, converted: Converted | None) -> None:
+        """Read what the model needs from a new session (input names, the conversion's
+        record); ``converted`` is None for a session that was given."""

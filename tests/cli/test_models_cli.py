@@ -106,10 +106,10 @@ def test_a_custom_model_round_trip(capsys, home: Path, data: Path, tmp_path: Pat
         "--json",
     )  # fmt: skip
     assert code == 0, err
-    assert [r["identity"] for r in json.loads(out)] == ["obama"]
+    assert [f["identity"]["name"] for r in json.loads(out) for f in r["faces"]] == ["obama"]
     # the default model finds no one: its templates are not in this gallery
     code, out, _ = run(capsys, "identify", knn / "test" / "obama1.jpg", "--gallery", g, "--json")
-    assert code == 0 and [r["identity"] for r in json.loads(out)] == [None]
+    assert code == 0 and [f["identity"] for r in json.loads(out) for f in r["faces"]] == [None]
     code, out, _ = run(capsys, "models", "list", "--json")
     row = next(r for r in json.loads(out) if r["name"] == "myface")
     assert (

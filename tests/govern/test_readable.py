@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facelens.gallery import Consent, Gallery, NewSample, SqliteStore
+from facelens.gallery import Consent, NewSample, SqliteStore
+from facelens.gallery.gallery import RawGallery
 from facelens.govern import AuditLog, GovernedGallery, KeyStore
 from facelens.govern.readable import ACTIONS, actor, actor_label, describe, identity_names
 from facelens.govern.readable import is_refusal as refused
@@ -24,17 +25,18 @@ def _sample(i: int) -> NewSample:
 def test_a_trail_reads_as_sentences_with_names_from_the_readers_tenant(tmp_path: Path) -> None:
     with SqliteStore(tmp_path / "g.db") as store:
         audit = AuditLog(store)
+        door = RawGallery(store, "acme/door")
         acme = GovernedGallery(
-            Gallery(store, "acme/door"),
+            door,
             audit,
             tenant="acme",
             actor="0123456789abcdef",
             public_name="door",
         )
-        ada = acme.gallery.enroll("Ada", [_sample(0)], CONSENT).identity
-        bob = acme.gallery.enroll("Bob", [_sample(1)], CONSENT).identity
+        ada = door.enroll("Ada", [_sample(0)], CONSENT).identity  # stored, not audited
+        bob = door.enroll("Bob", [_sample(1)], CONSENT).identity
         store.ensure_gallery("globex/door")
-        eve = Gallery(store, "globex/door").enroll("Eve", [_sample(2)], CONSENT).identity
+        eve = RawGallery(store, "globex/door").enroll("Eve", [_sample(2)], CONSENT).identity
         acme.rename(ada.id, "Ada Lovelace")
         acme.delete(bob.id)
         keys = KeyStore(store, audit)

@@ -146,7 +146,11 @@ def redact_spared(
         m = cfg.margin
         covers[f] = np.hstack([boxes[:, :2] - m * size, boxes[:, 2:] + m * size]).tolist()
 
-    return redact_video(pipe, src, dst, cfg, gallery=g, on_cover=grown), covers
+    g.stream_started(str(src), pipe.model, kind="redact")  # the period its searches need
+    try:
+        return redact_video(pipe, src, dst, cfg, gallery=g, on_cover=grown), covers
+    finally:
+        g.stream_stopped(str(src), 0, {}, kind="redact")
 
 
 def test_except_mode_covers_obama_when_only_lin_manuel_is_enrolled(
@@ -167,7 +171,7 @@ def test_except_mode_covers_obama_when_only_lin_manuel_is_enrolled(
     # as the issue checked it: identify the output frames against a gallery holding Obama
     fr = data / "faces" / "face_recognition"
     with Gallery.open(tmp_path / "obama.db") as obama:
-        pipeline.enroll(obama, "Barack Obama", [fr / "obama.jpg", fr / "obama2.jpg"], CONSENT)
+        obama.enroll(pipeline, "Barack Obama", [fr / "obama.jpg", fr / "obama2.jpg"], CONSENT)
         rule = obama.rule(pipeline.model)
 
         def named(path: Path) -> int:
@@ -244,7 +248,7 @@ def test_redact_shows_progress_records_its_searches_and_names_a_missing_ffmpeg(
     records = json.loads(trail.stdout)
     period = [r["action"] for r in records if r["decision"].get("source") == str(clip)]
     assert period[-2:] == ["redact_start", "redact_stop"]
-    assert any(r["action"] == "identify" for r in records)
+    assert any(r["action"] == "stream_search" and r["probe_sha256"] for r in records)
     # without ffmpeg: its own exit code, and how to install it
     bare = {**os.environ, "PATH": str(tmp_path / "no-tools")}
     proc = subprocess.run(

@@ -372,7 +372,8 @@ def corpus(photo: bytes) -> list[Case]:
         Case(
             "right-to-left override in a name", enroll("Eve\u202egpj.exe", photo), 400, "bad_input"
         ),
-        Case("right-to-left mark in a name (allowed)", enroll("\u200fנועה", photo), 201),
+        Case("right-to-left mark in a name", enroll("\u200fנועה", photo), 400, "bad_input"),
+        Case("a name in Hebrew", enroll("נועה", photo), 201),
         Case(
             "consent expiry that is not a date",
             enroll("Ann", photo, consent_expires_at="next tuesday"),

@@ -17,7 +17,7 @@ from facelens.eval.clips import CLIPS, SyntheticClip, build_clip
 from facelens.eval.tracking import FaceOut, read_clip_labels, score_tracking
 from facelens.events import Event, EventBus, MemorySink
 from facelens.govern import GovernedGallery
-from facelens.stream import WatchConfig, Watcher, WatchStats
+from facelens.stream import WatchConfig, WatchSession, WatchStats
 
 LABELS = Path(__file__).parent / "labels" / "hamilton_clip.json"
 CONSENT = Consent(purpose="test", granted_by="test", granted_at="2026-01-01T00:00:00Z")
@@ -34,7 +34,7 @@ def watch(pipe: Pipeline, gallery: GovernedGallery, clip: Path) -> Watched:
     sink = MemorySink()
     shown: dict[int, list[FaceOut]] = {}
     source = VideoSource(clip)
-    stats = Watcher(pipe, gallery, EventBus([sink]), WatchConfig()).run(
+    stats = WatchSession(pipe, gallery, EventBus([sink]), WatchConfig()).run(
         source,
         on_frame=lambda v: shown.__setitem__(
             v.index, [FaceOut(f.box, f.track_id, f.name) for f in v.faces]
@@ -59,7 +59,7 @@ def test_the_labelled_clip_shows_no_wrong_name_and_no_track_crosses_a_cut(
         for name, photos in cast.values():
             g.enroll(pipeline, name, photos, CONSENT)
         run = watch(pipeline, g, data / "video" / "hamilton_clip.mp4")
-        searches = [r for r in g.audit.records() if r.action == "identify"]
+        searches = [r for r in g.audit.records() if r.action == "stream_search"]
     scores = score_tracking(labels, run.shown, {k: v[0] for k, v in cast.items()})
     assert scores.wrong_names == 0, scores.wrong
     assert scores.mixed_tracks == 0

@@ -11,10 +11,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from facelens import Pipeline
+from facelens import Gallery, Pipeline
 from facelens.decode.video import VideoConfig, VideoSource
 from facelens.events import EventBus, MemorySink
-from facelens.govern import GovernedGallery
 from facelens.stream import WatchConfig, Watcher
 
 
@@ -82,8 +81,10 @@ def test_rtsp_stream_drop_and_restore(rtsp, hamilton_gallery: Path, caplog) -> N
             open_timeout=3.0,
         ),
     )
-    gallery = GovernedGallery.open(hamilton_gallery)
-    watcher = Watcher(Pipeline(), gallery, EventBus([sink]), WatchConfig(detect_every=2))
+    gallery = Gallery.open(hamilton_gallery)
+    pipe = Pipeline()
+    watcher = Watcher(pipe, gallery, EventBus([sink]), WatchConfig(detect_every=2))
+    gallery.stream_started(source.name, pipe.model)  # the period of use its searches need
 
     def chaos() -> None:
         time.sleep(12)
@@ -96,6 +97,7 @@ def test_rtsp_stream_drop_and_restore(rtsp, hamilton_gallery: Path, caplog) -> N
     threading.Thread(target=chaos, daemon=True).start()
     stats = watcher.run(source)
     source.close()
+    gallery.stream_stopped(source.name, stats.frames, stats.events)
     gallery.close()
     kinds = [e.type for e in sink.events]
     assert "source_lost" in kinds and "source_restored" in kinds

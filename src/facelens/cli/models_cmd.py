@@ -202,13 +202,11 @@ def models_remove(name: str) -> None:
 
 
 def _lfw_dir(lfw: Path | None) -> Path:
-    import os
-
     if lfw is None:
-        data = os.environ.get("FACELENS_DATA")
-        if not data:
+        data = settings.data_dir()
+        if data is None:
             raise click.UsageError("give the LFW folder: --lfw DIR (or set FACELENS_DATA)")
-        lfw = Path(data) / "lfw"
+        lfw = data / "lfw"
     if not (lfw / "pairs.txt").is_file():
         raise InputError(lfw.name or str(lfw), "no pairs.txt in the LFW folder")
     return lfw

@@ -9,7 +9,7 @@ import click
 from facelens.cli import output
 from facelens.cli.common import GALLERY
 from facelens.detect import DETECTORS, DetectConfig
-from facelens.gallery.sql import GalleryStore
+from facelens.gallery.contract import GalleryStore
 from facelens.urls import redact_credentials
 
 
@@ -128,45 +128,30 @@ def serve(
     as_json: bool,
 ) -> None:
     """Run the HTTP API (/v1) and the web UI (/) on the gallery's store."""
-    import os
-
     from facelens.cli.common import gallery_path as resolve
+    from facelens.environment import hand_to_workers
+    from facelens.environment import webhook_secret as environment_webhook_secret
     from facelens.gallery.stores import is_postgres_url
-    from facelens.govern import AuditLog, KeyStore
 
     path = resolve(gallery_path)
-    store = _store(path)
-    keys = KeyStore(store, AuditLog(store))
-    if not keys.list():
-        if bootstrap_key:
-            _, secret = keys.create("default", ["admin"], "bootstrap", by="service:first-start")
-            output.echo(
-                f"first start: admin key for tenant 'default' (shown once):\n  {secret}\n"
-                "Sign in with it in the web UI; its Keys page makes others (and replaces it).",
-                err=True,
-            )
-        else:
-            output.warn(
-                "no API keys yet: create one with "
-                f"facelens keys create --gallery {path} --tenant default --scopes admin"
-            )
-    store.close()
-    os.environ["FACELENS_SERVE_GALLERY"] = str(path)
-    os.environ["FACELENS_SERVE_URLS"] = "1" if allow_image_urls else "0"
-    os.environ["FACELENS_SERVE_SOURCES"] = "\n".join(_source_pattern(p) for p in allow_sources)
-    os.environ["FACELENS_SERVE_RATE"] = str(identify_rate)
-    os.environ["FACELENS_SERVE_DETECTOR"] = detector or ""
-    os.environ["FACELENS_SERVE_MODEL"] = model or ""
-    os.environ["FACELENS_SERVE_PURGE_INTERVAL"] = str(purge_interval)
-    os.environ["FACELENS_SERVE_EVENTS"] = "\n".join(event_sinks)
+    _first_key(path, bootstrap_key)
     if read_replica and not is_postgres_url(path):
         raise click.UsageError("--read-replica needs a postgresql:// --gallery")
-    os.environ["FACELENS_SERVE_READ_REPLICA"] = read_replica or ""
-    if webhook_secret:
-        os.environ["FACELENS_WEBHOOK_SECRET"] = webhook_secret
+    hand_to_workers(
+        gallery=str(path),
+        urls="1" if allow_image_urls else "0",
+        sources="\n".join(_source_pattern(p) for p in allow_sources),
+        rate=str(identify_rate),
+        detector=detector or "",
+        model=model or "",
+        purge_interval=str(purge_interval),
+        events="\n".join(event_sinks),
+        read_replica=read_replica or "",
+        **({"webhook_secret": webhook_secret} if webhook_secret else {}),
+    )
     from facelens.events.sinks import parse_sink
 
-    signing = (os.environ.get("FACELENS_WEBHOOK_SECRET") or "").encode() or None
+    signing = environment_webhook_secret()
     for spec in event_sinks:  # a wrong sink fails here, with its reason, not in the workers
         parse_sink(spec, signing).close(0.1)
     from facelens.cli.common import make_pipeline
@@ -180,10 +165,11 @@ def serve(
     import uvicorn
 
     # by name, as uvicorn loads the app: the protocol closes slow clients and caps the
-    # connections (facelens.service.server); each worker raises its descriptor limit and
-    # rate-limits its log as it loads the app (facelens.service.main)
+    # connections (facelens.service.server); each worker builds the app, raising its
+    # descriptor limit and rate-limiting its log first (facelens.service.main.build)
     uvicorn.run(
-        "facelens.service.main:app",
+        "facelens.service.main:build",
+        factory=True,
         host=host,
         port=port,
         workers=workers,
@@ -194,6 +180,31 @@ def serve(
         log_level="warning",
         access_log=False,
     )
+
+
+def _first_key(path: Path | str, bootstrap: bool) -> None:
+    """On a store without API keys: make the admin key (--bootstrap-key), or say how."""
+    from facelens.govern import AuditLog, KeyStore
+
+    store = _store(path)
+    try:
+        keys = KeyStore(store, AuditLog(store))
+        if keys.list():
+            return
+        if bootstrap:
+            _, secret = keys.create("default", ["admin"], "bootstrap", by="service:first-start")
+            output.echo(
+                f"first start: admin key for tenant 'default' (shown once):\n  {secret}\n"
+                "Sign in with it in the web UI; its Keys page makes others (and replaces it).",
+                err=True,
+            )
+        else:
+            output.warn(
+                "no API keys yet: create one with "
+                f"facelens keys create --gallery {path} --tenant default --scopes admin"
+            )
+    finally:
+        store.close()
 
 
 def _source_pattern(pattern: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import sys
 import time
@@ -13,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import click
 import numpy as np
 
+from facelens import environment as settings
 from facelens.cli import output
-from facelens.cli.common import GALLERY, pipeline_options, tenant_options
+from facelens.cli.common import GALLERY, PipelineOptions, pipeline_options, tenant_options
 from facelens.detect import DETECTORS
 from facelens.errors import InputError
 from facelens.redact import RedactConfig
@@ -155,11 +155,7 @@ def watch(
     reconnect: bool,
     rtsp_transport: str,
     quiet: bool,
-    detector: str | None,
-    upsample: int | None,
-    provider: str | None,
-    threads: int | None,
-    model: str | None,
+    pipeline: PipelineOptions,
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
@@ -169,14 +165,14 @@ def watch(
     Events: track_started, identified, unknown_face, track_ended, source_lost,
     source_restored (docs/events.md).
     """
-    from facelens.cli.common import governed, make_pipeline, open_gallery, parse_threshold
+    from facelens.cli.common import open_gallery, parse_threshold
     from facelens.decode.video import VideoConfig, VideoSource
     from facelens.events import EventBus, JsonlSink, parse_sink
     from facelens.stream import FollowConfig, WatchConfig, WatchSession
 
-    secret = (webhook_secret or os.environ.get("FACELENS_WEBHOOK_SECRET") or "").encode()
+    secret = webhook_secret.encode() if webhook_secret else settings.webhook_secret()
     bus = EventBus([parse_sink(s, secret or None) for s in sinks] or [JsonlSink("/dev/stdout")])
-    pipe = make_pipeline(detector, upsample, provider, threads, model)
+    pipe = pipeline.make()
     gallery = open_gallery(gallery_path, create=False)
     if gallery is None:
         output.warn("no gallery: every face will be unknown")
@@ -188,29 +184,16 @@ def watch(
     src = VideoSource(source, VideoConfig(reconnect=reconnect, rtsp_transport=rtsp_transport))
     # a gallery set to confirm=2: identifications wait as alerts for two people (the service
     # that confirms them delivers them to its sinks); this watch names no one
-    session = WatchSession(pipe, governed(gallery) if gallery else None, bus, cfg)
+    session = WatchSession(pipe, gallery, bus, cfg)
     writer = _annotation_writer(annotate, src)
 
     def on_frame(view: FrameView) -> None:
         if writer is not None:
             writer.write(_draw(view))
 
-    def on_progress(st: Any) -> None:
-        if quiet or (not sys.stderr.isatty() and not os.environ.get("FACELENS_PROGRESS")):
-            return
-        fps = st.frames / st.processing_seconds if st.processing_seconds else 0.0
-        ident = st.events.get("identified", 0)
-        click.echo(  # counts only; the carriage return redraws the line
-            f"\rframes {st.frames} ({st.skipped} skipped)  {fps:.1f} fps  "
-            f"tracks {st.tracks}  identified {ident}  unknown "
-            f"{st.events.get('unknown_face', 0)}   ",
-            err=True,
-            nl=False,
-        )
-
     previous = signal.signal(signal.SIGTERM, lambda *_: session.stop())
     try:
-        session.run(src, max_frames=max_frames, on_frame=on_frame, on_progress=on_progress)
+        session.run(src, max_frames=max_frames, on_frame=on_frame, on_progress=_live_line(quiet))
     except KeyboardInterrupt:
         pass  # the statistics so far are still printed
     finally:
@@ -221,9 +204,39 @@ def watch(
             writer.release()
         if gallery is not None:
             gallery.close()
+    doc = _summary(src, session)
+    if not quiet:
+        output.echo("", err=True)
+    if as_json:
+        output.echo(__import__("json").dumps(doc), err=False)
+    elif not quiet:
+        output.echo(" ".join(f"{k}={v}" for k, v in doc.items()), err=True)
+
+
+def _live_line(quiet: bool) -> Any:
+    """The watch's progress callback: one line on stderr, redrawn (counts only, no names)."""
+
+    def show(st: Any) -> None:
+        if quiet or (not sys.stderr.isatty() and not settings.progress_forced()):
+            return
+        fps = st.frames / st.processing_seconds if st.processing_seconds else 0.0
+        ident = st.events.get("identified", 0)
+        click.echo(  # the carriage return redraws the line
+            f"\rframes {st.frames} ({st.skipped} skipped)  {fps:.1f} fps  "
+            f"tracks {st.tracks}  identified {ident}  unknown "
+            f"{st.events.get('unknown_face', 0)}   ",
+            err=True,
+            nl=False,
+        )
+
+    return show
+
+
+def _summary(src: Any, session: Any) -> dict[str, Any]:
+    """The watch's final statistics (its counts are those of the events written)."""
     stats = session.stats
     lat = sorted(stats.latencies)
-    doc = {
+    return {
         "source": src.name,  # without credentials
         "frames": stats.frames,
         "detected_frames": stats.detected_frames,
@@ -243,12 +256,6 @@ def watch(
         "reconnects": src.reconnects,
         "ended": session.outcome,
     }
-    if not quiet:
-        output.echo("", err=True)
-    if as_json:
-        output.echo(__import__("json").dumps(doc), err=False)
-    elif not quiet:
-        output.echo(" ".join(f"{k}={v}" for k, v in doc.items()), err=True)
 
 
 def _annotation_writer(path: Path | None, src: Any) -> Any:
@@ -349,7 +356,7 @@ def redact(
     Videos keep their resolution, frame count, frame rate and audio. Images are written
     upright without their metadata (EXIF, GPS).
     """
-    from facelens.cli.common import governed, make_pipeline, open_gallery, parse_threshold
+    from facelens.cli.common import make_pipeline, open_gallery, parse_threshold
     from facelens.redact import RedactConfig, redact_image, redact_video
 
     if not src.exists():
@@ -369,22 +376,25 @@ def redact(
     gallery = open_gallery(gallery_path, create=False) if mode == "except" else None
     if mode == "except" and gallery is None:
         raise click.UsageError("--mode except needs --gallery with enrolled people")
-    audited = governed(gallery) if gallery is not None else None
-    if audited is not None:  # sparing enrolled people searches the gallery: audited
-        audited.stream_started(str(src), pipe.model, kind="redact")
+    if gallery is not None:  # sparing enrolled people searches the gallery: audited
+        try:
+            gallery.stream_started(str(src), pipe.model, kind="redact")
+        except BaseException:
+            gallery.close()
+            raise
     doc: dict[str, Any] = {}
     try:
         if src.suffix.lower() in VIDEO_SUFFIXES:
             show = None if quiet else _redact_progress(progress)
-            rep = redact_video(pipe, src, dst, cfg, gallery=audited, progress=show)
+            rep = redact_video(pipe, src, dst, cfg, gallery=gallery, progress=show)
             doc = {"src": str(src), "dst": str(dst), **rep.__dict__}
         else:
-            spare = _spare_image(pipe, audited, cfg) if audited is not None else None
+            spare = _spare_image(pipe, gallery, cfg) if gallery is not None else None
             faces = redact_image(pipe, src, dst, cfg, spare=spare)
             doc = {"src": str(src), "dst": str(dst), "covered": len(faces)}
     finally:
-        if audited is not None:
-            audited.stream_stopped(
+        if gallery is not None:
+            gallery.stream_stopped(
                 str(src), int(doc.get("frames", 1)), {}, why=str(dst), kind="redact"
             )
         if gallery is not None:
@@ -395,15 +405,20 @@ def redact(
         output.echo(" ".join(f"{k}={v}" for k, v in doc.items()))
 
 
-def _spare_image(pipe: Any, audited: Any, cfg: RedactConfig) -> Any:
-    """Which faces of an image are enrolled, consenting people (one audited search)."""
+def _spare_image(pipe: Any, gallery: Any, cfg: RedactConfig) -> Any:
+    """Which faces of an image are enrolled, consenting people to leave visible: one
+    audited search within the redaction's period of use (``stream_search``), decided at the
+    sparing bar (``cfg.spare_threshold``)."""
+    from facelens.match.decide import decide_identity
 
     def spare(image: np.ndarray, faces: Any) -> list[bool]:
         emb = pipe.embed(image, faces)
-        rule = audited.gallery.rule(emb.model, cfg.spare_threshold)
+        if not len(emb):
+            return []
+        rule = gallery.rule(emb.model, cfg.spare_threshold)
         digest = hashlib.sha256(np.ascontiguousarray(image).data).hexdigest()
-        found = audited.identify_many(emb, rule, k=rule.depth, probe_sha256=digest)
-        return [r.identity is not None for r in found]
+        found = gallery.stream_search(emb, rule.depth, probe_sha256=digest)
+        return [decide_identity(c, rule, rule.depth).identity is not None for c in found]
 
     return spare
 

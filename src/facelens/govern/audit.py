@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from facelens.gallery.sql import Db, GalleryStore
+from facelens.gallery.contract import Db, Tables
 from facelens.govern.schema import ensure_schema
 
 __all__ = ["GENESIS", "AuditLog", "AuditRecord", "ChainStatus"]
@@ -117,7 +117,7 @@ def _fields(
 class AuditLog:
     """Append-only audit records in the facelens store."""
 
-    def __init__(self, store: GalleryStore) -> None:
+    def __init__(self, store: Tables) -> None:
         self.store = store
         ensure_schema(store)
 

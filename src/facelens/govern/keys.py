@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from facelens.errors import ConflictError, InputError, NotFoundError
-from facelens.gallery.sql import GalleryStore
+from facelens.gallery.contract import Tables
 from facelens.govern.schema import ensure_schema
+from facelens.text import check_text
 
 if TYPE_CHECKING:
     from facelens.govern.audit import AuditLog
@@ -27,9 +28,12 @@ __all__ = ["SCOPES", "ApiKey", "KeyStore"]
 # "candidates": see the top candidates of a face that was not identified (a stranger's
 # "looks like X at 0.80"): a non-match an operator could act on, so it is a scope of its own.
 # "confirm": vote on the alerts of galleries that want two people to confirm a match.
+# "enroll:override": add faces to an enrolled person although they do not match the
+# person's templates (facelens.govern.integrity), with a reason; never implied by "enroll".
 SCOPES = (
     "detect",
     "enroll",
+    "enroll:override",
     "verify",
     "identify",
     "candidates",
@@ -75,7 +79,7 @@ class KeyStore:
     """Keys in the facelens store (the gallery's SQLite file); with ``audit``, every key
     created or revoked is recorded there, ``by`` whom."""
 
-    def __init__(self, store: GalleryStore, audit: AuditLog | None = None) -> None:
+    def __init__(self, store: Tables, audit: AuditLog | None = None) -> None:
         self.store, self.audit = store, audit
         ensure_schema(store)
 
@@ -86,6 +90,7 @@ class KeyStore:
         tenant = tenant.strip()
         if not tenant or "/" in tenant:
             raise InputError("tenant", "a tenant name is needed (no '/')")
+        name = check_text(name, "key name", 200)
         bad = sorted(set(scopes) - set(SCOPES))
         if bad or not scopes:
             raise InputError(

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from facelens.gallery.sql import GalleryStore
+from facelens.gallery.contract import GalleryStore
 from facelens.govern.audit import AuditRecord
 from facelens.govern.names import split_gallery_key
 
@@ -30,6 +30,7 @@ ACTIONS = {
     "identify": "identify (search)",
     "verify": "verify (1:1)",
     "enroll": "enrol",
+    "enroll_override": "enrol despite the face check (override)",
     "rename": "rename",
     "delete": "erase",
     "consent_added": "consent recorded",
@@ -73,6 +74,8 @@ def actor_label(key_id: str) -> str:
         return f"{who} (command line)"
     if kind == "service":
         return f"the service ({who})"
+    if kind == "python":
+        return f"{who} (Python)"
     return a
 
 
@@ -84,17 +87,8 @@ def is_refusal(rec: AuditRecord) -> bool:
 
 def identity_names(store: GalleryStore, tenant: str, ids: Iterable[str]) -> dict[str, str]:
     """The names of those of ``ids`` enrolled now in ``tenant``'s galleries."""
-    wanted = sorted({i for i in ids if i})
-    out: dict[str, str] = {}
-    for start in range(0, len(wanted), 500):
-        part = wanted[start : start + 500]
-        rows = store.fetch(
-            "SELECT id, name, gallery FROM identities WHERE id IN "
-            f"({', '.join('?' for _ in part)})",
-            part,
-        )
-        out |= {r[0]: r[1] for r in rows if split_gallery_key(r[2])[0] == tenant}
-    return out
+    found = store.names_of(sorted({i for i in ids if i}))
+    return {i: name for i, (name, g) in found.items() if split_gallery_key(g)[0] == tenant}
 
 
 def _people(ids: Iterable[str], names: Mapping[str, str], erased: Mapping[str, str]) -> str:
@@ -141,7 +135,7 @@ def describe(rec: AuditRecord, names: Mapping[str, str]) -> str:
     if say is not None:
         return say(who, where, people, d, names)
     if is_refusal(rec):
-        why = d.get("reason") or d.get("detail") or d.get("error") or ""
+        why = d.get("why") or d.get("reason") or d.get("detail") or d.get("error") or ""
         return f"{who} was refused {rec.action.replace('_', ' ')} in {where}" + (
             f": {why}." if why else "."
         )
@@ -249,6 +243,10 @@ _SENTENCES: dict[str, _Say] = {
     "identify": _identify,
     "verify": _verify,
     "enroll": _enroll,
+    "enroll_override": lambda who, where, people, d, n: (
+        _enroll(who, where, people, d, n)[:-1]
+        + f", although they did not match (override: {d.get('override', '')})."
+    ),
     "delete": _delete,
     "purge": _purge,
     "rename": lambda who, where, _p, d, _n: (

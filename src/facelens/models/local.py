@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from facelens.errors import InputError, ModelError
+from facelens.files import atomic_write
 from facelens.models.registry import MODELS, ModelSpec, Recognizer
 
 __all__ = [
@@ -82,16 +80,7 @@ def _read(folder: Path) -> dict[str, Any]:
 
 def _write(folder: Path, doc: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".registry.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / REGISTRY)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(folder / REGISTRY, json.dumps(doc, indent=1, sort_keys=True))
 
 
 def _entry(folder: Path, name: str, e: dict[str, Any]) -> UserModel:
@@ -211,17 +200,11 @@ def add_model(
             )
     # in a process of its own, within memory and CPU limits (a graph may build constants
     # far larger than its file)
-    final = check_declaration_isolated(source.read_bytes(), name, declaration)
+    data = source.read_bytes()
+    final = check_declaration_isolated(data, name, declaration)
     folder.mkdir(parents=True, exist_ok=True)
     filename = f"{name}-{digest[:12]}.onnx"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{filename}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, folder / filename)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(folder / filename, data)
     entry = {
         "file": filename,
         "sha256": digest,

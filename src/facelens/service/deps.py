@@ -32,8 +32,9 @@ __all__ = [
     "decode",
     "governed",
     "image_bytes",
-    "not_stopped",
+    "override_reason",
     "rate_limited",
+    "refused",
     "reserve",
     "reserve_images",
     "sandboxed",
@@ -212,28 +213,31 @@ def decode(
     return sandboxed(lambda: decode_isolated(state.sandbox, data, state.decode_config, name, gone))
 
 
-def not_stopped(state: ServiceState, tenant: str) -> None:
-    """423 when an operator has halted this tenant's identifications (``/v1/govern/stop``)."""
-    st = state.stop.status(tenant)
-    if st.stopped:
-        raise HttpError(
-            423,
-            "identification_stopped",
-            f"identification is stopped for this tenant since {st.at}"
-            + (f" ({st.reason})" if st.reason else "")
-            + "; an admin resumes it with POST /v1/govern/resume",
-        )
+def override_reason(key: ApiKey, reason: str | None) -> str | None:
+    """An enrolment's ``override_face_check`` reason, which needs the key's
+    ``enroll:override`` scope (403 otherwise): faces that do not match an enrolled person's
+    templates are added only by a key allowed to, and the override is audited."""
+    if reason is not None and not key.allows("enroll:override"):
+        raise HttpError(403, "forbidden", "this key lacks the 'enroll:override' scope")
+    return reason
+
+
+def refused(state: ServiceState, key: ApiKey, gallery: str, action: str, why: str) -> None:
+    """Record a refusal the route decided before reaching the gallery (a stream source the
+    operator does not allow): in the trail as the library records its own, whether or not
+    the gallery exists (nothing is created)."""
+    GovernedGallery.in_store(
+        state.store, state.audit, tenant=key.tenant, name=gallery, actor=key.id
+    ).refused(action, why)
 
 
 def governed(
     state: ServiceState, key: ApiKey, gallery: str, must_exist: bool = True
 ) -> GovernedGallery:
-    """The key's tenant's gallery, through the governed facade (every enrolment, search,
-    rename and erasure audited once, as the key)."""
-    return GovernedGallery(
-        state.gallery(key.tenant, gallery, must_exist),
-        state.audit,
-        tenant=key.tenant,
-        actor=key.id,
-        public_name=gallery,
+    """The key's tenant's gallery, governed: the only way a route reaches people (the stop
+    control, consent, the integrity checks, every enrolment, search, change and erasure
+    audited once, as the key)."""
+    state.check_gallery(key.tenant, gallery, must_exist)
+    return GovernedGallery.in_store(
+        state.store, state.audit, tenant=key.tenant, name=gallery, actor=key.id
     )

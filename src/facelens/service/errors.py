@@ -18,12 +18,14 @@ from facelens.errors import (
     EnrollmentError,
     FacelensError,
     GalleryError,
+    IdentityMismatchError,
     ImageTooLargeError,
     InputError,
     MissingDependencyError,
     ModelError,
     NotFoundError,
     PolicyError,
+    StoppedError,
 )
 from facelens.urls import redact_credentials
 
@@ -50,6 +52,8 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (InputError, 400, "bad_input"),
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
+    (StoppedError, 423, "identification_stopped"),
+    (IdentityMismatchError, 409, "identity_mismatch"),
     (PolicyError, 422, "refused_by_policy"),
     (MissingDependencyError, 503, "dependency_missing"),
     (ModelError, 503, "model_unavailable"),

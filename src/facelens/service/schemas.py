@@ -33,13 +33,15 @@ class QualityOut(BaseModel):
 
 
 class FaceOut(BaseModel):
-    box: Box = Field(description="[x1, y1, x2, y2] in pixels, x2/y2 exclusive")
-    score: float = Field(description="detector score, 2 decimals")
-    quality: QualityOut
+    box: Box = Field(description="[x1, y1, x2, y2] in pixels (1 decimal), x2/y2 exclusive")
+    score: float = Field(description="detector score, 4 decimals")
+    quality: QualityOut = Field(description="quality measures, 2 decimals")
     gate: list[str] = Field(description="reasons this face would be refused for enrolment")
 
 
 class DetectOut(BaseModel):
+    """``facelens.results.DetectResult``: what ``facelens detect --quality --json`` prints."""
+
     width: int
     height: int
     faces: list[FaceOut]
@@ -48,7 +50,7 @@ class DetectOut(BaseModel):
 class CandidateOut(BaseModel):
     identity_id: str
     name: str
-    score: float = Field(description="cosine similarity, 2 decimals")
+    score: float = Field(description="cosine similarity, 4 decimals")
 
 
 class IdentifiedFace(BaseModel):
@@ -59,7 +61,7 @@ class IdentifiedFace(BaseModel):
         "`candidates` scope (empty otherwise); showing them is recorded in the audit trail"
     )
     decision_score: float | None = Field(
-        description="what was compared with the threshold, 2 decimals (see rule)"
+        description="what was compared with the threshold, 4 decimals (see rule)"
     )
 
 
@@ -74,25 +76,33 @@ class RuleOut(BaseModel):
 
 
 class IdentifyOut(BaseModel):
+    """``facelens.results.IdentifyResult``: what ``facelens identify --json`` prints of each
+    image, and the audit record's number."""
+
     width: int
     height: int
-    threshold: float = Field(description="on the decision score, 2 decimals")
-    rule: RuleOut
     model: str
+    threshold: float = Field(description="on the decision score, 4 decimals")
+    rule: RuleOut
     faces: list[IdentifiedFace]
     audit_seq: int
 
 
 class VerifyOut(BaseModel):
+    """``facelens.results.VerifyResult``: what ``facelens verify --json`` prints, and the
+    audit record's number."""
+
     same: bool
-    similarity: float
-    threshold: float
+    similarity: float = Field(description="cosine similarity, 4 decimals")
+    threshold: float = Field(description="4 decimals")
     threshold_name: str = Field(description="the operating point applied (or custom)")
     model: str
     faces_a: list[list[float]] = Field(description="every face of image_a, left to right")
     faces_b: list[list[float]] = Field(description="every face of image_b, left to right")
     face_a: int = Field(description="the face of image_a compared (index in faces_a)")
     face_b: int = Field(description="the face of image_b compared (index in faces_b)")
+    chosen_a: Literal["largest", "asked"] = Field(description="largest: the default")
+    chosen_b: Literal["largest", "asked"]
     audit_seq: int
 
 
@@ -501,6 +511,13 @@ class MoveOut(BaseModel):
 class NameIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     consent: ConsentIn | None = None
+    override_face_check: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="why faces that do not match the enrolled person of this name are added "
+        "anyway (needs the enroll:override scope; audited)",
+    )
 
 
 class NamedOut(BaseModel):

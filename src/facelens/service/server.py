@@ -20,7 +20,7 @@ and is logged with a traceback (21,000 such clients wrote 274 MB of log in 45 s)
   headers (a slow client is the one that gives way); only when every connection is working
   on a request is the newcomer refused, with a 503 and ``Retry-After``, and closed.
 - The process's file-descriptor limit is raised to its hard limit, and the cap kept below it
-  (``prepare_process``, which ``facelens.service.main`` runs in every worker).
+  (``prepare_process``, which ``facelens.service.main.build`` runs in every worker).
 - Every log record passes a rate limit (``RateLimited``): at most ``LOG_BURST`` of one kind
   (logger and message) at once and one a second after, then a count of those left out.
 """

@@ -14,7 +14,6 @@ from typing import Any
 from facelens.decode.image import DecodeConfig
 from facelens.events import Event
 from facelens.events.sinks import parse_sink
-from facelens.gallery import Gallery
 from facelens.gallery.stores import open_store
 from facelens.govern import AuditLog, KeyStore, StopControl
 from facelens.govern.confirm import Alerts
@@ -255,8 +254,10 @@ class ServiceState:
                 )
             return self._pipelines[upsample]
 
-    def gallery(self, tenant: str, name: str, must_exist: bool = True) -> Gallery:
-        """A tenant's gallery by its public name (another tenant's is "not found")."""
+    def check_gallery(self, tenant: str, name: str, must_exist: bool = True) -> str:
+        """A tenant's gallery name checked: another tenant's, or one that does not exist when
+        ``must_exist``, is "not found"; otherwise it is created. Returns its stored name
+        (routes reach the gallery governed: ``facelens.service.deps.governed``)."""
         from facelens.errors import NotFoundError
         from facelens.govern.names import gallery_key
 
@@ -267,7 +268,7 @@ class ServiceState:
             raise NotFoundError("gallery", name)
         if not must_exist:
             self.store.ensure_gallery(internal)
-        return Gallery(self.store, internal)
+        return internal
 
     def add_job(self, job: Job) -> None:
         """Remember a job; finished ones are kept for their status, the oldest forgotten

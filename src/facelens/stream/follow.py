@@ -8,7 +8,8 @@ after a miss), when its aligned chip no longer looks like the one its track had 
 cue for someone else stepping into the same place), or when its track wants evidence (its
 first samples, a better view, or the recheck cadence). The templates gate the association
 (``Tracker``), and the track's samples are searched in the gallery, each frame's searches as
-one audited search (``GallerySearch``), to decide who the track is (``TrackIdentities``).
+one audited ``stream_search`` within the watch's period of use (``GallerySearch``), to
+decide who the track is (``TrackIdentities``).
 A cut ends every track.
 """
 
@@ -95,8 +96,10 @@ class FollowConfig:
 
 class GallerySearch:
     """The governed gallery as a track's evidence is searched in it: every call is one
-    audited search (the frame's SHA-256, the candidates, the rule), and the rule is the
-    gallery's calibrated one for its size when the search began.
+    audited ``stream_search`` (the frame's SHA-256, the candidates), allowed only within the
+    period of use its caller opened (``stream_started``) and refused (``StoppedError``)
+    within a second of an operator's stop; the rule is the gallery's calibrated one for its
+    size when the search began.
 
     Args:
         gallery: the governed gallery.
@@ -109,7 +112,7 @@ class GallerySearch:
     ) -> None:
         self.gallery = gallery
         self.model = model
-        identities, samples = gallery.gallery.search_size(model)
+        identities, samples = gallery.search_size(model)
         self.rule: IdentifyRule = identify_rule(model, point, identities, samples)
         self.empty = identities == 0
 
@@ -119,13 +122,11 @@ class GallerySearch:
         """Candidates, best first and ``rule.depth`` deep, for each probe row."""
         if self.empty or not len(probes):
             return [[] for _ in range(len(probes))]
-        found = self.gallery.identify_many(
+        return self.gallery.stream_search(
             Embeddings(probes, self.model),
-            self.rule,
-            k=self.rule.depth,
+            self.rule.depth,
             probe_sha256=hashlib.sha256(np.ascontiguousarray(image).data).hexdigest(),
         )
-        return [list(f.candidates) for f in found]
 
 
 @dataclass(frozen=True, eq=False)

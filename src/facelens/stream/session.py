@@ -17,9 +17,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from facelens.decode.video import VideoSource
-from facelens.errors import PolicyError
+from facelens.errors import StoppedError
 from facelens.events import EventBus
-from facelens.govern import StopControl
 from facelens.stream.observe import FrameView, Subscription
 from facelens.stream.watcher import WatchConfig, Watcher, WatchStats
 
@@ -73,7 +72,6 @@ class WatchSession:
         self.watcher = Watcher(pipeline, gallery, bus, config, hold=hold)
         self.outcome = ""  # "finished", "stopped", HALTED, "interrupted" or "failed: ..."
         self._halted = False
-        self._control: StopControl | None = None
 
     @property
     def stats(self) -> WatchStats:
@@ -93,13 +91,17 @@ class WatchSession:
         self.watcher.stop()
 
     def halted(self) -> bool:
-        """Has the operator stopped this tenant's identifications?"""
+        """Has the operator stopped this tenant's identifications? Asked of the governed
+        gallery (its stop control): a running watch's look is audited as a refused
+        ``stream_search`` when it is stopped."""
         g = self.gallery
         if g is None:
             return False
-        if self._control is None:
-            self._control = StopControl(g.gallery.store, g.audit)
-        return self._control.status(g.tenant).stopped
+        try:
+            g.refuse_if_stopped("stream_search")
+        except StoppedError:
+            return True
+        return False
 
     def run(
         self,
@@ -117,13 +119,12 @@ class WatchSession:
         (default: the source's own name, without credentials).
 
         Raises:
-            PolicyError: the operator has stopped this tenant's identifications.
+            StoppedError: the operator has stopped this tenant's identifications (the
+                refusal is in the audit trail; nothing is opened).
         """
-        if self.halted():
-            raise PolicyError(f"{HALTED}; resume it with facelens govern resume")
         shown = name or (source.name if isinstance(source, VideoSource) else "")
         g = self.gallery
-        if g is not None:
+        if g is not None:  # refused (StoppedError, audited) while stopped
             g.stream_started(shown, self.pipeline.model, self.stream_id)
         opened = None
         self.outcome = "failed"
@@ -133,8 +134,8 @@ class WatchSession:
             else:
                 video = opened = source()
             self._watch(video, max_frames, on_frame, on_progress, shown or video.name)
-        except PolicyError as e:  # a search refused while the watch ran
-            self.outcome = f"{HALTED} ({e})"
+        except StoppedError as e:  # a search refused while the watch ran
+            self.outcome = f"{HALTED} ({e.reason or 'no reason given'})"
         except KeyboardInterrupt:
             self.outcome = "interrupted"
             raise

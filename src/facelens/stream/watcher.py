@@ -124,9 +124,15 @@ def _now() -> str:
 class Watcher:
     """Watches one source against a governed gallery (None: every face is unknown).
 
+    The edges watch through ``WatchSession``, which opens the gallery's period of use
+    (``stream_started``) that a watch's searches need, and keeps the stop control, the
+    two-person confirmation and the audit trail; a ``Watcher`` on its own is the loop.
+
     Args:
         pipeline: detection, alignment, embedding.
-        gallery: where tracks are identified; every search is audited there.
+        gallery: where tracks are identified (``stream_search``, each frame's searches one
+            audit record); a search outside a period of use is refused (RuntimeError), one
+            after an operator's stop ends the watch (``StoppedError``).
         bus: where events go.
         config: how.
         hold: for a gallery that wants two people to confirm identifications: each

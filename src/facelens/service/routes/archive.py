@@ -11,7 +11,6 @@ import numpy as np
 from fastapi import Path, Query, Response
 from numpy.typing import NDArray
 
-from facelens.archive import Archive
 from facelens.archive.pictures import face_photo, face_thumbnail
 from facelens.cluster import ClusterConfig, Clusterer
 from facelens.decode.cost import DecodeCost
@@ -25,7 +24,7 @@ from facelens.service.deps import (
     State,
     decode,
     governed,
-    not_stopped,
+    override_reason,
     reserve,
     reserve_images,
     scope,
@@ -46,8 +45,7 @@ MAX_FACES = 20_000
 
 
 def _clusterer(state: State, key: ApiKey, gallery: str) -> Clusterer:
-    g = state.gallery(key.tenant, gallery)
-    return Clusterer(Archive(g.store, g.name), ClusterConfig(max_faces=MAX_FACES))
+    return Clusterer(governed(state, key, gallery).archive(), ClusterConfig(max_faces=MAX_FACES))
 
 
 def _listing(c: Clusterer) -> list[dict[str, Any]]:
@@ -84,8 +82,9 @@ def clusters(
     c = _clusterer(state, key, gallery)
     summary = c.archive.summary()
     if refresh or (summary["faces"] and c.archive.grouped_at() is None):
-        not_stopped(state, key.tenant)  # grouping searches the enrolled people
-        c.run(governed(state, key, gallery))
+        g = governed(state, key, gallery)
+        g.refuse_if_stopped()  # grouping searches the enrolled people
+        c.run(g)
     return {"archive": summary, "clusters": _listing(c)}
 
 
@@ -127,7 +126,11 @@ def move(state: State, gallery: str, face_id: ID, body: S.MoveIn, key: Editor) -
 )
 def name(state: State, gallery: str, cluster: ID, body: S.NameIn, key: Editor) -> dict[str, Any]:
     """Name a group: enrol the person from its faces. A new person needs their consent
-    (purpose, who granted it), as any enrolment; without it nothing is written (422)."""
+    (purpose, who granted it), as any enrolment; without it nothing is written (422). The
+    name of someone enrolled adds the group's faces to them: they must match the person's
+    templates (409 ``identity_mismatch`` otherwise; ``override_face_check`` as for
+    enrolment)."""
+    override = override_reason(key, body.override_face_check)
     consent = None
     if body.consent is not None:
         consent = Consent(
@@ -139,8 +142,8 @@ def name(state: State, gallery: str, cluster: ID, body: S.NameIn, key: Editor) -
         )
     c = _clusterer(state, key, gallery)
     g = governed(state, key, gallery)
-    before = g.gallery.store.find_identity(g.gallery.name, body.name)
-    r = c.name(g, cluster, body.name, consent)
+    before = g.find(body.name)
+    r = c.name(g, cluster, body.name, consent, override=override)
     return {
         "identity": r.identity.to_dict(datetime.now(UTC)),
         "added": len(r.added),

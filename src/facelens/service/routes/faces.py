@@ -1,15 +1,13 @@
 """``/v1/detect``, ``/v1/verify`` and ``/v1/galleries/{gallery}/identify``: faces in photos."""
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import File, Form, UploadFile
 
-from facelens.errors import EnrollmentError
 from facelens.govern.keys import ApiKey
 from facelens.match.thresholds import parse_threshold
-from facelens.pipeline import Views, choose_primary
+from facelens.results import DetectResult, IdentifyResult, VerifyResult
 from facelens.service import gate
 from facelens.service import schemas as S
 from facelens.service.deps import (
@@ -18,19 +16,12 @@ from facelens.service.deps import (
     decode,
     governed,
     image_bytes,
-    not_stopped,
     rate_limited,
     reserve_images,
     scope,
 )
-from facelens.service.errors import HttpError
-from facelens.service.state import ServiceState
 
 router = gate.router(tags=["faces"])
-
-
-def _r2(v: float) -> float:
-    return round(float(v), 2)
 
 
 @router.post("/v1/detect", response_model=S.DetectOut)
@@ -41,7 +32,8 @@ def detect(
     image: Annotated[UploadFile | None, File()] = None,
     image_url: Annotated[str | None, Form()] = None,
 ) -> dict[str, Any]:
-    """Faces in an image, with quality measures and enrolment-gate reasons."""
+    """Faces in an image, with quality measures and enrolment-gate reasons (what
+    ``facelens detect --quality --json`` prints of it)."""
     p = state.pipeline
     data = image_bytes(state, image, image_url, "image")
     with reserve_images(state, [data]):
@@ -49,43 +41,7 @@ def detect(
         faces = p.align(img, p.detect(img))
         q = p.quality(img, faces)
     h, w = img.shape[:2]
-    return {
-        "width": w,
-        "height": h,
-        "faces": [
-            {
-                "box": [_r2(v) for v in faces.clip(w, h).xyxy[i]],
-                "score": _r2(faces.score[i]),
-                "quality": {k: _r2(v) for k, v in q.row(i).items()},
-                "gate": p.config.gate.reasons(q, i),
-            }
-            for i in range(len(faces))
-        ],
-    }
-
-
-def _verify_face(
-    state: ServiceState, data: bytes, field: str, chosen: int | None, gone: Callable[[], bool]
-) -> tuple[Views, str, list[list[float]], int]:
-    """One side of a verification: the chips of its face (``chosen``: which of the faces,
-    left to right; else the face the photo is about), the image's hash, every face's box
-    and the index of the face used."""
-    p = state.pipeline
-    img, meta = decode(state, data, gone, field)
-    h, w = img.shape[:2]
-    faces = p.detect_single(img)
-    if len(faces) == 0:
-        raise EnrollmentError(field, ["no_face"])
-    order = [int(i) for i in np.argsort(faces.xyxy[:, 0], kind="stable")]
-    if chosen is None:
-        chosen = order.index(choose_primary(faces, w, h))
-    elif chosen >= len(faces):
-        raise HttpError(
-            400, "bad_input", f"{field}: face {chosen} asked for, the photo has {len(faces)}"
-        )
-    views = p.views(img, p.align(img, faces[order[chosen]]))
-    boxes = [[_r2(v) for v in faces.clip(w, h).xyxy[i]] for i in order]
-    return views, meta.sha256, boxes, chosen
+    return DetectResult(w, h, faces, q, p.config.gate).to_dict()
 
 
 @router.post("/v1/verify", response_model=S.VerifyOut)
@@ -101,27 +57,28 @@ def verify(
         Form(
             ge=0,
             le=1000,
-            description="which face of image_a, "
-            "left to right from 0 (default: the one it is about)",
+            description="which face of image_a, left to right from 0 (default: the largest)",
         ),
     ] = None,
     face_b: Annotated[int | None, Form(ge=0, le=1000, description="which face of image_b")] = None,
 ) -> dict[str, Any]:
-    """Are two faces the same person? By default each image's primary face (the one the
-    photo is about); ``faces_a``/``faces_b`` list every face found, for choosing another."""
+    """Are two faces the same person? By default each image's largest face; ``faces_a`` /
+    ``faces_b`` list every face found, left to right, for choosing another (``face_a``,
+    ``face_b``). What ``facelens verify --json`` prints."""
     p = state.pipeline
     datas = [
         image_bytes(state, image_a, None, "image_a"),
         image_bytes(state, image_b, None, "image_b"),
     ]
+    views, hashes, chosen = [], [], []
     with reserve_images(state, datas):
-        sides = [
-            _verify_face(state, data, name, chosen, gone)
-            for data, name, chosen in zip(
-                datas, ("image_a", "image_b"), (face_a, face_b), strict=True
-            )
-        ]
-    views = [x[0] for x in sides]
+        for data, name, n in zip(datas, ("image_a", "image_b"), (face_a, face_b), strict=True):
+            img, meta = decode(state, data, gone, name)
+            face_views, face = p.compared_face(img, n, name)
+            del img
+            views.append(face_views)
+            chosen.append(face)
+            hashes.append(meta.sha256)
     # both faces embedded in one call, batched with other requests' faces
     embs = state.inference.embed(
         {k: np.concatenate([x[k] for x in views]) for k in views[0]}, key.tenant
@@ -129,27 +86,19 @@ def verify(
     point = parse_threshold(threshold)
     v = p.verify(embs[0:1], embs[1:2], point)
     named = point if point is not None else p.config.verify_threshold
+    result = VerifyResult(
+        v, named if isinstance(named, str) else "custom", chosen[0], chosen[1]
+    ).to_dict()
     rec = state.audit.append(
         tenant=key.tenant,
         key_id=key.id,
         action="verify",
-        probe_sha256=",".join(x[1] for x in sides),
+        probe_sha256=",".join(hashes),
         threshold=v.threshold,
         model=v.model,
-        decision={"same": v.same, "similarity": _r2(v.similarity)},
+        decision={"same": v.same, "similarity": result["similarity"]},
     )
-    return {
-        "same": v.same,
-        "similarity": _r2(v.similarity),
-        "threshold": _r2(v.threshold),
-        "threshold_name": named if isinstance(named, str) else "custom",
-        "model": v.model,
-        "faces_a": sides[0][2],
-        "faces_b": sides[1][2],
-        "face_a": sides[0][3],
-        "face_b": sides[1][3],
-        "audit_seq": rec.seq,
-    }
+    return result | {"audit_seq": rec.seq}
 
 
 @router.post(
@@ -176,9 +125,9 @@ def identify(
     Only decided identities are named. The candidate lists (who each face looks most like,
     identified or not) are given only to a key with the ``candidates`` scope, and the audit
     record says they were shown."""
-    not_stopped(state, key.tenant)
-    rate_limited(state, key)
     g = governed(state, key, gallery)
+    g.refuse_if_stopped("identify")  # 423 before any work (audited)
+    rate_limited(state, key)
     p = state.pipeline
     data = image_bytes(state, image, image_url, "image")
     with reserve_images(state, [data]):
@@ -187,7 +136,7 @@ def identify(
         views = p.views(img, faces) if len(faces) else None
         h, w = img.shape[:2]
         del img
-    rule = g.gallery.rule(p.model, parse_threshold(threshold))
+    rule = g.rule(p.model, parse_threshold(threshold))
     show = key.allows("candidates")
     found = g.identify_many(
         state.inference.embed(views, key.tenant) if views is not None else [],
@@ -197,39 +146,7 @@ def identify(
         candidates_shown=show,
         model=p.model,
     )
-    answers = [
-        {
-            "box": [_r2(v) for v in faces.clip(w, h).xyxy[i]],
-            "identity": None
-            if r.identity is None
-            else {
-                "identity_id": r.identity.identity_id,
-                "name": r.identity.name,
-                "score": _r2(r.identity.score),
-            },
-            "candidates": [
-                {"identity_id": c.identity_id, "name": c.name, "score": _r2(c.score)}
-                for c in r.candidates
-            ]
-            if show
-            else [],
-            "decision_score": None if r.decision_score is None else _r2(r.decision_score),
-        }
-        for i, r in enumerate(found)
-    ]
     rec = g.last_record
     assert rec is not None
-    return {
-        "width": w,
-        "height": h,
-        "threshold": _r2(rule.threshold),
-        "rule": {
-            "name": rule.name,
-            "normalised": rule.normalised,
-            "cohort": rule.cohort,
-            "weight": rule.weight,
-        },
-        "model": p.model,
-        "faces": answers,
-        "audit_seq": rec.seq,
-    }
+    result = IdentifyResult(w, h, p.model, rule, faces, found, show)
+    return result.to_dict() | {"audit_seq": rec.seq}

@@ -22,6 +22,7 @@ from facelens.service.deps import (
     decode,
     governed,
     image_bytes,
+    override_reason,
     reserve_images,
     scope,
 )
@@ -57,13 +58,9 @@ def create_gallery(
     }
     if changes and not key.allows("admin"):
         raise HttpError(403, "forbidden", "changing a gallery's settings needs an admin key")
-    g = state.gallery(key.tenant, body.name, must_exist=False)
+    g = governed(state, key, body.name, must_exist=False)
     settings = g.configure(**changes) if changes else g.settings()
-    return {
-        "name": body.name,
-        "identities": state.store.count_identities(g.name),
-        "settings": settings,
-    }
+    return {"name": body.name, "identities": g.count(), "settings": settings}
 
 
 @router.get(
@@ -84,7 +81,7 @@ def identities(
     """People enrolled in a gallery, by name, a page at a time: when there are more, the
     ``X-Next-After`` header holds the ``after`` of the next page."""
     now = datetime.now(UTC)
-    page = state.gallery(key.tenant, gallery).identities(after, limit + 1)
+    page = governed(state, key, gallery).identities(after, limit + 1)
     if len(page) > limit:
         page = page[:limit]
         response.headers["X-Next-After"] = quote(page[-1].name)
@@ -107,12 +104,18 @@ def enroll(
     consent_purpose: Annotated[str | None, Form(max_length=500)] = None,
     consent_granted_by: Annotated[str | None, Form(max_length=200)] = None,
     consent_expires_at: Annotated[str | None, Form(max_length=64)] = None,
+    override_face_check: Annotated[str | None, Form(min_length=1, max_length=500)] = None,
 ) -> dict[str, Any]:
     """Enrol a person (or add samples) from uploaded photos, with their consent.
 
     A new identity needs ``consent_purpose`` and ``consent_granted_by``. Each photo's
-    primary face must pass the quality gate; the others are listed as rejected.
+    primary face must pass the quality gate; the others are listed as rejected. Photos added
+    to an enrolled person must match their templates at the model's strict threshold, or the
+    whole request is refused (409 ``identity_mismatch``); ``override_face_check`` (the reason;
+    the key needs the ``enroll:override`` scope) adds them anyway, audited
+    ``enroll_override``. A new name that looks like another person's is a 409 too.
     """
+    override = override_reason(key, override_face_check)
     # the request is checked before its gallery is created: a refused enrolment leaves
     # nothing behind
     if not images or len(images) > 20:
@@ -136,7 +139,7 @@ def enroll(
 
     with reserve_images(state, datas, each_may_fail=True):
         g = governed(state, key, gallery, must_exist=False)
-        report = g.enroll(state.pipeline, name, datas, consent, decode=sandboxed)
+        report = g.enroll(state.pipeline, name, datas, consent, decode=sandboxed, override=override)
     r = report.result
     rejected = [
         {
@@ -164,7 +167,7 @@ def enroll(
     responses={404: {"model": S.ErrorOut}},
 )
 def get_identity(state: State, gallery: str, identity_id: str, key: Key) -> dict[str, Any]:
-    return state.gallery(key.tenant, gallery).get(identity_id).to_dict(datetime.now(UTC))
+    return governed(state, key, gallery).get(identity_id).to_dict(datetime.now(UTC))
 
 
 @router.patch(
@@ -182,9 +185,7 @@ def patch_identity(
 ) -> dict[str, Any]:
     """Rename (names are unique in a gallery; audited)."""
     g = governed(state, key, gallery)
-    ident = g.gallery.get(identity_id)
-    if body.name is not None:
-        ident = g.rename(ident.id, body.name)
+    ident = g.get(identity_id) if body.name is None else g.rename(identity_id, body.name)
     return ident.to_dict(datetime.now(UTC))
 
 
@@ -200,19 +201,19 @@ def delete_identity(
     """Erase a person: every sample, consent record and index entry. The receipt is
     itself recorded in the audit trail."""
     g = governed(state, key, gallery)
-    receipt, rec = g.delete(g.gallery.get(identity_id).id)
+    receipt, rec = g.delete(identity_id)
     return receipt.to_dict() | {"audit_seq": rec.seq, "audit_hash": rec.hash}
 
 
 @router.get(IDENTITY + "/samples", response_model=list[S.SampleOut], tags=["identities"])
 def samples(state: State, gallery: str, identity_id: str, key: Key) -> list[dict[str, Any]]:
     """An identity's samples with their quality (never their embeddings)."""
-    return [s.to_dict() for s in state.gallery(key.tenant, gallery).samples(identity_id)]
+    return [s.to_dict() for s in governed(state, key, gallery).samples(identity_id)]
 
 
 @router.get(IDENTITY + "/consents", response_model=list[S.ConsentOut], tags=["identities"])
 def consents(state: State, gallery: str, identity_id: str, key: Key) -> list[dict[str, Any]]:
-    return [c.to_dict() for c in state.gallery(key.tenant, gallery).get(identity_id).consents]
+    return [c.to_dict() for c in governed(state, key, gallery).get(identity_id).consents]
 
 
 @router.post(

@@ -12,7 +12,7 @@ from facelens.govern.names import split_gallery_key
 from facelens.govern.retention import Retention, RetentionPolicy
 from facelens.service import gate
 from facelens.service import schemas as S
-from facelens.service.deps import Key, State, scope
+from facelens.service.deps import Key, State, governed, scope
 from facelens.service.state import ServiceState
 
 router = gate.router(tags=["govern"])
@@ -46,12 +46,12 @@ def _retention(state: ServiceState) -> Retention:
 @router.get("/v1/galleries/{gallery}/retention", response_model=S.RetentionOut)
 def get_retention(state: State, gallery: str, key: Key) -> dict[str, Any]:
     """The gallery's retention policy and the next ten people it will make due."""
-    g = state.gallery(key.tenant, gallery)
+    stored = governed(state, key, gallery).stored_name
     r = _retention(state)
-    upcoming = sorted((d for _, d in r.deadlines(g.name)), key=lambda d: d.due_at)
+    upcoming = sorted((d for _, d in r.deadlines(stored)), key=lambda d: d.due_at)
     return {
         "gallery": gallery,
-        "policy": asdict(r.policy(g.name)),
+        "policy": asdict(r.policy(stored)),
         "next_deadlines": [d.to_dict() for d in upcoming[:10]],
     }
 
@@ -64,9 +64,10 @@ def put_retention(
     key: Annotated[ApiKey, scope("admin")],
 ) -> dict[str, Any]:
     """Change the gallery's retention policy (audited ``retention_policy``)."""
-    g = state.gallery(key.tenant, gallery)
     _retention(state).set_policy(
-        g.name, RetentionPolicy(body.max_idle_days, body.consent_grace_days), key.id
+        governed(state, key, gallery).stored_name,
+        RetentionPolicy(body.max_idle_days, body.consent_grace_days),
+        key.id,
     )
     return get_retention(state, gallery, key)
 

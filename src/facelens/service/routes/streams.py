@@ -18,13 +18,13 @@ import anyio.to_thread
 from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 
-from facelens.errors import InputError, NotFoundError
+from facelens.errors import InputError, NotFoundError, StoppedError
 from facelens.events import EventBus
 from facelens.govern.confirm import Alert
 from facelens.govern.keys import ApiKey
 from facelens.service import gate
 from facelens.service import schemas as S
-from facelens.service.deps import Key, State, governed, not_stopped, scope
+from facelens.service.deps import Key, State, governed, refused, scope
 from facelens.service.errors import HttpError
 from facelens.service.live import BOUNDARY, LiveResponse
 from facelens.service.settings import source_allowed
@@ -55,16 +55,18 @@ def start_stream(
     if allowed is None:
         # decided on the text alone: nothing is opened, so the answer says nothing about
         # which files exist or which ports answer
+        shown = redact_credentials(body.source)
+        refused(state, key, body.gallery, "stream_start", f"source not allowed: {shown!r}")
         raise HttpError(
             403,
             "source_not_allowed",
-            f"{redact_credentials(body.source)!r} is not an allowed stream source; the "
+            f"{shown!r} is not an allowed stream source; the "
             "operator allows sources with facelens serve --allow-source PATTERN "
             "(make run ALLOW_SOURCE=PATTERN)",
         )
     try:
-        not_stopped(state, key.tenant)
         audited = governed(state, key, body.gallery)
+        audited.refuse_if_stopped("stream_start")  # 423 (audited) before the source is opened
     except BaseException:
         allowed.close()
         raise
@@ -106,9 +108,11 @@ def start_stream(
         try:  # the session opens the source within the period of use, and closes it
             stats = session.run(open_source, on_progress=progress, name=job.source)
             job.frames = stats.frames
-            if session.outcome == HALTED:
-                job.error = HALTED
+            if session.outcome.startswith(HALTED):
+                job.error = session.outcome
             job.status = "finished" if session.outcome == "finished" else "stopped"
+        except StoppedError:  # stopped after the request was answered, before the start
+            job.status, job.error = "stopped", HALTED
         except Exception as e:  # the job reports it; the service goes on
             job.status, job.error = "failed", redact_credentials(e)
             log.error("stream %s failed: %s", job.id, job.error)
