@@ -315,27 +315,31 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
+@click.option("--tenant", default=None, help="Check only this tenant's chain (default: all).")
 @gallery_option
 @json_option
-def audit_verify(gallery_path: Path | str | None, as_json: bool) -> None:
-    """Check the hash chain; exit code 5 and the first broken record when it fails."""
+def audit_verify(tenant: str | None, gallery_path: Path | str | None, as_json: bool) -> None:
+    """Check the hash chains (one per tenant); exit code 5 and the first broken record when
+    one fails."""
     from facelens.errors import GalleryError
     from facelens.govern import AuditLog
 
     with _store(gallery_path) as store:
-        st = AuditLog(store).verify()
+        st = AuditLog(store).verify(tenant)
     doc = {
         "ok": st.ok,
         "checked": st.checked,
         "first_bad_seq": st.first_bad_seq,
         "problem": st.problem,
+        "tenant": st.tenant,
     }
     if as_json:
         output.emit_json(doc)
     elif st.ok:
         output.echo(f"audit trail intact: {st.checked} records verified")
     if not st.ok:
-        raise GalleryError(f"audit trail broken at record {st.first_bad_seq}: {st.problem}")
+        where = f"tenant {st.tenant}'s record" if st.tenant else "record"
+        raise GalleryError(f"audit trail broken at {where} {st.first_bad_seq}: {st.problem}")
 
 
 @audit_group.command("list")
@@ -347,7 +351,7 @@ def audit_verify(gallery_path: Path | str | None, as_json: bool) -> None:
 def audit_list(
     tenant: str | None, after: int, limit: int, gallery_path: Path | str | None, as_json: bool
 ) -> None:
-    """Audit records, oldest first."""
+    """Audit records, oldest first (``--after``: a tenant's sequence number)."""
     from facelens.govern import AuditLog
 
     with _store(gallery_path) as store:

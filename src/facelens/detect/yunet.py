@@ -27,7 +27,7 @@ from facelens.detect.base import DetectConfig
 from facelens.detect.tiles import detect_pyramid, suppress
 from facelens.faces import Faces
 from facelens.models import ModelStore
-from facelens.runtime import OnnxModel, RuntimeConfig
+from facelens.runtime import OnnxModel, ReleasingSession, RuntimeConfig
 
 MODEL = "yunet_2023mar"
 STRIDES = (8, 16, 32)
@@ -100,7 +100,13 @@ class YunetDetector(OnnxModel):
     ) -> None:
         self.config = config
         self.threshold = DEFAULT_THRESHOLD if config.threshold is None else config.threshold
+        self._runner: ReleasingSession | None = None
         super().__init__(MODEL, models, runtime, session)
+
+    def opened(self, session: Any, converted: Any) -> None:
+        # a burst of large pictures leaves no arena behind (runtime.ReleasingSession)
+        probe = {"input": np.zeros((1, 3, DIVISOR, DIVISOR), np.float32)}
+        self._runner = ReleasingSession(session, self.runtime, probe)
 
     def once(self, image: NDArray[np.uint8]) -> Faces:
         """One network pass over the whole of ``image`` (no tiling)."""
@@ -108,7 +114,9 @@ class YunetDetector(OnnxModel):
         pw, ph = -(-w // DIVISOR) * DIVISOR, -(-h // DIVISOR) * DIVISOR
         x = np.zeros((1, 3, ph, pw), np.float32)
         x[0, :, :h, :w] = image[:, :, ::-1].transpose(2, 0, 1)  # RGB -> BGR planes
-        out = self.session.run(_OUTPUTS, {"input": x})
+        self.load()
+        assert self._runner is not None
+        out = self._runner.run(_OUTPUTS, {"input": x})
         return suppress(decode(out, w, h, self.threshold), NMS_IOU, cover=1.0)
 
     def detect(self, image: NDArray[np.uint8]) -> Faces:
