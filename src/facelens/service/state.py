@@ -23,6 +23,7 @@ from facelens.sandbox import Sandbox, return_large_blocks
 from facelens.service.errors import HttpError
 from facelens.service.inference import InferenceQueue
 from facelens.service.limits import MemoryBudget
+from facelens.service.live import LiveFeeds
 from facelens.service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,7 @@ class ServiceState:
         self.bucket_lock = threading.Lock()
         self.jobs: dict[str, Job] = {}
         self.broadcaster = Broadcaster()
+        self.live = LiveFeeds()  # the streams' live views, while someone watches
         self._pipelines: dict[int, Pipeline] = {pipeline.config.detect.upsample: pipeline}
         self._pipelines_lock = threading.Lock()
         self.memory = MemoryBudget(
