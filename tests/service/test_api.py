@@ -606,6 +606,11 @@ def test_the_stop_control_halts_identification_until_resumed(service: Service, d
                 assert r.status_code == 423 and r.json()["error"] == "identification_stopped"
                 assert "drill" in r.json()["detail"]
                 assert c.get("/v1/govern/status").json()["stopped"] is True
+                # stopped, the answer says nothing of which galleries exist
+                r = c.post(
+                    "/v1/galleries/nosuch/identify", files={"image": photo(data, "obama.jpg")}
+                )
+                assert r.status_code == 423
             r = admin.post("/v1/streams", json={"source": str(clip), "gallery": "halt"})
             assert r.status_code == 423
             # the running stream stops naming: it ends within seconds, saying why
@@ -622,6 +627,8 @@ def test_the_stop_control_halts_identification_until_resumed(service: Service, d
         with service.client("identify") as c:
             r = c.post("/v1/galleries/halt/identify", files={"image": photo(data, "obama.jpg")})
             assert r.status_code == 200
+            r = c.post("/v1/galleries/nosuch/identify", files={"image": photo(data, "obama.jpg")})
+            assert r.status_code == 404
     with service.client("enroll") as c:
         trail = c.get("/v1/audit", params={"limit": 1000}).json()
     actions = [a["action"] for a in trail]

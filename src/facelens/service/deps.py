@@ -231,6 +231,25 @@ def refused(state: ServiceState, key: ApiKey, gallery: str, action: str, why: st
     ).refused(action, why)
 
 
+def governed_unless_stopped(
+    state: ServiceState, key: ApiKey, gallery: str, action: str
+) -> GovernedGallery:
+    """``governed``, but a stopped tenant is refused first (423, audited): before any work,
+    and before the answer can tell whether the gallery exists."""
+    from facelens.errors import NotFoundError
+
+    g = GovernedGallery.in_store(
+        state.store, state.audit, tenant=key.tenant, name=gallery, actor=key.id
+    )
+    try:
+        state.check_gallery(key.tenant, gallery, must_exist=True)  # a malformed name: 400
+    except NotFoundError:
+        g.refuse_if_stopped(action)
+        raise
+    g.refuse_if_stopped(action)
+    return g
+
+
 def governed(
     state: ServiceState, key: ApiKey, gallery: str, must_exist: bool = True
 ) -> GovernedGallery:

@@ -14,7 +14,7 @@ from facelens.service.deps import (
     Gone,
     State,
     decode,
-    governed,
+    governed_unless_stopped,
     image_bytes,
     rate_limited,
     reserve_images,
@@ -125,8 +125,7 @@ def identify(
     Only decided identities are named. The candidate lists (who each face looks most like,
     identified or not) are given only to a key with the ``candidates`` scope, and the audit
     record says they were shown."""
-    g = governed(state, key, gallery)
-    g.refuse_if_stopped("identify")  # 423 before any work (audited)
+    g = governed_unless_stopped(state, key, gallery, "identify")
     rate_limited(state, key)
     p = state.pipeline
     data = image_bytes(state, image, image_url, "image")
