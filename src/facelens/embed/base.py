@@ -73,19 +73,21 @@ class Embedder(Protocol):
         ...
 
 
-EmbedderFactory = Callable[[EmbedConfig, ModelStore, RuntimeConfig], Embedder]
+EmbedderFactory = Callable[[EmbedConfig, ModelStore, RuntimeConfig, str], Embedder]
 
 
-def _dlib(config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig) -> Embedder:
-    from facelens.embed.dlib_resnet import DlibResnetEmbedder
+def _dlib(config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig, model: str) -> Embedder:
+    from facelens.embed.dlib_resnet import MODEL, DlibResnetEmbedder
 
+    if model != MODEL:
+        raise ModelError(model, f"{model!r} runs on ONNX Runtime only (--backend onnx)")
     return DlibResnetEmbedder(config, models)
 
 
-def _onnx(config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig) -> Embedder:
+def _onnx(config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig, model: str) -> Embedder:
     from facelens.embed.onnx_resnet import OnnxResnetEmbedder
 
-    return OnnxResnetEmbedder(config, models, runtime)
+    return OnnxResnetEmbedder(config, models, runtime, model)
 
 
 # Backends of dlib's ResNet (``EmbedConfig.backend``); every other recognizer runs on the
@@ -134,7 +136,7 @@ def make_embedder(
                 f"unknown embedder {config.backend!r}; "
                 f"known embedders: {', '.join(sorted(EMBEDDERS))}.",
             ) from None
-        embedder = factory(config, models, runtime)
+        embedder = factory(config, models, runtime, spec.name)
     else:
         from facelens.embed.onnx_generic import OnnxRecognizer
 
