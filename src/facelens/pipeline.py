@@ -28,9 +28,9 @@ from facelens.decode import DecodeConfig, decode_image
 from facelens.detect import DetectConfig, Detector, make_detector
 from facelens.detect.rotated import ROTATIONS, detect_rotated
 from facelens.embed import EmbedConfig, Embedder, Embeddings, make_embedder
-from facelens.embed.base import model_names
+from facelens.embed.base import config_for_tag, model_names, template_tag
 from facelens.embed.fusion import fuse, fusion_weights
-from facelens.errors import EnrollmentError, InputError, ModelError
+from facelens.errors import EnrollmentError, InputError, ModelError, NoTemplatesError
 from facelens.faces import Faces, box_iou
 from facelens.gallery import Consent, EnrollResult, Gallery, NewSample
 from facelens.match import Identification, Verification, resolve_threshold, verify
@@ -47,6 +47,7 @@ __all__ = [
     "PipelineConfig",
     "RetemplateReport",
     "Views",
+    "search_config",
 ]
 
 # Single-person photos larger than this (4 megapixels) are not searched again when the first
@@ -142,6 +143,71 @@ class Analysis:
     views: Views = field(default_factory=dict)
 
 
+def search_config(
+    config: PipelineConfig, gallery: Gallery, explicit: str | None = None
+) -> tuple[PipelineConfig, str | None]:
+    """The configuration to search ``gallery`` with, and a one-line notice for the user (or
+    None): existing galleries keep answering when the default recognizer changes.
+
+    - The gallery holds templates of ``config``'s recognizer: ``config`` (the notice counts
+      the people without such templates, who cannot be found).
+    - It does not, and the caller named the recognizer (``explicit``, as the caller wrote
+      it): ``NoTemplatesError`` ("N people are enrolled, none with X templates"), never an
+      empty search.
+    - It does not, and the recognizer is the default: ``config`` changed to the recognizer
+      the gallery holds templates of (of the most people), with a notice saying how to add
+      the default's templates.
+    - No one is enrolled: ``config``, no notice.
+
+    Raises:
+        NoTemplatesError: as above, or when no recognizer installed here makes any of the
+            templates the gallery holds.
+    """
+    tag = template_tag(config.embed, config.models)
+    enrolled = gallery.store.count_identities(gallery.name)
+    held = {t: n for t, (n, _) in gallery.models().items() if n > 0}
+    how = (
+        "add them with 'facelens gallery retemplate{}' (from the chips a gallery keeps) or "
+        "enrol the people again{}"
+    )
+    if enrolled == 0:
+        return config, None
+    if tag in held:
+        missing = enrolled - held[tag]
+        if missing <= 0:
+            return config, None
+        return config, (
+            f"{missing} of the {enrolled} people enrolled have no {tag} templates and cannot "
+            "be found: " + how.format(f" --model {explicit}" if explicit else "", "")
+        )
+    if explicit is not None:
+        raise NoTemplatesError(
+            enrolled,
+            explicit,
+            tag,
+            how.format(f" --model {explicit}", f" with --model {explicit}").capitalize()
+            + "; without --model the search uses the templates the gallery holds.",
+        )
+    options = [
+        (n, t, c) for t, n in held.items() if (c := config_for_tag(t, config.embed, config.models))
+    ]
+    if not options:
+        raise NoTemplatesError(
+            enrolled,
+            "the default recognizer's",
+            tag,
+            "No recognizer installed here makes the templates it holds ("
+            + ", ".join(sorted(held))
+            + "): "
+            + how.format("", ""),
+        )
+    n, held_tag, embed = max(options, key=lambda o: (o[0], o[1].startswith("fusion("), o[1]))
+    return dataclasses.replace(config, embed=embed), (
+        f"the gallery holds no templates of the default recognizer ({tag}): searching with "
+        f"{held_tag} ({n} of {enrolled} people); to search with the default, " + how.format("", "")
+    )
+
+
 @dataclass(frozen=True)
 class RetemplateReport:
     """What ``Pipeline.retemplate`` did to a gallery.
@@ -206,7 +272,7 @@ class Pipeline:
                 make_embedder(dataclasses.replace(c.embed, model=n), c.models, c.runtime)
                 for n in names
             )
-            self.weights = fusion_weights(names) if len(names) > 1 else (1.0,)
+            self.weights = (c.embed.weights or fusion_weights(names)) if len(names) > 1 else (1.0,)
         needs_keypoints = [e.model for e in self.embedders if e.alignment == "arcface"]
         if needs_keypoints and not getattr(self.detector, "keypoints", False):
             raise ModelError(

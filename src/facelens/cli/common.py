@@ -25,6 +25,7 @@ from facelens.gallery import Consent, Gallery
 from facelens.gallery.stores import is_postgres_url
 from facelens.govern import GovernedGallery
 from facelens.match.thresholds import parse_threshold
+from facelens.pipeline import Pipeline
 from facelens.runtime import PROVIDERS
 
 __all__ = ["make_pipeline", "model_store", "parse_threshold"]  # re-exported for the command modules
@@ -240,6 +241,21 @@ def gallery_path_str(path: Path | str | None) -> str:
     from facelens.urls import redact_credentials
 
     return redact_credentials(gallery_path(path))
+
+
+def searching(pipe: Pipeline, gallery: Gallery | None, model: str | None) -> Pipeline:
+    """The pipeline to search ``gallery`` with (``facelens.pipeline.search_config``): ``pipe``,
+    or, when the gallery holds no templates of the default recognizer, one for the
+    recognizer it does hold, with a one-line notice on stderr. ``--model`` named a
+    recognizer the gallery has no templates of: ``NoTemplatesError`` (exit 5)."""
+    from facelens.pipeline import search_config
+
+    if gallery is None:
+        return pipe
+    config, notice = search_config(pipe.config, gallery, explicit=model)
+    if notice:
+        output.warn(notice)
+    return pipe if config is pipe.config else Pipeline(config)
 
 
 def require_gallery(path: Path | str | None) -> Gallery:

@@ -25,6 +25,7 @@ from facelens.cli.common import (
     parse_threshold,
     pipeline_options,
     progress_reporter,
+    searching,
 )
 from facelens.errors import (
     EnrollmentError,
@@ -289,15 +290,21 @@ def identify(
     Prints one entry per face: image, box [x1, y1, x2, y2] in pixels, and the identity
     (the enrolled name, or null/unknown when no one is similar enough).
     """
-    pipe = make_pipeline(detector, upsample, provider, threads, model)
     gallery = open_gallery(gallery_path, create=False)
+    pipe = searching(make_pipeline(detector, upsample, provider, threads, model), gallery, model)
     audited = governed(gallery) if gallery is not None else None
     size = gallery.search_size(pipe.model) if gallery is not None else (0, 0)
     rule = identify_rule(pipe.model, parse_threshold(threshold), *size)
-    if size[0] == 0:
+    enrolled = gallery.store.count_identities(gallery.name) if gallery is not None else 0
+    if enrolled == 0:
         output.warn(
             f"no one is enrolled in {gallery_path_str(gallery_path)}: every face is "
             "unknown. Enrol with: facelens enroll NAME IMAGE... --consent PURPOSE"
+        )
+    elif size[0] == 0:
+        output.warn(
+            f"none of the {enrolled} people enrolled in {gallery_path_str(gallery_path)} can "
+            "be searched now (their consent has lapsed or was withdrawn): every face is unknown"
         )
     files = list(expand_images(inputs))
     report = progress_reporter(len(files), "identify", progress)

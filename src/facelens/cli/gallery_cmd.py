@@ -176,14 +176,13 @@ def gallery_retemplate(
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
-    """Make templates of --model for everyone enrolled, from the chips the gallery kept.
+    """Make templates of --model (default: the default recognizer) for everyone enrolled,
+    from the chips the gallery kept.
 
     Needs a gallery set to keep chips ('facelens gallery settings --keep-chips') before
     people were enrolled; those it holds no chip of are listed: they must enrol again to be
     found by the new model. Identities whose consent has lapsed are left alone.
     """
-    if model is None:
-        raise click.UsageError("name the model to make templates of: --model NAME")
     pipe = make_pipeline(detector, upsample, provider, threads, model)
     with require_gallery(gallery_path) as g:
         n = len(g.identities())

@@ -152,15 +152,21 @@ def watch(
     Events: track_started, identified, unknown_face, track_ended, source_lost,
     source_restored (docs/events.md).
     """
-    from facelens.cli.common import governed, make_pipeline, open_gallery, parse_threshold
+    from facelens.cli.common import (
+        governed,
+        make_pipeline,
+        open_gallery,
+        parse_threshold,
+        searching,
+    )
     from facelens.decode.video import VideoConfig, VideoSource
     from facelens.events import EventBus, JsonlSink, parse_sink
     from facelens.watch import WatchConfig, Watcher
 
     secret = (webhook_secret or os.environ.get("FACELENS_WEBHOOK_SECRET") or "").encode()
     bus = EventBus([parse_sink(s, secret or None) for s in sinks] or [JsonlSink("/dev/stdout")])
-    pipe = make_pipeline(detector, upsample, provider, threads, model)
     gallery = open_gallery(gallery_path, create=False)
+    pipe = searching(make_pipeline(detector, upsample, provider, threads, model), gallery, model)
     if gallery is None:
         output.warn("no gallery: every face will be unknown")
     cfg = WatchConfig(
@@ -312,7 +318,7 @@ def redact(
     Videos keep their resolution, frame count, frame rate and audio. Images are written
     upright without their metadata (EXIF, GPS).
     """
-    from facelens.cli.common import governed, make_pipeline, open_gallery
+    from facelens.cli.common import governed, make_pipeline, open_gallery, searching
     from facelens.redact import RedactConfig, redact_image, redact_video
 
     if not src.exists():
@@ -327,10 +333,11 @@ def redact(
         threshold=threshold,
         upsample=upsample,
     )
-    pipe = make_pipeline(detector=detector, upsample=upsample, threshold=threshold)
     gallery = open_gallery(gallery_path, create=False) if mode == "except" else None
     if mode == "except" and gallery is None:
         raise click.UsageError("--mode except needs --gallery with enrolled people")
+    pipe = make_pipeline(detector=detector, upsample=upsample, threshold=threshold)
+    pipe = searching(pipe, gallery, None)
     audited = governed(gallery) if gallery is not None else None
     if audited is not None:  # sparing enrolled people searches the gallery: audited
         audited.stream_started(str(src), pipe.model, kind="redact")

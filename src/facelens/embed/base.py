@@ -19,8 +19,10 @@ __all__ = [
     "MODEL_ALIASES",
     "EmbedConfig",
     "Embedder",
+    "config_for_tag",
     "make_embedder",
     "model_names",
+    "template_tag",
 ]
 
 
@@ -42,12 +44,15 @@ class EmbedConfig:
         batch_size: chips per forward pass.
         augment: test-time augmentation, a key of ``embed.augment.AUGMENTATIONS``
             (``"none"``, ``"flip"``, ``"tta"``); changes the model tag (docs/accuracy.md).
+        weights: a fusion's weights, one per part (None: the measured ones,
+            ``embed.fusion.FUSIONS``); given to serve a gallery enrolled with other weights.
     """
 
     model: str = "dlib_resnet_v1"
     backend: str = "onnx"
     batch_size: int = 32
     augment: str = "flip"
+    weights: tuple[float, ...] | None = None
 
 
 class Embedder(Protocol):
@@ -106,6 +111,71 @@ def model_names(model: str) -> list[str]:
     if not all(parts):
         raise ModelError(model, f"{model!r} is not a model name or a fusion 'a+b'")
     return [MODEL_ALIASES.get(p, p) for p in parts]
+
+
+def template_tag(config: EmbedConfig, models: ModelStore | None = None) -> str:
+    """The tag of the templates ``config`` makes (what ``Pipeline.model`` says once built),
+    without building anything.
+
+    Example:
+        >>> template_tag(EmbedConfig(model="dlib", augment="flip"))
+        'dlib_resnet_v1+flip'
+    """
+    from facelens.embed.fusion import fusion_tag, fusion_weights
+
+    models = models or ModelStore()
+    suffix = "" if config.augment == "none" else f"+{config.augment}"
+    names = model_names(config.model)
+    tags = [models.spec(n).tag + suffix for n in names]
+    if len(tags) == 1:
+        return tags[0]
+    return fusion_tag(tags, config.weights or fusion_weights(names))
+
+
+def _split_part(part: str) -> tuple[str, str]:
+    """``"name[@sha][+augment]"`` -> (registry name, augment)."""
+    base, _, augment = part.partition("+")
+    return base.partition("@")[0], augment or "none"
+
+
+def config_for_tag(
+    tag: str, config: EmbedConfig, models: ModelStore | None = None
+) -> EmbedConfig | None:
+    """``config`` changed to make templates tagged ``tag`` (a gallery's), or None when no
+    recognizer installed here makes them (an unknown model, another file of a user's model).
+
+    Example:
+        >>> c = config_for_tag("fusion(dlib_resnet_v1+flip*0.85,sface_2021dec+flip*0.15)",
+        ...                    EmbedConfig())
+        >>> c.model, c.augment, c.weights
+        ('dlib_resnet_v1+sface_2021dec', 'flip', (0.85, 0.15))
+    """
+    import dataclasses
+
+    models = models or ModelStore()
+    weights: tuple[float, ...] | None = None
+    if tag.startswith("fusion(") and tag.endswith(")"):
+        parts, ws = [], []
+        for item in tag[len("fusion(") : -1].split(","):
+            part, _, w = item.rpartition("*")
+            try:
+                ws.append(float(w))
+            except ValueError:
+                return None
+            parts.append(_split_part(part))
+        weights = tuple(ws)
+    else:
+        parts = [_split_part(tag)]
+    augments = {a for _, a in parts}
+    if len(augments) != 1 or not all(n for n, _ in parts):
+        return None
+    candidate = dataclasses.replace(
+        config, model="+".join(n for n, _ in parts), augment=augments.pop(), weights=weights
+    )
+    try:
+        return candidate if template_tag(candidate, models) == tag else None
+    except ModelError:
+        return None
 
 
 def make_embedder(

@@ -21,6 +21,7 @@ from facelens.errors import (
     ImageTooLargeError,
     InputError,
     ModelError,
+    NoTemplatesError,
     NotFoundError,
     PolicyError,
 )
@@ -49,6 +50,7 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (InputError, 400, "bad_input"),
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
+    (NoTemplatesError, 409, "no_templates"),
     (PolicyError, 422, "refused_by_policy"),
     (ModelError, 503, "model_unavailable"),
     (GalleryError, 500, "gallery_error"),

@@ -24,6 +24,7 @@ app = create_app(
         allow_sources=tuple(
             p for p in (os.environ.get("FACELENS_SERVE_SOURCES") or "").split("\n") if p
         ),
+        model=os.environ.get("FACELENS_SERVE_MODEL") or None,
     ),
     make_pipeline(
         detector=os.environ.get("FACELENS_SERVE_DETECTOR") or None,

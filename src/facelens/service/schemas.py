@@ -78,7 +78,12 @@ class IdentifyOut(BaseModel):
     height: int
     threshold: float = Field(description="on the decision score, 2 decimals")
     rule: RuleOut
-    model: str
+    model: str = Field(description="the template tag searched (the gallery's answers)")
+    notice: str | None = Field(
+        default=None,
+        description="set when the gallery was not searched with the default recognizer "
+        "(it holds none of its templates) or some people cannot be found by it",
+    )
     faces: list[IdentifiedFace]
     audit_seq: int
 
@@ -170,6 +175,11 @@ class GalleryOut(BaseModel):
     name: str
     identities: int
     settings: dict[str, Any] | None = None
+    answers_with: str | None = Field(
+        default=None,
+        description="the template tag a search of this gallery uses (None: no one enrolled)",
+    )
+    notice: str | None = None
 
 
 class AuditOut(BaseModel):

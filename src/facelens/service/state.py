@@ -19,7 +19,7 @@ from facelens.gallery.stores import open_store
 from facelens.govern import AuditLog, KeyStore, StopControl
 from facelens.govern.confirm import Alerts
 from facelens.govern.names import NAME_RE
-from facelens.pipeline import Pipeline
+from facelens.pipeline import Pipeline, search_config
 from facelens.service.errors import HttpError
 from facelens.service.inference import InferenceQueue
 from facelens.service.limits import MemoryBudget
@@ -209,6 +209,9 @@ class ServiceState:
         self.broadcaster = Broadcaster()
         self._pipelines: dict[int, Pipeline] = {pipeline.config.detect.upsample: pipeline}
         self._pipelines_lock = threading.Lock()
+        # pipelines (and their inference queues) of the recognizers galleries enrolled with
+        # another default hold, by template tag: built on first use
+        self._searchers: dict[str, tuple[Pipeline, InferenceQueue]] = {}
         self.memory = MemoryBudget(
             settings.memory_bytes, settings.request_memory_bytes, settings.inference_budget_s
         )
@@ -243,6 +246,28 @@ class ServiceState:
                     replace(c, detect=replace(c.detect, upsample=upsample))
                 )
             return self._pipelines[upsample]
+
+    def searcher(self, gallery: Gallery) -> tuple[Pipeline, InferenceQueue, str | None]:
+        """The pipeline and inference queue that search ``gallery``, and a notice (or None):
+        the service's own, or, when the gallery holds none of the default recognizer's
+        templates, one for the recognizer it holds (``facelens.pipeline.search_config``).
+
+        Raises:
+            NoTemplatesError: the operator named the recognizer and the gallery holds none
+                of its templates (409).
+        """
+        config, notice = search_config(self.pipeline.config, gallery, self.settings.model)
+        if config is self.pipeline.config:
+            return self.pipeline, self.inference, notice
+        with self._pipelines_lock:
+            p = Pipeline(config)
+            if p.model not in self._searchers:
+                self._searchers[p.model] = (
+                    p,
+                    InferenceQueue(p, self.settings.queue_budget_s),
+                )
+            p, q = self._searchers[p.model]
+        return p, q, notice
 
     def gallery(self, tenant: str, name: str, must_exist: bool = True) -> Gallery:
         """A tenant's gallery by its public name (another tenant's is "not found")."""

@@ -128,7 +128,7 @@ def identify(
     not_stopped(state, key.tenant)
     rate_limited(state, key)
     g = governed(state, key, gallery)
-    p = state.pipeline
+    p, inference, notice = state.searcher(g.gallery)
     data = image_bytes(state, image, image_url, "image")
     with reserve_images(state, [data]):
         img, meta = decode(state, data)
@@ -139,7 +139,7 @@ def identify(
     rule = g.gallery.rule(p.model, parse_threshold(threshold))
     show = key.allows("candidates")
     found = g.identify_many(
-        state.inference.embed(views) if views is not None else [],
+        inference.embed(views) if views is not None else [],
         rule,
         top_k,
         probe_sha256=meta.sha256,
@@ -179,6 +179,7 @@ def identify(
             "weight": rule.weight,
         },
         "model": p.model,
+        "notice": notice,
         "faces": answers,
         "audit_seq": rec.seq,
     }

@@ -19,12 +19,36 @@ router = APIRouter()
 IDENTITY = "/v1/galleries/{gallery}/identities/{identity_id}"
 
 
+def _answers(state: State, name: str) -> dict[str, Any]:
+    """Which templates a search of gallery ``name`` uses, and why not the default's."""
+    from facelens.embed.base import template_tag
+    from facelens.errors import NoTemplatesError
+    from facelens.gallery import Gallery
+    from facelens.pipeline import search_config
+
+    if state.store.count_identities(name) == 0:
+        return {"answers_with": None, "notice": None}
+    try:
+        config, notice = search_config(
+            state.pipeline.config, Gallery(state.store, name), state.settings.model
+        )
+    except NoTemplatesError as e:
+        return {"answers_with": None, "notice": str(e)}
+    return {"answers_with": template_tag(config.embed, config.models), "notice": notice}
+
+
 @router.get("/v1/galleries", response_model=list[S.GalleryOut], tags=["galleries"])
 def galleries(state: State, key: Key) -> list[dict[str, Any]]:
-    """This tenant's galleries."""
+    """This tenant's galleries, with the templates each one's searches use
+    (``answers_with``; another recognizer's than the default when it holds no templates of
+    the default, said in ``notice``)."""
     prefix = key.tenant + "/"
     return [
-        {"name": name[len(prefix) :], "identities": state.store.count_identities(name)}
+        {
+            "name": name[len(prefix) :],
+            "identities": state.store.count_identities(name),
+            **_answers(state, name),
+        }
         for name in state.store.galleries()
         if name.startswith(prefix)
     ]
