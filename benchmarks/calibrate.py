@@ -99,6 +99,14 @@ def lfw_embeddings(
         return None if e is None else e.vectors[0]
 
     tag = facelens_tag(pipe)
+    path = CACHE / f"lfw_all_{cache_label(pipe)}.npz"
+    if not load_embeddings(path, tag):
+        # the same images through the same pipeline, already embedded by recognizers.py
+        from recognizers import cached_templates
+
+        known = cached_templates(pipe.model)
+        if known is not None and set(known) >= set(keys):
+            save_embeddings(path, {k: known[k] for k in keys}, tag)
     systems: dict[str, dict[Key, Any]] = {
         "facelens": embed_all(cache_label(pipe), keys, ours, tag, lfw)
     }

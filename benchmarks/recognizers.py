@@ -160,6 +160,35 @@ def open_set_dir(
     )
 
 
+def cached_templates(tag: str, variant: str = "clean") -> dict[Key, np.ndarray | None] | None:
+    """The templates of tag ``tag`` (a recognizer with its augmentation, or a fusion) over
+    one variant's LFW images, from this benchmark's per-view cache; None when a part was not
+    computed. ``calibrate.py`` reads the default's from here instead of embedding LFW again.
+    """
+    from facelens.embed.base import config_for_tag
+
+    config = config_for_tag(tag, EmbedConfig())
+    if config is None:
+        return None
+    names = config.model.split("+")
+    chips = lc.ChipSet(variant, lc.variant_keys(data_root() / "lfw")[variant])
+    parts = []
+    for name in names:
+        spec = MODELS[name]
+        want = f"{lc.TAG}:{name}:{spec.onnx_sha256 or spec.sha256}:c3"
+        views = {
+            v: load_embeddings(CACHE / f"rec3_{name}_{variant}_{v}.npz", want)
+            for v in ("plain", "mirror")
+        }
+        if any(len(x) != len(chips.keys) for x in views.values()):
+            return None
+        parts.append(augmented(views, config.augment))
+    if len(parts) == 1:
+        return parts[0]
+    assert config.weights is not None and len(parts) == 2
+    return fused(parts[0], parts[1], config.weights[1])
+
+
 @dataclass
 class System:
     """One row: a recognizer (or fusion) with an augmentation, its templates and figures."""

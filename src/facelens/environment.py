@@ -20,7 +20,6 @@ import dataclasses
 import functools
 import os
 import platform
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +128,8 @@ PACKAGES = (
 
 @functools.cache
 def package_version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version  # 0.05 s: only when asked
+
     try:
         return version(dist)
     except PackageNotFoundError:
