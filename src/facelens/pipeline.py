@@ -272,7 +272,13 @@ class Pipeline:
                 make_embedder(dataclasses.replace(c.embed, model=n), c.models, c.runtime)
                 for n in names
             )
-            self.weights = (c.embed.weights or fusion_weights(names)) if len(names) > 1 else (1.0,)
+            if c.embed.weights is not None and len(c.embed.weights) != len(names):
+                raise ModelError(c.embed.model, "a fusion needs one weight per model")
+            self.weights = (
+                (c.embed.weights or fusion_weights(names, c.embed.augment))
+                if len(names) > 1
+                else (1.0,)
+            )
         needs_keypoints = [e.model for e in self.embedders if e.alignment == "arcface"]
         if needs_keypoints and not getattr(self.detector, "keypoints", False):
             raise ModelError(

@@ -129,7 +129,7 @@ def template_tag(config: EmbedConfig, models: ModelStore | None = None) -> str:
     tags = [models.spec(n).tag + suffix for n in names]
     if len(tags) == 1:
         return tags[0]
-    return fusion_tag(tags, config.weights or fusion_weights(names))
+    return fusion_tag(tags, config.weights or fusion_weights(names, config.augment))
 
 
 def _split_part(part: str) -> tuple[str, str]:

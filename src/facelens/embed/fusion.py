@@ -35,16 +35,19 @@ class FusionSpec:
         parts: registry names of the recognizers, in order.
         weights: their weights (summing to 1).
         measured_by: the command that chose the weights.
+        augment: the augmentation they were measured with (the weights of templates with and
+            without the mirror view are chosen separately).
     """
 
     parts: tuple[str, ...]
     weights: tuple[float, ...]
     measured_by: str
+    augment: str = "flip"
 
 
 # Weights chosen on LFW View 1 (benchmarks/recognizers.py), never on the figures reported.
-FUSIONS: dict[tuple[str, ...], FusionSpec] = {
-    s.parts: s
+FUSIONS: dict[tuple[tuple[str, ...], str], FusionSpec] = {
+    (s.parts, s.augment): s
     for s in (
         # the SFace weight with the best mean AUC over clean, small, blurred, JPEG-20 and
         # turned View 1 pairs (0.15: 0.99965; 0.5: 0.99929; 0: 0.99901)
@@ -57,9 +60,10 @@ FUSIONS: dict[tuple[str, ...], FusionSpec] = {
 }
 
 
-def fusion_weights(parts: Sequence[str]) -> tuple[float, ...]:
-    """The measured weights of a fusion of ``parts``, or equal weights when none were."""
-    spec = FUSIONS.get(tuple(parts))
+def fusion_weights(parts: Sequence[str], augment: str = "flip") -> tuple[float, ...]:
+    """The measured weights of a fusion of ``parts`` with ``augment``, or equal weights when
+    none were."""
+    spec = FUSIONS.get((tuple(parts), augment))
     if spec is not None:
         return spec.weights
     return tuple(1.0 / len(parts) for _ in parts)
