@@ -393,28 +393,34 @@ class Pipeline:
     def analyze_many(self, images: Sequence[NDArray[np.uint8]]) -> list[Analysis]:
         """``analyze`` for several images, their faces embedded together: recognizers run
         far faster on a batch of chips than on the one or two of a photo."""
-        if not images:
+        return self.embed_many([self.prepare(image) for image in images])
+
+    def prepare(self, image: NDArray[np.uint8]) -> Analysis:
+        """``analyze`` up to the recognizer: faces, quality and every chip the recognizers
+        read (``views``), ``embeddings`` None; ``embed_many`` finishes it. A caller may
+        prepare the next images while the last ones are embedded."""
+        faces = self.align(image, self.detect(image))
+        chips = self.aligner.chips(image, faces)
+        return Analysis(
+            faces=faces,
+            quality=measure(faces, chips),
+            embeddings=None,
+            chips=chips,
+            views=self.views(image, faces, chips),
+        )
+
+    def embed_many(self, prepared: Sequence[Analysis]) -> list[Analysis]:
+        """Each of ``prepared`` (``prepare``) with its faces' embeddings, every face of all of
+        them embedded in one call."""
+        if not prepared:
             return []
-        found = []
-        for image in images:
-            faces = self.align(image, self.detect(image))
-            chips = self.aligner.chips(image, faces)
-            found.append((faces, chips, self.views(image, faces, chips)))
-        keys = {k for _, _, v in found for k in v}
-        merged = {k: np.concatenate([v[k] for _, _, v in found]) for k in keys}
+        keys = {k for a in prepared for k in a.views}
+        merged = {k: np.concatenate([a.views[k] for a in prepared]) for k in keys}
         all_embeddings = self.embed_views(merged)
         out, start = [], 0
-        for faces, chips, views in found:
-            n = len(faces)
-            out.append(
-                Analysis(
-                    faces=faces,
-                    quality=measure(faces, chips),
-                    embeddings=all_embeddings[start : start + n],
-                    chips=chips,
-                    views=views,
-                )
-            )
+        for a in prepared:
+            n = len(a.faces)
+            out.append(dataclasses.replace(a, embeddings=all_embeddings[start : start + n]))
             start += n
         return out
 

@@ -48,6 +48,7 @@ BATCH_IMAGES = 16
 BATCH_VALUES = 3 * 16_000_000
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class PartialFailure(Exception):
@@ -200,6 +201,49 @@ def open_gallery(path: Path | str | None, create: bool) -> Gallery | None:
         g.close()
         raise GalleryError(f"tenant {tenant!r} has no gallery {name!r} in {gallery_path_str(p)}")
     return g
+
+
+def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """``items``, made in a background thread up to ``depth`` items ahead of the consumer
+    (what the generator raises is raised here, in order; stopping early stops it)."""
+    import queue
+    import threading
+
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as e:  # handed to the consumer, raised there
+            q.put(("error", e))
+
+    worker = threading.Thread(target=run, name="ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
 
 
 def expand_images(inputs: Sequence[Path]) -> Iterator[Path]:

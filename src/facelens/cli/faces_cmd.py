@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from facelens.cli.common import (
     BATCH_VALUES,
     INPUT_PATH,
     PartialFailure,
+    ahead,
     consent_from,
     consent_options,
     expand_images,
@@ -357,30 +359,43 @@ def identify(
             draw(image, a.faces.xyxy.tolist(), labels, colours, annotate / f"{path.stem}.jpg")
 
     # Photos are analysed a few at a time, their faces embedded together (a batch of chips
-    # runs several times faster than one photo's), within a pixel budget.
-    batch: list[tuple[Path, Any, str]] = []
+    # runs several times faster than one photo's), within a pixel budget; the next batch is
+    # decoded and its faces found and aligned in a second thread while this one's are
+    # embedded and searched (both cores busy).
+    def prepared() -> Iterator[tuple[int, Any]]:
+        batch: list[tuple[int, Path, Any, str]] = []
 
-    def flush() -> None:
-        analyses = pipe.analyze_many([im for _, im, _ in batch])
-        for (path, image, sha256), a in zip(batch, analyses, strict=True):
-            name_faces(path, image, a, sha256)
-        batch.clear()
+        def done() -> tuple[int, Any]:
+            ready = [(n, p, im, sha, pipe.prepare(im)) for n, p, im, sha in batch]
+            batch.clear()
+            return ready[-1][0], ready
 
-    try:
         for n, path in enumerate(files):
             try:
                 image, meta = pipe.decode(path)
             except InputError as e:
-                output.warn(str(e))
-                failures += 1
+                yield n, e
                 continue
-            finally:
-                if report:
-                    report(n + 1, len(files))
-            batch.append((path, image, meta.sha256))
-            if len(batch) >= BATCH_IMAGES or sum(im.size for _, im, _ in batch) >= BATCH_VALUES:
-                flush()
-        flush()
+            batch.append((n, path, image, meta.sha256))
+            if len(batch) >= BATCH_IMAGES or sum(b[2].size for b in batch) >= BATCH_VALUES:
+                yield done()
+        if batch:
+            yield done()
+
+    try:
+        reported = 0
+        for n, item in ahead(prepared()):
+            if isinstance(item, InputError):
+                output.warn(str(item))
+                failures += 1
+            else:
+                analyses = pipe.embed_many([a for *_, a in item])
+                for (_, path, image, sha256, _), a in zip(item, analyses, strict=True):
+                    name_faces(path, image, a, sha256)
+            if report:
+                for done_n in range(reported + 1, n + 2):
+                    report(done_n, len(files))
+            reported = n + 1
     finally:
         if gallery is not None:
             gallery.close()
