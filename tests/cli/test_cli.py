@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facelens import Pipeline
 from facelens.cli.main import (
     EXIT_GALLERY,
     EXIT_INPUT,
@@ -346,7 +347,7 @@ def test_info_reports_models_and_checksums(capsys, tmp_path: Path) -> None:  # t
     assert names["yunet_2023mar"]["status"] == "ok"
     assert names["dlib_resnet_v1"]["sha256"].startswith("55533b28")
     assert names["dlib_landmarks68_v1"]["status"].startswith("restricted")
-    assert doc["pipeline"]["model"] == "dlib_resnet_v1+flip"  # type: ignore[index]
+    assert doc["pipeline"]["model"] == Pipeline().model  # type: ignore[index]
 
 
 def test_converted_models_are_cached_in_facelens_home(

@@ -29,8 +29,9 @@ def _train(fr_photos: Path, who: str) -> list[Path]:
 
 
 def test_retemplate_from_kept_chips_and_who_must_enrol_again(
-    pipeline: Pipeline, sface: Pipeline, fr_photos: Path, tmp_path: Path
+    sface: Pipeline, fr_photos: Path, tmp_path: Path
 ) -> None:
+    pipeline = Pipeline(PipelineConfig(embed=EmbedConfig(model="dlib")))
     keeping = Gallery.open(tmp_path / "keeping.db")
     keeping.configure(keep_chips=True)
     for who in ("obama", "biden"):
