@@ -13,6 +13,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+# face_recognition, the peer the benchmarks compare against (the Makefile installs it apart
+# from the environment's packages: its declared dependencies are not the wheels it uses)
+sys.path.append(str(Path(sys.prefix) / "share" / "facelens" / "peers"))
 
 
 def data_root() -> Path:

@@ -56,7 +56,15 @@ def start(tmp: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     )
     log = (tmp / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "facelens.service.main:app", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "facelens.service.main:build",
+            "--factory",
+            "--port",
+            str(port),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=log,

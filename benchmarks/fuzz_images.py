@@ -42,6 +42,9 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from tests import hostile
+
 from _report import data_root, machine, write_section
 from facelens.decode.image import DecodeConfig, decode_image
 from facelens.errors import InputError
@@ -69,6 +72,18 @@ def seeds(root: Path) -> list[tuple[str, bytes]]:
             buf = io.BytesIO()
             im.save(buf, fmt)
             out.append(("photo", buf.getvalue()))
+        # progressive JPEGs (their scans are counted before decoding) and tiled, 16-bit and
+        # float TIFFs (their tiles and depth are charged before decoding)
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", progressive=True)
+        out.append(("photo", buf.getvalue()))
+    out += [
+        ("photo", hostile.jpeg_scans(320, 240, 8)),
+        ("photo", hostile.tiff(200, 150, samples=3, tile=(64, 64))),
+        ("photo", hostile.tiff(200, 150, tile=(256, 256))),
+        ("photo", hostile.tiff(120, 90, bits=16, rows_per_strip=8)),
+        ("photo", hostile.tiff(120, 90, bits=32, float_samples=True)),
+    ]
     thermal = sorted((root / "thermal").rglob("*")) + sorted((root / "flir_radiometric").rglob("*"))
     for p in [q for q in thermal if q.suffix.lower() in (".jpg", ".png", ".tif", ".tiff")][:4]:
         out.append(("thermal" + p.suffix.lower(), p.read_bytes()))
@@ -81,7 +96,9 @@ def seeds(root: Path) -> list[tuple[str, bytes]]:
 CHUNK = 10_000
 
 MUTATION = st.tuples(
-    st.sampled_from(["set", "boundary", "delete", "duplicate", "truncate", "insert", "size"]),
+    st.sampled_from(
+        ["set", "boundary", "delete", "duplicate", "truncate", "insert", "size", "tile", "scans"]
+    ),
     st.floats(0, 1, allow_nan=False),
     st.floats(0, 1, allow_nan=False),
     st.binary(min_size=1, max_size=16),
@@ -115,6 +132,15 @@ def mutate(data: bytes, ops: list[tuple[str, float, float, bytes]]) -> bytes:
                 b[sof + 5 : sof + 9] = big
             elif ihdr >= 0:
                 b[ihdr + 4 : ihdr + 12] = struct.pack(">II", 1 + int(a * 2**30), 1 + int(c * 2**30))
+        elif op == "tile":  # a TIFF tile (or strip) declared far larger than its image
+            for tag in (b"\x42\x01\x04\x00", b"\x43\x01\x04\x00", b"\x16\x01\x04\x00"):
+                at = b.find(tag)
+                if at >= 0 and at + 12 <= len(b):
+                    b[at + 8 : at + 12] = struct.pack("<I", 1 + int(a * 2**20) * 16)
+        elif op == "scans":  # a JPEG's last scan repeated
+            last = b.rfind(b"\xff\xda")
+            if last > 0:
+                b[last:last] = bytes(b[last:-2]) * (1 + int(c * 60))
     return bytes(b)
 
 
@@ -219,9 +245,13 @@ def main() -> None:
         o = r["outcomes"]
         body = (
             f"Command: `.venv/bin/python benchmarks/fuzz_images.py --examples {args.examples} "
-            f"--write docs/benchmarks.md` ({machine()}).\n\n"
-            f"{r['examples']:,} mutated images from {r['seeds']} real seeds (photos, their "
-            "PNG/WebP/BMP/TIFF re-encodings, radiometric JPEGs, 16-bit PNGs, .npy) through "
+            f"--write docs/benchmarks.md` ({machine()}; the machine was shared with other "
+            "work).\n\n"
+            f"{r['examples']:,} mutated images from {r['seeds']} seeds (real photos, their "
+            "PNG/WebP/BMP/TIFF and progressive JPEG re-encodings, tiled, 16-bit and float "
+            "TIFFs, a JPEG of repeated scans, radiometric JPEGs, 16-bit PNGs, .npy; mutations "
+            "include huge declared sizes, TIFF tiles and strips far larger than their image "
+            "and repeated JPEG scans) through "
             f"`decode_image` and `decode_thermal` in {r['seconds']:.0f} s: "
             f"**{r['crash_count']} crashes**; {o.get('decoded', 0):,} decoded, "
             f"{o.get('InputError', 0):,} refused as unreadable, "

@@ -170,14 +170,14 @@ def main() -> None:
             p = Pipeline(PipelineConfig(detect=cfg, runtime=runtime))
             g = facelens.Gallery.open(tmpdir / f"g{len(results)}.db")
             for person in sorted((photos / "knn_examples" / "train").iterdir()):
-                p.enroll(g, person.name, sorted(person.iterdir()), consent)
+                g.enroll(p, person.name, sorted(person.iterdir()), consent)
 
             def ours(p: Pipeline = p, g: facelens.Gallery = g) -> int:
                 n = 0
                 for f in files:
                     a = p.analyze(p.decode(f)[0])
                     if a.embeddings is not None and len(a.embeddings):
-                        p.identify(a.embeddings, g)
+                        g.identify(a.embeddings)
                     n += len(a.faces)
                 return n
 

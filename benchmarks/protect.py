@@ -6,7 +6,7 @@
    ``--identities`` face-shaped synthetic identities (``benchmarks/scale.py``'s model of LFW's
    between- and within-person spread; one sample each), one with a key and one without (both
    transform templates: every gallery does). Bulk load (``import_identities``, one
-   transaction), 200 single enrolments (``Gallery.enroll``, one transaction each) at that
+   transaction), 200 single enrolments (``RawGallery.enroll``, one transaction each) at that
    size, the first search after opening (reads every template: the cold start; at 1e5 the
    HNSW index is built then), 500 warm searches, and ``rekey`` (re-seal and re-transform
    everything). Each figure as the ratio sealed / plain.
@@ -36,7 +36,8 @@ from _report import ROOT, data_root, machine, md_table, write_section
 from facelens import Embeddings
 from facelens.eval.lfw import read_pairs
 from facelens.eval.metrics import roc_auc, ten_fold
-from facelens.gallery import Consent, Gallery, NewSample
+from facelens.gallery import Consent, NewSample
+from facelens.gallery.gallery import RawGallery
 from facelens.gallery.protect import TemplateKey
 from facelens.gallery.records import Identity, Sample
 from facelens.gallery.stores import open_store
@@ -67,7 +68,7 @@ def cost(n: int, work: Path) -> list[list[Any]]:
     out: dict[str, dict[str, float]] = {}
     with open_store(work / "warmup.db") as warm:  # imports, BLAS and faiss start-up, once
         warm.import_identities("default", items(enrolled[:100], "w"))
-        Gallery(warm).search(Embeddings(probes[:1], MODEL), 5)
+        RawGallery(warm).search(Embeddings(probes[:1], MODEL), 5)
     for label, k in (("plain", None), ("sealed", key)):
         path = work / f"{label}.db"
         row: dict[str, float] = {}
@@ -75,7 +76,7 @@ def cost(n: int, work: Path) -> list[list[Any]]:
         t = time.perf_counter()
         store.import_identities("default", items(enrolled, "p"))
         row["bulk load, per identity (µs)"] = (time.perf_counter() - t) / n * 1e6
-        g = Gallery(store)
+        g = RawGallery(store)
         times = []
         for i, v in enumerate(extra):
             t = time.perf_counter()
@@ -84,7 +85,7 @@ def cost(n: int, work: Path) -> list[list[Any]]:
         row["enrol one person (ms, median)"] = statistics.median(times) * 1e3
         store.close()
         store = open_store(path, key=k)  # cold: nothing cached, every template read again
-        g = Gallery(store)
+        g = RawGallery(store)
         t = time.perf_counter()
         g.search(Embeddings(probes[:1], MODEL), 5)
         row["first search after opening (s)"] = time.perf_counter() - t

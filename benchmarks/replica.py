@@ -23,7 +23,8 @@ import numpy as np
 import psycopg
 
 from _report import ROOT, machine, md_table, write_section
-from facelens.gallery import Consent, Gallery, NewSample
+from facelens.gallery import Consent, NewSample
+from facelens.gallery.gallery import RawGallery
 from facelens.gallery.postgres import PostgresStore
 
 MODEL = "dlib_resnet_v1"
@@ -86,20 +87,20 @@ def main() -> None:
         try:
             rng = np.random.default_rng(0)
             plain = PostgresStore(primary_url)
-            g = Gallery(plain)
+            g = RawGallery(plain)
             c = Consent("benchmark", "synthetic", NOW)
             for j in range(1000):
                 v = rng.normal(size=128).astype(np.float32)
                 g.enroll(f"P{j:04d}", [NewSample(v / np.linalg.norm(v), MODEL, {}, f"{j:064x}")], c)
             replicated = PostgresStore(primary_url, read_replica=replica_url)
-            gr = Gallery(replicated)
+            gr = RawGallery(replicated)
             direct, synced = [], []
             for j in range(200):
                 t = time.perf_counter()
-                g.delete(f"P{j:04d}")
+                g.delete(f"P{j:04d}", by="name")
                 direct.append(time.perf_counter() - t)
                 t = time.perf_counter()
-                gr.delete(f"P{500 + j:04d}")
+                gr.delete(f"P{500 + j:04d}", by="name")
                 synced.append(time.perf_counter() - t)
             lag = []
             with (

@@ -1,4 +1,4 @@
-"""Gallery scale: enrolment, identify latency, recall@1 against exact search, memory and disk,
+"""RawGallery scale: enrolment, identify latency, recall@1 against exact search, memory and disk,
 for the SQLite store (faiss HNSW) and the PostgreSQL store (pgvector HNSW), at 1e4, 1e5 and
 1e6 identities.
 
@@ -18,7 +18,7 @@ similarity distributions of the synthetic data with LFW's.
 
 One sample per identity. Probes: 500 new samples of enrolled identities and 500 of people not
 enrolled. "recall@1" is the fraction of probes whose top identity equals exact search's.
-Enrolment: ``Gallery.enroll`` one identity per transaction (consent included) for the first
+Enrolment: ``RawGallery.enroll`` one identity per transaction (consent included) for the first
 1,000; the rest is bulk-loaded (SQLite: ``import_identities``; PostgreSQL: COPY, then the HNSW
 index is built once). Results accumulate in ``benchmarks/.cache/scale.json`` so sizes can be
 run separately.
@@ -38,8 +38,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from _report import ROOT, machine, md_table, write_section
-from facelens.gallery import AnnConfig, Consent, Gallery, NewSample, SqliteStore
-from facelens.gallery.postgres import PG_EF_SEARCH
+from facelens.gallery import AnnConfig, Consent, NewSample, SqliteStore
+from facelens.gallery.gallery import RawGallery
+from facelens.gallery.pgvector import PG_EF_SEARCH
 from facelens.gallery.records import Identity, Sample
 
 MODEL = "dlib_resnet_v1"
@@ -154,7 +155,7 @@ def items(g: NDArray[np.float32], a: int, b: int) -> list[tuple[Identity, list[S
     return out
 
 
-def enrol_some(gallery: Gallery, g: NDArray[np.float32], prefix: str = "") -> float:
+def enrol_some(gallery: RawGallery, g: NDArray[np.float32], prefix: str = "") -> float:
     c = Consent(purpose="benchmark", granted_by="synthetic", granted_at=NOW)
     t0 = time.perf_counter()
     for j in range(ENROL):
@@ -167,7 +168,7 @@ def enrol_until_indexed(store: Any, g: NDArray[np.float32], gallery: str) -> tup
     enrolment calls, and the rate counted until every template is in the HNSW index too
     (the store stages them and indexes them in the background)."""
     t0 = time.perf_counter()
-    rate = enrol_some(Gallery(store, gallery), g, prefix=f"{gallery}-")
+    rate = enrol_some(RawGallery(store, gallery), g, prefix=f"{gallery}-")
     while store.staged_count():
         time.sleep(0.05)
     return rate, ENROL / (time.perf_counter() - t0)
@@ -249,7 +250,7 @@ def run_sqlite(
         p.unlink(missing_ok=True)
     shutil.rmtree(f"{path}.ann", ignore_errors=True)
     store = SqliteStore(path, ann=AnnConfig())
-    rate = enrol_some(Gallery(store), g)
+    rate = enrol_some(RawGallery(store), g)
     t0 = time.perf_counter()
     for a in range(ENROL, n, 50_000):
         store.import_identities("default", items(g, a, min(n, a + 50_000)))
@@ -311,7 +312,8 @@ def run_postgres(
     in the same run."""
     import psycopg
 
-    from facelens.gallery.postgres import PostgresStore, index_ddl
+    from facelens.gallery.pgvector import index_ddl
+    from facelens.gallery.postgres import PostgresStore
 
     admin = pg_server(work)
     db = f"scale_{n}"
@@ -397,7 +399,7 @@ def remeasure(
     return accuracy_and_latency(top, ms, exact)
 
 
-def report(results: dict[str, Any], real: list[list[Any]], title: str = "Gallery scale") -> str:
+def report(results: dict[str, Any], real: list[list[Any]], title: str = "RawGallery scale") -> str:
     rows = []
     for r in sorted(results.values(), key=lambda r: (r["n"], r["store"])):
         rows.append(
@@ -476,7 +478,7 @@ def enrolment(results: dict[str, Any]) -> list[str]:
         return []
     return [
         "",
-        f"One-at-a-time enrolment on PostgreSQL ({ENROL:,} people, one `Gallery.enroll` each: "
+        f"One-at-a-time enrolment on PostgreSQL ({ENROL:,} people, one `RawGallery.enroll` each: "
         "consent, identity and template in one transaction). The template is stored at once "
         "outside the HNSW index (searchable from the commit, exactly) and moved into it by "
         "the store's background indexer; 'until indexed' counts until the last one is in the "
@@ -611,7 +613,7 @@ def main() -> None:
     if args.only:  # a report of some rows only, in a section of its own
         prefixes = tuple(args.only.split(","))
         results = {k: v for k, v in results.items() if k.startswith(prefixes)}
-    title = "Gallery scale" if args.section == "scale" else f"Gallery scale: {args.section}"
+    title = "RawGallery scale" if args.section == "scale" else f"RawGallery scale: {args.section}"
     text = report(results, real, title)
     print(text)
     if args.write:

@@ -127,8 +127,14 @@ class Service:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
-    def health(self) -> dict[str, Any]:
-        return httpx.get(self.url + "/v1/health", timeout=60).json()  # type: ignore[no-any-return]
+    def load(self) -> dict[str, Any]:
+        """The worker's queue and this key's tenant's timings (``/v1/health/load``)."""
+        r = httpx.get(
+            self.url + "/v1/health/load",
+            headers={"Authorization": f"Bearer {self.key}"},
+            timeout=60,
+        )
+        return r.json()  # type: ignore[no-any-return]
 
 
 @contextmanager
@@ -265,7 +271,7 @@ def main() -> None:
                     f"{r['server_cpu_cores']:.2f}",
                 ]
             )
-        queue = svc.health()["queue"]
+        queue = svc.load()["queue"]
     print("inference queue:", queue)
     body = (
         "Command: `.venv/bin/python benchmarks/service_load.py --write docs/benchmarks.md` "

@@ -67,7 +67,7 @@ def main() -> None:
         done.set()
         watcher.join()
         rss_end = svc.rss_mb()
-        health = svc.health()
+        health = svc.load()
     after_warmup = next((m for t, m in samples if t >= 60), rss_start)
     growth = (rss_end - after_warmup) / after_warmup * 100
     peak = max((m for _, m in samples), default=rss_end)
@@ -75,7 +75,8 @@ def main() -> None:
     print(result, {"rss_after_warmup": after_warmup, "rss_end": rss_end, "growth_pct": growth})
     body = (
         f"Command: `.venv/bin/python benchmarks/soak.py --minutes {args.minutes:g} --write "
-        f"docs/benchmarks.md` ({machine()}; one uvicorn worker, the 10,000-identity gallery of "
+        f"docs/benchmarks.md` ({machine()}; the machine was shared with other work; one "
+        "uvicorn worker, the 10,000-identity gallery of "
         "the load benchmark, half verify and half identify, Poisson arrivals from "
         "`benchmarks/loadgen.py` on the same cores).\n\n"
         f"Measured capacity for this mix: {capacity:.0f} requests/s (the highest 30-s step "

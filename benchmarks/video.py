@@ -75,7 +75,9 @@ def watch(pipe: Pipeline, gallery: Gallery, clip: Path, cfg: WatchConfig) -> dic
     bus = EventBus([sink])
     w = Watcher(pipe, gallery, bus, cfg)
     source = VideoSource(clip)
+    gallery.stream_started(source.name, pipe.model)  # the period of use its searches need
     stats = w.run(source)
+    gallery.stream_stopped(source.name, stats.frames, stats.events)
     source.close()
     bus.close()
     lat = np.array(stats.latencies) * 1000 if stats.latencies else np.zeros(1)
@@ -138,7 +140,7 @@ def main() -> None:
         purpose="benchmark", granted_by="benchmark", granted_at="2026-01-01T00:00:00Z"
     )
     for name, f in PEOPLE:
-        pipe.enroll(gallery, name, [data / "video" / f], consent)
+        gallery.enroll(pipe, name, [data / "video" / f], consent)
     # warm up the sessions (first-call allocation is not the stream's cost)
     watch(pipe, gallery, clip, WatchConfig(detect_every=10))
 

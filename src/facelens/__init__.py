@@ -29,7 +29,8 @@ from facelens.errors import (
     PolicyError,
 )
 from facelens.faces import Faces
-from facelens.gallery import Consent, Gallery, Identity
+from facelens.gallery import Consent, Identity
+from facelens.govern.governed import GovernedGallery as Gallery
 from facelens.match import Candidate, Identification, Verification
 from facelens.models import ModelStore
 from facelens.pipeline import Analysis, Pipeline, PipelineConfig

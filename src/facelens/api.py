@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from facelens.decode import load_image
 from facelens.embed import Embeddings
 from facelens.faces import Faces
-from facelens.gallery import Gallery
+from facelens.govern.governed import GovernedGallery
 from facelens.match import Identification, Verification
 from facelens.pipeline import Pipeline
 
@@ -51,7 +51,12 @@ def verify(a: Embeddings, b: Embeddings, threshold: str | float | None = None) -
 
 
 def identify(
-    probes: Embeddings, gallery: Gallery, threshold: str | float | None = None, k: int = 5
+    probes: Embeddings,
+    gallery: GovernedGallery,
+    threshold: str | float | None = None,
+    k: int = 5,
 ) -> list[Identification]:
-    """Who is each probe face among the gallery's consenting identities (None = unknown)?"""
-    return default_pipeline().identify(probes, gallery, threshold, k)
+    """Who is each probe face among the gallery's consenting identities (None = unknown)?
+    ``gallery``: ``facelens.Gallery.open(...)``; the search is audited, and refused while an
+    operator has stopped identifications (``StoppedError``)."""
+    return gallery.identify(probes, threshold, k)

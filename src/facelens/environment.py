@@ -9,9 +9,15 @@ this module (``tests/test_layering.py`` checks it).
 | FACELENS_PROVIDER | ONNX Runtime execution provider           | cpu                          |
 | FACELENS_THREADS  | ONNX Runtime threads (0 = one per core)   | 0                            |
 | FACELENS_KEY_FILE | the key that seals templates at rest      | none (templates not sealed)  |
+| FACELENS_WEBHOOK_SECRET | the key that signs webhook events (HMAC) | none (unsigned)           |
+| FACELENS_PROGRESS | progress lines on stderr without a terminal | off                         |
+| FACELENS_DATA     | the evaluation data (``models calibrate``) | none                         |
+| FACELENS_SERVE_*  | what ``facelens serve`` hands its worker processes (``serve_settings``) | |
 
 Converted ONNX models are cached in $FACELENS_HOME/cache; models the user registers are kept
-in $FACELENS_HOME/models.
+in $FACELENS_HOME/models. This is the one module that reads the environment
+(``tests/test_layering.py``); ``hand_to_workers`` is the one that writes it, for the service's
+worker processes.
 """
 
 from __future__ import annotations
@@ -57,6 +63,41 @@ def template_key(path: Path | None = None) -> TemplateKey | None:
 
     path = path or key_file()
     return TemplateKey.from_file(path) if path else None
+
+
+def webhook_secret() -> bytes | None:
+    """The webhook signing key (``FACELENS_WEBHOOK_SECRET``), or None."""
+    return (os.environ.get("FACELENS_WEBHOOK_SECRET") or "").encode() or None
+
+
+def progress_forced() -> bool:
+    """Whether progress is printed without a terminal (``FACELENS_PROGRESS`` set)."""
+    return bool(os.environ.get("FACELENS_PROGRESS"))
+
+
+def data_dir() -> Path | None:
+    """The evaluation data folder (``FACELENS_DATA``), or None."""
+    env = os.environ.get("FACELENS_DATA")
+    return Path(env) if env else None
+
+
+# what `facelens serve` hands each uvicorn worker process (they import the app afresh)
+_SERVE = "FACELENS_SERVE_"
+
+
+def hand_to_workers(**settings: str) -> None:
+    """Pass ``facelens serve``'s settings to its worker processes, through their inherited
+    environment (``FACELENS_SERVE_<NAME>``; ``webhook_secret``: FACELENS_WEBHOOK_SECRET)."""
+    for name, value in settings.items():
+        var = "FACELENS_WEBHOOK_SECRET" if name == "webhook_secret" else _SERVE + name.upper()
+        os.environ[var] = value
+
+
+def serve_settings() -> dict[str, str]:
+    """The settings ``hand_to_workers`` passed (lower-case names, "" when not set)."""
+    names = ("gallery", "read_replica", "urls", "rate", "purge_interval", "events", "sources",
+             "detector", "model")  # fmt: skip
+    return {n: os.environ.get(_SERVE + n.upper(), "") for n in names}
 
 
 def cache_dir() -> Path:

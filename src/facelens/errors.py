@@ -9,7 +9,9 @@
     │   └── ModelMismatchError     embeddings made by different models were compared
     ├── EnrollmentError            no usable face to enrol (quality gate, no face, ambiguous face)
     ├── PolicyError                refused on principle rather than on input
-    │   └── ConsentError           enrolment without a valid consent record
+    │   ├── ConsentError           enrolment without a valid consent record
+    │   ├── StoppedError           an identification while an operator has stopped them
+    │   └── IdentityMismatchError  faces added to an identity do not match its templates
     └── GalleryError               the gallery store cannot do what was asked
         ├── NotFoundError          no such identity / gallery
         ├── ConflictError          the name or id is already taken
@@ -33,6 +35,7 @@ __all__ = [
     "GalleryError",
     "GalleryFormatError",
     "GalleryKeyError",
+    "IdentityMismatchError",
     "ImageTooLargeError",
     "InputError",
     "ModelError",
@@ -40,6 +43,7 @@ __all__ = [
     "NoTemplatesError",
     "NotFoundError",
     "PolicyError",
+    "StoppedError",
 ]
 
 
@@ -117,6 +121,50 @@ class PolicyError(FacelensError):
 
 class ConsentError(PolicyError):
     """Enrolment without a valid consent record is refused."""
+
+
+class StoppedError(PolicyError):
+    """An operator has stopped the tenant's identifications (``facelens govern stop``).
+
+    Attributes:
+        tenant: whose identifications are stopped.
+        since: when they were stopped (ISO 8601).
+        reason: the reason the operator gave ("" when none).
+    """
+
+    def __init__(self, tenant: str, since: str | None, reason: str = "") -> None:
+        self.tenant, self.since, self.reason = tenant, since, reason
+        super().__init__(
+            f"identification is stopped for tenant {tenant!r} since {since}"
+            + (f" ({reason})" if reason else "")
+            + "; an operator resumes it with 'facelens govern resume' or POST /v1/govern/resume"
+        )
+
+
+class IdentityMismatchError(PolicyError):
+    """Faces offered as more samples of an enrolled person do not match that person's
+    templates at the model's strict calibrated threshold (one of them may be someone else),
+    or could not be compared with them. Nothing is added.
+
+    Attributes:
+        name: the enrolled identity's name.
+        model: the template model compared ("" when none could be).
+        threshold: the similarity each new face had to reach.
+        mismatched: (source, best similarity) of each face that did not reach it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str,
+        model: str = "",
+        threshold: float = 1.0,
+        mismatched: Sequence[tuple[str, float]] = (),
+    ) -> None:
+        self.name, self.model, self.threshold = name, model, threshold
+        self.mismatched = tuple(mismatched)
+        super().__init__(message)
 
 
 class GalleryError(FacelensError):

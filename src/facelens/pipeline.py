@@ -16,7 +16,6 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,30 +23,27 @@ from numpy.typing import NDArray
 from facelens.align import AlignConfig, Aligner
 from facelens.align.arcface import upright_keypoints
 from facelens.align.dlib_box import BOX_MAPS
-from facelens.decode import DecodeConfig, decode_image
+from facelens.decode import DecodeConfig, ImageMeta, decode_image
 from facelens.detect import DetectConfig, Detector, make_detector
 from facelens.detect.rotated import ROTATIONS, detect_rotated
 from facelens.embed import EmbedConfig, Embedder, Embeddings, make_embedder
-from facelens.embed.base import config_for_tag, model_names, template_tag
+from facelens.embed.base import model_names
 from facelens.embed.fusion import fuse, fusion_weights
-from facelens.errors import EnrollmentError, InputError, ModelError, NoTemplatesError
+from facelens.errors import EnrollmentError, InputError, ModelError
 from facelens.faces import Faces, box_iou
-from facelens.gallery import Consent, EnrollResult, Gallery, NewSample
-from facelens.match import Identification, Verification, resolve_threshold, verify
+from facelens.match import Verification, resolve_threshold, verify
 from facelens.match.thresholds import DEFAULT_IDENTIFY, DEFAULT_VERIFY
 from facelens.models import ModelStore
 from facelens.quality import QualityGate, QualityScores, measure
+from facelens.results import ChosenFace
 from facelens.runtime import RuntimeConfig
 
 __all__ = [
     "Analysis",
-    "EnrollReport",
     "FaceChoice",
     "Pipeline",
     "PipelineConfig",
-    "RetemplateReport",
     "Views",
-    "search_config",
 ]
 
 # Single-person photos larger than this (4 megapixels) are not searched again when the first
@@ -74,6 +70,8 @@ AMBIGUOUS_AREA_RATIO = 0.5
 BOX_MATCH_IOU = 0.3
 
 FaceChoice = str | tuple[float, float, float, float]
+# how an input becomes pixels (``Pipeline.decode``, or a sandboxed decoder a service passes)
+Decode = Callable[[str | Path | bytes], tuple[NDArray[np.uint8], ImageMeta]]
 
 
 def choose_primary(faces: Faces, width: int, height: int) -> int:
@@ -141,102 +139,6 @@ class Analysis:
     embeddings: Embeddings | None
     chips: NDArray[np.uint8]
     views: Views = field(default_factory=dict)
-
-
-def search_config(
-    config: PipelineConfig, gallery: Gallery, explicit: str | None = None
-) -> tuple[PipelineConfig, str | None]:
-    """The configuration to search ``gallery`` with, and a one-line notice for the user (or
-    None): existing galleries keep answering when the default recognizer changes.
-
-    - The gallery holds templates of ``config``'s recognizer: ``config`` (the notice counts
-      the people without such templates, who cannot be found).
-    - It does not, and the caller named the recognizer (``explicit``, as the caller wrote
-      it): ``NoTemplatesError`` ("N people are enrolled, none with X templates"), never an
-      empty search.
-    - It does not, and the recognizer is the default: ``config`` changed to the recognizer
-      the gallery holds templates of (of the most people), with a notice saying how to add
-      the default's templates.
-    - No one is enrolled: ``config``, no notice.
-
-    Raises:
-        NoTemplatesError: as above, or when no recognizer installed here makes any of the
-            templates the gallery holds.
-    """
-    tag = template_tag(config.embed, config.models)
-    enrolled = gallery.store.count_identities(gallery.name)
-    held = {t: n for t, (n, _) in gallery.models().items() if n > 0}
-    how = (
-        "add them with 'facelens gallery retemplate{}' (from the chips a gallery keeps) or "
-        "enrol the people again{}"
-    )
-    if enrolled == 0:
-        return config, None
-    if tag in held:
-        missing = enrolled - held[tag]
-        if missing <= 0:
-            return config, None
-        return config, (
-            f"{missing} of the {enrolled} people enrolled have no {tag} templates and cannot "
-            "be found: " + how.format(f" --model {explicit}" if explicit else "", "")
-        )
-    if explicit is not None:
-        raise NoTemplatesError(
-            enrolled,
-            explicit,
-            tag,
-            how.format(f" --model {explicit}", f" with --model {explicit}").capitalize()
-            + "; without --model the search uses the templates the gallery holds.",
-        )
-    options = [
-        (n, t, c) for t, n in held.items() if (c := config_for_tag(t, config.embed, config.models))
-    ]
-    if not options:
-        raise NoTemplatesError(
-            enrolled,
-            "the default recognizer's",
-            tag,
-            "No recognizer installed here makes the templates it holds ("
-            + ", ".join(sorted(held))
-            + "): "
-            + how.format("", ""),
-        )
-    n, held_tag, embed = max(options, key=lambda o: (o[0], o[1].startswith("fusion("), o[1]))
-    return dataclasses.replace(config, embed=embed), (
-        f"the gallery holds no templates of the default recognizer ({tag}): searching with "
-        f"{held_tag} ({n} of {enrolled} people); to search with the default, " + how.format("", "")
-    )
-
-
-@dataclass(frozen=True)
-class RetemplateReport:
-    """What ``Pipeline.retemplate`` did to a gallery.
-
-    Attributes:
-        model: the template tag made.
-        added: templates stored.
-        identities: identities that received templates.
-        already: identities that had templates of the model before.
-        must_reenrol: (id, name) of identities without a kept chip to make them from: they
-            must be enrolled again (with consent) to be found by this model.
-        no_consent: (id, name) of identities left alone because their consent has lapsed.
-    """
-
-    model: str
-    added: int
-    identities: int
-    already: int
-    must_reenrol: tuple[tuple[str, str], ...]
-    no_consent: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class EnrollReport:
-    """An enrolment: what was stored, and which images were refused and why."""
-
-    result: EnrollResult
-    rejected: tuple[EnrollmentError | InputError, ...]
-    rejected_at: tuple[int, ...] = ()  # position of each rejected image in the input
 
 
 class Pipeline:
@@ -311,7 +213,7 @@ class Pipeline:
 
     # -- stages -----------------------------------------------------------------------------
 
-    def decode(self, src: str | Path | bytes) -> tuple[NDArray[np.uint8], Any]:
+    def decode(self, src: str | Path | bytes) -> tuple[NDArray[np.uint8], ImageMeta]:
         return decode_image(src, self.config.decode)
 
     def detect(self, image: NDArray[np.uint8]) -> Faces:
@@ -459,14 +361,32 @@ class Pipeline:
                 return turned
         return found
 
-    def primary_views(self, image: NDArray[np.uint8]) -> Views | None:
-        """The chips of the face a single-person photo is about, ready for ``embed_views``
-        (so a caller may embed several photos' faces in one call), or None without a face."""
+    def compared_face(
+        self, image: NDArray[np.uint8], face: int | None = None, source: str = "image"
+    ) -> tuple[Views, ChosenFace]:
+        """The chips of the face of ``image`` a 1:1 comparison uses, and which it is among
+        the faces found, numbered from 0 left to right: the largest (``face`` None), or face
+        ``face``.
+
+        Raises:
+            EnrollmentError: no face, even on the retry (``no_face``).
+            InputError: ``face`` is not one of the image's faces.
+        """
         faces = self.detect_single(image)
         if len(faces) == 0:
-            return None
+            raise EnrollmentError(source, ["no_face"])
+        order = [int(i) for i in np.argsort(faces.xyxy[:, 0], kind="stable")]
+        if face is None:
+            n, chosen = order.index(faces.largest()), "largest"
+        elif 0 <= face < len(faces):
+            n, chosen = face, "asked"
+        else:
+            raise InputError(source, f"face {face} asked for, the photo has {len(faces)}")
         h, w = image.shape[:2]
-        return self.views(image, self.align(image, faces[choose_primary(faces, w, h)]))
+        clipped = faces.clip(w, h).xyxy
+        boxes = tuple(tuple(float(v) for v in clipped[i]) for i in order)
+        views = self.views(image, self.align(image, faces[order[n]]))
+        return views, ChosenFace(boxes, n, chosen)  # type: ignore[arg-type]
 
     def primary_embedding(self, image: NDArray[np.uint8]) -> Embeddings | None:
         """The embedding of the face a single-person photo is about (``choose_primary``),
@@ -489,24 +409,6 @@ class Pipeline:
             DEFAULT_VERIFY,
         )
         return verify(a, b, t)
-
-    def identify(
-        self,
-        probes: Embeddings,
-        gallery: Gallery,
-        threshold: str | float | None = None,
-        k: int | None = None,
-    ) -> list[Identification]:
-        """1:N open set: per probe face, candidates and the identity or None (unknown).
-
-        The default rule (``open_set``) depends on the gallery's size: it keeps the
-        false-positive identification rate at 1% however many people are enrolled
-        (``facelens.match.thresholds.identify_rule``).
-        """
-        rule = gallery.rule(
-            probes.model, threshold if threshold is not None else self.config.identify_threshold
-        )
-        return gallery.identify(probes, rule, k or self.config.top_k)
 
     # -- enrolment --------------------------------------------------------------------------
 
@@ -533,138 +435,3 @@ class Pipeline:
                 return faces[j]
         # No detection there: trust the operator's box; the quality gate still applies.
         return Faces(xyxy=box, score=np.zeros(1, np.float32))
-
-    def prepare_samples(
-        self, src: str | Path | bytes, face: FaceChoice = "primary", gate: bool = True
-    ) -> list[NewSample]:
-        """Decode, detect, choose the face, check quality, embed: the samples of one image
-        ready to store, the pipeline's model first (then, for a fusion, each recognizer's
-        template). The first carries the reference chip (``Aligner.reference_chips``), which
-        a gallery keeps only when set to.
-
-        Raises:
-            InputError: the image cannot be read.
-            EnrollmentError: no usable face (reasons attached).
-        """
-        image, meta = self.decode(src)
-        faces = self.detect_single(image) if isinstance(face, str) else self.detect(image)
-        size = (image.shape[1], image.shape[0])
-        chosen = self.align(image, self.select_face(faces, face, meta.source, size))
-        if chosen.keypoints is None and any(e.alignment == "arcface" for e in self.embedders):
-            raise EnrollmentError(meta.source, ["no_face"])  # an operator's box, no detection
-        chips = self.aligner.chips(image, chosen)
-        q = measure(chosen, chips)
-        if gate:
-            reasons = self.config.gate.reasons(q, 0)
-            if reasons:
-                raise EnrollmentError(meta.source, reasons)
-        templates = self.templates(self.views(image, chosen, chips))
-        reference = self.aligner.reference_chips(image, chosen)[0]
-        x1, y1, x2, y2 = (float(v) for v in chosen.xyxy[0])
-        return [
-            NewSample(
-                embedding=t.vectors[0],
-                model=t.model,
-                quality=q.row(0),
-                image_sha256=meta.sha256,
-                box=(x1, y1, x2, y2),
-                source=meta.source,
-                chip=reference if n == 0 else None,
-            )
-            for n, t in enumerate(templates)
-        ]
-
-    def prepare_sample(
-        self, src: str | Path | bytes, face: FaceChoice = "primary", gate: bool = True
-    ) -> NewSample:
-        """The sample of the pipeline's model from one image (``prepare_samples``)."""
-        return self.prepare_samples(src, face, gate)[0]
-
-    def enroll(
-        self,
-        gallery: Gallery,
-        name: str,
-        images: Sequence[str | Path | bytes],
-        consent: Consent | None,
-        *,
-        face: FaceChoice = "primary",
-        gate: bool = True,
-        metadata: dict[str, Any] | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> EnrollReport:
-        """Enrol ``name`` from ``images``: images that fail are listed, the rest are stored in
-        one atomic write. Consent is checked before any image is processed.
-
-        Raises:
-            ConsentError: no valid consent (nothing is processed).
-            EnrollmentError: no image gave a usable face (nothing is stored).
-        """
-        gallery.require_consent(name, consent)
-        samples: list[NewSample] = []
-        rejected: list[EnrollmentError | InputError] = []
-        rejected_at: list[int] = []
-        for n, src in enumerate(images):
-            try:
-                samples.extend(self.prepare_samples(src, face, gate))
-            except (EnrollmentError, InputError) as e:
-                log.info("not enrolled: %s", e)
-                rejected.append(e)
-                rejected_at.append(n)
-            if progress:
-                progress(n + 1, len(images))
-        if not samples:
-            reasons = sorted({r for e in rejected for r in getattr(e, "reasons", ("unreadable",))})
-            raise EnrollmentError(f"{name}: every image", reasons or ["no_images"])
-        return EnrollReport(
-            gallery.enroll(name, samples, consent, metadata), tuple(rejected), tuple(rejected_at)
-        )
-
-    def retemplate(
-        self, gallery: Gallery, progress: Callable[[int, int], None] | None = None
-    ) -> RetemplateReport:
-        """Give every identity of ``gallery`` templates of this pipeline's model, made from the
-        reference chips the gallery kept at enrolment (``Gallery.configure(keep_chips=True)``).
-
-        Each kept chip is searched for its face by this pipeline's detector, aligned as this
-        pipeline's recognizers need and embedded; identities that already hold this model's
-        templates are left as they are, those whose consent has lapsed are not processed, and
-        those with no usable chip are listed as having to enrol again.
-        """
-        added = done = already = 0
-        reenrol: list[tuple[str, str]] = []
-        lapsed: list[tuple[str, str]] = []
-        people = gallery.identities()
-        now = gallery.clock()
-        for n, ident in enumerate(people):
-            if progress:
-                progress(n + 1, len(people))
-            if self.model in ident.models:
-                already += 1
-                continue
-            if not ident.consent_valid_at(now):
-                lapsed.append((ident.id, ident.name))
-                continue
-            samples: list[NewSample] = []
-            for sha, chip in gallery.chips(ident.id):
-                faces = self.detect_single(chip)
-                if len(faces) == 0:
-                    continue
-                h, w = chip.shape[:2]
-                face = self.align(chip, faces[choose_primary(faces, w, h)])
-                dlib_chips = self.aligner.chips(chip, face)
-                q = measure(face, dlib_chips).row(0)
-                for t in self.templates(self.views(chip, face, dlib_chips)):
-                    samples.append(
-                        NewSample(
-                            embedding=t.vectors[0],
-                            model=t.model,
-                            quality={**q, "from_kept_chip": 1.0},
-                            image_sha256=sha,
-                        )
-                    )
-            if not samples:
-                reenrol.append((ident.id, ident.name))
-                continue
-            added += len(gallery.add_templates(ident.id, samples))
-            done += 1
-        return RetemplateReport(self.model, added, done, already, tuple(reenrol), tuple(lapsed))

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from facelens.decode.video import Frame, SourceStatus, VideoSource
 from facelens.events import Event, EventBus
 from facelens.faces import Faces
-from facelens.gallery import Gallery
+from facelens.govern.governed import GovernedGallery
 from facelens.match.thresholds import DEFAULT_IDENTIFY, identify_rule
 from facelens.pipeline import Pipeline
 from facelens.quality import measure
@@ -212,12 +212,14 @@ def _now() -> str:
 
 class Watcher:
     """Watches one source. ``on_frame(frame, faces, labels)`` sees every frame's tracked
-    faces (for an annotated output video)."""
+    faces (for an annotated output video). ``gallery``'s searches run in a period of use
+    its caller opened (``GovernedGallery.stream_started``): they are refused within a
+    second of an operator's stop, which ends the watch (``StoppedError``)."""
 
     def __init__(
         self,
         pipeline: Pipeline,
-        gallery: Gallery | None,
+        gallery: GovernedGallery | None,
         bus: EventBus,
         config: WatchConfig | None = None,
         hold: Callable[[Event, NDArray[np.uint8] | None], None] | None = None,
@@ -246,7 +248,7 @@ class Watcher:
     def _search(self, probe: Any) -> list[Any]:
         if self.gallery is None:
             return []
-        return self.gallery.search(probe, k=self._depth)[0]
+        return self.gallery.stream_search(probe, self._depth)[0]
 
     def _detect(self, image: NDArray[np.uint8], m: int | None) -> Faces:
         h, w = image.shape[:2]

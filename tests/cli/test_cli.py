@@ -9,6 +9,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -72,13 +73,21 @@ def enrolled(knn: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return g
 
 
+def faces_of(res: object) -> list[dict[str, Any]]:
+    """The faces of an identify --json answer (one object per image), each with its image."""
+    return [{"image": r["image"], **f} for r in res for f in r["faces"]]  # type: ignore[attr-defined]
+
+
 def test_identify_names_every_enrolled_person(capsys, enrolled: Path, knn: Path) -> None:  # type: ignore[no-untyped-def]
     res = run_json(capsys, "identify", knn / "test", "--gallery", enrolled)
     by_image: dict[str, list[str | None]] = {}
     for r in res:  # type: ignore[attr-defined]
-        assert set(r) >= {"image", "box", "identity"}
-        assert len(r["box"]) == 4 and r["box"][0] < r["box"][2] and r["box"][1] < r["box"][3]
-        by_image.setdefault(Path(r["image"]).name, []).append(r["identity"])
+        assert set(r) == {"image", "width", "height", "model", "threshold", "rule", "faces"}
+    for f in faces_of(res):
+        assert set(f) == {"image", "box", "identity", "candidates", "decision_score"}
+        assert len(f["box"]) == 4 and f["box"][0] < f["box"][2] and f["box"][1] < f["box"][3]
+        name = f["identity"]["name"] if f["identity"] else None
+        by_image.setdefault(Path(f["image"]).name, []).append(name)
     assert by_image["alex_lacamoire1.jpg"] == ["alex_lacamoire"]
     assert by_image["johnsnow_test1.jpg"] == ["kit_harington"]
     assert by_image["obama1.jpg"] == ["obama"]
@@ -92,12 +101,16 @@ def test_people_not_enrolled_are_unknown(capsys, enrolled: Path, data: Path) -> 
     bbt = data / "faces" / "bbt"
     photos = [bbt / f"bbt{i}.jpg" for i in range(1, 6)]
     res = run_json(capsys, "identify", *photos, "--gallery", enrolled)
-    assert len(res) >= 10  # type: ignore[arg-type]
-    assert all(r["identity"] is None for r in res)  # type: ignore[attr-defined]
+    faces = faces_of(res)
+    assert len(faces) >= 10
+    assert all(f["identity"] is None for f in faces)
     # a stranger is not "like" anyone unless candidates are asked for
-    assert all(r["candidates"] == [] and r["score"] is None for r in res)  # type: ignore[attr-defined]
+    assert all(f["candidates"] == [] for f in faces)
     asked = run_json(capsys, "identify", *photos, "--gallery", enrolled, "--candidates")
-    assert all(r["candidates"] and r["score"] < r["threshold"] for r in asked)  # type: ignore[attr-defined]
+    threshold = {r["image"]: r["threshold"] for r in asked}  # type: ignore[attr-defined]
+    assert all(
+        f["candidates"] and f["decision_score"] < threshold[f["image"]] for f in faces_of(asked)
+    )
 
 
 def test_identify_prints_a_table_and_writes_annotated_images(
@@ -322,7 +335,7 @@ def test_gallery_commands(capsys, tmp_path: Path, enrolled: Path) -> None:  # ty
     receipt = run_json(capsys, "gallery", "delete", "obama", "--yes", "--gallery", g)
     assert receipt["samples_deleted"] == 2  # type: ignore[index]
     code, _, err = run(capsys, "gallery", "show", "obama", "--gallery", g)
-    assert code == EXIT_GALLERY and "no identity 'obama'" in err
+    assert code == EXIT_GALLERY and "no identity named 'obama'" in err
     code, out, _ = run(capsys, "gallery", "list", "--gallery", g)
     assert code == 0 and "Joe Biden" in out and "obama" not in out
 
@@ -331,10 +344,21 @@ def test_detect_json_and_quality(capsys, data: Path) -> None:  # type: ignore[no
     res = run_json(
         capsys, "detect", data / "faces" / "face_recognition" / "two_people.jpg", "--quality"
     )
-    assert len(res) == 2  # type: ignore[arg-type]
-    for r in res:  # type: ignore[attr-defined]
-        assert set(r) >= {"image", "box", "score", "landmarks", "quality", "gate"}
-        assert r["gate"] == []
+    ((image,),) = [[r] for r in res]  # type: ignore[attr-defined]
+    assert set(image) == {"image", "width", "height", "faces"} and len(image["faces"]) == 2
+    for f in image["faces"]:
+        assert set(f) == {"box", "score", "quality", "gate"}
+        assert f["gate"] == []
+    # the table shows the quality figures, not only the gate's verdict
+    code, out, _ = run(
+        capsys, "detect", data / "faces" / "face_recognition" / "two_people.jpg", "--quality"
+    )
+    head, _, *rows = out.splitlines()
+    assert code == 0 and head.split()[3:] == [
+        "eyes", "px", "sharpness", "yaw", "pitch", "bright", "clipped", "gate"
+    ]  # fmt: skip
+    eyes = round(image["faces"][0]["quality"]["inter_eye_px"])
+    assert len(rows) == 2 and rows[0].split()[-1] == "ok" and f" {eyes} " in rows[0]
 
 
 def test_info_reports_models_and_checksums(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -44,7 +44,8 @@ def test_each_command_is_audited_once(
     assert first["gallery"] == "default" and first["decision"]["generation"] >= 1
     assert first["decision"]["identified"] == [enrol["candidates"][0]]
     assert second["decision"]["identified"] == []
-    assert [f["identity"] for f in found] == ["Barack Obama", None]  # type: ignore[attr-defined]
+    names = [f["identity"] and f["identity"]["name"] for r in found for f in r["faces"]]  # type: ignore[attr-defined]
+    assert names == ["Barack Obama", None]
     assert erase["decision"]["receipt"]["name"] == "B. Obama"
     assert run(capsys, "audit", "verify", "--gallery", g)["ok"] is True  # type: ignore[index]
 
@@ -103,3 +104,72 @@ def test_a_watch_starts_by_purging_who_is_due(
     actions = [r["action"] for r in trail]  # type: ignore[attr-defined]
     assert actions[-4:] == ["consent_withdrawn", "purge", "stream_start", "stream_stop"]
     assert run(capsys, "gallery", "list", "--gallery", g) == []
+
+
+def code_of(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str]:
+    code = main([*map(str, argv)])
+    _, err = capsys.readouterr()
+    return code, err
+
+
+def test_the_stop_control_holds_for_every_command(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, data: Path
+) -> None:
+    g = tmp_path / "g.db"
+    knn = data / "faces" / "face_recognition" / "knn_examples"
+    probe = knn / "test" / "obama1.jpg"
+    run(capsys, "enroll", "obama", *sorted((knn / "train" / "obama").iterdir()), "--consent",
+        "door", "--gallery", g)  # fmt: skip
+    run(capsys, "govern", "stop", "--reason", "drill", "--gallery", g)
+    clip = data / "video" / "bbt_5frames.mp4"
+    for argv in (
+        ["identify", probe],
+        ["watch", clip, "--quiet"],
+        ["redact", probe, tmp_path / "out.jpg", "--mode", "except"],
+    ):
+        code, err = code_of(capsys, *argv, "--gallery", g)
+        assert code == 6 and "stopped" in err and "drill" in err, argv
+    assert not (tmp_path / "out.jpg").exists()  # refused before anything was written
+    trail = run(capsys, "audit", "list", "--gallery", g)
+    assert [r["action"] for r in trail][-4:] == [  # type: ignore[index]
+        "stop",
+        "identify_refused",
+        "stream_start_refused",
+        "redact_start_refused",
+    ]
+    run(capsys, "govern", "resume", "--gallery", g)
+    ((face,),) = [r["faces"] for r in run(capsys, "identify", probe, "--gallery", g)]  # type: ignore[attr-defined]
+    assert face["identity"]["name"] == "obama"
+
+
+def test_enrolment_refusals_and_names_through_the_command_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, data: Path
+) -> None:
+    g = tmp_path / "g.db"
+    knn = data / "faces" / "face_recognition" / "knn_examples"
+    obama = run(capsys, "enroll", "obama", *sorted((knn / "train" / "obama").iterdir()),
+                "--consent", "door", "--gallery", g)["identity"]  # type: ignore[index]  # fmt: skip
+    biden = sorted((knn / "train" / "biden").iterdir())
+    code, err = code_of(capsys, "enroll", "obama", *biden, "--gallery", g)
+    assert code == 6 and "do not match the templates of 'obama'" in err
+    assert len(run(capsys, "gallery", "show", "obama", "--gallery", g)["samples"]) == 2  # type: ignore[index,arg-type]
+    code, err = code_of(capsys, "enroll", "\u041ebama", *biden, "--consent", "x", "--gallery", g)
+    assert code == 5 and "looks the same as 'obama'" in err
+    code, err = code_of(capsys, "enroll", "oba\u200bma", *biden, "--consent", "x", "--gallery", g)
+    assert code == 3 and "U+200B" in err
+    run(capsys, "enroll", "biden", *biden, "--consent", "door", "--gallery", g)
+    code, err = code_of(capsys, "gallery", "rename", "biden", obama["id"], "--gallery", g)
+    assert code == 3 and "that is an id" in err
+    code, err = code_of(capsys, "gallery", "delete", obama["id"], "--yes", "--gallery", g)
+    assert code == 2 and "add --id" in err  # an id given as a name erases no one
+    receipt = run(capsys, "gallery", "delete", "--id", obama["id"], "--yes", "--gallery", g)
+    assert receipt["name"] == "obama"  # type: ignore[index]
+    trail = [r["action"] for r in run(capsys, "audit", "list", "--gallery", g)]  # type: ignore[attr-defined]
+    assert trail == [
+        "enroll",
+        "enroll_refused",  # Biden's photos for Obama
+        "enroll_refused",  # the look-alike name
+        "enroll",
+        "rename_refused",
+        "delete",
+    ]

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,10 +106,10 @@ def test_a_custom_model_round_trip(capsys, home: Path, data: Path, tmp_path: Pat
         "--json",
     )  # fmt: skip
     assert code == 0, err
-    assert [r["identity"] for r in json.loads(out)] == ["obama"]
+    assert [f["identity"]["name"] for r in json.loads(out) for f in r["faces"]] == ["obama"]
     # the default model finds no one: its templates are not in this gallery
     code, out, _ = run(capsys, "identify", knn / "test" / "obama1.jpg", "--gallery", g, "--json")
-    assert code == 0 and [r["identity"] for r in json.loads(out)] == [None]
+    assert code == 0 and [f["identity"] for r in json.loads(out) for f in r["faces"]] == [None]
     code, out, _ = run(capsys, "models", "list", "--json")
     row = next(r for r in json.loads(out) if r["name"] == "myface")
     assert (
@@ -148,3 +149,86 @@ def test_files_that_do_not_match_their_declaration_are_refused(
     code, _, err = run(capsys, *base, sface, "--name", "x", "--family", "vgg", "--licence", "t")
     assert code == EXIT_USAGE
     assert not (home / "models" / "registry.json").exists()  # nothing was registered
+
+
+def _recognizer(path: Path, *, constant: int = 0, initializer: Any = None) -> Path:
+    """A tiny "recognizer" (a 1x3x112x112 chip -> 32 averages of its rows): optionally a
+    graph that makes a constant of ``constant`` floats when it runs, or with ``initializer``
+    (a TensorProto) among its weights."""
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=0),
+        helper.make_node("Slice", ["m", "start", "end", "axis"], ["y0"]),
+    ]
+    inits = [
+        helper.make_tensor("axes", TensorProto.INT64, [2], [1, 3]),
+        helper.make_tensor("start", TensorProto.INT64, [1], [0]),
+        helper.make_tensor("end", TensorProto.INT64, [1], [32]),
+        helper.make_tensor("axis", TensorProto.INT64, [1], [1]),
+    ]
+    if constant:
+        nodes += [
+            helper.make_node("ConstantOfShape", ["shape"], ["big"]),
+            helper.make_node("ReduceSum", ["big"], ["s"], keepdims=0),
+            helper.make_node("Add", ["y0", "s"], ["y"]),
+        ]
+        inits.append(helper.make_tensor("shape", TensorProto.INT64, [1], [constant]))
+    else:
+        nodes.append(helper.make_node("Identity", ["y0"], ["y"]))
+    if initializer is not None:
+        inits.append(initializer)
+        nodes.append(helper.make_node("Identity", [initializer.name], ["extra"]))
+    graph = helper.make_graph(
+        nodes,
+        "hostile",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 112, 112])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_a_model_that_builds_a_huge_constant_is_refused_within_its_memory_limit(
+    capsys, home: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import resource
+    import time
+
+    opts = ["--family", "arcface", "--licence", "test", "--mean", "0,0,0", "--std", "1"]
+    ok = _recognizer(tmp_path / "ok.onnx")
+    code, _, err = run(capsys, "models", "add", ok, "--name", "tiny", *opts)
+    assert code == 0, err  # the same graph without the constant is a (poor) recognizer
+    bomb = _recognizer(tmp_path / "bomb.onnx", constant=10 * 2**30 // 4)  # 10 GB of floats
+    assert bomb.stat().st_size < 2000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    code, _, err = run(capsys, "models", "add", bomb, "--name", "bomb", *opts)
+    assert code == EXIT_MODEL and ("MiB" in err or "failed" in err), err
+    assert time.perf_counter() - t0 < 60
+    # the caller's own peak did not grow by the constant (it was made, or refused, elsewhere)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024
+    assert "bomb" not in json.loads((home / "models" / "registry.json").read_text())["models"]
+
+
+def test_models_with_external_or_missing_weights_are_model_errors(
+    capsys, home: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from onnx import TensorProto, helper
+
+    opts = ["--family", "arcface", "--licence", "test", "--mean", "0,0,0", "--std", "1"]
+    for where in ("/etc/passwd", "../../secret.bin", "/proc/self/environ"):
+        t = helper.make_tensor("w", TensorProto.FLOAT, [4], [0.0] * 4)
+        t.ClearField("float_data")
+        t.data_location = TensorProto.EXTERNAL
+        t.external_data.add(key="location", value=where)
+        m = _recognizer(tmp_path / "ext.onnx", initializer=t)
+        code, _, err = run(capsys, "models", "add", m, "--name", "ext", *opts)
+        assert code == EXIT_MODEL and "keeps its data in another file" in err, err
+    empty = helper.make_tensor("w", TensorProto.FLOAT, [1000], [0.0] * 1000)
+    empty.ClearField("float_data")  # declares 1,000 floats, holds none
+    m = _recognizer(tmp_path / "empty.onnx", initializer=empty)
+    code, _, err = run(capsys, "models", "add", m, "--name", "empty", *opts)
+    assert code == EXIT_MODEL and "malformed" in err, err

@@ -16,8 +16,15 @@ import pytest
 
 from facelens.archive import Archive, IndexConfig, Indexer
 from facelens.cluster import Clusterer, Clustering
-from facelens.errors import ConsentError, InputError, NotFoundError
-from facelens.gallery import Consent, Gallery, SqliteStore
+from facelens.errors import (
+    ConflictError,
+    ConsentError,
+    IdentityMismatchError,
+    InputError,
+    NotFoundError,
+)
+from facelens.gallery import Consent, SqliteStore
+from facelens.gallery.gallery import RawGallery
 from facelens.govern import AuditLog, GovernedGallery
 from facelens.govern.retention import Retention, RetentionPolicy
 from facelens.pipeline import Pipeline
@@ -48,7 +55,7 @@ def gallery_file(indexed: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def governed(gallery_file: Path) -> Iterator[GovernedGallery]:
-    g = Gallery.open(gallery_file)
+    g = RawGallery.open(gallery_file)
     yield GovernedGallery(g, AuditLog(g.store), tenant="default", actor="test:archive")
     g.close()
 
@@ -65,7 +72,7 @@ def _where(result: Clustering) -> dict[str, str]:
 def test_portraits_of_each_person_group_together_and_apart_from_the_others(
     governed: GovernedGallery,
 ) -> None:
-    result = Clusterer(Archive(governed.gallery.store, "default")).run(governed)
+    result = Clusterer(governed.archive()).run(governed)
     where = _where(result)
     owner: dict[str, Counter[str]] = {}
     for c in result.clusters:
@@ -76,11 +83,7 @@ def test_portraits_of_each_person_group_together_and_apart_from_the_others(
     for cid, people in owner.items():
         assert len(people) == 1, f"cluster {cid} mixes {dict(people)}"
     for person in PORTRAITS:
-        faces = [
-            f
-            for f in Archive(governed.gallery.store, "default").faces()
-            if _person(f.path) == person
-        ]
+        faces = [f for f in governed.archive().faces() if _person(f.path) == person]
         clusters = Counter(where.get(f.id) for f in faces)
         assert clusters.most_common(1)[0][1] >= len(faces) - 2, (person, clusters)
     assert not any(f.identity_id for c in result.clusters for f in c.faces)
@@ -130,7 +133,7 @@ def test_the_json_lists_clusters_and_unclustered_faces_with_absolute_paths(
 def test_corrections_survive_reclustering_and_new_indexing(
     governed: GovernedGallery, data: Path, fused: Pipeline, tmp_path: Path
 ) -> None:
-    archive = Archive(governed.gallery.store, "default")
+    archive = governed.archive()
     c = Clusterer(archive)
     first = c.run(governed)
     big, second, third = first.clusters[0], first.clusters[1], first.clusters[2]
@@ -156,7 +159,7 @@ def test_corrections_survive_reclustering_and_new_indexing(
 
 
 def test_moving_a_face_into_another_cluster_lasts(governed: GovernedGallery) -> None:
-    c = Clusterer(Archive(governed.gallery.store, "default"))
+    c = Clusterer(governed.archive())
     first = c.run(governed)
     face, target = first.clusters[0].faces[-1].id, first.clusters[1]
     c.move(face, target.id)
@@ -172,11 +175,11 @@ def test_moving_a_face_into_another_cluster_lasts(governed: GovernedGallery) -> 
 def test_naming_without_consent_is_refused_and_enrols_nobody(
     governed: GovernedGallery, gallery_file: Path
 ) -> None:
-    c = Clusterer(Archive(governed.gallery.store, "default"))
+    c = Clusterer(governed.archive())
     cid = c.run(governed).clusters[0].id
     with pytest.raises(ConsentError):
         c.name(governed, cid, "Somebody", None)
-    assert governed.gallery.identities() == []
+    assert governed.identities() == []
     assert cid in set(c.archive.assignments().values())
     r = subprocess.run(
         [*FACELENS, "cluster", "name", cid, "Somebody", "--gallery", str(gallery_file)],
@@ -185,7 +188,7 @@ def test_naming_without_consent_is_refused_and_enrols_nobody(
         timeout=120,
     )
     assert r.returncode == 6 and "consent" in r.stderr
-    assert governed.gallery.identities() == []
+    assert governed.identities() == []
 
 
 def _identified(result: Clustering) -> dict[str, str]:
@@ -195,7 +198,7 @@ def _identified(result: Clustering) -> dict[str, str]:
 def test_a_named_cluster_is_an_enrolment_and_its_person_leaves_the_clusters(
     governed: GovernedGallery,
 ) -> None:
-    archive = Archive(governed.gallery.store, "default")
+    archive = governed.archive()
     c = Clusterer(archive)
     first = c.run(governed)
     amy = next(x for x in first.clusters if any(_person(f.path) == "amy" for f in x.faces))
@@ -215,9 +218,32 @@ def test_a_named_cluster_is_an_enrolment_and_its_person_leaves_the_clusters(
     assert _identified(c.run(governed)).get(wrong) != result.identity.id
 
     # erasing Amy erases the archive's faces named as her
-    governed.delete("Amy")
+    governed.delete("Amy", by="name")
     left = {f.id for f in archive.faces()}
     assert not ({f.id for f in amy.faces} - {wrong}) & left
+
+
+def test_a_group_of_someone_else_is_refused_under_an_enrolled_name(
+    governed: GovernedGallery,
+) -> None:
+    c = Clusterer(governed.archive())
+    first = c.run(governed)
+
+    def group_of(who: str) -> str:
+        return next(x.id for x in first.clusters if any(_person(f.path) == who for f in x.faces))
+
+    amy, penny = group_of("amy"), group_of("penny")
+    consent = Consent("family photo album", "Amy", datetime.now(UTC).isoformat())
+    enrolled = c.name(governed, amy, "Amy", consent).identity
+    # Penny's faces named "Amy": adding samples to Amy, so they must be Amy's
+    with pytest.raises(IdentityMismatchError, match="do not match the templates of 'Amy'"):
+        c.name(governed, penny, "Amy", None)
+    assert governed.get(enrolled.id).sample_count == enrolled.sample_count
+    assert penny in {x.id for x in Clusterer(governed.archive()).run(governed).clusters}
+    assert [r.action for r in governed.audit.records()][-2] == "enroll_refused"
+    # a look-alike of the name is refused too, not made a second "Amy"
+    with pytest.raises(ConflictError, match="looks the same as 'Amy'"):
+        c.name(governed, penny, "AMY", consent)
 
 
 def test_retention_erases_unnamed_faces_and_keeps_named_ones(
@@ -227,7 +253,7 @@ def test_retention_erases_unnamed_faces_and_keeps_named_ones(
     later = datetime.now(UTC) + timedelta(days=31)
     with SqliteStore(gallery_file, clock=lambda: later) as store:
         audit = AuditLog(store)
-        governed = GovernedGallery(Gallery(store), audit, tenant="default", actor="test")
+        governed = GovernedGallery(RawGallery(store), audit, tenant="default", actor="test")
         Retention(store, audit).set_policy("default", RetentionPolicy(max_idle_days=30), "t")
         c = Clusterer(Archive(store, "default"))
         cluster = c.run(governed).clusters[0]
@@ -244,7 +270,7 @@ def test_retention_erases_unnamed_faces_and_keeps_named_ones(
         )
         assert again.indexed == 0
         assert "purge_archive" in [r.action for r in audit.records()]
-        assert [i.name for i in governed.gallery.identities()] == ["P"]
+        assert [i.name for i in governed.identities()] == ["P"]
 
 
 LFW_PEOPLE = ("Colin_Powell", "Jennifer_Capriati", "Serena_Williams", "Tony_Blair")

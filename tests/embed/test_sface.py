@@ -13,6 +13,7 @@ from facelens.convert.cache import converted
 from facelens.detect import DetectConfig
 from facelens.embed.fusion import fuse
 from facelens.faces import box_iou
+from facelens.gallery.enrol import prepare_samples
 from facelens.match import cosine_similarity
 from facelens.models import ModelStore
 
@@ -94,7 +95,7 @@ def test_fusion_scores_are_the_weighted_mean_of_the_models_scores() -> None:
 
 def test_a_fusion_pipeline_stores_each_models_template(fr_photos: Path) -> None:
     p = Pipeline(PipelineConfig(embed=EmbedConfig(model="dlib+sface")))
-    samples = p.prepare_samples(fr_photos / "obama.jpg")
+    samples = prepare_samples(p, fr_photos / "obama.jpg")
     assert [s.model for s in samples] == [p.model, "dlib_resnet_v1+flip", "sface_2021dec+flip"]
     assert p.model.startswith("fusion(dlib_resnet_v1+flip*")
     assert samples[0].chip is not None and samples[1].chip is None

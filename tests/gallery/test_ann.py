@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facelens import Embeddings, Gallery
+from facelens import Embeddings
 from facelens.gallery import AnnConfig, Consent, NewSample, SqliteStore
 from facelens.gallery.ann import HnswIndex
+from facelens.gallery.gallery import RawGallery
 from facelens.gallery.records import Identity, Sample
 
 MODEL = "dlib_resnet_v1"
@@ -36,7 +37,7 @@ def fill(store: SqliteStore, v: np.ndarray, start: int = 0) -> None:
     store.import_identities("default", items)
 
 
-def top1(g: Gallery, v: np.ndarray) -> list[str]:
+def top1(g: RawGallery, v: np.ndarray) -> list[str]:
     return [c[0].name if c else "" for c in g.search(Embeddings(v, MODEL), k=1)]
 
 
@@ -44,7 +45,7 @@ def test_small_galleries_are_searched_exactly(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "g.db", ann=CFG)
     v = vectors(300)
     fill(store, v)
-    assert top1(Gallery(store), v[:50]) == [f"P{j:06d}" for j in range(50)]
+    assert top1(RawGallery(store), v[:50]) == [f"P{j:06d}" for j in range(50)]
     assert store.index_info("default", MODEL) is None
     assert not store.ann_folder.exists()
     store.close()
@@ -53,7 +54,7 @@ def test_small_galleries_are_searched_exactly(tmp_path: Path) -> None:
 def test_the_index_is_built_updated_and_persisted(tmp_path: Path) -> None:
     path = tmp_path / "g.db"
     store = SqliteStore(path, ann=CFG)
-    g = Gallery(store)
+    g = RawGallery(store)
     v = vectors(600)
     fill(store, v)
     assert top1(g, v) == [f"P{j:06d}" for j in range(600)]  # recall 1.0 at this size
@@ -63,7 +64,7 @@ def test_the_index_is_built_updated_and_persisted(tmp_path: Path) -> None:
     new = vectors(1, seed=7)
     g.enroll("Newcomer", [NewSample(new[0], MODEL, {}, "n" * 64)], Consent("p", "x", NOW))
     assert top1(g, new) == ["Newcomer"]
-    g.delete("P000005")
+    g.delete("P000005", by="name")
     assert top1(g, v[5:6]) != ["P000005"]
     assert store.index_info("default", MODEL) == {
         "samples": 600,
@@ -76,10 +77,10 @@ def test_the_index_is_built_updated_and_persisted(tmp_path: Path) -> None:
     assert any(f.endswith(".faiss") for f in files) and any(f.endswith(".json") for f in files)
     # a new process loads it (601 nodes: loaded, not rebuilt) and catches up with changes
     other = SqliteStore(path, ann=CFG)
-    Gallery(other).delete("P000006")
+    RawGallery(other).delete("P000006", by="name")
     other.close()
     again = SqliteStore(path, ann=CFG)
-    found = top1(Gallery(again), v[6:8])
+    found = top1(RawGallery(again), v[6:8])
     assert found[0] != "P000006" and found[1] == "P000007"
     assert again.index_info("default", MODEL)["nodes"] == 601  # type: ignore[index]
     again.close()
@@ -90,13 +91,13 @@ def test_a_stale_index_never_returns_a_deleted_identity(tmp_path: Path) -> None:
     store = SqliteStore(path, ann=CFG)
     v = vectors(500)
     fill(store, v)
-    assert top1(Gallery(store), v[:1]) == ["P000000"]
+    assert top1(RawGallery(store), v[:1]) == ["P000000"]
     store.close()
     old = tmp_path / "old.ann"
     shutil.copytree(store.ann_folder, old)
     # erase P000000 with a store that knows nothing of the index
     plain = SqliteStore(path, ann=AnnConfig(min_samples=10**9))
-    Gallery(plain).delete("P000000")
+    RawGallery(plain).delete("P000000", by="name")
     generation = plain.generation()
     plain.close()
     # put back the index from before the erasure, and make it claim to be up to date
@@ -107,7 +108,7 @@ def test_a_stale_index_never_returns_a_deleted_identity(tmp_path: Path) -> None:
     doc["generation"] = generation
     meta.write_text(json.dumps(doc))
     reopened = SqliteStore(path, ann=CFG)
-    found = Gallery(reopened).search(Embeddings(v[:1], MODEL), k=5)[0]
+    found = RawGallery(reopened).search(Embeddings(v[:1], MODEL), k=5)[0]
     assert found and all(c.name != "P000000" for c in found)
     assert len(found) == 5  # the graph was asked again for enough live candidates
     reopened.close()
@@ -116,32 +117,32 @@ def test_a_stale_index_never_returns_a_deleted_identity(tmp_path: Path) -> None:
 def test_an_index_of_another_file_is_not_used(tmp_path: Path) -> None:
     a = SqliteStore(tmp_path / "a.db", ann=CFG)
     fill(a, vectors(450))
-    Gallery(a).search(Embeddings(vectors(1, 9), MODEL))
+    RawGallery(a).search(Embeddings(vectors(1, 9), MODEL))
     a.close()
     b = SqliteStore(tmp_path / "b.db", ann=CFG)
     fill(b, vectors(450, seed=3))
     shutil.copytree(a.ann_folder, b.ann_folder)  # someone copied the wrong folder
     assert HnswIndex.load(b.ann_folder, "default", MODEL, b.store_id, CFG) is None
     w = vectors(450, seed=3)
-    assert top1(Gallery(b), w[:20]) == [f"P{j:06d}" for j in range(20)]
+    assert top1(RawGallery(b), w[:20]) == [f"P{j:06d}" for j in range(20)]
     b.close()
 
 
 def test_shrinking_and_heavy_deletion(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "g.db", ann=CFG)
-    g = Gallery(store)
+    g = RawGallery(store)
     v = vectors(500)
     fill(store, v)
     top1(g, v[:1])
     for j in range(150):  # 30 % dead: the graph is rebuilt without them (in the background)
-        store.delete("default", f"P{j:06d}")
+        store.delete("default", store.find_identity("default", f"P{j:06d}").id)  # type: ignore[union-attr]
     assert top1(g, v[150:160]) == [f"P{j:06d}" for j in range(150, 160)]
     deadline = time.time() + 30
     while store.index_info("default", MODEL)["nodes"] != 350 and time.time() < deadline:  # type: ignore[index]
         time.sleep(0.05)
     assert store.index_info("default", MODEL)["nodes"] == 350  # type: ignore[index]
     for j in range(150, 360):  # below half the threshold: back to exact search
-        store.delete("default", f"P{j:06d}")
+        store.delete("default", store.find_identity("default", f"P{j:06d}").id)  # type: ignore[union-attr]
     assert top1(g, v[360:370]) == [f"P{j:06d}" for j in range(360, 370)]
     assert store.index_info("default", MODEL) is None
     store.close()
@@ -201,7 +202,7 @@ def test_the_index_is_built_outside_the_store_lock(
     import time
 
     store = SqliteStore(tmp_path / "g.db", ann=CFG)
-    g = Gallery(store)
+    g = RawGallery(store)
     v = vectors(600)
     fill(store, v)
     slow_add = HnswIndex.add
@@ -236,7 +237,7 @@ def test_a_rebuild_runs_in_the_background_while_the_old_index_serves(
     import time
 
     store = SqliteStore(tmp_path / "g.db", ann=CFG)
-    g = Gallery(store)
+    g = RawGallery(store)
     v = vectors(600)
     fill(store, v)
     top1(g, v[:1])
@@ -251,7 +252,7 @@ def test_a_rebuild_runs_in_the_background_while_the_old_index_serves(
 
     monkeypatch.setattr(HnswIndex, "add", add)
     for j in range(200):  # a third dead: time for a new graph
-        store.delete("default", f"P{j:06d}")
+        store.delete("default", store.find_identity("default", f"P{j:06d}").id)  # type: ignore[union-attr]
     t0 = time.perf_counter()
     assert top1(g, v[300:310]) == [f"P{j:06d}" for j in range(300, 310)]
     assert time.perf_counter() - t0 < 2  # answered by the old index, not after the rebuild
@@ -274,13 +275,13 @@ def test_a_half_precision_graph_answers_with_exact_scores(tmp_path: Path) -> Non
     probes /= np.linalg.norm(probes, axis=1, keepdims=True)
     exact_store = SqliteStore(tmp_path / "exact.db", ann=AnnConfig(min_samples=10**9))
     fill(exact_store, v)
-    want = Gallery(exact_store).search(Embeddings(probes, MODEL), k=3)
+    want = RawGallery(exact_store).search(Embeddings(probes, MODEL), k=3)
     exact_store.close()
     for storage in ("fp16", "flat"):
         path = tmp_path / f"{storage}.db"
         store = SqliteStore(path, ann=AnnConfig(min_samples=400, m=16, storage=storage))
         fill(store, v)
-        got = Gallery(store).search(Embeddings(probes, MODEL), k=3)
+        got = RawGallery(store).search(Embeddings(probes, MODEL), k=3)
         assert store.index_info("default", MODEL) is not None
         ix = next(iter(store._indexes.values()))
         assert ix.exact_scores is (storage == "flat")
@@ -293,7 +294,7 @@ def test_a_half_precision_graph_answers_with_exact_scores(tmp_path: Path) -> Non
         store.close()
     # the float32 file, opened by a store whose default is fp16: used, scores still exact
     reopened = SqliteStore(tmp_path / "flat.db", ann=AnnConfig(min_samples=400, m=16))
-    got = Gallery(reopened).search(Embeddings(probes, MODEL), k=3)
+    got = RawGallery(reopened).search(Embeddings(probes, MODEL), k=3)
     assert next(iter(reopened._indexes.values())).exact_scores
     assert [[c.name for c in r] for r in got] == [[c.name for c in r] for r in want]
     reopened.close()

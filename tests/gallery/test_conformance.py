@@ -16,11 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facelens import ConflictError, ConsentError, Embeddings, Gallery, NotFoundError
+from facelens import ConflictError, ConsentError, Embeddings, NotFoundError
 from facelens.errors import GalleryFormatError
-from facelens.gallery import AnnConfig, Consent, NewSample, export_gallery, import_gallery
+from facelens.gallery import AnnConfig, Consent, NewSample
+from facelens.gallery.gallery import RawGallery
+from facelens.gallery.portable import export_gallery, import_gallery
 from facelens.gallery.protect import TemplateKey
 from facelens.gallery.stores import is_postgres_url, open_store
+from facelens.govern import AuditLog, GovernedGallery
 from facelens.match import IdentifyRule
 
 MODEL = "dlib_resnet_v1"
@@ -79,8 +82,8 @@ def ann(request: pytest.FixtureRequest) -> tuple[AnnConfig, TemplateKey | None]:
 @pytest.fixture
 def gallery(
     store_location: str, clock: Clock, ann: tuple[AnnConfig, TemplateKey | None]
-) -> Iterator[Gallery]:
-    g = Gallery(open_store(store_location, clock=clock, ann=ann[0], key=ann[1]), clock=clock)
+) -> Iterator[RawGallery]:
+    g = RawGallery(open_store(store_location, clock=clock, ann=ann[0], key=ann[1]), clock=clock)
     yield g
     g.close()
 
@@ -89,22 +92,29 @@ def probe(seed: int) -> Embeddings:
     return Embeddings(unit(seed)[None], MODEL)
 
 
-def test_enrolment_without_consent_is_refused_and_writes_nothing(gallery: Gallery) -> None:
+def governed(gallery: RawGallery) -> GovernedGallery:
+    """The gallery as every edge reaches it: the consent rules are the governed gallery's."""
+    return GovernedGallery(gallery, AuditLog(gallery.store), tenant="default", actor="test")
+
+
+def test_enrolment_without_consent_is_refused_and_writes_nothing(gallery: RawGallery) -> None:
+    g = governed(gallery)
     with pytest.raises(ConsentError, match="no consent record"):
-        gallery.enroll("Ann", [sample(1)])
+        g.enroll_samples("Ann", [sample(1)], None)
     assert gallery.identities() == []
+    assert [r.action for r in g.audit.records()] == ["enroll_refused"]
 
 
-def test_enrol_then_add_samples_under_the_same_consent(gallery: Gallery) -> None:
+def test_enrol_then_add_samples_under_the_same_consent(gallery: RawGallery) -> None:
     r = gallery.enroll("Ann", [sample(1), sample(2)], consent(), metadata={"team": "a"})
     assert r.created and len(r.added) == 2 and r.identity.sample_count == 2
     r2 = gallery.enroll("Ann", [sample(3), sample(1)])  # sample(1) again: a duplicate image
     assert not r2.created and len(r2.added) == 1 and r2.duplicates == 1
-    ident = gallery.get("Ann")
+    ident = gallery.get("Ann", by="name")
     assert ident.sample_count == 3 and ident.metadata == {"team": "a"}
     assert gallery.get(ident.id).name == "Ann"  # by id as well as by name
     assert ident.consents[0].purpose == "building access"
-    stored = gallery.samples("Ann")
+    stored = gallery.samples("Ann", by="name")
     assert [s.quality for s in stored] == [{"inter_eye_px": 40.0}] * 3
     assert stored[0].box == (0.0, 0.0, 10.0, 10.0)
     # embeddings come back as enrolled, to float32 rounding: the gallery stores them moved
@@ -114,7 +124,7 @@ def test_enrol_then_add_samples_under_the_same_consent(gallery: Gallery) -> None
     assert all(np.abs(a - b).max() < 1e-6 for a, b in zip(back, want, strict=True))
 
 
-def test_expired_consent_blocks_enrolment_and_search(gallery: Gallery, clock: Clock) -> None:
+def test_expired_consent_blocks_enrolment_and_search(gallery: RawGallery, clock: Clock) -> None:
     gallery.enroll("Ann", [sample(1)], consent(expires=T0 + timedelta(days=10)))
     gallery.enroll("Bob", [sample(2)], consent())
     assert gallery.identify(probe(1), 0.9)[0].identity.name == "Ann"  # type: ignore[union-attr]
@@ -123,14 +133,16 @@ def test_expired_consent_blocks_enrolment_and_search(gallery: Gallery, clock: Cl
     assert res.identity is None  # lapsed: no longer searchable
     assert [c.name for c in res.candidates] == ["Bob"]
     with pytest.raises(ConsentError, match="no consent valid now"):
-        gallery.enroll("Ann", [sample(3)])
+        governed(gallery).enroll_samples("Ann", [sample(3)], None)
     gallery.add_consent(
-        "Ann", Consent(purpose="renewed", granted_by="Ann", granted_at=clock.t.isoformat())
+        "Ann",
+        Consent(purpose="renewed", granted_by="Ann", granted_at=clock.t.isoformat()),
+        by="name",
     )
     assert gallery.identify(probe(1), 0.9)[0].identity.name == "Ann"  # type: ignore[union-attr]
 
 
-def test_search_is_open_set_with_ranked_candidates(gallery: Gallery) -> None:
+def test_search_is_open_set_with_ranked_candidates(gallery: RawGallery) -> None:
     for i, name in enumerate(["Ann", "Bob", "Cat"]):
         gallery.enroll(name, [sample(10 * i), sample(10 * i + 1)], consent())
     probes = Embeddings(np.stack([unit(11), unit(999)]), MODEL)
@@ -150,9 +162,9 @@ def test_search_is_open_set_with_ranked_candidates(gallery: Gallery) -> None:
         assert c.score == pytest.approx(expected[c.name], abs=1e-5)
 
 
-def test_search_keeps_models_and_galleries_apart(gallery: Gallery) -> None:
+def test_search_keeps_models_and_galleries_apart(gallery: RawGallery) -> None:
     gallery.enroll("Ann", [sample(1, model="other_model")], consent())
-    other = Gallery(gallery.store, "elsewhere")
+    other = RawGallery(gallery.store, "elsewhere")
     other.enroll("Zed", [sample(1)], consent())
     assert gallery.search(probe(1)) == [[]]
     assert gallery.search_size("other_model") == (1, 1)
@@ -160,23 +172,23 @@ def test_search_keeps_models_and_galleries_apart(gallery: Gallery) -> None:
     assert gallery.store.galleries() == ["default", "elsewhere"]
 
 
-def test_rename_and_conflicts(gallery: Gallery) -> None:
+def test_rename_and_conflicts(gallery: RawGallery) -> None:
     gallery.enroll("Ann", [sample(1)], consent())
     gallery.enroll("Bob", [sample(2)], consent())
-    assert gallery.rename("Ann", "Anna").name == "Anna"
+    assert gallery.rename("Ann", "Anna", by="name").name == "Anna"
     with pytest.raises(ConflictError, match="'Bob' already exists"):
-        gallery.rename("Anna", "Bob")
-    with pytest.raises(NotFoundError, match="no identity 'Ann'"):
-        gallery.get("Ann")
+        gallery.rename("Anna", "Bob", by="name")
+    with pytest.raises(NotFoundError, match="no identity named 'Ann'"):
+        gallery.get("Ann", by="name")
     assert [i.name for i in gallery.identities()] == ["Anna", "Bob"]
     assert gallery.search(probe(1))[0][0].name == "Anna"
 
 
-def test_delete_erases_every_sample_and_consent(gallery: Gallery) -> None:
+def test_delete_erases_every_sample_and_consent(gallery: RawGallery) -> None:
     ann = gallery.enroll("Ann", [sample(1), sample(2)], consent()).identity
     gallery.enroll("Bob", [sample(3)], consent())
     assert gallery.identify(probe(1), 0.9)[0].identity.name == "Ann"  # type: ignore[union-attr]
-    receipt = gallery.delete("Ann")
+    receipt = gallery.delete("Ann", by="name")
     assert (receipt.samples_deleted, receipt.consents_deleted) == (2, 1)
     res = gallery.identify(probe(1), 0.9)[0]
     assert res.identity is None and [c.name for c in res.candidates] == ["Bob"]
@@ -188,18 +200,18 @@ def test_delete_erases_every_sample_and_consent(gallery: Gallery) -> None:
         rows = gallery.store.fetch(f"SELECT count(*) FROM {table} WHERE {col} = ?", (ann.id,))
         assert rows[0][0] == 0
     with pytest.raises(NotFoundError):
-        gallery.delete("Ann")
+        gallery.delete("Ann", by="name")
 
 
 def test_a_second_view_of_the_store_sees_changes(
     store_location: str, clock: Clock, ann: tuple[AnnConfig, TemplateKey | None]
 ) -> None:
-    a = Gallery(open_store(store_location, clock=clock, ann=ann[0], key=ann[1]), clock=clock)
-    b = Gallery(open_store(store_location, clock=clock, ann=ann[0], key=ann[1]), clock=clock)
+    a = RawGallery(open_store(store_location, clock=clock, ann=ann[0], key=ann[1]), clock=clock)
+    b = RawGallery(open_store(store_location, clock=clock, ann=ann[0], key=ann[1]), clock=clock)
     assert b.identify(probe(1), 0.9)[0].identity is None
     a.enroll("Ann", [sample(1)], consent())
     assert b.identify(probe(1), 0.9)[0].identity.name == "Ann"  # type: ignore[union-attr]
-    a.delete("Ann")
+    a.delete("Ann", by="name")
     assert b.identify(probe(1), 0.9)[0].identity is None  # no stale cache or index
     a.enroll("Ann", [sample(5)], consent())  # a new Ann, with another face
     res = b.identify(probe(1), 0.9)[0]
@@ -209,14 +221,14 @@ def test_a_second_view_of_the_store_sees_changes(
 
 
 def test_move_a_gallery_to_the_other_store_and_back(
-    gallery: Gallery, tmp_path: Path, clock: Clock, request: pytest.FixtureRequest
+    gallery: RawGallery, tmp_path: Path, clock: Clock, request: pytest.FixtureRequest
 ) -> None:
     gallery.enroll(
         "Ann", [sample(1), sample(2)], consent(T0 + timedelta(days=100)), metadata={"badge": "17"}
     )
     gallery.enroll("Bob", [sample(3)], consent())
     gallery.add_consent(
-        "Bob", Consent(purpose="second", granted_by="Bob", granted_at=T0.isoformat())
+        "Bob", Consent(purpose="second", granted_by="Bob", granted_at=T0.isoformat()), by="name"
     )
     out = tmp_path / "export.json"
     assert export_gallery(gallery, out) == 2
@@ -230,10 +242,10 @@ def test_move_a_gallery_to_the_other_store_and_back(
         target_location = str(tmp_path / "moved.db")
     else:
         target_location = str(request.getfixturevalue("pg_url"))
-    other = Gallery(open_store(target_location, clock=clock), clock=clock)
+    other = RawGallery(open_store(target_location, clock=clock), clock=clock)
     assert import_gallery(other, out) == (2, 0)
     for name in ("Ann", "Bob"):
-        a, b = gallery.get(name), other.get(name)
+        a, b = gallery.get(name, by="name"), other.get(name, by="name")
         assert (a.id, a.name, a.metadata, a.created_at, a.updated_at) == (
             b.id,
             b.name,
@@ -244,7 +256,7 @@ def test_move_a_gallery_to_the_other_store_and_back(
         assert [c.to_dict() | {"id": None} for c in a.consents] == [
             c.to_dict() | {"id": None} for c in b.consents
         ]
-        sa, sb = gallery.samples(name), other.samples(name)
+        sa, sb = gallery.samples(name, by="name"), other.samples(name, by="name")
         assert [(s.id, s.model, s.quality, s.image_sha256, s.box, s.created_at) for s in sa] == [
             (s.id, s.model, s.quality, s.image_sha256, s.box, s.created_at) for s in sb
         ]
@@ -260,12 +272,12 @@ def test_move_a_gallery_to_the_other_store_and_back(
     other.close()
 
 
-def test_import_is_all_or_nothing(gallery: Gallery, tmp_path: Path) -> None:
+def test_import_is_all_or_nothing(gallery: RawGallery, tmp_path: Path) -> None:
     gallery.enroll("Ann", [sample(1)], consent())
     gallery.enroll("Bob", [sample(2)], consent())
     out = tmp_path / "export.json"
     export_gallery(gallery, out)
-    target = Gallery(gallery.store, "target")
+    target = RawGallery(gallery.store, "target")
     target.enroll("Bob", [sample(7)], consent())  # clashes with the second identity by name
     doc = json.loads(out.read_text())
     out.write_text(json.dumps(doc))
@@ -282,8 +294,8 @@ def test_import_is_all_or_nothing(gallery: Gallery, tmp_path: Path) -> None:
     doc["identities"][1]["samples"][0]["embedding"] = "AAAA"
     out.write_text(json.dumps(doc))
     with pytest.raises(GalleryFormatError, match="identity #2, sample #1"):
-        import_gallery(Gallery(gallery.store, "third"), out)
-    assert Gallery(gallery.store, "third").identities() == []
+        import_gallery(RawGallery(gallery.store, "third"), out)
+    assert RawGallery(gallery.store, "third").identities() == []
 
 
 def test_schema_is_versioned_and_migrations_run_once(store_location: str) -> None:
@@ -301,11 +313,12 @@ RACER = textwrap.dedent(
     import json, sys
     import numpy as np
     from facelens.errors import NotFoundError
-    from facelens.gallery import Consent, Gallery, NewSample
+    from facelens.gallery import Consent, NewSample
+    from facelens.gallery.gallery import RawGallery
     from facelens.gallery.stores import open_store
 
     location, who, action, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-    g = Gallery(open_store(location))
+    g = RawGallery(open_store(location))
     c = Consent(purpose="p", granted_by="x", granted_at="2026-01-01T00:00:00+00:00")
     done = 0
     for i in range(n):
@@ -317,7 +330,7 @@ RACER = textwrap.dedent(
             done += 1
         else:
             try:
-                g.delete(name)
+                g.delete(name, by="name")
                 done += 1
             except NotFoundError:
                 pass
@@ -350,7 +363,7 @@ def _race(location: str, action: str, n: int) -> list[int]:
 def test_racing_processes_lose_nothing_and_duplicate_nothing(store_location: str) -> None:
     n = 40
     assert _race(store_location, "enroll", n) == [n, n]
-    g = Gallery(open_store(store_location))
+    g = RawGallery(open_store(store_location))
     people = g.identities()
     assert sorted(i.name for i in people) == [f"P{i:03d}" for i in range(n)]  # no duplicates
     assert all(i.sample_count == 2 for i in people)  # nothing lost: one sample from each
@@ -361,7 +374,7 @@ def test_racing_processes_lose_nothing_and_duplicate_nothing(store_location: str
     g.close()
 
 
-def test_identify_searches_as_deep_as_the_rule_needs(gallery: Gallery) -> None:
+def test_identify_searches_as_deep_as_the_rule_needs(gallery: RawGallery) -> None:
     for i, name in enumerate(["Ann", "Bob", "Cat", "Dan", "Eve", "Fay"]):
         gallery.enroll(name, [sample(10 * i)], consent())
     p = probe(10)  # Bob's own sample: similarity 1 to Bob
@@ -383,11 +396,11 @@ def _chip(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (256, 256, 3), dtype=np.uint8)
 
 
-def test_templates_of_two_models_never_meet(gallery: Gallery) -> None:
+def test_templates_of_two_models_never_meet(gallery: RawGallery) -> None:
     # one image of Ann, embedded by two models; Bob has only the second model's template
     gallery.enroll("Ann", [sample(1), sample(1, model="other_model")], consent())
     gallery.enroll("Bob", [sample(2, model="other_model")], consent())
-    ann = gallery.get("Ann")
+    ann = gallery.get("Ann", by="name")
     assert ann.sample_count == 1 and ann.models == {MODEL: 1, "other_model": 1}
     assert gallery.search_size(MODEL) == (1, 1)
     assert gallery.search_size("other_model") == (2, 2)
@@ -399,18 +412,18 @@ def test_templates_of_two_models_never_meet(gallery: Gallery) -> None:
 
 
 def test_kept_chips_follow_the_setting_and_are_erased_with_the_person(
-    gallery: Gallery, tmp_path: Path
+    gallery: RawGallery, tmp_path: Path
 ) -> None:
     chip = _chip(1)
     with_chip = dataclasses.replace(sample(1), chip=chip)
     gallery.enroll("Ann", [with_chip], consent())
-    assert gallery.get("Ann").chips == 0  # not kept: the default
+    assert gallery.get("Ann", by="name").chips == 0  # not kept: the default
     assert gallery.settings() == {"keep_chips": False, "confirm": 1}
     assert gallery.configure(keep_chips=True) == {"keep_chips": True, "confirm": 1}
     gallery.enroll("Bob", [dataclasses.replace(sample(2), chip=_chip(2))], consent())
     gallery.enroll("Ann", [dataclasses.replace(sample(3), chip=_chip(3))])
-    assert gallery.get("Bob").chips == 1 and gallery.get("Ann").chips == 1
-    ((sha, back),) = gallery.chips("Bob")
+    assert gallery.get("Bob", by="name").chips == 1 and gallery.get("Ann", by="name").chips == 1
+    ((sha, back),) = gallery.chips("Bob", by="name")
     assert sha == sample(2).image_sha256 and np.array_equal(back, _chip(2))  # lossless
     # exported only when asked; imported only into a gallery that keeps chips
     plain, full = tmp_path / "plain.json", tmp_path / "full.json"
@@ -418,36 +431,35 @@ def test_kept_chips_follow_the_setting_and_are_erased_with_the_person(
     export_gallery(gallery, full, chips=True)
     assert all("chips" not in i for i in json.loads(plain.read_text())["identities"])
     assert sum(len(i.get("chips", [])) for i in json.loads(full.read_text())["identities"]) == 2
-    keeping = Gallery(open_store(str(tmp_path / "keeping.db")))
+    keeping = RawGallery(open_store(str(tmp_path / "keeping.db")))
     keeping.configure(keep_chips=True)
     import_gallery(keeping, full)
-    assert keeping.get("Bob").chips == 1
-    not_keeping = Gallery(open_store(str(tmp_path / "not-keeping.db")))
+    assert keeping.get("Bob", by="name").chips == 1
+    not_keeping = RawGallery(open_store(str(tmp_path / "not-keeping.db")))
     import_gallery(not_keeping, full)
-    assert not_keeping.get("Bob").chips == 0
+    assert not_keeping.get("Bob", by="name").chips == 0
     not_keeping.close()
     # erased with the identity
-    receipt = gallery.delete("Bob")
+    receipt = gallery.delete("Bob", by="name")
     assert receipt.chips_deleted == 1
     bob_id = receipt.identity_id
     assert gallery.store.fetch("SELECT count(*) FROM chips WHERE identity_id = ?", (bob_id,)) == [
         (0,)
     ]
     # turning the setting off erases the gallery's chips (and only this gallery's)
-    other = Gallery(gallery.store, "elsewhere")
+    other = RawGallery(gallery.store, "elsewhere")
     other.configure(keep_chips=True)
     other.enroll("Cat", [dataclasses.replace(sample(4), chip=_chip(4))], consent())
     gallery.configure(keep_chips=False)
-    assert gallery.get("Ann").chips == 0 and other.get("Cat").chips == 1
+    assert gallery.get("Ann", by="name").chips == 0 and other.get("Cat", by="name").chips == 1
     with pytest.raises(ValueError, match="unknown gallery setting"):
         gallery.configure(colour="red")
     keeping.close()
 
 
-def test_templates_of_a_new_model_need_a_valid_consent(gallery: Gallery, clock: Clock) -> None:
+def test_templates_of_a_new_model_are_added_to_the_same_images(gallery: RawGallery) -> None:
     gallery.enroll("Ann", [sample(1)], consent(expires=T0 + timedelta(days=5)))
-    added = gallery.add_templates("Ann", [sample(1, model="other_model")])
-    assert len(added) == 1 and gallery.get("Ann").models == {MODEL: 1, "other_model": 1}
-    clock.t = T0 + timedelta(days=6)
-    with pytest.raises(ConsentError, match="no consent valid now"):
-        gallery.add_templates("Ann", [sample(1, model="third_model")])
+    added = gallery.add_templates("Ann", [sample(1, model="other_model")], by="name")
+    ann = gallery.get("Ann", by="name")
+    assert len(added) == 1 and ann.models == {MODEL: 1, "other_model": 1}
+    assert ann.sample_count == 1  # one image, templates of two models

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from facelens import Gallery
+from facelens.gallery.gallery import RawGallery
 
 
 def _images(data: Path, n: int) -> list[Path]:
@@ -74,8 +74,8 @@ def test_sigkill_during_a_50_image_enrolment(
         text=True,
     )
     assert first.returncode == 0, first.stderr
-    with Gallery.open(g) as gallery:
-        before = gallery.get("Colin Powell").sample_count
+    with RawGallery.open(g) as gallery:
+        before = gallery.get("Colin Powell", by="name").sample_count
     assert before == 4
 
     images = _images(data, 50)
@@ -108,7 +108,7 @@ def test_sigkill_during_a_50_image_enrolment(
     proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
 
-    with Gallery.open(g) as gallery:
+    with RawGallery.open(g) as gallery:
         assert gallery.store.integrity_check() == []
         names = {i.name: i for i in gallery.identities()}
         assert names["Colin Powell"].sample_count == before
@@ -151,14 +151,15 @@ def test_sigkill_during_a_50_image_enrolment(
 # an audit record for each - until it is killed.
 BUSY = r"""
 import sys, numpy as np
-from facelens import Embeddings, Gallery
+from facelens import Embeddings
+from facelens.gallery.gallery import RawGallery
 from facelens.gallery import AnnConfig, Consent, NewSample, SqliteStore
 from facelens.gallery.records import Identity, Sample
 from facelens.govern import AuditLog
 
 NOW = "2026-01-01T00:00:00+00:00"
 store = SqliteStore(sys.argv[1], ann=AnnConfig(min_samples=400, m=16, save_every=1))
-g, audit = Gallery(store), AuditLog(store)
+g, audit = RawGallery(store), AuditLog(store)
 rng = np.random.default_rng(int(sys.argv[2]))
 c = Consent(purpose="p", granted_by="x", granted_at=NOW)
 def unit(n):
@@ -175,7 +176,7 @@ for round in range(10**6):
     store.import_identities("default", items)
     audit.append(tenant="t", key_id="k", action="import", decision={"n": 300})
     for j in range(base, base + 120):  # erasures: the graph fills with dead entries
-        store.delete("default", f"P{run}-{j:07d}")
+        store.delete("default", f"id{run}-{j:07d}")
         audit.append(tenant="t", key_id="k", action="delete", candidates=[f"id{run}-{j:07d}"])
     g.enroll(f"E{run}-{round}", [NewSample(unit(1)[0], "m", {}, f"{run}{round:063x}e")], c)
     g.search(Embeddings(unit(4), "m"), k=3)

@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facelens import Embeddings, Gallery, GalleryError
+from facelens import Embeddings, GalleryError
 from facelens.errors import GalleryFormatError
-from facelens.gallery import SCHEMA_VERSION, AnnConfig, Consent, SqliteStore, import_gallery
+from facelens.gallery import SCHEMA_VERSION, AnnConfig, Consent, SqliteStore
+from facelens.gallery.gallery import RawGallery
+from facelens.gallery.portable import import_gallery
 
 MODEL = "dlib_resnet_v1"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -35,37 +37,38 @@ def test_files_that_are_not_galleries(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not a database at all" * 100)
     with pytest.raises(GalleryFormatError, match="not a facelens gallery"):
-        Gallery.open(junk)
+        RawGallery.open(junk)
     foreign = tmp_path / "foreign.db"
     con = sqlite3.connect(foreign)
     con.execute("CREATE TABLE t (x)")
     con.commit()
     con.close()
     with pytest.raises(GalleryFormatError, match="another application"):
-        Gallery.open(foreign)
+        RawGallery.open(foreign)
     with pytest.raises(GalleryError, match="is a directory"):
-        Gallery.open(tmp_path)
+        RawGallery.open(tmp_path)
     bad_export = tmp_path / "x.json"
     bad_export.write_text('{"format": "something else"}')
     with pytest.raises(GalleryFormatError, match="not a facelens gallery export"):
-        import_gallery(Gallery.open(tmp_path / "ok.db"), bad_export)
+        import_gallery(RawGallery.open(tmp_path / "ok.db"), bad_export)
 
 
 def test_schema_is_versioned(tmp_path: Path) -> None:
     from facelens.gallery import SCHEMA_VERSION
 
-    Gallery.open(tmp_path / "g.db").close()
+    RawGallery.open(tmp_path / "g.db").close()
     con = sqlite3.connect(tmp_path / "g.db")
     assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     con.commit()
     con.close()
     with pytest.raises(GalleryFormatError, match="Upgrade facelens"):
-        Gallery.open(tmp_path / "g.db")
+        RawGallery.open(tmp_path / "g.db")
 
 
 def test_a_schema_2_gallery_is_migrated_with_its_samples_searchable(tmp_path: Path) -> None:
-    from facelens.gallery.sqlite import _MIGRATIONS, _statements
+    from facelens.gallery.schema import SQLITE as _MIGRATIONS
+    from facelens.gallery.schema import statements as _statements
 
     path = tmp_path / "old.db"
     con = sqlite3.connect(path, isolation_level=None)
@@ -90,6 +93,6 @@ def test_a_schema_2_gallery_is_migrated_with_its_samples_searchable(tmp_path: Pa
     store = SqliteStore(path, ann=AnnConfig(min_samples=0))
     assert store.schema_version() == SCHEMA_VERSION
     assert store.fetch("SELECT sample_id FROM sample_seq") == [("s1",)]
-    found = Gallery(store).search(Embeddings(v[None], MODEL))[0]
+    found = RawGallery(store).search(Embeddings(v[None], MODEL))[0]
     assert [c.name for c in found] == ["Ann"] and store.index_info("default", MODEL)
     store.close()

@@ -6,10 +6,12 @@ import numpy as np
 import psycopg
 import pytest
 
-from facelens import Embeddings, Gallery
+from facelens import Embeddings
 from facelens.errors import GalleryError, GalleryFormatError
 from facelens.gallery import AnnConfig, Consent, NewSample
-from facelens.gallery.postgres import PG_SCHEMA_VERSION, PostgresStore, _vector_text
+from facelens.gallery.gallery import RawGallery
+from facelens.gallery.pgvector import vector_text as _vector_text
+from facelens.gallery.postgres import PG_SCHEMA_VERSION, PostgresStore
 
 MODEL = "dlib_resnet_v1"
 NOW = "2026-01-01T00:00:00+00:00"
@@ -23,8 +25,8 @@ def test_large_galleries_are_answered_by_the_hnsw_index(pg_url: str, mode: str) 
     store = PostgresStore(pg_url, ann=AnnConfig(min_samples=50), pgvector=mode)
     assert store.features.version.startswith("0.8")
     assert store.features.halfvec is store.features.iterative_scan is (mode == "auto")
-    g = Gallery(store)
-    other = Gallery(store, "other")  # most of the index belongs to another gallery
+    g = RawGallery(store)
+    other = RawGallery(store, "other")  # most of the index belongs to another gallery
     rng = np.random.default_rng(0)
     v = rng.normal(size=(240, 128)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
@@ -37,7 +39,7 @@ def test_large_galleries_are_answered_by_the_hnsw_index(pg_url: str, mode: str) 
     assert all(c[0].score == pytest.approx(1.0, abs=1e-6) for c in found)  # re-ranked exactly
     # a gallery that is a sliver of the index: most of a probe's nearest samples are another
     # gallery's, and the search still finds k of its own (iterative scan, or a longer list)
-    tiny = Gallery(store, "tiny")
+    tiny = RawGallery(store, "tiny")
     for j in range(3):
         e = v[j] * -1.0  # far from everyone above
         tiny.enroll(f"T{j}", [NewSample(e, MODEL, {}, f"t{j:063x}")], Consent("p", "x", NOW))
@@ -90,7 +92,7 @@ def test_enrolled_templates_are_searchable_while_staged_and_then_indexed(pg_url:
     the next store opened."""
     store = PostgresStore(pg_url, ann=AnnConfig(min_samples=20))
     store._kick_indexer = lambda: None  # type: ignore[method-assign]  # nothing moves yet
-    g = Gallery(store)
+    g = RawGallery(store)
     rng = np.random.default_rng(3)
     v = rng.normal(size=(60, 128)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
@@ -100,9 +102,9 @@ def test_enrolled_templates_are_searchable_while_staged_and_then_indexed(pg_url:
     found = g.search(Embeddings(v[:10], MODEL), k=2)  # the HNSW path (60 >= min_samples)
     assert [c[0].name for c in found] == [f"S{j:02d}" for j in range(10)]
     assert all(c[0].score == pytest.approx(1.0, abs=1e-6) for c in found)
-    back = g.samples("S05")[0].embedding  # read back from the staged column, as enrolled
+    back = g.samples("S05", by="name")[0].embedding  # read back from the staged column, as enrolled
     assert np.abs(back - v[5]).max() < 1e-6
-    g.delete("S00")  # erased while staged
+    g.delete("S00", by="name")  # erased while staged
     assert g.search(Embeddings(v[:1], MODEL), k=1)[0][0].name != "S00"
     store.close()  # nothing indexed them: they stay staged, still searchable
     with psycopg.connect(pg_url) as c:
@@ -112,7 +114,7 @@ def test_enrolled_templates_are_searchable_while_staged_and_then_indexed(pg_url:
         )
 
     again = PostgresStore(pg_url, ann=AnnConfig(min_samples=20))  # indexes what was left
-    g2 = Gallery(again)
+    g2 = RawGallery(again)
     g2.enroll("Late", [NewSample(-v[0], MODEL, {}, "f" * 64)], Consent("p", "x", NOW))
     again.close()  # waits for this process's indexer
     with psycopg.connect(pg_url) as c:
@@ -122,14 +124,14 @@ def test_enrolled_templates_are_searchable_while_staged_and_then_indexed(pg_url:
             == 60
         )
     third = PostgresStore(pg_url, ann=AnnConfig(min_samples=20))
-    found = Gallery(third).search(Embeddings(np.stack([v[7], -v[0]]), MODEL), k=1)
+    found = RawGallery(third).search(Embeddings(np.stack([v[7], -v[0]]), MODEL), k=1)
     assert [c[0].name for c in found] == ["S07", "Late"]
     # back-pressure: past staged_max waiting templates, enrolment updates the graph itself
     third._kick_indexer = lambda: None  # type: ignore[method-assign]
     third.staged_max = 3
     w = rng.normal(size=(5, 128)).astype(np.float32)
     for j, e in enumerate(w / np.linalg.norm(w, axis=1, keepdims=True)):
-        Gallery(third).enroll(
+        RawGallery(third).enroll(
             f"B{j}", [NewSample(e, MODEL, {}, f"b{j:063x}")], Consent("p", "x", NOW)
         )
     assert third.staged_count() == 3
@@ -140,7 +142,7 @@ def test_a_failed_pipelined_enrolment_leaves_nothing_and_the_store_usable(pg_url
     """Enrolment is pipelined (writes sent without waiting for each): a write the server
     refuses still fails the call and rolls back the whole enrolment."""
     store = PostgresStore(pg_url)
-    g = Gallery(store)
+    g = RawGallery(store)
     v = np.zeros(128, np.float32)
     v[0] = 1.0
     store._emb_params = lambda e: (None, None, "[1,2]")  # type: ignore[method-assign]
@@ -151,5 +153,5 @@ def test_a_failed_pipelined_enrolment_leaves_nothing_and_the_store_usable(pg_url
     r = g.enroll("Fine", [NewSample(v, MODEL, {}, "b" * 64)], Consent("p", "x", NOW))
     assert r.created and [i.name for i in g.identities()] == ["Fine"]
     assert r.identity.consents[0].id is not None
-    assert g.get("Fine") == r.identity  # described from what was written, as read back
+    assert g.get("Fine", by="name") == r.identity  # described from what was written, as read back
     store.close()

@@ -19,8 +19,9 @@ import numpy as np
 import psycopg
 import pytest
 
-from facelens import Embeddings, Gallery
+from facelens import Embeddings
 from facelens.gallery import AnnConfig, Consent, NewSample
+from facelens.gallery.gallery import RawGallery
 from facelens.gallery.postgres import PostgresStore
 
 MODEL = "dlib_resnet_v1"
@@ -110,7 +111,7 @@ def worker(pair: Pair, approximate: bool = False, wait: float = 5.0) -> Postgres
 
 
 def found(store: PostgresStore, seed: int) -> str | None:
-    (cands,) = Gallery(store).search(Embeddings(unit(seed)[None], MODEL), k=1)
+    (cands,) = RawGallery(store).search(Embeddings(unit(seed)[None], MODEL), k=1)
     return cands[0].name if cands and cands[0].score > 0.99 else None
 
 
@@ -121,15 +122,17 @@ def replica_sql(pair: Pair, sql: str) -> Any:
 
 def test_an_erasure_is_effective_on_every_worker_before_its_receipt(pair: Pair) -> None:
     a, b, c = worker(pair), worker(pair), worker(pair, approximate=True)
-    g = Gallery(a)
+    g = RawGallery(a)
     for j in range(40):
         g.enroll(f"P{j:02d}", [NewSample(unit(j), MODEL, {}, f"{j:064x}")], Consent("p", "x", NOW))
-    g.delete("P39")  # an erasure waits for the replica: everything before it is there too
+    g.delete(
+        "P39", by="name"
+    )  # an erasure waits for the replica: everything before it is there too
     assert replica_sql(pair, "SELECT pg_is_in_recovery()")[0] is True
     for w in (b, c):
         assert found(w, 1) == "P01"
         assert w.replica_reads > 0  # the replica answered
-    receipt = g.delete("P01")
+    receipt = g.delete("P01", by="name")
     assert receipt.samples_deleted == 1
     for w in (a, b, c):  # at once, on every worker: no stale answer
         assert found(w, 1) is None
@@ -147,7 +150,7 @@ def test_a_lagging_replica_is_skipped_until_it_catches_up(
     try:
         with caplog.at_level(logging.WARNING, logger="facelens.gallery.postgres"):
             t0 = time.perf_counter()
-            Gallery(a).delete("P03")
+            RawGallery(a).delete("P03", by="name")
             assert time.perf_counter() - t0 < 3  # waited its 0.5 s, then relied on the fence
             before = b.primary_reads
             assert found(b, 3) is None  # the replica still has P03: it was not asked
@@ -175,7 +178,9 @@ def test_a_replica_that_goes_away_degrades_to_the_primary(
     pair.replica_ctl("-w", "-m", "fast", "stop")
     try:
         with caplog.at_level(logging.WARNING, logger="facelens.gallery.postgres"):
-            Gallery(b).delete("P06")  # the replica is away: the fence protects searches
+            RawGallery(b).delete(
+                "P06", by="name"
+            )  # the replica is away: the fence protects searches
             assert found(b, 5) == "P05" and found(b, 6) is None
         assert "unreachable" in caplog.text or "did not apply" in caplog.text
     finally:

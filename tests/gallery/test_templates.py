@@ -12,7 +12,9 @@ import pytest
 
 from facelens import DetectConfig, EmbedConfig, Gallery, Pipeline, PipelineConfig, load_image
 from facelens.gallery import Consent
-from facelens.gallery.sqlite import _MIGRATIONS, _statements
+from facelens.gallery.enrol import prepare_samples
+from facelens.gallery.schema import SQLITE as _MIGRATIONS
+from facelens.gallery.schema import statements as _statements
 
 CONSENT = Consent(purpose="test", granted_by="test", granted_at="2026-01-01T00:00:00Z")
 
@@ -35,28 +37,31 @@ def test_retemplate_from_kept_chips_and_who_must_enrol_again(
     keeping = Gallery.open(tmp_path / "keeping.db")
     keeping.configure(keep_chips=True)
     for who in ("obama", "biden"):
-        pipeline.enroll(keeping, who, _train(fr_photos, who), CONSENT)
-    assert keeping.get("obama").chips == 2
+        keeping.enroll(pipeline, who, _train(fr_photos, who), CONSENT)
+    assert keeping.get("obama", by="name").chips == 2
     probe = load_image(fr_photos / "knn_examples" / "test" / "obama1.jpg")
     # before: SFace finds no one (the gallery holds dlib templates only)
     assert keeping.search_size(sface.model) == (0, 0)
-    report = sface.retemplate(keeping)
+    report = keeping.retemplate(sface)
     assert report.model == "sface_2021dec+flip"
     assert (report.identities, report.already, report.must_reenrol) == (2, 0, ())
     assert report.added == 4
-    assert keeping.get("obama").models == {"dlib_resnet_v1+flip": 2, "sface_2021dec+flip": 2}
-    found = sface.identify(sface.embed(probe), keeping)[0]
+    assert keeping.get("obama", by="name").models == {
+        "dlib_resnet_v1+flip": 2,
+        "sface_2021dec+flip": 2,
+    }
+    found = keeping.identify(sface.embed(probe))[0]
     assert found.identity is not None and found.identity.name == "obama"
     # a template made from the kept chip is close to one made from the photo itself
-    direct = sface.prepare_sample(_train(fr_photos, "obama")[0])
-    kept = [s for s in keeping.samples("obama") if s.model == sface.model]
+    direct = prepare_samples(sface, _train(fr_photos, "obama")[0])[0]
+    kept = [s for s in keeping.samples("obama", by="name") if s.model == sface.model]
     assert max(float(direct.embedding @ s.embedding) for s in kept) > 0.93
-    assert sface.retemplate(keeping).already == 2  # a second run adds nothing
+    assert keeping.retemplate(sface).already == 2  # a second run adds nothing
     keeping.close()
 
     plain = Gallery.open(tmp_path / "plain.db")  # did not keep chips
-    pipeline.enroll(plain, "biden", _train(fr_photos, "biden"), CONSENT)
-    report = sface.retemplate(plain)
+    plain.enroll(pipeline, "biden", _train(fr_photos, "biden"), CONSENT)
+    report = plain.retemplate(sface)
     assert report.added == 0 and [n for _, n in report.must_reenrol] == ["biden"]
     plain.close()
 
@@ -108,14 +113,14 @@ def test_an_old_gallery_opens_and_answers_as_before(fr_photos: Path, tmp_path: P
         "kit_with_rose.jpg": None,  # two people: checked face by face below
     }
     with Gallery.open(path) as g:
-        assert g.store.schema_version() >= 4
+        assert g._raw.store.schema_version() >= 4  # migrated (the store is internal)
         assert sorted(i.name for i in g.identities()) == sorted(people)
-        assert g.get("obama").sample_count == 2
+        assert g.get("obama", by="name").sample_count == 2
         assert g.settings() == {"keep_chips": False, "confirm": 1}
         for photo, who in probes.items():
             img = load_image(fr_photos / "knn_examples" / "test" / photo)
-            a_old = old.identify(old.embed(img), g)
-            a_new = new.identify(new.embed(img), g)
+            a_old = g.identify(old.embed(img))
+            a_new = g.identify(new.embed(img))
             names_old = sorted(r.identity.name if r.identity else "-" for r in a_old)
             names_new = sorted(r.identity.name if r.identity else "-" for r in a_new)
             assert names_old == names_new, photo

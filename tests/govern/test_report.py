@@ -13,7 +13,8 @@ import pytest
 
 from facelens import Embeddings
 from facelens.cli.main import main
-from facelens.gallery import Consent, Gallery, NewSample, SqliteStore
+from facelens.gallery import Consent, NewSample, SqliteStore
+from facelens.gallery.gallery import RawGallery
 from facelens.govern import AuditLog, GovernedGallery
 from facelens.govern.report import privacy_report
 
@@ -31,7 +32,7 @@ def test_the_report_counts_what_an_assessment_needs(
     now = [T0]
     store = SqliteStore(tmp_path / "g.db", clock=lambda: now[0])
     audit = AuditLog(store)
-    g = Gallery(store)
+    g = RawGallery(store)
     for i, days in enumerate((None, 20, 5)):  # no end; ends in 20 days; ends in 5 days
         end = None if days is None else (T0 + timedelta(days=days)).isoformat()
         c = Consent(purpose="door", granted_by="self", granted_at=T0.isoformat(), expires_at=end)
@@ -58,3 +59,5 @@ def test_the_report_counts_what_an_assessment_needs(
     assert main(["govern", "report", "--gallery", str(tmp_path / "g.db")]) == 0
     text = capsys.readouterr().out
     assert "NOT sealed" in text and "3 people" in text
+    assert "templates 3 of m," in text and "{" not in text  # words, not a Python dict
+    assert "(unmatched since 2026-01-11)" in text  # the deadline said in words

@@ -15,7 +15,8 @@ import pytest
 from facelens import Pipeline
 from facelens.cli.main import main
 from facelens.errors import InputError
-from facelens.gallery import Consent, Gallery, SqliteStore
+from facelens.gallery import Consent, SqliteStore
+from facelens.gallery.gallery import RawGallery
 from facelens.govern import AuditLog, GovernedGallery, Retention, RetentionPolicy
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -43,7 +44,7 @@ def test_purge_on_the_three_year_rule_and_on_consent_end(
     clock = Clock()
     store = SqliteStore(tmp_path / "g.db", clock=clock)
     audit = AuditLog(store)
-    g = GovernedGallery(Gallery(store), audit, tenant="default", actor="cli:test")
+    g = GovernedGallery(RawGallery(store), audit, tenant="default", actor="cli:test")
     knn = data / "faces" / "face_recognition" / "knn_examples"
     obama = sorted((knn / "train" / "obama").iterdir())
     biden = sorted((knn / "train" / "biden").iterdir())
@@ -68,10 +69,10 @@ def test_purge_on_the_three_year_rule_and_on_consent_end(
     assert [(d.name, d.reason) for d in retention.purge("cli:test", dry_run=True).due] == [
         ("Biden", "consent_ended")
     ]
-    assert {i.name for i in g.gallery.identities()} == {"Obama", "Biden", "Obama too"}
+    assert {i.name for i in g.identities()} == {"Obama", "Biden", "Obama too"}
     done = retention.purge("cli:test")
     assert [r["name"] for r in done.receipts] == ["Biden"]
-    assert {i.name for i in g.gallery.identities()} == {"Obama", "Obama too"}
+    assert {i.name for i in g.identities()} == {"Obama", "Obama too"}
     record = [r for r in audit.records() if r.action == "purge"][-1]
     assert record.decision["reason"] == "consent_ended"
     assert record.decision["receipt"]["samples_deleted"] == len(biden)
@@ -88,7 +89,7 @@ def test_purge_on_the_three_year_rule_and_on_consent_end(
     assert retention.due() == []
     clock.at(1105)
     assert [d.name for d in retention.purge("cli:test").due] == [matched]
-    assert g.gallery.identities() == []
+    assert g.identities() == []
     assert [r.decision["reason"] for r in audit.records() if r.action == "purge"] == [
         "consent_ended",
         "idle",
@@ -105,11 +106,11 @@ def test_withdrawal_then_grace_then_purge(tmp_path: Path) -> None:
     clock = Clock()
     store = SqliteStore(tmp_path / "g.db", clock=clock)
     audit = AuditLog(store)
-    g = GovernedGallery(Gallery(store), audit, tenant="default", actor="cli:test")
+    g = GovernedGallery(RawGallery(store), audit, tenant="default", actor="cli:test")
     v = [1.0] + [0.0] * 127
     import numpy as np
 
-    g.gallery.enroll(
+    g.enroll_samples(
         "Ann",
         [NewSample(np.array(v, np.float32), "m", {}, hashlib.sha256(b"a").hexdigest())],
         consent(),
@@ -119,8 +120,8 @@ def test_withdrawal_then_grace_then_purge(tmp_path: Path) -> None:
         RetentionPolicy(1095, -1)
     retention.set_policy("default", RetentionPolicy(1095, 7), "cli:test")
     clock.at(40)
-    g.withdraw_consent("Ann")
-    assert g.gallery.search_size("m") == (0, 0)  # no longer searchable, still stored
+    g.withdraw_consent("Ann", by="name")
+    assert g.search_size("m") == (0, 0)  # no longer searchable, still stored
     clock.at(46.9)
     assert retention.due() == []
     clock.at(47)
@@ -128,7 +129,7 @@ def test_withdrawal_then_grace_then_purge(tmp_path: Path) -> None:
         ("Ann", "consent_ended")
     ]
     actions = [r.action for r in audit.records()]
-    assert actions == ["retention_policy", "consent_withdrawn", "purge"]
+    assert actions == ["enroll", "retention_policy", "consent_withdrawn", "purge"]
     assert audit.verify().ok
     store.close()
 

@@ -11,7 +11,8 @@ import pytest
 
 from facelens.errors import GalleryFormatError
 from facelens.gallery import SqliteStore
-from facelens.gallery.sqlite import _MIGRATIONS, _statements
+from facelens.gallery.schema import SQLITE as _MIGRATIONS
+from facelens.gallery.schema import statements as _statements
 from facelens.govern import AuditLog, KeyStore, StopControl
 from facelens.govern.schema import MIGRATIONS
 

@@ -197,7 +197,7 @@ def test_the_ui_shows_shot_and_reference_and_takes_two_confirmations(svc: Svc, b
         # the best shot and the enrolled reference, side by side, both real images
         for img in ("img.shot", "img.reference"):
             page.wait_for_function(
-                f"document.querySelector(\".alert-card[data-alert='{target['id']}'] {img}\")"
+                f"() => document.querySelector(\".alert-card[data-alert='{target['id']}'] {img}\")"
                 "?.naturalWidth > 0"
             )
         pages.append(page)

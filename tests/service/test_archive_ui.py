@@ -3,6 +3,7 @@ split, move out, name with consent), and what a hostile caller cannot do with it
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -132,6 +133,12 @@ def test_faces_in_your_photos_in_the_browser(browser, archive_service: ArchiveSe
         ".cluster-row img.thumb", "els => els.map(e => e.naturalWidth)"
     )
     assert loaded and all(w == 112 for w in loaded)
+    # each row reads left to right: its checkbox, then its faces
+    pick, thumbs = page.eval_on_selector_all(
+        ".cluster-row:first-child .pick, .cluster-row:first-child .thumbs",
+        "els => els.map(e => e.getBoundingClientRect())",
+    )
+    assert pick["width"] < 30 and pick["right"] < thumbs["left"] < pick["right"] + 40
     page.screenshot(path=str(ROOT_SHOTS / "10-faces-in-your-photos.png"))
 
     # merge the last two groups
@@ -139,12 +146,19 @@ def test_faces_in_your_photos_in_the_browser(browser, archive_service: ArchiveSe
     rows.nth(count - 2).locator(".pick").check()
     page.click("#clusters-merge")
     page.wait_for_selector("#flash >> text=Merged into")
-    page.wait_for_function(f"document.querySelectorAll('.cluster-row').length === {count - 1}")
+    page.wait_for_function(
+        f"() => document.querySelectorAll('.cluster-row').length === {count - 1}"
+    )
 
     # open the largest group: its faces and photos; split one face off, take another out
     page.locator(".cluster-row").first.locator("button.open").click()
     page.wait_for_selector("#cluster-detail figure.face")
     assert page.locator("#cluster-photos li").count() >= 3
+    # the group opens where the operator is looking, not below the list
+    top, seen = page.eval_on_selector(
+        "#cluster-detail", "e => [e.getBoundingClientRect().top, window.innerHeight]"
+    )
+    assert top >= 0 and top + 150 < seen  # its heading and first faces in view
     page.locator("#cluster-detail figure.face img").first.click()
     page.wait_for_selector("#cluster-photo:not([hidden])")
     page.screenshot(path=str(ROOT_SHOTS / "11-a-group-and-its-photos.png"))
@@ -166,6 +180,7 @@ def test_faces_in_your_photos_in_the_browser(browser, archive_service: ArchiveSe
     page.fill("#name-by", "Leonard")
     page.click("#name-ok")
     page.wait_for_selector("#flash >> text=Enrolled Leonard")
+    assert re.search(r"from \d+ faces? of the group", page.inner_text("#flash"))
     page.click("button[data-tab=people]")
     page.wait_for_selector("#people-table >> text=Leonard")
     page.close()

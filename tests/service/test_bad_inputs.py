@@ -12,15 +12,22 @@ end, each with its exit code, run as separate processes with a time limit.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import io
 import json
+import math
 import os
+import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,12 +37,14 @@ import numpy as np
 import pytest
 from PIL import Image
 from tests.conftest import data_root
+from tests.hostile import exif_jpeg, jpeg_scans, tiff
 from tests.service.conftest import free_port
 
 from facelens.gallery import SqliteStore
 from facelens.govern import KeyStore
 
 MB = 1024 * 1024
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- files, built here ------------------------------------------------------------------------
@@ -110,6 +119,9 @@ class Server:
     url: str
     pid: int
     admin: str
+    port: int
+    tmp: Path
+    face_id: str
 
     def status(self) -> dict[str, int]:
         out = {}
@@ -128,24 +140,30 @@ def server(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Iterator[Ser
     tmp = tmp_path_factory.mktemp("bad-inputs")
     store = SqliteStore(tmp / "store.db")
     admin = KeyStore(store).create("acme", ["admin"], "admin")[1]
+    face_id = big_photo_face(store, tmp)
     store.close()
     port = free_port()
     log_file = (tmp / "server.log").open("wb")
-    env = dict(
-        os.environ,
-        FACELENS_SERVE_GALLERY=str(tmp / "store.db"),
-        FACELENS_SERVE_URLS="1",  # image URLs on: the fetch rules are what is tested
-        FACELENS_SERVE_SOURCES=str(data_root() / "video") + "/*",
-    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "facelens.service.main:app", "--port", str(port)],
-        env=env,
+        [
+            str(Path(sys.executable).parent / "facelens"),
+            "serve",
+            "--gallery",
+            str(tmp / "store.db"),
+            "--port",
+            str(port),
+            "--allow-image-urls",  # on: the fetch rules are what is tested
+            "--allow-source",
+            str(data_root() / "video") + "/*",
+            "--allow-source",
+            str(tmp / "allowed") + "/*",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=log_file,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
+        deadline = time.time() + 90
         while time.time() < deadline:
             try:
                 # the first health call loads the models, so cases measure only themselves
@@ -155,11 +173,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Iterator[Ser
                 time.sleep(0.2)
         else:
             raise AssertionError("the service did not start: " + (tmp / "server.log").read_text())
-        s = Server(url, proc.pid, admin)
-        # warm every route once (first-use allocations are not a case's growth)
+        s = Server(url, proc.pid, admin, port, tmp, face_id)
+        # warm every route once, a large image included (first-use allocations - the
+        # detector's buffers for a large picture's tiles - are not a case's growth)
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}) as c:
             photo = (data / "faces" / "face_recognition" / "obama.jpg").read_bytes()
             c.post("/v1/detect", files={"image": ("a.jpg", photo)}, timeout=120)
+            c.post("/v1/detect", files={"image": ("a.jpg", jpeg(4000, 3000))}, timeout=120)
             c.post(
                 "/v1/verify",
                 files={"image_a": ("a.jpg", photo), "image_b": ("b.jpg", photo)},
@@ -174,6 +194,38 @@ def server(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Iterator[Ser
     assert "Traceback" not in log or "internal error" in log
 
 
+BIG_PHOTO = (7000, 5200)  # 36.4 MP
+
+
+def big_photo_face(store: SqliteStore, tmp: Path) -> str:
+    """An archive face (gallery ``photos`` of tenant acme) in a 36 MP photo, as
+    ``facelens index`` would have recorded it: what ``/faces/{id}/photo`` decodes."""
+    from types import SimpleNamespace
+
+    from facelens.archive.store import Archive, ensure_archive_schema
+    from facelens.govern.names import gallery_key
+
+    path = tmp / "big.jpg"
+    path.write_bytes(jpeg(*BIG_PHOTO, quality=30))
+    gallery = gallery_key("acme", "photos")
+    store.ensure_gallery(gallery)
+    ensure_archive_schema(store)
+    data = path.read_bytes()
+    st = path.stat()
+    face = SimpleNamespace(
+        frame=0, n=0, time_s=None, box=(3000.0, 2000.0, 3400.0, 2500.0), landmarks=None,
+        quality={}, templates={},
+    )  # fmt: skip
+    result = SimpleNamespace(
+        path=str(path), size=st.st_size, mtime_ns=st.st_mtime_ns,
+        sha256=hashlib.sha256(data).hexdigest(), kind="photo", faces=(face,), error=None,
+        unchanged=False,
+    )  # fmt: skip
+    archive = Archive(store, gallery)
+    archive.write([result], "2026-01-01T00:00:00+00:00")
+    return archive.faces()[0].id
+
+
 # -- the corpus -----------------------------------------------------------------------------
 
 Request = Callable[[httpx.Client], httpx.Response]
@@ -183,10 +235,13 @@ Request = Callable[[httpx.Client], httpx.Response]
 class Case:
     name: str
     send: Request
-    status: int
+    status: int | tuple[int, ...]  # the answer (or any of these)
     error: str | None = None  # the ``error`` field expected, when the answer is an error
     peak_mb: int = 150  # how much the server's peak memory may grow while answering
     kept_mb: int = 60  # how much more it may hold once it has answered
+    seconds: float = 120  # how long the answer may take
+    check: Callable[[httpx.Response], bool] | None = None  # what else the answer must be
+    echoes: str = ""  # the caller's own text, which the answer may repeat
 
 
 def detect(data: bytes, filename: str = "x.jpg", ctype: str = "image/jpeg") -> Request:
@@ -317,7 +372,8 @@ def corpus(photo: bytes) -> list[Case]:
         Case(
             "right-to-left override in a name", enroll("Eve\u202egpj.exe", photo), 400, "bad_input"
         ),
-        Case("right-to-left mark in a name (allowed)", enroll("\u200fנועה", photo), 201),
+        Case("right-to-left mark in a name", enroll("\u200fנועה", photo), 400, "bad_input"),
+        Case("a name in Hebrew", enroll("נועה", photo), 201),
         Case(
             "consent expiry that is not a date",
             enroll("Ann", photo, consent_expires_at="next tuesday"),
@@ -454,18 +510,25 @@ def test_every_bad_input_gets_its_answer_within_its_memory_bound(
     server: Server, data: Path
 ) -> None:
     photo = (data / "faces" / "face_recognition" / "obama.jpg").read_bytes()
+    assert_answers(server, corpus(photo))
+
+
+def assert_answers(server: Server, cases: list[Case]) -> None:
+    """Each case's answer, time and memory, against its bounds; every failure listed."""
     failures = []
     with httpx.Client(
         base_url=server.url, headers={"Authorization": f"Bearer {server.admin}"}, timeout=120
     ) as c:
-        for case in corpus(photo):
+        for case in cases:
             before = server.status()["VmRSS"]
             server.reset_peak()
+            t0 = time.perf_counter()
             try:
                 r = case.send(c)
             except httpx.HTTPError as e:
                 failures.append(f"{case.name}: no answer ({type(e).__name__})")
                 continue
+            took = time.perf_counter() - t0
             after = server.status()
             peak = (after["VmHWM"] - before) / MB
             kept = (after["VmRSS"] - before) / MB
@@ -473,14 +536,21 @@ def test_every_bad_input_gets_its_answer_within_its_memory_bound(
             if r.headers.get("content-type", "").startswith("application/json"):
                 body = r.json()
             problems = []
-            if r.status_code != case.status:
+            allowed = case.status if isinstance(case.status, tuple) else (case.status,)
+            if r.status_code not in allowed:
                 problems.append(f"status {r.status_code}, expected {case.status}")
             if case.error and isinstance(body, dict) and body.get("error") != case.error:
                 problems.append(f"error {body.get('error')!r}, expected {case.error!r}")
             if r.status_code >= 400:
                 assert set(body) == {"error", "detail", "reasons"}, (case.name, body)
-                text = json.dumps(body)
+                text = (
+                    json.dumps(body).replace(case.echoes, "") if case.echoes else json.dumps(body)
+                )
                 assert "/tmp" not in text and "Traceback" not in text, (case.name, text)
+            if case.check is not None and not case.check(r):
+                problems.append("the answer is not what it must be")
+            if took > case.seconds:
+                problems.append(f"answered in {took:.1f} s, bound {case.seconds:g} s")
             if peak > case.peak_mb:
                 problems.append(f"peak memory +{peak:.0f} MB, bound {case.peak_mb}")
             if kept > case.kept_mb:
@@ -488,3 +558,272 @@ def test_every_bad_input_gets_its_answer_within_its_memory_bound(
             if problems:
                 failures.append(f"{case.name}: " + "; ".join(problems) + f" ({r.text[:200]})")
     assert failures == [], "\n".join(failures)
+
+
+# -- round two (issue 29): what decoders allocate, nothing before the key, slow clients ------
+
+
+def at_once(n: int, send: Request) -> Request:
+    """``send`` from ``n`` clients at once; the answer that is not the first's status, else
+    the last (so every one must be as expected)."""
+
+    def all_of(c: httpx.Client) -> httpx.Response:
+        def one(_: int) -> httpx.Response:
+            with httpx.Client(base_url=c.base_url, headers=c.headers, timeout=120) as own:
+                return send(own)
+
+        with ThreadPoolExecutor(n) as pool:
+            answers = list(pool.map(one, range(n)))
+        odd = [a for a in answers if a.status_code != answers[0].status_code]
+        return (odd or answers)[-1]
+
+    return all_of
+
+
+def no_key(send: Request) -> Request:
+    def without(c: httpx.Client) -> httpx.Response:
+        with httpx.Client(base_url=c.base_url, timeout=120) as bare:
+            return send(bare)
+
+    return without
+
+
+def only(*keys: str) -> Callable[[httpx.Response], bool]:
+    return lambda r: set(r.json()) <= set(keys)
+
+
+def round_two(server: Server) -> list[Case]:
+    tile8 = tiff(64, 64, tile=(32768, 32768), cut=1 << 20)  # declares a 1 GiB tile
+    tile16 = tiff(64, 64, bits=16, tile=(32768, 32768), cut=1 << 20)  # and a 2 GiB one
+    float40 = tiff(7300, 5400, bits=32, float_samples=True, rows_per_strip=256)
+    big_json = b'{"reason": "' + b"x" * (30 * MB) + b'"}'
+    link = server.tmp / "allowed" / "clip.mp4"
+    link.parent.mkdir(exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to("/etc/passwd")
+    stop = "/v1/govern/stop"
+    return [
+        Case("1. TIFF of 1 MB declaring one 32768x32768 tile", detect(tile8, "x.tif"), 413,
+             "image_too_large", peak_mb=40, seconds=5),
+        Case("1. the same, 16-bit", detect(tile16, "x.tif"), 413, "image_too_large",
+             peak_mb=40, seconds=5),
+        Case("1. four tile TIFFs at once", at_once(4, detect(tile8, "x.tif")), 413,
+             "image_too_large", peak_mb=60, seconds=10),
+        Case("1. a tile TIFF to thermal screening", thermal(tile16, "f.tif"), 413,
+             "image_too_large", peak_mb=40, seconds=5),
+        Case("2. 30 MiB JSON without a key", no_key(lambda c: c.post(
+            stop, content=big_json, headers={"content-type": "application/json"})),
+            413, "body_too_large", peak_mb=20, seconds=5),
+        Case("2. 900 KB JSON without a key", no_key(lambda c: c.post(
+            stop, content=big_json[: 900 * 1024] + b'"}',
+            headers={"content-type": "application/json"})),
+            401, "unauthorized", peak_mb=10, seconds=3),
+        Case("2. 30 MiB upload without a key", no_key(
+            detect(b"\xff\xd8" + b"\0" * (30 * MB))), 401, "unauthorized",
+            peak_mb=10, seconds=5),
+        Case("2. a JSON list nested 100,000 deep", lambda c: c.post(
+            stop, content=b"[" * 100_000 + b"]" * 100_000,
+            headers={"content-type": "application/json"}),
+            422, "invalid_request", peak_mb=20, seconds=3),
+        Case("2. a JSON body to a route that takes none", lambda c: c.post(
+            "/v1/govern/resume", json={"x": 1}), 413, "body_too_large", peak_mb=10),
+        Case("4. progressive JPEG of 20,000 scans", detect(jpeg_scans(6000, 6000, 20_000)),
+             413, "image_too_large", peak_mb=40, seconds=5),
+        Case("5. 40 requests at once for a 36 MP indexed photo", at_once(40, lambda c: c.get(
+            f"/v1/galleries/photos/faces/{server.face_id}/photo")), (200, 503),
+            peak_mb=2300, kept_mb=100),
+        Case("6. 40 MP float32 TIFF", detect(float40, "x.tif"), 200, peak_mb=1000),
+        Case("7. a symlink in an allowed folder to a file outside it", stream(str(link)), 403,
+             "source_not_allowed", echoes=str(link)),
+        Case("10. a consent expiry past the last UTC time",
+             enroll("Zed", jpeg(64, 64), consent_expires_at="9999-12-31T23:59:59-14:00"),
+             400, "bad_input"),
+        Case("10. a thermal region of NaN", lambda c: c.post(
+            "/v1/thermal/screen", data={"region": "nan,0,10,10"},
+            files={"frame": ("f.npy", b"x")}), 400, "bad_input"),
+        Case("10. a blackbody box of infinity", lambda c: c.post(
+            "/v1/thermal/screen", data={"blackbody": "0,0,inf,10", "blackbody_temp": "35"},
+            files={"frame": ("f.npy", b"x")}), 400, "bad_input"),
+        Case("12. retention of true days", lambda c: c.put(
+            "/v1/galleries/staff/retention", json={"max_idle_days": True}), 422,
+            "invalid_request"),
+        Case("12. retention of \"12\" days", lambda c: c.put(
+            "/v1/galleries/staff/retention", json={"max_idle_days": "12"}), 422,
+            "invalid_request"),
+        Case("14. /v1/health without a key shows no activity", no_key(
+            lambda c: c.get("/v1/health")), 200,
+            check=only("status", "version", "python", "packages", "models", "pipeline",
+                       "inference", "store", "worker")),
+        Case("15. the web UI carries its security headers", no_key(lambda c: c.get("/")), 200,
+             check=lambda r: "frame-ancestors 'none'" in r.headers["content-security-policy"]
+             and r.headers["x-frame-options"] == "DENY"
+             and r.headers["x-content-type-options"] == "nosniff"
+             and r.headers["referrer-policy"] == "no-referrer"),
+        # not yet fixed: after ten concurrent 10 MP detections the worker keeps ~380 MB
+        # (measured; the decode processes keep nothing): suspected ONNX Runtime's
+        # per-session arenas, which grow to the largest concurrent work and never shrink
+        # (docs/service.md); bounded here so that it cannot grow unnoticed
+        Case("16. a burst of ten 10 MP photos: what the worker keeps after it",
+             at_once(10, detect(jpeg(3900, 2600))), (200, 503), peak_mb=2300, kept_mb=450),
+        Case("16. EXIF orientation stored as text", detect(exif_jpeg(2, b"6\0")), 200),
+        Case("16. EXIF orientation of NaN", detect(exif_jpeg(11, struct.pack("<f", math.nan))),
+             200),
+    ]  # fmt: skip
+
+
+def test_round_two_cases_get_their_answers_within_their_bounds(server: Server) -> None:
+    assert_answers(server, round_two(server))
+
+
+def test_the_gallery_file_is_readable_by_its_owner_only(server: Server) -> None:
+    assert (server.tmp / "store.db").stat().st_mode & 0o777 == 0o600
+
+
+def children(pid: int) -> dict[int, float]:
+    """The CPU-seconds of each child process of ``pid`` (the decode processes)."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out[int(d.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def test_a_decode_whose_client_has_gone_stops(server: Server) -> None:
+    data = jpeg_scans(6000, 6000, 26)  # 32 scans of 36 MP: seconds of decoding
+    body = (
+        b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n'
+        + data
+        + b"\r\n--x--\r\n"
+    )
+    head = (
+        f"POST /v1/detect HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.admin}\r\n"
+        f"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(head.encode() + body)
+        time.sleep(1.0)  # the decode has started
+    time.sleep(1.0)
+    first = children(server.pid)
+    time.sleep(2.0)
+    later = children(server.pid)
+    # no decode process is working any more (decoding the picture takes several seconds)
+    spent = sum(later.values()) - sum(first.get(p, 0.0) for p in later)
+    assert spent < 0.5, (first, later)
+
+
+def test_slow_clients_are_closed_and_health_stays_quick(server: Server) -> None:
+    """300 connections sending a header line every 4 s (benchmarks/slow_clients.py runs
+    5,000 for a minute): each closed with a 408 within 30 s; /v1/health meanwhile quick."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from slow_clients import health_once, slow_clients
+
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.wait(0.1):
+            t0 = time.perf_counter()
+            assert health_once(server.port)
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    lifetimes, state = asyncio.run(slow_clients("127.0.0.1", server.port, 300, 4.0, 20.0))
+    stop.set()
+    prober.join(10)
+    assert lifetimes and max(lifetimes) < 30, max(lifetimes)
+    assert state.get("answered_408", 0) >= 300
+    latencies.sort()
+    assert latencies[len(latencies) // 2] < 100, latencies
+
+
+def test_the_connection_cap_lets_slow_clients_give_way_then_refuses(tmp_path: Path) -> None:
+    import uvicorn
+
+    from facelens import Pipeline
+    from facelens.service.app import ServiceSettings, create_app
+
+    store = SqliteStore(tmp_path / "s.db")
+    key = KeyStore(store).create("acme", ["detect"], "cap")[1]
+    store.close()
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(ServiceSettings(gallery_path=tmp_path / "s.db"), Pipeline()),
+        host="127.0.0.1",
+        port=port,
+        http="facelens.service.server:GuardedH11",
+        limit_concurrency=16,
+        log_level="warning",
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    while not srv.started:
+        time.sleep(0.05)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from slow_clients import health_once
+
+    try:
+        assert health_once(port, timeout=120)  # the first answer loads the models
+        slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]
+        for c in slow:
+            c.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.3)
+        # a 17th: the connection waiting longest for its headers gives way (408)
+        assert health_once(port, timeout=30)
+        time.sleep(0.3)
+        timed_out = 0
+        for c in slow:
+            c.setblocking(False)
+            with contextlib.suppress(BlockingIOError):  # still open, still waiting
+                timed_out += c.recv(100).startswith(b"HTTP/1.1 408")
+            c.close()
+        assert timed_out == 1  # one of those that had waited longest (all as long here)
+        time.sleep(0.3)
+        # 16 connections working on requests (their bodies not yet sent): a newcomer is
+        # refused with a 503 and closed, none of them dropped
+        busy = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]
+        head = (
+            f"POST /v1/detect HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+            "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 100\r\n\r\n"
+        )
+        for c in busy:
+            c.sendall(head.encode())
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as extra:
+            extra.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = extra.recv(1000)
+        assert answer.startswith(b"HTTP/1.1 503") and b"too_many_connections" in answer
+        for c in busy:
+            c.close()
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+
+
+def test_a_symlink_swapped_after_the_check_does_not_change_what_is_opened(
+    tmp_path: Path,
+) -> None:
+    from facelens.service.settings import source_allowed
+
+    inside, outside = tmp_path / "videos", tmp_path / "secret"
+    inside.mkdir()
+    (inside / "clip.mp4").write_bytes(b"the allowed clip")
+    outside.write_bytes(b"not for streams")
+    link = inside / "link.mp4"
+    link.symlink_to(inside / "clip.mp4")
+    allowed = source_allowed(str(link), (str(inside) + "/*",))
+    assert allowed is not None and allowed.fd is not None
+    try:
+        link.unlink()
+        link.symlink_to(outside)  # the race: swapped after the check
+        with open(allowed.open_as, "rb") as f:  # what the capture opens
+            assert f.read() == b"the allowed clip"
+    finally:
+        allowed.close()
+    assert source_allowed(str(link), (str(inside) + "/*",)) is None

@@ -19,6 +19,18 @@ def server(fr_photos: Path) -> Iterator[str]:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path.startswith("/drip"):  # a byte a second, of the headers or the body
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                if self.path == "/drip-body":
+                    self.wfile.write(b"Content-Length: 100000\r\n\r\n")
+                for _ in range(40):
+                    try:
+                        self.wfile.write(b"x" if self.path == "/drip-body" else b"X-A: b\r\n")
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                    time.sleep(1)
+                return
             if self.path == "/redirect":
                 self.send_response(302)
                 self.send_header("Location", "http://169.254.169.254/latest/meta-data")
@@ -77,3 +89,13 @@ def test_credentials_in_the_url_are_not_repeated() -> None:
     with pytest.raises(FetchError) as e:
         fetch("ftp://user:s3cret@example.com/x.jpg", 1000)
     assert "s3cret" not in str(e.value) and "ftp://***@example.com/x.jpg" in str(e.value)
+
+
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_a_server_dripping_a_byte_a_second_is_cut_off_at_the_deadline(
+    server: str, where: str
+) -> None:
+    t0 = time.perf_counter()
+    with pytest.raises(FetchError, match="took longer than 3 s"):
+        fetch(f"{server}/drip-{where}", 1_000_000, timeout=3.0, allow_private=True)
+    assert time.perf_counter() - t0 < 4.5  # it held a fetch with timeout=3 for 20-35 s

@@ -13,7 +13,6 @@ from facelens import EmbedConfig, Gallery, Pipeline, PipelineConfig
 from facelens.embed.base import template_tag
 from facelens.gallery import Consent, SqliteStore
 from facelens.govern import KeyStore
-from facelens.govern.names import gallery_key
 from facelens.service.app import ServiceSettings
 
 DEFAULT = template_tag(EmbedConfig())
@@ -33,13 +32,12 @@ def test_a_gallery_of_another_recognizer_answers_and_says_so(  # type: ignore[no
     path = tmp_path / "store.db"
     store = SqliteStore(path)
     key = KeyStore(store).create("acme", ["identify", "enroll"], "k")[1]
-    legacy = Gallery(store, gallery_key("acme", "legacy"))
-    store.ensure_gallery(legacy.name)
+    store.close()
     model = other_model()
     old = Pipeline(PipelineConfig(embed=EmbedConfig(model=model)))
-    for who in ("obama", "biden"):
-        old.enroll(legacy, who, sorted((knn / "train" / who).iterdir()), CONSENT)
-    store.close()
+    with Gallery.open(path, tenant="acme", name="legacy") as legacy:
+        for who in ("obama", "biden"):
+            legacy.enroll(old, who, sorted((knn / "train" / who).iterdir()), CONSENT)
     tag = template_tag(EmbedConfig(model=model))
     headers = {"Authorization": f"Bearer {key}"}
     probe = ("o.jpg", (knn / "test" / "obama1.jpg").read_bytes(), "image/jpeg")

@@ -15,8 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from facelens import Pipeline
-from facelens.gallery import Gallery
+from facelens import Gallery, Pipeline
 from facelens.gallery.stores import open_store
 from facelens.govern import KeyStore
 
@@ -110,11 +109,11 @@ def test_two_workers_answer_as_one_and_see_each_others_writes(
         assert len(served_by) == 2 and len(answers) == 1  # both workers, one same answer
         ((name, score),) = answers
         # ... which is the one a single process computes on the same gallery
-        g = Gallery(open_store(pg_url), "acme/office")
+        g = Gallery.open(pg_url, tenant="acme", name="office")
         image, _ = pipeline.decode(knn / "test" / "obama1.jpg")
         embeddings = pipeline.analyze(image).embeddings
         assert embeddings is not None
-        ref = pipeline.identify(embeddings, g)[0]
+        ref = g.identify(embeddings)[0]
         assert ref.identity is not None and name == ref.identity.name == "obama"
         assert score == pytest.approx(ref.candidates[0].score, abs=0.006)
         # an erasure through one worker is seen by the other at once

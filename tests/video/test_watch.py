@@ -10,10 +10,9 @@ import threading
 import time
 from pathlib import Path
 
-from facelens import Pipeline
+from facelens import Gallery, Pipeline
 from facelens.decode.video import VideoConfig, VideoSource
 from facelens.events import EventBus, MemorySink
-from facelens.gallery import Gallery
 from facelens.watch import WatchConfig, Watcher
 
 
@@ -86,7 +85,9 @@ def test_rtsp_stream_drop_and_restore(rtsp, hamilton_gallery: Path, caplog) -> N
         ),
     )
     gallery = Gallery.open(hamilton_gallery)
-    watcher = Watcher(Pipeline(), gallery, EventBus([sink]), WatchConfig(detect_every=2))
+    pipe = Pipeline()
+    watcher = Watcher(pipe, gallery, EventBus([sink]), WatchConfig(detect_every=2))
+    gallery.stream_started(source.name, pipe.model)  # the period of use its searches need
 
     def chaos() -> None:
         time.sleep(12)
@@ -99,6 +100,7 @@ def test_rtsp_stream_drop_and_restore(rtsp, hamilton_gallery: Path, caplog) -> N
     threading.Thread(target=chaos, daemon=True).start()
     stats = watcher.run(source)
     source.close()
+    gallery.stream_stopped(source.name, stats.frames, stats.events)
     gallery.close()
     kinds = [e.type for e in sink.events]
     assert "source_lost" in kinds and "source_restored" in kinds

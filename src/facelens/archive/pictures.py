@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,14 @@ PHOTO_MAX_PX = 1024
 JPEG_QUALITY = 85
 
 
-def _image(face: ArchiveFace, config: DecodeConfig, known: FileState | None) -> NDArray[np.uint8]:
+# how a photo's bytes become pixels (``decode_image`` here by default; a service decodes in
+# a sandbox and charges its memory budget first)
+Decode = Callable[[bytes], NDArray[np.uint8]]
+
+
+def _image(
+    face: ArchiveFace, config: DecodeConfig, known: FileState | None, decode: Decode | None
+) -> NDArray[np.uint8]:
     if face.time_s is not None:
         return _frame(face, config, known)
     try:
@@ -36,8 +44,9 @@ def _image(face: ArchiveFace, config: DecodeConfig, known: FileState | None) -> 
         raise NotFoundError("photo of face", face.id) from None
     if hashlib.sha256(data).hexdigest() != face.sha256:
         raise NotFoundError("photo of face (changed since it was indexed)", face.id)
-    image, _ = decode_image(data, config)
-    return image
+    if decode is not None:
+        return decode(data)
+    return decode_image(data, config)[0]
 
 
 def _frame(face: ArchiveFace, config: DecodeConfig, known: FileState | None) -> NDArray[np.uint8]:
@@ -77,13 +86,17 @@ def _jpeg(rgb: NDArray[Any]) -> bytes:
 
 
 def face_thumbnail(
-    face: ArchiveFace, config: DecodeConfig | None = None, known: FileState | None = None
+    face: ArchiveFace,
+    config: DecodeConfig | None = None,
+    known: FileState | None = None,
+    decode: Decode | None = None,
 ) -> bytes:
     """The face, with a margin, as a square JPEG of ``THUMB_PX`` pixels. ``known``: the
-    archive's record of its file (needed for a video's face)."""
+    archive's record of its file (needed for a video's face); ``decode``: how the photo's
+    bytes become pixels (``decode_image`` by default)."""
     import cv2
 
-    image = _image(face, config or DecodeConfig(), known)
+    image = _image(face, config or DecodeConfig(), known, decode)
     h, w = image.shape[:2]
     x1, y1, x2, y2 = face.box
     side = max(x2 - x1, y2 - y1) * 1.3
@@ -95,13 +108,16 @@ def face_thumbnail(
 
 
 def face_photo(
-    face: ArchiveFace, config: DecodeConfig | None = None, known: FileState | None = None
+    face: ArchiveFace,
+    config: DecodeConfig | None = None,
+    known: FileState | None = None,
+    decode: Decode | None = None,
 ) -> bytes:
     """The face's photo (or video frame), at most ``PHOTO_MAX_PX`` on its long side, the
     face outlined."""
     import cv2
 
-    image = _image(face, config or DecodeConfig(), known)
+    image = _image(face, config or DecodeConfig(), known, decode)
     h, w = image.shape[:2]
     scale = min(1.0, PHOTO_MAX_PX / max(h, w))
     small = cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))))

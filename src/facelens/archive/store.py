@@ -1,8 +1,8 @@
 """The archive's tables in the gallery's store, and the one way to read and write them.
 
-Migrations run through ``GalleryStore.apply_migrations`` (component ``archive``), so SQLite
+Migrations run through ``Tables.apply_migrations`` (component ``archive``), so SQLite
 and PostgreSQL get the same tables. Templates are kept as the store keeps biometric data:
-sealed with its key when it has one (``GalleryStore.protect``).
+sealed with its key when it has one (``Tables.protect``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from facelens.gallery.sql import Db, GalleryStore
+from facelens.gallery.contract import Db, Tables
 
 __all__ = ["Archive", "ArchiveFace", "FileState", "ensure_archive_schema", "forget_identity_in"]
 
@@ -161,7 +161,7 @@ class Archive:
         gallery: the stored gallery name.
     """
 
-    def __init__(self, store: GalleryStore, gallery: str) -> None:
+    def __init__(self, store: Tables, gallery: str) -> None:
         self.store, self.gallery = store, gallery
         ensure_archive_schema(store)
 
@@ -505,7 +505,7 @@ def _purpose(face_id: str, model: str) -> bytes:
     return f"archive-template:{face_id}:{model}".encode()
 
 
-def ensure_archive_schema(store: GalleryStore) -> None:
+def ensure_archive_schema(store: Tables) -> None:
     """Create or upgrade the archive's tables in ``store``."""
     store.apply_migrations(COMPONENT, MIGRATIONS[store.dialect])
 

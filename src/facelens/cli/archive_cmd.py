@@ -15,22 +15,25 @@ from typing import Any
 
 import click
 
-from facelens.archive import Archive, IndexConfig, Indexer
+from facelens.archive import IndexConfig, Indexer
 from facelens.cli import output
 from facelens.cli.common import (
     PartialFailure,
     consent_from,
     consent_options,
+    find,
     gallery_options,
-    governed,
+    identity_argument,
     open_gallery,
+    override_option,
     require_gallery,
 )
 from facelens.cluster import LINKAGE, ClusterConfig, Clusterer
 from facelens.cluster.people import Linkage
 from facelens.embed import EmbedConfig
 from facelens.environment import make_pipeline
-from facelens.gallery import Gallery
+from facelens.govern import GovernedGallery
+from facelens.text import check_name
 
 # the default recognizer: chosen on open-set identification, and clustering's stop measured
 # for it (docs/accuracy.md, "The defaults, and why" and "Face clustering")
@@ -123,8 +126,7 @@ def index(
     gallery = open_gallery(gallery_path, create=True)
     assert gallery is not None
     with gallery:
-        gallery.store.ensure_gallery(gallery.name)
-        archive = Archive(gallery.store, gallery.name)
+        archive = gallery.archive()
         indexer = Indexer(archive, lambda: make_pipeline(threads=1, model=model), config)
         plan = indexer.plan(paths, video)
         bar = _rate_bar(len(plan[1]))
@@ -175,14 +177,14 @@ def cluster_group(
     config = ClusterConfig(model=model)
     gallery = require_gallery(gallery_path)
     with gallery:
-        clusterer = Clusterer(Archive(gallery.store, gallery.name), config)
+        clusterer = Clusterer(gallery.archive(), config)
         if stop is not None:
             base = LINKAGE.get(clusterer.model())
             floor = min(stop - 0.04, base.floor) if base else stop - 0.04
             fill = base.fill if base else floor - 0.1
             config = ClusterConfig(model=model, linkage=Linkage(stop, floor, fill, "--stop"))
             clusterer = Clusterer(clusterer.archive, config)
-        result = clusterer.run(governed(gallery))
+        result = clusterer.run(gallery)
     if as_json:
         output.emit_json(result.to_dict())
         return
@@ -198,9 +200,11 @@ def cluster_group(
     )
 
 
-def _clusterer(ctx: click.Context, gallery_path: Path | str | None) -> tuple[Gallery, Clusterer]:
+def _clusterer(
+    ctx: click.Context, gallery_path: Path | str | None
+) -> tuple[GovernedGallery, Clusterer]:
     g = require_gallery(gallery_path or (ctx.obj or {}).get("gallery"))
-    return g, Clusterer(Archive(g.store, g.name))
+    return g, Clusterer(g.archive())
 
 
 @cluster_group.command("show")
@@ -272,16 +276,22 @@ def move(
 
 @cluster_group.command("not-person")
 @click.argument("face")
-@click.argument("identity")
+@identity_argument
 @gallery_options
 @click.pass_context
 def not_person(
-    ctx: click.Context, face: str, identity: str, gallery_path: Path | str | None, as_json: bool
+    ctx: click.Context,
+    face: str,
+    identity: str,
+    by_id: bool,
+    gallery_path: Path | str | None,
+    as_json: bool,
 ) -> None:
-    """FACE is not the enrolled person IDENTITY (name or id): never named as them."""
+    """FACE is not the enrolled person IDENTITY (a name, or an id with --id): never named
+    as them."""
     g, c = _clusterer(ctx, gallery_path)
     with g:
-        ident = g.get(identity)
+        ident = find(g, identity, by_id)
         c.not_person(face, ident.id)
     _done(as_json, {"face_id": face, "not": ident.id}, f"{face} is not {ident.name}")
 
@@ -290,6 +300,7 @@ def not_person(
 @click.argument("cluster")
 @click.argument("name")
 @consent_options
+@override_option
 @gallery_options
 @click.pass_context
 def name_cmd(
@@ -299,14 +310,18 @@ def name_cmd(
     purpose: str | None,
     granted_by: str | None,
     consent_expires: str | None,
+    override: str | None,
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
-    """Name CLUSTER: enrol NAME from its faces (needs their consent, as any enrolment)."""
+    """Name CLUSTER: enrol NAME from its faces (needs their consent, as any enrolment). The
+    name of someone enrolled adds the faces to them: they must match NAME's templates, or
+    nothing is added (exit 6)."""
+    name = check_name(name)  # before it stands in for who granted consent
     consent = consent_from(name, purpose, granted_by, consent_expires)
     g, c = _clusterer(ctx, gallery_path)
     with g:
-        r = c.name(governed(g), cluster, name, consent)
+        r = c.name(g, cluster, name, consent, override=override)
     doc = {"identity": r.identity.name, "id": r.identity.id, "added": len(r.added)}
     _done(as_json, doc, f"enrolled {r.identity.name} from {cluster} ({len(r.added)} templates)")
 

@@ -3,10 +3,12 @@ progress, and which exit code a facelens error gets."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -19,9 +21,10 @@ from facelens.errors import (
     GalleryError,
     InputError,
     ModelError,
+    NotFoundError,
     PolicyError,
 )
-from facelens.gallery import Consent, Gallery
+from facelens.gallery import Consent, Identity
 from facelens.gallery.stores import is_postgres_url
 from facelens.govern import GovernedGallery
 from facelens.match.thresholds import parse_threshold
@@ -97,10 +100,15 @@ def _select(ctx: click.Context, param: click.Parameter, value: str | None) -> st
     return value
 
 
-def gallery_options(f: F) -> F:
-    f = click.option(
+def json_option(f: F) -> F:
+    """``--json``: machine-readable output (``facelens.results`` shapes where they apply)."""
+    return click.option(
         "--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table."
     )(f)
+
+
+def gallery_options(f: F) -> F:
+    f = json_option(f)
     f = click.option(
         "--gallery",
         "gallery_path",
@@ -138,7 +146,40 @@ def tenant_options(f: F) -> F:
     return f
 
 
+@dataclass(frozen=True)
+class PipelineOptions:
+    """The pipeline a command was asked for (``--detector``, ``--upsample``, ``--provider``,
+    ``--threads``, ``--model``): declared once (``pipeline_options``), handed to the command as
+    one ``pipeline`` argument."""
+
+    detector: str | None = None
+    upsample: int | None = None
+    provider: str | None = None
+    threads: int | None = None
+    model: str | None = None
+
+    def make(self) -> Pipeline:
+        return make_pipeline(self.detector, self.upsample, self.provider, self.threads, self.model)
+
+
 def pipeline_options(f: F) -> F:
+    """The five pipeline options, given to the command as ``pipeline: PipelineOptions``."""
+    inner = f
+
+    @functools.wraps(inner)
+    def command(
+        *args: Any,
+        detector: str | None,
+        upsample: int | None,
+        provider: str | None,
+        threads: int | None,
+        model: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        chosen = PipelineOptions(detector, upsample, provider, threads, model)
+        return inner(*args, pipeline=chosen, **kwargs)
+
+    f = cast(F, command)
     f = click.option(
         "--model",
         default=None,
@@ -187,17 +228,20 @@ def selected_gallery() -> tuple[str | None, str]:
     return meta.get("facelens.tenant"), meta.get("facelens.gallery_name") or "default"
 
 
-def open_gallery(path: Path | str | None, create: bool) -> Gallery | None:
-    """The selected gallery in the store at ``path``; None when it does not exist (the file,
-    or a tenant's gallery in it) and ``create`` is False."""
-    from facelens.govern.names import gallery_key
+def open_gallery(path: Path | str | None, create: bool) -> GovernedGallery | None:
+    """The selected gallery in the store at ``path``, governed and audited as the local user
+    (``cli:<user>``); None when it does not exist (the file, or a tenant's gallery in it)
+    and ``create`` is False."""
+    import getpass
 
     p = gallery_path(path)
     if not create and isinstance(p, Path) and not p.exists():
         return None
     tenant, name = selected_gallery()
-    g = Gallery.open(p, gallery_key(tenant, name), key=settings.template_key())
-    if not create and tenant is not None and g.name not in g.store.galleries():
+    g = GovernedGallery.open(
+        p, name=name, tenant=tenant, actor=f"cli:{getpass.getuser()}", key=settings.template_key()
+    )
+    if not create and tenant is not None and not g.exists():
         g.close()
         raise GalleryError(f"tenant {tenant!r} has no gallery {name!r} in {gallery_path_str(p)}")
     return g
@@ -246,6 +290,30 @@ def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
                 worker.join(0.05)
 
 
+def identity_argument(f: F) -> F:
+    """IDENTITY, a name; with ``--id``, an identity's id (names and ids are never mixed up:
+    no name may equal an id, and a command says which it was given)."""
+    f = click.option(
+        "--id", "by_id", is_flag=True, help="IDENTITY is an identity's id, not its name."
+    )(f)
+    return click.argument("identity")(f)
+
+
+def find(g: GovernedGallery, identity: str, by_id: bool) -> Identity:
+    """The identity IDENTITY names (``--id``: by id); an id given without ``--id`` is a
+    usage error that says so."""
+    if by_id:
+        return g.get(identity, by="id")
+    try:
+        return g.get(identity, by="name")
+    except NotFoundError:
+        try:
+            g.get(identity, by="id")
+        except NotFoundError:
+            raise NotFoundError("identity named", identity) from None
+        raise click.UsageError(f"{identity!r} is an identity's id, not a name: add --id") from None
+
+
 def expand_images(inputs: Sequence[Path]) -> Iterator[Path]:
     """Files as given; folders as the image files in them (recursively, sorted)."""
     for p in inputs:
@@ -287,12 +355,12 @@ def gallery_path_str(path: Path | str | None) -> str:
     return redact_credentials(gallery_path(path))
 
 
-def searching(pipe: Pipeline, gallery: Gallery | None, model: str | None) -> Pipeline:
-    """The pipeline to search ``gallery`` with (``facelens.pipeline.search_config``): ``pipe``,
-    or, when the gallery holds no templates of the default recognizer, one for the
+def searching(pipe: Pipeline, gallery: GovernedGallery | None, model: str | None) -> Pipeline:
+    """The pipeline to search ``gallery`` with (``facelens.gallery.held.search_config``):
+    ``pipe``, or, when the gallery holds no templates of the default recognizer, one for the
     recognizer it does hold, with a one-line notice on stderr. ``--model`` named a
     recognizer the gallery has no templates of: ``NoTemplatesError`` (exit 5)."""
-    from facelens.pipeline import search_config
+    from facelens.gallery.held import search_config
 
     if gallery is None:
         return pipe
@@ -302,7 +370,7 @@ def searching(pipe: Pipeline, gallery: Gallery | None, model: str | None) -> Pip
     return pipe if config is pipe.config else Pipeline(config)
 
 
-def require_gallery(path: Path | str | None) -> Gallery:
+def require_gallery(path: Path | str | None) -> GovernedGallery:
     g = open_gallery(path, create=False)
     if g is None:
         raise GalleryError(f"no gallery at {gallery_path_str(path)}")
@@ -324,22 +392,18 @@ def exit_code(e: BaseException) -> int:
     return EXIT_INTERNAL
 
 
-def governed(gallery: Gallery) -> GovernedGallery:
-    """The command's gallery through the governed facade: every enrolment, search, rename
-    and erasure audited once, as the local user (``cli:<user>``), in the store's trail."""
-    import getpass
-
-    from facelens.govern import AuditLog
-    from facelens.govern.names import split_gallery_key
-
-    tenant, name = split_gallery_key(gallery.name)
-    return GovernedGallery(
-        gallery,
-        AuditLog(gallery.store),
-        tenant=tenant,
-        actor=f"cli:{getpass.getuser()}",
-        public_name=name,
-    )
+def override_option(f: F) -> F:
+    """``--override-face-check REASON``: add faces to an enrolled person although they do
+    not match the person's templates (audited ``enroll_override`` with the reason)."""
+    return click.option(
+        "--override-face-check",
+        "override",
+        metavar="REASON",
+        default=None,
+        help="Add the faces to an enrolled person even though they do not match the person's "
+        "templates at the strict threshold (refused otherwise, exit 6). Give the reason; it "
+        "is kept in the audit trail.",
+    )(f)
 
 
 def consent_options(f: F) -> F:

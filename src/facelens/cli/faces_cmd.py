@@ -15,26 +15,29 @@ from facelens.cli.common import (
     BATCH_VALUES,
     INPUT_PATH,
     PartialFailure,
+    PipelineOptions,
     ahead,
     consent_from,
     consent_options,
     expand_images,
     gallery_options,
     gallery_path_str,
-    governed,
-    make_pipeline,
+    json_option,
     open_gallery,
+    override_option,
     parse_threshold,
     pipeline_options,
     progress_reporter,
     searching,
 )
 from facelens.errors import (
-    EnrollmentError,
     InputError,
 )
+from facelens.match import Identification
 from facelens.match.thresholds import identify_rule
 from facelens.pipeline import FaceChoice
+from facelens.results import DetectResult, IdentifyResult, VerifyResult
+from facelens.text import check_name
 
 
 @click.command()
@@ -53,21 +56,20 @@ from facelens.pipeline import FaceChoice
     metavar="DIR",
     help="Write a copy of each image with the faces outlined to DIR.",
 )
-@gallery_options
+@json_option
 def detect(
     images: tuple[Path, ...],
-    detector: str | None,
-    upsample: int | None,
-    provider: str | None,
-    threads: int | None,
-    model: str | None,
+    pipeline: PipelineOptions,
     with_quality: bool,
     annotate: Path | None,
-    gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
-    """Find faces in IMAGES (files or folders)."""
-    pipe = make_pipeline(detector, upsample, provider, threads, model)
+    """Find faces in IMAGES (files or folders).
+
+    --json prints one object per image: its size and its faces (box, detector score and,
+    with --quality, the quality measures and gate reasons), as the service's /v1/detect.
+    """
+    pipe = pipeline.make()
     results: list[dict[str, Any]] = []
     failures = 0
     for path in expand_images(images):
@@ -80,15 +82,11 @@ def detect(
         h, w = image.shape[:2]
         faces = pipe.detect(image)
         q = None
-        if with_quality and len(faces):
+        if with_quality:
             faces = pipe.align(image, faces)
             q = pipe.quality(image, faces)
-        for i, f in enumerate(faces.clip(w, h).to_list()):
-            row: dict[str, Any] = {"image": str(path), **f}
-            if q is not None:
-                row["quality"] = q.row(i)
-                row["gate"] = pipe.config.gate.reasons(q, i)
-            results.append(row)
+        found = DetectResult(w, h, faces, q, pipe.config.gate)
+        results.append({"image": str(path), **found.to_dict()})
         if annotate:
             draw(
                 image,
@@ -100,19 +98,32 @@ def detect(
     if as_json:
         output.emit_json(results)
     else:
-        rows = [
-            [
-                r["image"],
-                output.fmt_box(r["box"]),
-                f"{r['score']:.2f}",
-                ", ".join(r.get("gate", [])) if with_quality else None,
-            ]
-            for r in results
-        ]
-        headers = ["image", "box", "score"] + (["gate"] if with_quality else [])
-        output.echo(output.table(headers, [r[: len(headers)] for r in rows]))
+        headers = ["image", "box", "score"]
+        if with_quality:
+            headers += [h for h, _, _ in QUALITY_COLUMNS] + ["gate"]
+        lines: list[list[str]] = []
+        for r in results:
+            for f in r["faces"]:
+                line = [r["image"], output.fmt_box(f["box"]), f"{f['score']:.2f}"]
+                if with_quality:
+                    measured = f.get("quality") or {}
+                    line += [fmt.format(measured[k]) for _, k, fmt in QUALITY_COLUMNS]
+                    line.append(", ".join(f.get("gate", [])) or "ok")
+                lines.append(line)
+        output.echo(output.table(headers, lines))
     if failures:
         raise PartialFailure(failures)
+
+
+# The quality measures `detect --quality` shows in its table (all of them in --json).
+QUALITY_COLUMNS = (
+    ("eyes px", "inter_eye_px", "{:.0f}"),
+    ("sharpness", "sharpness", "{:.0f}"),
+    ("yaw", "yaw_deg", "{:+.0f}"),
+    ("pitch", "pitch_deg", "{:+.0f}"),
+    ("bright", "brightness", "{:.0f}"),
+    ("clipped", "clipped", "{:.2f}"),
+)
 
 
 def parse_face(value: str) -> FaceChoice:
@@ -158,6 +169,7 @@ def parse_meta(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--progress", is_flag=True, help="Report progress on stderr even when it is not a terminal."
 )
+@override_option
 @pipeline_options
 @gallery_options
 def enroll(
@@ -170,30 +182,30 @@ def enroll(
     meta: tuple[str, ...],
     no_quality_gate: bool,
     progress: bool,
-    detector: str | None,
-    upsample: int | None,
-    provider: str | None,
-    threads: int | None,
-    model: str | None,
+    override: str | None,
+    pipeline: PipelineOptions,
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
     """Enrol NAME from IMAGES (files or folders) in the gallery.
 
-    Each image gives one sample (its largest face); images that fail the quality gate are
-    listed with the reason. Everything is stored in one atomic write.
+    Each image gives one sample (its primary face); images that fail the quality gate are
+    listed with the reason. Everything is stored in one atomic write. Images added to someone
+    already enrolled must show the same person (their faces must match NAME's templates at
+    the strict threshold): otherwise nothing is added (exit 6).
     """
+    name = check_name(name)  # before it stands in for who granted consent
     choice = parse_face(face)
     metadata = parse_meta(meta)
     consent = consent_from(name, purpose, granted_by, consent_expires)
     files = list(expand_images(images))
     if not files:
         raise click.UsageError("no image files found in the given paths")
-    pipe = make_pipeline(detector, upsample, provider, threads, model)
+    pipe = pipeline.make()
     gallery = open_gallery(gallery_path, create=True)
     assert gallery is not None
     with gallery:
-        report = governed(gallery).enroll(
+        report = gallery.enroll(
             pipe,
             name,
             files,
@@ -202,6 +214,7 @@ def enroll(
             gate=not no_quality_gate,
             metadata=metadata,
             progress=progress_reporter(len(files), "enroll", progress),
+            override=override,
         )
     res = report.result
     rejected = [
@@ -279,25 +292,31 @@ def identify(
     show_candidates: bool,
     annotate: Path | None,
     progress: bool,
-    detector: str | None,
-    upsample: int | None,
-    provider: str | None,
-    threads: int | None,
-    model: str | None,
+    pipeline: PipelineOptions,
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
     """Name the people in INPUTS (image files or folders) from the gallery.
 
-    Prints one entry per face: image, box [x1, y1, x2, y2] in pixels, and the identity
-    (the enrolled name, or null/unknown when no one is similar enough).
+    Prints one row per face: image, box [x1, y1, x2, y2] in pixels, and the identity (the
+    enrolled name, or unknown when no one is similar enough). --json prints one object per
+    image, as the service's /v1/galleries/{gallery}/identify answers it.
     """
     gallery = open_gallery(gallery_path, create=False)
-    pipe = searching(make_pipeline(detector, upsample, provider, threads, model), gallery, model)
-    audited = governed(gallery) if gallery is not None else None
+    if gallery is not None:
+        try:  # a stopped tenant's search is refused before any photo is read (audited)
+            gallery.refuse_if_stopped("identify")
+            # the default's templates, else those the gallery holds (with a notice); a
+            # --model it holds none of is NoTemplatesError (exit 5)
+            pipe = searching(pipeline.make(), gallery, pipeline.model)
+        except BaseException:
+            gallery.close()
+            raise
+    else:
+        pipe = pipeline.make()
     size = gallery.search_size(pipe.model) if gallery is not None else (0, 0)
     rule = identify_rule(pipe.model, parse_threshold(threshold), *size)
-    enrolled = gallery.store.count_identities(gallery.name) if gallery is not None else 0
+    enrolled = gallery.count() if gallery is not None else 0
     if enrolled == 0:
         output.warn(
             f"no one is enrolled in {gallery_path_str(gallery_path)}: every face is "
@@ -317,7 +336,7 @@ def identify(
         h, w = image.shape[:2]
         # each photo searched is one audit record (its hash, candidates, decision)
         ids: list[Any] = (
-            audited.identify_many(
+            gallery.identify_many(
                 a.embeddings if a.embeddings is not None else [],
                 rule,
                 top_k,
@@ -325,50 +344,51 @@ def identify(
                 candidates_shown=show_candidates,
                 model=pipe.model,
             )
-            if audited is not None
-            else [None] * len(a.faces)
+            if gallery is not None
+            else [Identification((), None, rule.threshold, None, rule.name)] * len(a.faces)
         )
-        labels, colours = [], []
-        for i, ident in enumerate(ids):
-            best = ident.identity if ident else None
-            results.append(
-                {
-                    "image": str(path),
-                    "box": [round(float(v), 1) for v in a.faces.clip(w, h).xyxy[i]],
-                    "identity": best.name if best else None,
-                    "identity_id": best.identity_id if best else None,
-                    # the decided identity's similarity; an unknown face's best similarity
-                    # only with --candidates
-                    "score": round(ident.candidates[0].score, 3)
-                    if ident and ident.candidates and (best or show_candidates)
-                    else None,
-                    "threshold": round(rule.threshold, 4),
-                    "rule": rule.name if rule.normalised else "similarity",
-                    "decision_score": None
-                    if ident is None or ident.decision_score is None
-                    else round(ident.decision_score, 4),
-                    "candidates": [
-                        {"name": c.name, "identity_id": c.identity_id, "score": round(c.score, 3)}
-                        for c in (ident.candidates if ident and show_candidates else ())
-                    ],
-                }
-            )
-            labels.append(best.name if best else "unknown")
-            colours.append(KNOWN if best else UNKNOWN)
+        found = IdentifyResult(w, h, pipe.model, rule, a.faces, ids, show_candidates)
+        results.append({"image": str(path), **found.to_dict()})
         if annotate:
+            labels = [x.identity.name if x.identity else "unknown" for x in ids]
+            colours = [KNOWN if x.identity else UNKNOWN for x in ids]
             draw(image, a.faces.xyxy.tolist(), labels, colours, annotate / f"{path.stem}.jpg")
 
-    # Photos are analysed a few at a time, their faces embedded together (a batch of chips
-    # runs several times faster than one photo's), within a pixel budget; the next batch is
-    # decoded and its faces found and aligned in a second thread while this one's are
-    # embedded and searched (both cores busy).
-    def prepared() -> Iterator[tuple[int, Any]]:
+    try:
+        for item in _analysed(pipe, files, report):
+            if isinstance(item, InputError):
+                output.warn(str(item))
+                failures += 1
+            else:
+                name_faces(*item)
+    finally:
+        if gallery is not None:
+            gallery.close()
+    if as_json:
+        output.emit_json(results)
+    else:
+        _print_identified(results, show_candidates)
+    if failures:
+        raise PartialFailure(failures)
+
+
+def _analysed(
+    pipe: Any, files: list[Path], report: Any
+) -> Iterator[tuple[Path, Any, Any, str] | InputError]:
+    """(path, image, analysis, SHA-256) of each photo, or the error of one that cannot be
+    read. Photos are analysed a few at a time, their faces embedded together (a batch of
+    chips runs several times faster than one photo's), within a pixel budget; the next batch
+    is decoded and its faces found and aligned in a second thread while this one's are
+    embedded (``Pipeline.prepare`` / ``embed_many``: both cores busy, the same answers)."""
+
+    def prepared() -> Iterator[tuple[int, list[tuple[Path, Any, Any, str]] | InputError]]:
         batch: list[tuple[int, Path, Any, str]] = []
 
-        def done() -> tuple[int, Any]:
-            ready = [(n, p, im, sha, pipe.prepare(im)) for n, p, im, sha in batch]
+        def done() -> tuple[int, list[tuple[Path, Any, Any, str]]]:
+            ready = [(p, im, pipe.prepare(im), sha) for _, p, im, sha in batch]
+            last = batch[-1][0]
             batch.clear()
-            return ready[-1][0], ready
+            return last, ready
 
         for n, path in enumerate(files):
             try:
@@ -382,47 +402,42 @@ def identify(
         if batch:
             yield done()
 
-    try:
-        reported = 0
-        for n, item in ahead(prepared()):
-            if isinstance(item, InputError):
-                output.warn(str(item))
-                failures += 1
-            else:
-                analyses = pipe.embed_many([a for *_, a in item])
-                for (_, path, image, sha256, _), a in zip(item, analyses, strict=True):
-                    name_faces(path, image, a, sha256)
-            if report:
-                for done_n in range(reported + 1, n + 2):
-                    report(done_n, len(files))
-            reported = n + 1
-    finally:
-        if gallery is not None:
-            gallery.close()
-    if as_json:
-        output.emit_json(results)
-    else:
-        output.echo(
-            output.table(
-                ["image", "box", "identity", "score"] + (["candidates"] if show_candidates else []),
+    reported = 0
+    for n, item in ahead(prepared()):
+        if isinstance(item, InputError):
+            yield item
+        else:
+            analyses = pipe.embed_many([a for _, _, a, _ in item])
+            for (path, image, _, sha), a in zip(item, analyses, strict=True):
+                yield path, image, a, sha
+        if report:
+            for k in range(reported + 1, n + 2):
+                report(k, len(files))
+        reported = n + 1
+
+
+def _print_identified(results: list[dict[str, Any]], show_candidates: bool) -> None:
+    """identify's table: a row per face."""
+    output.echo(
+        output.table(
+            ["image", "box", "identity", "score"] + (["candidates"] if show_candidates else []),
+            [
                 [
-                    [
-                        r["image"],
-                        output.fmt_box(r["box"]),
-                        r["identity"] or "unknown",
-                        "" if r["score"] is None else f"{r['score']:.3f}",
-                    ]
-                    + (
-                        [", ".join(f"{c['name']} {c['score']:.3f}" for c in r["candidates"])]
-                        if show_candidates
-                        else []
-                    )
-                    for r in results
-                ],
-            )
+                    r["image"],
+                    output.fmt_box(f["box"]),
+                    f["identity"]["name"] if f["identity"] else "unknown",
+                    f"{f['identity']['score']:.3f}" if f["identity"] else "",
+                ]
+                + (
+                    [", ".join(f"{c['name']} {c['score']:.3f}" for c in f["candidates"])]
+                    if show_candidates
+                    else []
+                )
+                for r in results
+                for f in r["faces"]
+            ],
         )
-    if failures:
-        raise PartialFailure(failures)
+    )
 
 
 @click.command()
@@ -435,45 +450,54 @@ def identify(
     help="Cosine threshold, operating point (balanced, fmr_1e-3, strict, fmr_1e-5) or fmr=X. "
     "Default 'balanced': LFW's most accurate threshold.",
 )
+@click.option(
+    "--face-a",
+    type=click.IntRange(0, 1000),
+    default=None,
+    metavar="N",
+    help="Which face of IMAGE_A to compare, counting from 0 at the left (default: the "
+    "largest). --json lists every face found (faces_a).",
+)
+@click.option(
+    "--face-b",
+    type=click.IntRange(0, 1000),
+    default=None,
+    metavar="N",
+    help="Which face of IMAGE_B to compare (default: the largest).",
+)
+@json_option
 @pipeline_options
-@gallery_options
 def verify(
     image_a: Path,
     image_b: Path,
     threshold: str | None,
-    detector: str | None,
-    upsample: int | None,
-    provider: str | None,
-    threads: int | None,
-    model: str | None,
-    gallery_path: Path | str | None,
+    face_a: int | None,
+    face_b: int | None,
     as_json: bool,
+    pipeline: PipelineOptions,
 ) -> None:
     """Say whether IMAGE_A and IMAGE_B show the same person.
 
-    Each image's primary face is used (best area x centrality); when none is found the image
-    is searched once more at twice the resolution.
+    Each image's largest face is compared (when none is found the image is searched once
+    more at twice the resolution); an image of several faces is said to have them, and
+    --face-a / --face-b choose another (from 0, left to right). --json prints what the
+    service's /v1/verify answers.
     """
-    pipe = make_pipeline(detector, upsample, provider, threads, model)
-    embs = []
-    for path in (image_a, image_b):
+    pipe = pipeline.make()
+    embs, chosen = [], []
+    for path, n in ((image_a, face_a), (image_b, face_b)):
         image, _ = pipe.decode(path)
-        e = pipe.primary_embedding(image)
-        if e is None:
-            raise EnrollmentError(str(path), ["no_face"])
-        embs.append(e)
-    v = pipe.verify(embs[0], embs[1], parse_threshold(threshold))
+        views, face = pipe.compared_face(image, n, str(path))
+        embs.append(pipe.embed_views(views))
+        chosen.append(face)
+    point = parse_threshold(threshold)
+    v = pipe.verify(embs[0], embs[1], point)
+    named = point if point is not None else pipe.config.verify_threshold
+    result = VerifyResult(v, named if isinstance(named, str) else "custom", chosen[0], chosen[1])
     if as_json:
-        output.emit_json(
-            {
-                "image_a": str(image_a),
-                "image_b": str(image_b),
-                "same": v.same,
-                "similarity": round(v.similarity, 4),
-                "threshold": round(v.threshold, 4),
-                "model": v.model,
-            }
-        )
-    else:
-        verdict = "same person" if v.same else "different people"
-        output.echo(f"{verdict} (similarity {v.similarity:.3f}, threshold {v.threshold:.3f})")
+        output.emit_json({"image_a": str(image_a), "image_b": str(image_b), **result.to_dict()})
+        return
+    for note in result.notes():
+        output.warn(note)
+    verdict = "same person" if v.same else "different people"
+    output.echo(f"{verdict} (similarity {v.similarity:.3f}, threshold {v.threshold:.3f})")

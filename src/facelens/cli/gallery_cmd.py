@@ -10,15 +10,15 @@ import click
 
 from facelens.cli import output
 from facelens.cli.common import (
+    PipelineOptions,
+    find,
     gallery_options,
-    governed,
-    make_pipeline,
+    identity_argument,
     open_gallery,
     pipeline_options,
     progress_reporter,
     require_gallery,
 )
-from facelens.gallery import export_gallery, import_gallery
 
 # -- gallery management ---------------------------------------------------------------------
 
@@ -56,12 +56,15 @@ def gallery_list(gallery_path: Path | str | None, as_json: bool) -> None:
 
 
 @gallery_group.command("show")
-@click.argument("identity")
+@identity_argument
 @gallery_options
-def gallery_show(identity: str, gallery_path: Path | str | None, as_json: bool) -> None:
-    """Show one identity (by name or id) with its samples' quality and consent records."""
+def gallery_show(
+    identity: str, by_id: bool, gallery_path: Path | str | None, as_json: bool
+) -> None:
+    """Show one identity (by name, or by id with --id) with its samples' quality and consent
+    records."""
     with require_gallery(gallery_path) as g:
-        ident = g.get(identity)
+        ident = find(g, identity, by_id)
         samples = g.samples(ident.id)
         now = g.now()
     doc = ident.to_dict(now)
@@ -98,15 +101,15 @@ def gallery_show(identity: str, gallery_path: Path | str | None, as_json: bool) 
 
 
 @gallery_group.command("rename")
-@click.argument("identity")
+@identity_argument
 @click.argument("new_name")
 @gallery_options
 def gallery_rename(
-    identity: str, new_name: str, gallery_path: Path | str | None, as_json: bool
+    identity: str, by_id: bool, new_name: str, gallery_path: Path | str | None, as_json: bool
 ) -> None:
-    """Rename an identity (by name or id)."""
+    """Rename an identity (by name, or by id with --id). Audited."""
     with require_gallery(gallery_path) as g:
-        ident = governed(g).rename(identity, new_name)
+        ident = g.rename(find(g, identity, by_id).id, new_name)
     if as_json:
         output.emit_json(ident.to_dict(g.now()))
     else:
@@ -114,14 +117,16 @@ def gallery_rename(
 
 
 @gallery_group.command("withdraw")
-@click.argument("identity")
+@identity_argument
 @gallery_options
-def gallery_withdraw(identity: str, gallery_path: Path | str | None, as_json: bool) -> None:
+def gallery_withdraw(
+    identity: str, by_id: bool, gallery_path: Path | str | None, as_json: bool
+) -> None:
     """Record that a person withdrew consent: every running consent ends now, search stops
     naming them, and 'facelens govern purge' erases them after the gallery's consent grace
     period (default 0 days). Audited."""
     with require_gallery(gallery_path) as g:
-        ident = governed(g).withdraw_consent(identity)
+        ident = g.withdraw_consent(find(g, identity, by_id).id)
     if as_json:
         output.emit_json(ident.to_dict(g.now()))
     else:
@@ -129,15 +134,16 @@ def gallery_withdraw(identity: str, gallery_path: Path | str | None, as_json: bo
 
 
 @gallery_group.command("delete")
-@click.argument("identity")
+@identity_argument
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @gallery_options
 def gallery_delete(
-    identity: str, yes: bool, gallery_path: Path | str | None, as_json: bool
+    identity: str, by_id: bool, yes: bool, gallery_path: Path | str | None, as_json: bool
 ) -> None:
-    """Erase an identity with all its samples and consent records."""
+    """Erase an identity (by name, or by id with --id) with all its samples and consent
+    records. Audited."""
     with require_gallery(gallery_path) as g:
-        ident = g.get(identity)
+        ident = find(g, identity, by_id)
         if not yes:
             if not sys.stdin.isatty():
                 raise click.UsageError(
@@ -148,7 +154,7 @@ def gallery_delete(
                 abort=True,
                 err=True,
             )
-        receipt, _ = governed(g).delete(ident.id)
+        receipt, _ = g.delete(ident.id)
     doc = receipt.to_dict()
     if as_json:
         output.emit_json(doc)
@@ -168,11 +174,7 @@ def gallery_delete(
 @gallery_options
 def gallery_retemplate(
     progress: bool,
-    detector: str | None,
-    upsample: int | None,
-    provider: str | None,
-    threads: int | None,
-    model: str | None,
+    pipeline: PipelineOptions,
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
@@ -183,10 +185,10 @@ def gallery_retemplate(
     people were enrolled; those it holds no chip of are listed: they must enrol again to be
     found by the new model. Identities whose consent has lapsed are left alone.
     """
-    pipe = make_pipeline(detector, upsample, provider, threads, model)
+    pipe = pipeline.make()  # no --model: the default recognizer
     with require_gallery(gallery_path) as g:
         n = len(g.identities())
-        report = pipe.retemplate(g, progress_reporter(n, "retemplate", progress))
+        report = g.retemplate(pipe, progress_reporter(n, "retemplate", progress))
     doc = {
         "model": report.model,
         "templates_added": report.added,
@@ -281,7 +283,7 @@ def gallery_export(
     """Write the gallery to a portable FILE (templates and consent; never photos, and kept
     face chips only with --with-chips)."""
     with require_gallery(gallery_path) as g:
-        n = export_gallery(g, file, chips=with_chips)
+        n = g.export_to(file, chips=with_chips)
     if as_json:
         output.emit_json({"file": str(file), "identities": n})
     else:
@@ -305,7 +307,7 @@ def gallery_import(
     g = open_gallery(gallery_path, create=True)
     assert g is not None
     with g:
-        imported, skipped = import_gallery(g, file, on_conflict)
+        imported, skipped = g.import_from(file, on_conflict)
     if as_json:
         output.emit_json({"imported": imported, "skipped": skipped})
     else:

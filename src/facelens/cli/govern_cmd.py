@@ -240,6 +240,7 @@ def govern_report(
     """What the store holds and how it is used, per gallery: people, templates and chips
     (sealed or not), consent status, retention policy, next deadlines and pending purges,
     searches per key and day. The facts a data-protection impact assessment needs."""
+    from facelens.govern.readable import actor_label
     from facelens.govern.report import privacy_report
 
     with _store(gallery_path) as store:
@@ -251,9 +252,10 @@ def govern_report(
     output.echo(f"templates {sealed}; report at {doc['generated_at']}")
     for g in doc["galleries"]:
         c = g["consent"]
+        templates = ", ".join(f"{n} of {m}" for m, n in sorted(g["templates"].items()))
         output.echo(
             f"\n{g['tenant']}/{g['gallery']}: {g['people']} people, templates "
-            f"{g['templates'] or 'none'}, {g['chips']} chips"
+            f"{templates or 'none'}, {g['chips']} chips"
             + ("" if g["templates_transformed"] else " (no per-gallery transform yet)")
         )
         output.echo(
@@ -266,9 +268,14 @@ def govern_report(
             f" {len(g['pending_purges'])} due now"
         )
         for d in g["next_deadlines"][:3]:
-            output.echo(f"    next: {d['due_at']} {d['name']} ({d['reason']})")
+            ended = "ended" if d["since"] <= doc["generated_at"] else "ends"
+            why = {"idle": "unmatched since", "consent_ended": f"consent {ended}"}.get(
+                d["reason"], d["reason"]
+            )
+            output.echo(f"    next: {d['due_at'][:10]} {d['name']} ({why} {d['since'][:10]})")
         per_key: dict[str, int] = {}
         for s in g["searches"]:
-            per_key[s["key"]] = per_key.get(s["key"], 0) + s["count"]
+            who = actor_label(s["key"])
+            per_key[who] = per_key.get(who, 0) + s["count"]
         for key, n in sorted(per_key.items()):
             output.echo(f"  searches by {key}: {n} in {days} days")

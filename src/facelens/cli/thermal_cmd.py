@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import click
 import numpy as np
 
+from facelens import environment as settings
 from facelens.cli import output
 from facelens.cli.common import INPUT_PATH
 from facelens.errors import InputError, PolicyError
@@ -228,7 +228,7 @@ def thermal_screen(
             "registration_rms_px": round(reg.rms_error_px, 3),
             "registration_pairs": reg.pairs,
         }
-    secret = (os.environ.get("FACELENS_WEBHOOK_SECRET") or "").encode() or None
+    secret = settings.webhook_secret()
     bus = EventBus([parse_sink(s, secret) for s in sinks])
     results = []
     try:

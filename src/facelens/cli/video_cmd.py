@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from pathlib import Path
@@ -11,8 +10,9 @@ from typing import Any
 import click
 import numpy as np
 
+from facelens import environment as settings
 from facelens.cli import output
-from facelens.cli.common import GALLERY, pipeline_options, tenant_options
+from facelens.cli.common import GALLERY, PipelineOptions, pipeline_options, tenant_options
 from facelens.detect import DETECTORS
 from facelens.errors import InputError
 from facelens.redact import RedactConfig
@@ -138,11 +138,7 @@ def watch(
     reconnect: bool,
     rtsp_transport: str,
     quiet: bool,
-    detector: str | None,
-    upsample: int | None,
-    provider: str | None,
-    threads: int | None,
-    model: str | None,
+    pipeline: PipelineOptions,
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
@@ -152,21 +148,20 @@ def watch(
     Events: track_started, identified, unknown_face, track_ended, source_lost,
     source_restored (docs/events.md).
     """
-    from facelens.cli.common import (
-        governed,
-        make_pipeline,
-        open_gallery,
-        parse_threshold,
-        searching,
-    )
+    from facelens.cli.common import open_gallery, parse_threshold, searching
     from facelens.decode.video import VideoConfig, VideoSource
     from facelens.events import EventBus, JsonlSink, parse_sink
     from facelens.watch import WatchConfig, Watcher
 
-    secret = (webhook_secret or os.environ.get("FACELENS_WEBHOOK_SECRET") or "").encode()
+    secret = webhook_secret.encode() if webhook_secret else settings.webhook_secret()
     bus = EventBus([parse_sink(s, secret or None) for s in sinks] or [JsonlSink("/dev/stdout")])
     gallery = open_gallery(gallery_path, create=False)
-    pipe = searching(make_pipeline(detector, upsample, provider, threads, model), gallery, model)
+    try:  # the default's templates, else those the gallery holds (with a notice)
+        pipe = searching(pipeline.make(), gallery, pipeline.model)
+    except BaseException:
+        if gallery is not None:
+            gallery.close()
+        raise
     if gallery is None:
         output.warn("no gallery: every face will be unknown")
     cfg = WatchConfig(
@@ -175,10 +170,9 @@ def watch(
         identify_threshold=parse_threshold(threshold) or "open_set",
     )
     src = VideoSource(source, VideoConfig(reconnect=reconnect, rtsp_transport=rtsp_transport))
-    audited = governed(gallery) if gallery is not None else None
     # a gallery set to confirm=2: identifications wait as alerts for two people (the service
     # that confirms them delivers them to its sinks); this watch names no one
-    hold = audited.confirmation() if audited is not None else None
+    hold = gallery.confirmation() if gallery is not None else None
     watcher = Watcher(pipe, gallery, bus, cfg, hold=hold)
     writer: Any = None
     if annotate is not None:
@@ -194,7 +188,7 @@ def watch(
             writer.write(_draw(frame.image, faces, labels))
 
     def on_progress(st: Any) -> None:
-        if quiet or (not sys.stderr.isatty() and not os.environ.get("FACELENS_PROGRESS")):
+        if quiet or (not sys.stderr.isatty() and not settings.progress_forced()):
             return
         fps = st.frames / st.processing_seconds if st.processing_seconds else 0.0
         ident = st.events.get("identified", 0)
@@ -206,8 +200,14 @@ def watch(
             nl=False,
         )
 
-    if audited is not None:
-        audited.stream_started(src.name, pipe.model)  # the period of use, in the audit trail
+    if gallery is not None:  # the period of use, in the audit trail (refused when stopped)
+        try:
+            gallery.stream_started(src.name, pipe.model)
+        except BaseException:
+            src.close()
+            bus.close()
+            gallery.close()
+            raise
     previous = signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
     stats = watcher.stats
     try:
@@ -218,8 +218,8 @@ def watch(
         signal.signal(signal.SIGTERM, previous)
         src.close()
         bus.close()
-        if audited is not None:
-            audited.stream_stopped(src.name, stats.frames, stats.events)
+        if gallery is not None:
+            gallery.stream_stopped(src.name, stats.frames, stats.events)
         if writer is not None:
             writer.release()
         if gallery is not None:
@@ -318,7 +318,7 @@ def redact(
     Videos keep their resolution, frame count, frame rate and audio. Images are written
     upright without their metadata (EXIF, GPS).
     """
-    from facelens.cli.common import governed, make_pipeline, open_gallery, searching
+    from facelens.cli.common import make_pipeline, open_gallery, searching
     from facelens.redact import RedactConfig, redact_image, redact_video
 
     if not src.exists():
@@ -337,10 +337,13 @@ def redact(
     if mode == "except" and gallery is None:
         raise click.UsageError("--mode except needs --gallery with enrolled people")
     pipe = make_pipeline(detector=detector, upsample=upsample, threshold=threshold)
-    pipe = searching(pipe, gallery, None)
-    audited = governed(gallery) if gallery is not None else None
-    if audited is not None:  # sparing enrolled people searches the gallery: audited
-        audited.stream_started(str(src), pipe.model, kind="redact")
+    if gallery is not None:  # sparing enrolled people searches the gallery: audited
+        try:
+            pipe = searching(pipe, gallery, None)
+            gallery.stream_started(str(src), pipe.model, kind="redact")
+        except BaseException:
+            gallery.close()
+            raise
     doc: dict[str, Any] = {}
     try:
         if src.suffix.lower() in VIDEO_SUFFIXES:
@@ -354,8 +357,8 @@ def redact(
             faces = redact_image(pipe, src, dst, cfg, spare=spare)
             doc = {"src": str(src), "dst": str(dst), "covered": len(faces)}
     finally:
-        if audited is not None:
-            audited.stream_stopped(
+        if gallery is not None:
+            gallery.stream_stopped(
                 str(src), int(doc.get("frames", 1)), {}, why=str(dst), kind="redact"
             )
         if gallery is not None:
@@ -367,9 +370,15 @@ def redact(
 
 
 def _spare_image(pipe: Any, gallery: Any) -> Any:
+    """Which faces of an image are enrolled people to leave visible: searched within the
+    redaction's period of use (``stream_search``), decided by the gallery's open-set rule."""
+    from facelens.match.decide import decide_identity
+
     def spare(image: np.ndarray, faces: Any) -> list[bool]:
         emb = pipe.embed(image, faces)
-        return [r.identity is not None for r in gallery.identify(emb, gallery.rule(emb.model))]
+        rule = gallery.rule(emb.model)
+        found = gallery.stream_search(emb, rule.depth) if len(emb) else []
+        return [decide_identity(c, rule, rule.depth).identity is not None for c in found]
 
     return spare
 
@@ -382,7 +391,7 @@ def _sparing(pipe: Any, gallery: Any) -> tuple[Any, Any]:
     from facelens.track.identity import face_quality
 
     rule = gallery.rule(pipe.model)
-    ids = TrackIdentities(lambda e: gallery.search(e, k=rule.depth)[0], rule, pipe.model)
+    ids = TrackIdentities(lambda e: gallery.stream_search(e, rule.depth)[0], rule, pipe.model)
     doubted: set[int] = set()
     named: set[int] = set()
 

@@ -203,7 +203,7 @@ class Clusterer:
         if governed is None:
             return out
         not_them = {(a, b) for k, a, b in self.archive.links() if k == "not_identity"}
-        enrolled = governed.gallery.models()
+        enrolled = governed.models()
         tags = [m for m in self.archive.models() if m in enrolled]
         if not tags:
             return out
@@ -215,7 +215,7 @@ class Clusterer:
         from facelens.embed import Embeddings
 
         probes = Embeddings(vecs[todo], tag)
-        rule = governed.gallery.rule(tag)
+        rule = governed.rule(tag)
         digest = hashlib.sha256("".join(ids[n] for n in todo).encode()).hexdigest()
         found = governed.identify_many(probes, rule, 1, probe_sha256=digest, model=tag)
         for n, x in zip(todo, found, strict=True):
@@ -383,14 +383,20 @@ class Clusterer:
         name: str,
         consent: Consent | None,
         gate: QualityGate | None = None,
+        override: str | None = None,
     ) -> Any:
         """Name a cluster: enrol its person (``consent`` needed, as for any enrolment: a new
         person without one is refused before anything is written), then mark its faces as
-        theirs. Returns the ``EnrollResult``."""
+        theirs. The name of someone enrolled adds the faces to them, checked as any such
+        addition (``IdentityMismatchError`` unless ``override`` gives the reason). Returns
+        the ``EnrollResult``."""
         faces = self.members(cluster)
-        governed.gallery.require_consent(name, consent)
-        samples = self.samples(cluster, gate if gate is not None else QualityGate())
-        result = governed.enroll_samples(name, samples, consent)
+        result = governed.enroll_samples(
+            name,
+            lambda: self.samples(cluster, gate if gate is not None else QualityGate()),
+            consent,
+            override=override,
+        )
         self.archive.set_identity(faces, result.identity.id)
         self.archive.unassign(cluster=cluster)
         return result

@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from facelens.convert.dlib_nets import check, mmod_topology, resnet_topology
 from facelens.convert.onnx_float import float_model
 from facelens.convert.onnx_graph import build_graph
 from facelens.errors import ModelError
+from facelens.files import atomic_write
 from facelens.models import ModelSpec, ModelStore
 from facelens.runtime import RuntimeConfig, make_session
 
@@ -152,19 +151,6 @@ def _check_pinned(spec: ModelSpec, onnx: bytes) -> None:
         )
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _load_cached(
     onnx_path: Path, meta_path: Path, source_sha: str, pinned: str
 ) -> dict[str, Any] | None:
@@ -223,7 +209,7 @@ def converted(name: str, models: ModelStore, cache_dir: Path | None) -> Converte
         log.info("converted %s to ONNX in %.2f s", name, time.perf_counter() - t)
         if onnx_path is not None and meta_path is not None:
             onnx_path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(onnx_path, onnx)
+            atomic_write(onnx_path, onnx)
             record = {
                 "source": spec.filename,
                 "source_sha256": spec.sha256,
@@ -231,7 +217,7 @@ def converted(name: str, models: ModelStore, cache_dir: Path | None) -> Converte
                 "converter": CONVERTER_VERSION,
                 "meta": meta,
             }
-            _atomic_write(meta_path, json.dumps(record, indent=1).encode())
+            atomic_write(meta_path, json.dumps(record, indent=1).encode())
             result = Converted(name, onnx_path, meta, converted_now=True)
         else:
             result = Converted(name, onnx, meta, converted_now=True)

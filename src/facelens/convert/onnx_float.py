@@ -115,7 +115,21 @@ def float_model(data: bytes, source: str, rewrite: bool = True) -> tuple[bytes, 
     except Exception as e:  # protobuf's DecodeError and friends
         raise ModelError(source, f"not an ONNX file ({type(e).__name__})") from None
     g = model.graph
-    consts: dict[str, NDArray[Any]] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    external = [t.name for t in _tensors(g) if t.data_location == onnx.TensorProto.EXTERNAL]
+    if external:
+        raise ModelError(
+            source,
+            f"tensor {external[0]!r} keeps its data in another file; only a model in one "
+            "file is accepted (nothing outside it is read)",
+        )
+    consts: dict[str, NDArray[Any]] = {}
+    for init in g.initializer:
+        try:
+            consts[init.name] = numpy_helper.to_array(init)
+        except Exception as e:  # declared dimensions without the data, a wrong type...
+            raise ModelError(
+                source, f"initializer {init.name!r} is malformed ({type(e).__name__})"
+            ) from None
     declared = [_describe(i) for i in g.input if i.name not in consts]
     kept: list[Any] = []
     dequantized = folded = 0
@@ -255,6 +269,26 @@ def prelu_as_relu(model: Any) -> int:
         del g.initializer[:]
         g.initializer.extend(kept + inits)
     return count
+
+
+def _tensors(graph: Any) -> list[Any]:
+    """Every tensor a graph holds: initializers, and constants in node attributes (subgraphs
+    included)."""
+    from onnx import AttributeProto
+
+    out = list(graph.initializer)
+    for node in graph.node:
+        for a in node.attribute:
+            if a.type == AttributeProto.TENSOR:
+                out.append(a.t)
+            elif a.type == AttributeProto.TENSORS:
+                out.extend(a.tensors)
+            elif a.type == AttributeProto.GRAPH:
+                out.extend(_tensors(a.g))
+            elif a.type == AttributeProto.GRAPHS:
+                for sub in a.graphs:
+                    out.extend(_tensors(sub))
+    return out
 
 
 def _describe(vi: Any) -> dict[str, Any]:

@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import re
 import stat
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from facelens.decode.cost import DecodeCost, decode_cost
 from facelens.errors import ImageTooLargeError, InputError
+from facelens.sandbox import Limits, Sandbox, task
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-__all__ = ["DecodeConfig", "ImageMeta", "decode_image", "load_image", "probe_image"]
+__all__ = [
+    "DecodeConfig",
+    "ImageMeta",
+    "decode_image",
+    "decode_isolated",
+    "load_image",
+    "probe_cost",
+    "probe_image",
+]
 
 # Pillow format names accepted (camera MPO files open through the JPEG decoder).
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")
@@ -33,10 +45,19 @@ class DecodeConfig:
         max_bytes: largest encoded input accepted (default 64 MiB).
         max_pixels: largest decoded width x height accepted (default 40 megapixels), checked
             from the header before any pixel is decoded, so decompression bombs are refused.
+        max_scans: most scans a JPEG may have (``facelens.decode.cost``): each is a pass
+            over the whole picture (up to 80 ms for 36 MP here), and a camera's progressive
+            JPEG has about ten (libjpeg's default script: 10 for colour, 6 for grey;
+            Photoshop's 3-5).
+        max_tile_pixels: largest TIFF tile (or strip) a decoder may fill at once when it is
+            larger than the image itself (rounded up to 16): 1 megapixel, four times a
+            512 x 512 tile, the largest that TIFF writers use for photos.
     """
 
     max_bytes: int = 64 * 1024 * 1024
     max_pixels: int = 40_000_000
+    max_scans: int = 32
+    max_tile_pixels: int = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -127,31 +148,94 @@ def read_bounded(
     return data, name
 
 
+# Rows converted at a time: the conversion's temporaries are a strip's, not the picture's
+# (a 40 MP float TIFF once took 1.3 GB of float64 copies).
+STRIP_ROWS = 256
+HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def _strips(height: int) -> Iterator[tuple[int, int]]:
+    for y0 in range(0, height, STRIP_ROWS):
+        yield y0, min(height, y0 + STRIP_ROWS)
+
+
+def _grey_scale(im: PILImage.Image) -> float:
+    """What a high-depth grey image's full scale is: 255 for float images that stay within
+    0..255, 65535 otherwise (16-bit and 32-bit integers: values are scaled, not clipped)."""
+    if im.mode != "F":
+        return 65535.0
+    w, h = im.size
+    top = 0.0
+    for y0, y1 in _strips(h):
+        a = np.nan_to_num(np.asarray(im.crop((0, y0, w, y1)), dtype=np.float32))
+        top = max(top, float(a.max(initial=0.0)))
+    return 255.0 if top <= 255.0 else 65535.0
+
+
 def _to_rgb(im: PILImage.Image) -> NDArray[np.uint8]:
-    """Any Pillow mode -> RGB uint8, scaling high bit depths rather than clipping them."""
+    """Any Pillow mode -> RGB uint8, scaling high bit depths rather than clipping them,
+    converted a strip of rows at a time into the result."""
     from PIL import Image
 
+    w, h = im.size
     mode = im.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        a = np.asarray(im)
-        if mode == "F":
-            a = np.nan_to_num(a.astype(np.float64))
-            hi = 255.0 if a.max(initial=0.0) <= 255.0 else 65535.0
-            g = np.clip(a / hi * 255.0, 0, 255)
-        else:
-            g = np.clip(a.astype(np.float64), 0, 65535) / 257.0
-        gray = np.rint(g).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(white, rgba)
-    rgb = im.convert("RGB") if im.mode != "RGB" else im
-    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+    if mode == "RGB":  # one copy of Pillow's buffer, as the result
+        return np.asarray(im, dtype=np.uint8)
+    out = np.empty((h, w, 3), np.uint8)
+    if mode in HIGH_DEPTH:
+        hi = _grey_scale(im)
+        for y0, y1 in _strips(h):
+            a = np.nan_to_num(np.asarray(im.crop((0, y0, w, y1)), dtype=np.float32))
+            g = np.rint(np.clip(a * np.float32(255.0 / hi), 0, 255)).astype(np.uint8)
+            out[y0:y1] = g[:, :, None]
+        return out
+    alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info)
+    for y0, y1 in _strips(h):
+        strip = im.crop((0, y0, w, y1))
+        if alpha:
+            rgba = strip.convert("RGBA")
+            strip = Image.alpha_composite(Image.new("RGBA", rgba.size, (255,) * 4), rgba)
+        if strip.mode != "RGB":
+            strip = strip.convert("RGB")
+        out[y0:y1] = np.asarray(strip, dtype=np.uint8)
+    return out
 
 
-def _open_checked(data: bytes, name: str, config: DecodeConfig) -> PILImage.Image:
-    """The image's header, opened and checked against the limits; no pixel decoded yet."""
+def _orientation(im: PILImage.Image) -> int:
+    """The EXIF orientation (1-8), or 1 when it is absent, unreadable or not a whole number
+    from 1 to 8 (stored as text, as a fraction, NaN...): such a tag is ignored, the picture
+    kept as stored."""
+    try:
+        v = im.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block: the pixels are still the picture
+        return 1
+    if isinstance(v, tuple) and len(v) == 1:
+        v = v[0]
+    if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 8:
+        return v
+    return 1
+
+
+def _upright(rgb: NDArray[np.uint8], orientation: int) -> NDArray[np.uint8]:
+    """``rgb`` turned as EXIF ``orientation`` says it must be to display (one copy)."""
+    turned = {
+        1: rgb,
+        2: rgb[:, ::-1],
+        3: rgb[::-1, ::-1],
+        4: rgb[::-1],
+        5: rgb.transpose(1, 0, 2),
+        6: np.rot90(rgb, k=-1),
+        7: np.rot90(rgb, k=2).transpose(1, 0, 2),
+        8: np.rot90(rgb, k=1),
+    }[orientation]
+    return rgb if orientation == 1 else np.ascontiguousarray(turned)
+
+
+def _open_checked(
+    data: bytes, name: str, config: DecodeConfig
+) -> tuple[PILImage.Image, DecodeCost]:
+    """The image's header, opened and checked against the limits, and what decoding it will
+    take (``facelens.decode.cost``); no pixel decoded yet."""
     from PIL import Image, UnidentifiedImageError
 
     with warnings.catch_warnings():
@@ -184,7 +268,7 @@ def _open_checked(data: bytes, name: str, config: DecodeConfig) -> PILImage.Imag
                 actual=w * h,
                 limit=config.max_pixels,
             )
-        return im
+        return im, decode_cost(im, data, name, config)
 
 
 def decode_image(
@@ -192,8 +276,10 @@ def decode_image(
 ) -> tuple[NDArray[np.uint8], ImageMeta]:
     """Decode an image file or its bytes to RGB uint8 (H, W, 3) with EXIF orientation applied.
 
-    Grayscale, palette, RGBA (composited on white), 16-bit and CMYK inputs are converted.
-    The byte limit is checked before reading, the pixel limit from the header before decoding.
+    Grayscale, palette, RGBA (composited on white), 16-bit, float and CMYK inputs are
+    converted. The byte limit is checked before reading; the pixel limit, TIFF tile sizes and
+    JPEG scan counts from the file's structure before decoding (``facelens.decode.cost``).
+    An EXIF orientation that is not a whole number from 1 to 8 is ignored.
 
     Args:
         src: a path, or the encoded bytes.
@@ -204,7 +290,8 @@ def decode_image(
 
     Raises:
         InputError: missing, empty, truncated, corrupt or non-image input, naming the source.
-        ImageTooLargeError: over ``max_bytes`` or ``max_pixels``.
+        ImageTooLargeError: over ``max_bytes``, ``max_pixels``, ``max_scans`` or
+            ``max_tile_pixels``.
 
     Example:
         >>> import io
@@ -216,22 +303,24 @@ def decode_image(
     """
     import hashlib
 
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     config = config or DecodeConfig()
     data, name = read_bounded(src, config)
     with warnings.catch_warnings():
         # Pillow warns about large images; our own pixel limit decides instead.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        im = _open_checked(data, name, config)
+        im, _ = _open_checked(data, name, config)
         w, h = im.size
         fmt = im.format or "?"
         mode = im.mode
         try:
             im.seek(0)
             im.load()
-            orientation = int(im.getexif().get(0x0112, 1) or 1)
-            pixels = _to_rgb(ImageOps.exif_transpose(im) or im)
+            orientation = _orientation(im)
+            pixels = _to_rgb(im)
+            im.close()
+            pixels = _upright(pixels, orientation)
         except Image.DecompressionBombError as e:
             raise ImageTooLargeError(
                 name,
@@ -270,10 +359,31 @@ def probe_image(src: str | Path | bytes, config: DecodeConfig | None = None) -> 
         >>> probe_image(buf.getvalue())
         (6000, 5000)
     """
+    c = probe_cost(src, config)
+    return c.width, c.height
+
+
+def probe_cost(src: str | Path | bytes, config: DecodeConfig | None = None) -> DecodeCost:
+    """What decoding an image will take (``facelens.decode.cost``), from its header and
+    structure, within the limits, without decoding a pixel.
+
+    Raises:
+        InputError: not a readable image header.
+        ImageTooLargeError: over a limit (bytes, pixels, tile size, scans).
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.new("I;16", (60, 50)).save(buf, "PNG")
+        >>> c = probe_cost(buf.getvalue())
+        >>> (c.width, c.height, c.pixel_bytes)
+        (60, 50, 2)
+    """
     config = config or DecodeConfig()
     data, name = read_bounded(src, config)
-    w, h = _open_checked(data, name, config).size
-    return int(w), int(h)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _open_checked(data, name, config)[1]
 
 
 def load_image(src: str | Path | bytes, config: DecodeConfig | None = None) -> NDArray[np.uint8]:
@@ -287,3 +397,68 @@ def load_image(src: str | Path | bytes, config: DecodeConfig | None = None) -> N
         (5, 3, 3)
     """
     return decode_image(src, config)[0]
+
+
+# -- decoding in a sandbox ------------------------------------------------------------------
+
+# CPU-seconds a decode may use: a fixed allowance, and per pixel ten times what a 36 MP
+# JPEG took to decode and convert here (0.6 s), plus each scan's pass (a refining AC scan
+# of a 36 MP picture took 80 ms here: ~2e-9 s a pixel and scan).
+DECODE_CPU_S = 5.0
+DECODE_CPU_S_PER_PIXEL = 1.7e-7
+DECODE_CPU_S_PER_PIXEL_SCAN = 1e-8
+
+
+@task
+def _decode_task(args: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], NDArray[Any]]:
+    """A sandbox's side of ``decode_isolated``."""
+    pixels, meta = decode_image(payload, DecodeConfig(**args["config"]))
+    return {"meta": dataclasses.replace(meta, source=str(args["name"])).__dict__}, pixels
+
+
+def decode_isolated(
+    sandbox: Sandbox,
+    src: bytes,
+    config: DecodeConfig | None = None,
+    name: str = "<bytes>",
+    cancelled: Callable[[], bool] | None = None,
+) -> tuple[NDArray[np.uint8], ImageMeta]:
+    """``decode_image`` in one of ``sandbox``'s processes, limited to the memory and CPU
+    time its structure says it needs (``probe_cost``): a decoder that would take more fails
+    there, not here. ``cancelled``: asked while waiting; true stops the decode
+    (``facelens.sandbox.Cancelled``).
+
+    Raises:
+        InputError, ImageTooLargeError: as ``decode_image``; also when the decode passed its
+            limits or its decoder died.
+        facelens.sandbox.Busy: no sandbox process was free in time.
+    """
+    config = config or DecodeConfig()
+    data, name = read_bounded(src, config, name)
+    cost = probe_cost(data, config)
+    cpu = (
+        DECODE_CPU_S
+        + cost.pixels * DECODE_CPU_S_PER_PIXEL
+        + cost.pixels * cost.scans * DECODE_CPU_S_PER_PIXEL_SCAN
+    )
+    limits = Limits(memory_bytes=cost.peak_bytes + len(data), cpu_s=cpu, wall_s=3 * cpu + 5)
+    header, pixels = sandbox.call(
+        "facelens.decode.image:_decode_task",
+        {"config": dataclasses.asdict(config), "name": name},
+        data,
+        limits,
+        cancelled,
+        source=name,
+    )
+    try:
+        meta = ImageMeta(**{f.name: header["meta"][f.name] for f in dataclasses.fields(ImageMeta)})
+    except (KeyError, TypeError):
+        raise InputError(name, "its decoder failed on it") from None
+    if (
+        pixels is None
+        or pixels.dtype != np.uint8
+        or pixels.shape != (meta.height, meta.width, 3)
+        or meta.width * meta.height > config.max_pixels
+    ):
+        raise InputError(name, "its decoder failed on it")
+    return pixels, meta

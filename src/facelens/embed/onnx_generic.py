@@ -17,11 +17,17 @@ from numpy.typing import NDArray
 
 from facelens.embed.base import EmbedConfig, check_chips
 from facelens.embed.embeddings import Embeddings
-from facelens.errors import ModelError
+from facelens.errors import ImageTooLargeError, InputError, ModelError
 from facelens.models import ModelSpec, ModelStore, Recognizer
 from facelens.runtime import RuntimeConfig, make_session
+from facelens.sandbox import Limits, Sandbox, task
 
-__all__ = ["OnnxRecognizer", "check_declaration", "prepare_input"]
+__all__ = [
+    "OnnxRecognizer",
+    "check_declaration",
+    "check_declaration_isolated",
+    "prepare_input",
+]
 
 
 def prepare_input(chips: NDArray[np.uint8], decl: Recognizer) -> NDArray[np.float32]:
@@ -169,3 +175,53 @@ def check_declaration(data: bytes, name: str, decl: Recognizer) -> Recognizer:
     if not 8 <= dim <= 4096:
         raise ModelError(name, f"a template of {dim} values is not a face template")
     return dataclasses.replace(decl, dim=dim, batch=batch)
+
+
+# What checking a user's model may take, in a process of its own (``facelens.sandbox``): a
+# graph can make constants far larger than its file (one made 10 GB), and a recognizer that
+# cannot embed one chip within this is not one to register (every use would need as much).
+CHECK_MEMORY_BYTES = 2 * 1024 * 1024 * 1024
+CHECK_MEMORY_PER_FILE_BYTE = 4
+CHECK_CPU_S = 120.0
+
+
+@task
+def _check_task(args: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], None]:
+    """A sandbox's side of ``check_declaration_isolated``."""
+    decl = Recognizer(**{**args["declaration"], "mean": tuple(args["declaration"]["mean"])})
+    return {"declaration": check_declaration(payload, str(args["name"]), decl).to_dict()}, None
+
+
+def check_declaration_isolated(data: bytes, name: str, decl: Recognizer) -> Recognizer:
+    """``check_declaration`` in a process of its own, limited to ``CHECK_MEMORY_BYTES`` (and
+    ``CHECK_MEMORY_PER_FILE_BYTE`` a byte of the file) of memory and ``CHECK_CPU_S`` of CPU:
+    a model that needs more is refused, and cannot exhaust the caller.
+
+    Raises:
+        ModelError: naming what does not match, or that it needed more than its limits.
+    """
+    memory = CHECK_MEMORY_BYTES + CHECK_MEMORY_PER_FILE_BYTE * len(data)
+    limits = Limits(memory_bytes=memory, cpu_s=CHECK_CPU_S, wall_s=3 * CHECK_CPU_S)
+    with Sandbox(workers=1) as box:
+        try:
+            header, _ = box.call(
+                "facelens.embed.onnx_generic:_check_task",
+                {"name": name, "declaration": decl.to_dict()},
+                data,
+                limits,
+                source=name,
+            )
+        except ImageTooLargeError:
+            raise ModelError(
+                name,
+                f"checking it needed more than {memory >> 20} MiB of memory or "
+                f"{CHECK_CPU_S:g} CPU-seconds: a face recognizer needs far less",
+            ) from None
+        except InputError:
+            raise ModelError(
+                name,
+                f"ONNX Runtime failed on it within {memory >> 20} MiB of memory and "
+                f"{CHECK_CPU_S:g} CPU-seconds",
+            ) from None
+    d = header["declaration"]
+    return Recognizer(**{**d, "mean": tuple(d["mean"])})

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import io
 import json
 import logging
-import os
 import re
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facelens.errors import GalleryKeyError
+from facelens.files import atomic_write
 from facelens.gallery.protect import TemplateKey
 
 __all__ = ["AnnConfig", "HnswIndex"]
@@ -293,17 +293,13 @@ class HnswIndex:
         t0 = time.perf_counter()
         # temporary names of this writer's own: a rebuild saving in the background and a
         # search thread saving the index it keeps up to date never write the same file
-        own = f".{os.getpid()}-{threading.get_ident()}.tmp"
-        tmp = index_path.with_suffix(".faiss" + own)
-        if key is None:
-            faiss.write_index(self.index, str(tmp))
-        else:  # the graph holds the gallery's templates: sealed as they are in the store
-            data = faiss.serialize_index(self.index).tobytes()
-            tmp.write_bytes(key.seal(data, b"ann-index:" + gallery.encode()))
+        # (facelens.files.atomic_write: a temporary file of each writer's own)
+        data = faiss.serialize_index(self.index).tobytes()
+        if key is not None:  # the graph holds the gallery's templates: sealed as in the store
+            data = key.seal(data, b"ann-index:" + gallery.encode())
         labels = index_path.with_suffix(".labels.npz")
-        labels_tmp = index_path.with_suffix(".labels" + own)
-        with open(labels_tmp, "wb") as f:
-            np.savez(f, seq=self.seq, alive=self.alive)
+        buf = io.BytesIO()
+        np.savez(buf, seq=self.seq, alive=self.alive)
         meta = {
             "store_id": store_id,
             "gallery": gallery,
@@ -314,11 +310,9 @@ class HnswIndex:
             "m": self.config.m,
             "storage": "flat" if self.exact_scores else "fp16",
         }
-        meta_tmp = meta_path.with_suffix(".json" + own)
-        meta_tmp.write_text(json.dumps(meta))
-        os.replace(tmp, index_path)
-        os.replace(labels_tmp, labels)
-        os.replace(meta_tmp, meta_path)
+        atomic_write(index_path, data)
+        atomic_write(labels, buf.getvalue())
+        atomic_write(meta_path, json.dumps(meta))
         self.changes_since_save = 0
         log.info(
             "saved ANN index %s (%d nodes) in %.1f s",

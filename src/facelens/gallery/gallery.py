@@ -1,4 +1,9 @@
-"""``Gallery``: enrolment rules, search and portability over a store."""
+"""``RawGallery``: one named gallery of a store, as the store holds it.
+
+Internal. It applies no consent rule, no stop control and writes no audit record: the one way
+to a gallery's people for every edge and for the Python API is the governed gallery,
+``facelens.Gallery`` (``facelens.govern.GovernedGallery``), which uses this.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facelens.embed.embeddings import Embeddings
-from facelens.errors import ConsentError
+from facelens.errors import NotFoundError
+from facelens.gallery.contract import GalleryStore
 from facelens.gallery.protect import TemplateKey
 from facelens.gallery.records import (
     Consent,
@@ -20,14 +26,13 @@ from facelens.gallery.records import (
     Identity,
     NewSample,
     Sample,
-    check_name,
     decode_chip,
 )
-from facelens.gallery.sql import GalleryStore
 from facelens.match.decide import Candidate, Identification, IdentifyRule, as_rule, decide_identity
 from facelens.match.thresholds import identify_rule
+from facelens.text import check_name, check_text
 
-__all__ = ["EnrollResult", "Gallery"]
+__all__ = ["EnrollResult", "RawGallery"]
 
 
 @dataclass(frozen=True)
@@ -47,16 +52,16 @@ class EnrollResult:
     duplicates: int
 
 
-class Gallery:
+class RawGallery:
     """A named gallery of enrolled people in a store (an SQLite file by default, or
-    PostgreSQL).
+    PostgreSQL), without governance: use ``facelens.Gallery``.
 
-    Enrolment needs a valid consent record; search only considers identities whose consent is
-    valid now, with samples of the probe's model.
+    Search only considers identities whose consent is valid now, with samples of the probe's
+    model.
 
     Example:
         >>> import tempfile, os
-        >>> g = Gallery.open(os.path.join(tempfile.mkdtemp(), "g.db"))
+        >>> g = RawGallery.open(os.path.join(tempfile.mkdtemp(), "g.db"))
         >>> g.identities()
         []
     """
@@ -78,7 +83,7 @@ class Gallery:
         name: str = "default",
         clock: Callable[[], datetime] | None = None,
         key: TemplateKey | None = None,
-    ) -> Gallery:
+    ) -> RawGallery:
         """Open (creating if needed) the gallery ``name`` in the store at ``location``: an
         SQLite file path, or a ``postgresql://`` URL; ``key``: the store's template key
         (``facelens.gallery.protect``)."""
@@ -89,7 +94,7 @@ class Gallery:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> Gallery:
+    def __enter__(self) -> RawGallery:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -103,21 +108,20 @@ class Gallery:
         samples: Sequence[NewSample],
         consent: Consent | None = None,
         metadata: dict[str, Any] | None = None,
+        expect: str | None = "",
     ) -> EnrollResult:
-        """Enrol ``samples`` under ``name`` in one atomic write.
-
-        A new identity needs ``consent``; an existing one needs a consent valid now or a new one.
+        """Store ``samples`` under ``name`` in one atomic write (the consent and integrity
+        rules are the governed gallery's; ``expect``: see ``GalleryStore.enroll``).
 
         Raises:
-            ConsentError: no valid consent.
             ValueError: no samples, or an empty name.
         """
         name = check_name(name)
         if not samples:
             raise ValueError("nothing to enrol: no samples")
-        existing = self.require_consent(name, consent)
+        existing = self.store.find_identity(self.name, name)
         before = existing.sample_count if existing else 0
-        ident, added = self.store.enroll(self.name, name, samples, consent, metadata)
+        ident, added = self.store.enroll(self.name, name, samples, consent, metadata, expect)
         images = len({s.image_sha256 for s in samples})
         return EnrollResult(
             identity=ident,
@@ -126,54 +130,47 @@ class Gallery:
             duplicates=images - (ident.sample_count - before),
         )
 
-    def require_consent(self, name: str, consent: Consent | None) -> Identity | None:
-        """Check that ``name`` may be enrolled with ``consent`` (None: rely on a stored one).
+    def add_consent(self, key: str, consent: Consent, by: str = "id") -> Identity:
+        return self.store.add_consent(self.name, self.get(key, by).id, consent)
 
-        Returns the existing identity of that name, or None.
-
-        Raises:
-            ConsentError: the consent given has expired, or none is given and the identity has
-                no consent valid now.
-            ValueError: the name is empty.
-        """
-        name = check_name(name)
-        now = self.clock()
-        existing = self.store.find_identity(self.name, name)
-        if consent is not None and not consent.valid_at(now):
-            raise ConsentError(f"consent for {name!r} expired at {consent.expires_at}")
-        if consent is None and (existing is None or not existing.consent_valid_at(now)):
-            what = "has no consent valid now" if existing else "has no consent record"
-            raise ConsentError(
-                f"enrolment of {name!r} refused: the identity {what}. "
-                "Record the person's consent (purpose, who granted it) to enrol."
-            )
-        return existing
-
-    def add_consent(self, key: str, consent: Consent) -> Identity:
-        return self.store.add_consent(self.name, key, consent)
-
-    def withdraw_consent(self, key: str) -> Identity:
+    def withdraw_consent(self, key: str, by: str = "id") -> Identity:
         """The person withdraws consent: every running consent ends now, search stops naming
         them, and retention erases them after the gallery's grace period."""
-        return self.store.withdraw_consents(self.name, key)
+        return self.store.withdraw_consents(self.name, self.get(key, by).id)
 
-    def get(self, key: str) -> Identity:
-        """An identity by id or name (``NotFoundError`` otherwise)."""
-        return self.store.get_identity(self.name, key)
+    def get(self, key: str, by: str = "id") -> Identity:
+        """An identity by its id, or by its name (``by="name"``); ``NotFoundError``
+        otherwise. Ids and names are told apart: a name never equals an id."""
+        if by == "id":
+            return self.store.get_identity(self.name, key)
+        if by == "name":
+            found = self.find(key)
+            if found is None:
+                raise NotFoundError("identity named", key)
+            return found
+        raise ValueError(f"by must be 'id' or 'name', got {by!r}")
+
+    def find(self, name: str) -> Identity | None:
+        """The identity named ``name`` (as names are stored: NFC), or None."""
+        return self.store.find_identity(self.name, check_text(name, "name"))
 
     def identities(self, after: str | None = None, limit: int | None = None) -> list[Identity]:
         """Everyone enrolled, by name; or a page: at most ``limit``, named after ``after``."""
         return self.store.list_identities(self.name, after, limit)
 
-    def samples(self, key: str) -> list[Sample]:
-        return self.store.samples(self.get(key).id)
+    def count(self) -> int:
+        """How many people are enrolled."""
+        return self.store.count_identities(self.name)
 
-    def rename(self, key: str, new_name: str) -> Identity:
-        return self.store.rename(self.name, key, new_name)
+    def samples(self, key: str, by: str = "id") -> list[Sample]:
+        return self.store.samples(self.get(key, by).id)
 
-    def delete(self, key: str) -> DeletionReceipt:
+    def rename(self, key: str, new_name: str, by: str = "id") -> Identity:
+        return self.store.rename(self.name, self.get(key, by).id, new_name)
+
+    def delete(self, key: str, by: str = "id") -> DeletionReceipt:
         """Erase an identity with every sample, kept chip and consent record."""
-        return self.store.delete(self.name, key)
+        return self.store.delete(self.name, self.get(key, by).id)
 
     # -- settings, models and kept chips ----------------------------------------------------
 
@@ -190,17 +187,14 @@ class Gallery:
         """Per template tag in this gallery: (identities with one, templates)."""
         return self.store.models(self.name)
 
-    def chips(self, key: str) -> list[tuple[str, NDArray[np.uint8]]]:
+    def chips(self, key: str, by: str = "id") -> list[tuple[str, NDArray[np.uint8]]]:
         """(image SHA-256, RGB chip) of each reference chip kept of an identity."""
-        return [(sha, decode_chip(data)) for sha, data in self.store.chips(self.get(key).id)]
+        return [(sha, decode_chip(d)) for sha, d in self.store.chips(self.get(key, by).id)]
 
-    def add_templates(self, key: str, samples: Sequence[NewSample]) -> list[str]:
+    def add_templates(self, key: str, samples: Sequence[NewSample], by: str = "id") -> list[str]:
         """Store templates of another model for an identity's already enrolled images
-        (``facelens gallery retemplate``); needs a consent valid now, as any enrolment."""
-        ident = self.get(key)
-        if not ident.consent_valid_at(self.clock()):
-            raise ConsentError(f"{ident.name!r} has no consent valid now: nothing is added")
-        return self.store.add_samples(self.name, ident.id, samples)
+        (``facelens gallery retemplate``)."""
+        return self.store.add_samples(self.name, self.get(key, by).id, samples)
 
     # -- search -----------------------------------------------------------------------------
 

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facelens.errors import GalleryFormatError, InputError
-from facelens.gallery.gallery import Gallery
+from facelens.files import atomic_write
+from facelens.gallery.gallery import RawGallery
 from facelens.gallery.records import Consent, Identity, Sample, iso
 
 __all__ = ["FORMAT", "VERSION", "export_gallery", "import_gallery"]
@@ -38,7 +37,7 @@ FORMAT = "facelens-gallery"
 VERSION = 1
 
 
-def export_gallery(gallery: Gallery, path: str | Path, chips: bool = False) -> int:
+def export_gallery(gallery: RawGallery, path: str | Path, chips: bool = False) -> int:
     """Write every identity of ``gallery`` to ``path`` (atomically). Returns how many.
 
     ``chips``: also write the aligned face chips the gallery kept (face images: only when
@@ -85,19 +84,7 @@ def export_gallery(gallery: Gallery, path: str | Path, chips: bool = False) -> i
         "gallery": gallery.name,
         "identities": out,
     }
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent if str(path.parent) else ".", prefix=".export-", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(doc, indent=1))
     return len(out)
 
 
@@ -192,7 +179,7 @@ def _parse(
 
 
 def import_gallery(
-    gallery: Gallery, path: str | Path, on_conflict: str = "error"
+    gallery: RawGallery, path: str | Path, on_conflict: str = "error"
 ) -> tuple[int, int]:
     """Import an export file into ``gallery``: all or nothing. Returns (imported, skipped)."""
     path = Path(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -11,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facelens.errors import InputError
+from facelens.text import check_text
 
 __all__ = [
     "Consent",
@@ -45,46 +45,14 @@ def decode_chip(data: bytes) -> NDArray[np.uint8]:
     return np.ascontiguousarray(img[:, :, ::-1])
 
 
-# Characters a name may not hold: C0/C1 controls (terminal escapes, NUL, newlines) and the
-# bidirectional embeddings, overrides and isolates that make a name display as another
-# (U+202A-U+202E, U+2066-U+2069). Right-to-left and left-to-right marks (U+200E, U+200F)
-# are part of how names in Arabic or Hebrew are written, and stay allowed.
-_FORBIDDEN_IN_NAMES = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-MAX_NAME_CHARS = 200
-
-
-def check_name(name: str, what: str = "name") -> str:
-    """A person's name as stored: stripped, not empty, at most 200 characters, without
-    control characters or bidirectional overrides (``InputError`` otherwise).
-
-    Example:
-        >>> check_name("  Ada Lovelace ")
-        'Ada Lovelace'
-        >>> check_name("Ada\x1b[31m")  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        facelens.errors.InputError: name: a name may not hold control characters ...
-    """
-    name = name.strip()
-    if not name:
-        raise InputError(what, "an identity needs a name")
-    if len(name) > MAX_NAME_CHARS:
-        raise InputError(what, f"a name is at most {MAX_NAME_CHARS} characters, got {len(name)}")
-    bad = _FORBIDDEN_IN_NAMES.search(name)
-    if bad:
-        raise InputError(
-            what,
-            "a name may not hold control characters or bidirectional overrides "
-            f"(U+{ord(bad.group()):04X} at {bad.start()})",
-        )
-    return name
-
-
 def iso(t: datetime) -> str:
     """A UTC timestamp as stored: ``2026-11-26T05:30:00+00:00`` (sorts as text)."""
     if t.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
-    return t.astimezone(UTC).isoformat(timespec="seconds")
+    try:
+        return t.astimezone(UTC).isoformat(timespec="seconds")
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
+        raise InputError("time", f"{t.isoformat()} is beyond the last UTC time") from None
 
 
 def parse_time(value: str | date | datetime) -> datetime:
@@ -103,7 +71,8 @@ def parse_time(value: str | date | datetime) -> datetime:
 
 @dataclass(frozen=True)
 class Consent:
-    """A person's consent to be enrolled.
+    """A person's consent to be enrolled. Its text is checked as all text people type is
+    (``facelens.text.check_text``: no control, invisible or bidirectional characters).
 
     Attributes:
         purpose: what the enrolment is for, in the words shown to the person.
@@ -122,6 +91,9 @@ class Consent:
     id: int | None = None
 
     def __post_init__(self) -> None:
+        if self.id is None:  # a new record (one read back from a store is taken as stored)
+            for f, limit in (("purpose", 500), ("granted_by", 200), ("recorded_by", 200)):
+                object.__setattr__(self, f, check_text(getattr(self, f), f"consent {f}", limit))
         if not self.purpose.strip():
             raise InputError("consent", "consent needs a purpose")
         if not self.granted_by.strip():

@@ -14,10 +14,13 @@ Search is exact (a cached matrix, rebuilt when the generation changes) until a g
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -28,8 +31,13 @@ from numpy.typing import NDArray
 
 from facelens.errors import GalleryError, GalleryFormatError
 from facelens.gallery.ann import AnnConfig, HnswIndex
+from facelens.gallery.codec import check_key
+from facelens.gallery.contract import Db
+from facelens.gallery.imports import ImportRow
 from facelens.gallery.protect import TemplateKey
-from facelens.gallery.sql import Db, SearchMatrix, SqlStore, utc_now
+from facelens.gallery.schema import SQLITE, statements
+from facelens.gallery.search import SearchMatrix
+from facelens.gallery.sql import SqlStore, utc_now
 from facelens.match.decide import Candidate
 
 __all__ = ["SCHEMA_VERSION", "SearchMatrix", "SqliteStore"]
@@ -39,138 +47,7 @@ log = logging.getLogger(__name__)
 # How much of the file SQLite may read through a memory map (address space, not memory).
 MMAP_BYTES = 1 << 34
 
-# Each entry migrates from version i to i + 1. Never edit a released step; append a new one.
-_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE galleries (
-        name        TEXT PRIMARY KEY,
-        created_at  TEXT NOT NULL
-    );
-    CREATE TABLE identities (
-        id          TEXT PRIMARY KEY,
-        gallery     TEXT NOT NULL REFERENCES galleries(name) ON DELETE CASCADE,
-        name        TEXT NOT NULL,
-        metadata    TEXT NOT NULL DEFAULT '{}',
-        created_at  TEXT NOT NULL,
-        updated_at  TEXT NOT NULL,
-        UNIQUE (gallery, name)
-    );
-    CREATE TABLE consents (
-        id          INTEGER PRIMARY KEY,
-        identity_id TEXT NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
-        purpose     TEXT NOT NULL,
-        granted_by  TEXT NOT NULL,
-        granted_at  TEXT NOT NULL,
-        expires_at  TEXT,
-        recorded_by TEXT NOT NULL DEFAULT ''
-    );
-    CREATE INDEX consents_identity ON consents(identity_id);
-    CREATE TABLE samples (
-        id           TEXT PRIMARY KEY,
-        identity_id  TEXT NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
-        model        TEXT NOT NULL,
-        dim          INTEGER NOT NULL,
-        embedding    BLOB NOT NULL,
-        quality      TEXT NOT NULL DEFAULT '{}',
-        image_sha256 TEXT NOT NULL,
-        box          TEXT,
-        created_at   TEXT NOT NULL,
-        CHECK (length(embedding) = 4 * dim)
-    );
-    CREATE INDEX samples_identity ON samples(identity_id);
-    CREATE INDEX samples_model ON samples(model);
-    CREATE TABLE meta (
-        key   TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-    INSERT INTO meta(key, value) VALUES ('application', 'facelens'), ('generation', '0');
-    """,
-    # 2: (was: the API keys and audit trail; those are facelens.govern's own tables now,
-    # created by its migrations, facelens.govern.schema, which find them here in older files)
-    """
-    SELECT 1;
-    """,
-    # 3: sample sequence numbers and tombstones, so an approximate index can follow changes
-    """
-    CREATE TABLE sample_seq (
-        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-        sample_id  TEXT NOT NULL UNIQUE
-    );
-    INSERT INTO sample_seq(sample_id) SELECT id FROM samples ORDER BY created_at, id;
-    CREATE TABLE sample_tombstones (
-        seq        INTEGER PRIMARY KEY,
-        generation INTEGER NOT NULL
-    );
-    CREATE INDEX sample_tombstones_generation ON sample_tombstones(generation);
-    CREATE TRIGGER samples_seq_add AFTER INSERT ON samples BEGIN
-        INSERT INTO sample_seq(sample_id) VALUES (NEW.id);
-    END;
-    CREATE TRIGGER samples_seq_del AFTER DELETE ON samples BEGIN
-        INSERT INTO sample_tombstones(seq, generation)
-            SELECT seq, CAST((SELECT value FROM meta WHERE key = 'generation') AS INTEGER)
-            FROM sample_seq WHERE sample_id = OLD.id;
-        DELETE FROM sample_seq WHERE sample_id = OLD.id;
-    END;
-    INSERT INTO meta(key, value) VALUES ('store_id', lower(hex(randomblob(16))));
-    """,
-    # 4: per-gallery settings, and the aligned chips a gallery may keep to re-template
-    """
-    ALTER TABLE galleries ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
-    CREATE TABLE chips (
-        identity_id  TEXT NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
-        image_sha256 TEXT NOT NULL,
-        format       TEXT NOT NULL,
-        data         BLOB NOT NULL,
-        created_at   TEXT NOT NULL,
-        PRIMARY KEY (identity_id, image_sha256)
-    );
-    """,
-    # 5: protected templates (facelens.gallery.protect): a template may be sealed (AES-GCM adds
-    # 32 bytes), and each gallery keeps its transform secret
-    """
-    CREATE TABLE samples_v5 (
-        id           TEXT PRIMARY KEY,
-        identity_id  TEXT NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
-        model        TEXT NOT NULL,
-        dim          INTEGER NOT NULL,
-        embedding    BLOB NOT NULL,
-        quality      TEXT NOT NULL DEFAULT '{}',
-        image_sha256 TEXT NOT NULL,
-        box          TEXT,
-        created_at   TEXT NOT NULL,
-        CHECK (length(embedding) IN (4 * dim, 4 * dim + 32))
-    );
-    INSERT INTO samples_v5 SELECT id, identity_id, model, dim, embedding, quality, image_sha256,
-        box, created_at FROM samples;
-    DROP TABLE samples;
-    ALTER TABLE samples_v5 RENAME TO samples;
-    CREATE INDEX samples_identity ON samples(identity_id);
-    CREATE INDEX samples_model ON samples(model);
-    CREATE TRIGGER samples_seq_add AFTER INSERT ON samples BEGIN
-        INSERT INTO sample_seq(sample_id) VALUES (NEW.id);
-    END;
-    CREATE TRIGGER samples_seq_del AFTER DELETE ON samples BEGIN
-        INSERT INTO sample_tombstones(seq, generation)
-            SELECT seq, CAST((SELECT value FROM meta WHERE key = 'generation') AS INTEGER)
-            FROM sample_seq WHERE sample_id = OLD.id;
-        DELETE FROM sample_seq WHERE sample_id = OLD.id;
-    END;
-    ALTER TABLE galleries ADD COLUMN secret BLOB;
-    """,
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
-
-
-def _statements(script: str) -> Iterator[str]:
-    """Split a migration into statements (trigger bodies hold semicolons of their own)."""
-    buf = ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            yield buf
-            buf = ""
-    if buf.strip():
-        raise GalleryFormatError(f"incomplete statement in a migration: {buf.strip()[:60]}")
+SCHEMA_VERSION = len(SQLITE)
 
 
 class SqliteStore(SqlStore):
@@ -206,6 +83,10 @@ class SqliteStore(SqlStore):
         if self.path.is_dir():
             raise GalleryError(f"{self.path} is a directory, not a gallery file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # a new gallery (people's templates, consents, keys) is readable by its owner only;
+        # SQLite gives its -wal and -shm files the same permissions
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         try:
             self._db = sqlite3.connect(
                 str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False
@@ -221,7 +102,8 @@ class SqliteStore(SqlStore):
             log.debug("opened gallery %s (journal %s)", self.path, mode)
             self._migrate()
             self.store_id = self.fetch("SELECT value FROM meta WHERE key = 'store_id'")[0][0]
-            self._check_key()
+            check_key(self)
+            self._fill_name_keys()
         except sqlite3.DatabaseError as e:
             self._close_quietly()
             raise GalleryFormatError(f"{self.path} is not a facelens gallery ({e})") from None
@@ -289,16 +171,16 @@ class SqliteStore(SqlStore):
     dialect = "sqlite"
 
     def _run_script(self, db: Db, script: str) -> None:
-        for stmt in _statements(script):
+        for stmt in statements(script):
             db.execute(stmt)
 
     def _emb_params_for(self, e: NDArray[np.float32], key: TemplateKey | None) -> tuple[Any, ...]:
         if key is not None:
-            return (self._seal_template(e, key),)
+            return (self.codec.seal_template(e, key),)
         return (np.ascontiguousarray(e, dtype="<f4").tobytes(),)
 
     def _emb_value(self, stored: Any, dim: int) -> NDArray[np.float32]:
-        return self._template_bytes(stored, dim)
+        return self.codec.open_template(stored, dim)
 
     def _after_rekey(self) -> None:
         """The approximate indexes held the old secrets' vectors: forgotten, their files
@@ -309,6 +191,44 @@ class SqliteStore(SqlStore):
         if self.ann_folder.is_dir():
             for f in self.ann_folder.iterdir():
                 f.unlink(missing_ok=True)
+
+    def _write_import(
+        self,
+        db: Db,
+        gallery: str,
+        rows: Sequence[ImportRow],
+        chips: dict[str, list[tuple[str, bytes]]] | None,
+    ) -> None:
+        """Write an import's plan: a statement a row, in the import's transaction."""
+        for row in rows:
+            ident = row.identity
+            db.execute(
+                "INSERT INTO identities(id, gallery, name, name_key, metadata, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ident.id,
+                    gallery,
+                    ident.name,
+                    row.key,
+                    json.dumps(ident.metadata, sort_keys=True),
+                    ident.created_at,
+                    ident.updated_at,
+                ),
+            )
+            for c in ident.consents:
+                self._insert_consent(db, ident.id, c)
+            for s in row.samples:
+                box = list(s.box) if s.box else None
+                db.execute(
+                    self._SAMPLE_INSERT,
+                    self._sample_row(s.id, ident.id, s, box, s.created_at, gallery),
+                )
+            for sha, data in (chips or {}).get(ident.id, []):
+                db.execute(
+                    "INSERT INTO chips(identity_id, image_sha256, format, data, created_at) "
+                    "VALUES (?, ?, 'png', ?, ?) ON CONFLICT DO NOTHING",
+                    (ident.id, sha, self.codec.protect(data, b"chip"), self._now()),
+                )
 
     def _is_unique_violation(self, e: BaseException) -> bool:
         return isinstance(e, sqlite3.IntegrityError) and "UNIQUE" in str(e)
@@ -345,7 +265,7 @@ class SqliteStore(SqlStore):
                     if self._db.execute("PRAGMA user_version").fetchone()[0] != step:
                         self._db.execute("ROLLBACK")  # another process migrated meanwhile
                         continue
-                    for stmt in _statements(_MIGRATIONS[step]):
+                    for stmt in statements(SQLITE[step]):
                         self._db.execute(stmt)
                     self._db.execute(f"PRAGMA user_version = {step + 1}")
                     self._db.execute("COMMIT")

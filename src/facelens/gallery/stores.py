@@ -7,8 +7,8 @@ from datetime import datetime
 from pathlib import Path
 
 from facelens.gallery.ann import AnnConfig
+from facelens.gallery.contract import GalleryStore
 from facelens.gallery.protect import TemplateKey
-from facelens.gallery.sql import GalleryStore
 
 __all__ = ["is_postgres_url", "open_store"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from facelens.gallery.sql import Db, GalleryStore
+from facelens.gallery.contract import Db, Tables
 from facelens.govern.schema import ensure_schema
 
 __all__ = ["GENESIS", "AuditLog", "AuditRecord", "ChainStatus"]
@@ -117,7 +117,7 @@ def _fields(
 class AuditLog:
     """Append-only audit records in the facelens store."""
 
-    def __init__(self, store: GalleryStore) -> None:
+    def __init__(self, store: Tables) -> None:
         self.store = store
         ensure_schema(store)
 
@@ -224,6 +224,47 @@ class AuditLog:
         params: tuple[Any, ...] = (after, tenant) if tenant else (after,)
         rows = self.store.fetch(
             f"SELECT {_COLS} FROM audit {where} ORDER BY seq LIMIT ?", (*params, limit)
+        )
+        return [self._record(r) for r in rows]
+
+    def search(
+        self,
+        tenant: str,
+        *,
+        actions: Sequence[str] = (),
+        actor: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        after: int = 0,
+        before: int | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> list[AuditRecord]:
+        """One tenant's records that match: any of ``actions``, by ``actor`` (a key's id
+        matches however the record spelt it, ``<id>`` or ``key:<id>``), at ``since`` or
+        later and before ``until`` (ISO 8601 UTC, as records are timed), ``seq`` between
+        ``after`` and ``before``; oldest first, or newest first."""
+        where, params = ["tenant = ?", "seq > ?"], [tenant, after]
+        if before is not None:
+            where.append("seq < ?")
+            params.append(before)
+        if actions:
+            where.append(f"action IN ({', '.join('?' for _ in actions)})")
+            params += list(actions)
+        if actor:
+            bare = actor[4:] if actor.startswith("key:") else actor
+            where.append("key_id IN (?, ?)")
+            params += [bare, f"key:{bare}"]
+        if since:
+            where.append("time >= ?")
+            params.append(since)
+        if until:
+            where.append("time < ?")
+            params.append(until)
+        order = "DESC" if newest_first else "ASC"
+        rows = self.store.fetch(
+            f"SELECT {_COLS} FROM audit WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT ?",
+            [*params, limit],
         )
         return [self._record(r) for r in rows]
 

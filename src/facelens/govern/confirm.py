@@ -24,8 +24,8 @@ from datetime import timedelta
 from typing import Any
 
 from facelens.errors import ConflictError, InputError, NotFoundError
+from facelens.gallery.contract import Tables
 from facelens.gallery.records import iso
-from facelens.gallery.sql import GalleryStore
 from facelens.govern.audit import AuditLog
 from facelens.govern.names import split_gallery_key
 from facelens.govern.schema import ensure_schema
@@ -91,7 +91,7 @@ class Alert:
 class Alerts:
     """The pending alerts of a store (every tenant's; each call names its tenant)."""
 
-    def __init__(self, store: GalleryStore, audit: AuditLog, ttl_s: float = 900.0) -> None:
+    def __init__(self, store: Tables, audit: AuditLog, ttl_s: float = 900.0) -> None:
         self.store, self.audit, self.ttl_s = store, audit, ttl_s
         ensure_schema(store)
 

@@ -15,8 +15,8 @@ from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
+from facelens.gallery.contract import GalleryStore
 from facelens.gallery.records import iso
-from facelens.gallery.sql import GalleryStore
 from facelens.govern.audit import AuditLog
 from facelens.govern.names import split_gallery_key
 from facelens.govern.retention import Retention
@@ -65,7 +65,6 @@ def privacy_report(
             deadlines.append(due)
         deadlines.sort(key=lambda d: d.due_at)
         pending = [d for d in deadlines if d.due_at <= at]
-        secret = store.fetch("SELECT secret IS NOT NULL FROM galleries WHERE name = ?", (stored,))
         out.append(
             {
                 "tenant": owner,
@@ -75,7 +74,7 @@ def privacy_report(
                 "chips": chips,
                 "keeps_chips": bool(store.gallery_settings(stored)["keep_chips"]),
                 "templates_sealed": sealed,
-                "templates_transformed": bool(secret and secret[0][0]),
+                "templates_transformed": store.transformed(stored),
                 "consent": consent,
                 "retention": asdict(retention.policy(stored)),
                 "next_deadlines": [d.to_dict() for d in deadlines if d.due_at > at][:10],
@@ -87,9 +86,7 @@ def privacy_report(
         "generated_at": at,
         "days": days,
         "templates_sealed": sealed,
-        "key_id": store.fetch("SELECT value FROM meta WHERE key = 'key_id'")[0][0]
-        if sealed
-        else None,
+        "key_id": store.key_id() if sealed else None,
         "galleries": out,
     }
 

@@ -32,8 +32,8 @@ from typing import Any
 
 from facelens.archive.store import Archive, forget_identity_in
 from facelens.errors import InputError, NotFoundError
+from facelens.gallery.contract import Db, GalleryStore
 from facelens.gallery.records import Identity, iso, parse_time
-from facelens.gallery.sql import Db, GalleryStore
 from facelens.govern.audit import AuditLog
 from facelens.govern.names import split_gallery_key
 from facelens.govern.schema import ensure_schema

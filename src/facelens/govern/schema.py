@@ -2,7 +2,7 @@
 stop control, the audit head), retention policies and the last activity of each person, and
 the alerts that wait for two people's confirmation.
 
-The gallery store runs these steps (``GalleryStore.apply_migrations``) but does not know
+The gallery store runs these steps (``Tables.apply_migrations``) but does not know
 them: the gallery's migrations create only the gallery's tables. Step 1 finds the keys and
 audit tables already present in stores made before govern owned them (the gallery's old
 step 2 made them) and leaves them as they are.
@@ -10,7 +10,7 @@ step 2 made them) and leaves them as they are.
 
 from __future__ import annotations
 
-from facelens.gallery.sql import GalleryStore
+from facelens.gallery.contract import Tables
 
 __all__ = ["COMPONENT", "MIGRATIONS", "ensure_schema"]
 
@@ -113,7 +113,7 @@ MIGRATIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def ensure_schema(store: GalleryStore) -> None:
+def ensure_schema(store: Tables) -> None:
     """Create or upgrade govern's tables in ``store`` (once per open store)."""
     from facelens.archive.store import ensure_archive_schema
 

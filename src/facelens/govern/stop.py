@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from facelens.errors import InputError
-from facelens.gallery.sql import GalleryStore
+from facelens.gallery.contract import Tables
 from facelens.govern.audit import AuditLog
 from facelens.govern.schema import ensure_schema
+from facelens.text import check_text
 
 __all__ = ["StopControl", "StopStatus"]
 
@@ -52,7 +53,7 @@ class StopStatus:
 class StopControl:
     """Halt and resume a tenant's identifications (see the module)."""
 
-    def __init__(self, store: GalleryStore, audit: AuditLog) -> None:
+    def __init__(self, store: Tables, audit: AuditLog) -> None:
         self.store, self.audit = store, audit
         ensure_schema(store)
 
@@ -73,8 +74,7 @@ class StopControl:
 
     def stop(self, tenant: str, by: str, reason: str = "") -> StopStatus:
         """Halt ``tenant``'s identifications (idempotent; the first stop's time is kept)."""
-        if len(reason) > 500:
-            raise InputError("reason", "a reason is at most 500 characters")
+        reason = check_text(reason, "reason", 500)  # echoed in every refusal: plain text
         current = self.status(tenant)
         if current.stopped:
             return current

@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from facelens.errors import InputError, ModelError
+from facelens.files import atomic_write
 from facelens.models.registry import MODELS, ModelSpec, Recognizer
 
 __all__ = [
@@ -82,16 +80,7 @@ def _read(folder: Path) -> dict[str, Any]:
 
 def _write(folder: Path, doc: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".registry.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / REGISTRY)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(folder / REGISTRY, json.dumps(doc, indent=1, sort_keys=True))
 
 
 def _entry(folder: Path, name: str, e: dict[str, Any]) -> UserModel:
@@ -175,8 +164,9 @@ def add_model(
 ) -> UserModel:
     """Register the ONNX recognizer ``source`` under ``name`` with ``declaration``.
 
-    The file is copied into ``folder`` as ``NAME-<sha256[:12]>.onnx`` and checked first
-    (``facelens.embed.onnx_generic.check_declaration``): it must load in ONNX Runtime, take
+    The file is copied into ``folder`` as ``NAME-<sha256[:12]>.onnx`` and checked first, in a
+    limited process (``facelens.embed.onnx_generic.check_declaration_isolated``): it must
+    load in ONNX Runtime within 2 GiB (and 4 bytes a byte of the file) of memory, take
     one image of the declared size and return templates of the declared length (the length
     is read from the file's output when ``declaration.dim`` is 0).
 
@@ -185,7 +175,7 @@ def add_model(
         ModelError: the file is not an ONNX network matching the declaration, or the name is
             taken (unless ``replace``).
     """
-    from facelens.embed.onnx_generic import check_declaration
+    from facelens.embed.onnx_generic import check_declaration_isolated
     from facelens.models.store import sha256_file
 
     _check_name(name)
@@ -208,17 +198,13 @@ def add_model(
                 f"a model named {name!r} is already registered",
                 "Remove it first (facelens models remove) or choose another name.",
             )
-    final = check_declaration(source.read_bytes(), name, declaration)
+    # in a process of its own, within memory and CPU limits (a graph may build constants
+    # far larger than its file)
+    data = source.read_bytes()
+    final = check_declaration_isolated(data, name, declaration)
     folder.mkdir(parents=True, exist_ok=True)
     filename = f"{name}-{digest[:12]}.onnx"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{filename}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, folder / filename)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(folder / filename, data)
     entry = {
         "file": filename,
         "sha256": digest,

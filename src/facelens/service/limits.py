@@ -1,18 +1,17 @@
 """What one request may take, decided before the work starts: memory for its decoded images
-(from their headers, before a pixel is decoded), shared across the worker's requests so a
-few large photos cannot exhaust it, and how long a request may wait for its share."""
+(from their headers and structure, before a pixel is decoded), shared across the worker's
+requests so a few large photos cannot exhaust it, and how long a request may wait for its
+share."""
 
-import contextlib
-import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
+from facelens.decode.cost import DecodeCost
 from facelens.errors import ImageTooLargeError
 from facelens.service.errors import HttpError
 
-__all__ = ["BYTES_PER_PIXEL", "MemoryBudget", "image_cost", "release_freed_memory"]
+__all__ = ["BYTES_PER_PIXEL", "MemoryBudget", "image_cost"]
 
 # Measured peak growth of decode + detect + align + embed per image pixel: a 6000x6000 JPEG
 # grew the process by 400 MB in one run and 632 MB in another (11-17.5 B/px: Pillow's
@@ -22,14 +21,22 @@ BYTES_PER_PIXEL = 20
 FIXED_BYTES = 64 * 1024 * 1024
 
 
-def image_cost(width: int, height: int) -> int:
-    """Bytes a request is charged for working on one ``width`` x ``height`` image.
+def image_cost(cost: DecodeCost) -> int:
+    """Bytes a request is charged for one image: the more of its two phases - decoding it
+    (in a decode process: ``DecodeCost.peak_bytes``, which that process may not exceed,
+    and the RGB copy the worker receives) and working on it in the worker.
 
     Example:
-        >>> image_cost(1000, 1000) // 2**20
-        83
+        >>> from facelens.decode.cost import DecodeCost
+        >>> image_cost(DecodeCost(1000, 1000, pixel_bytes=4, decoder_bytes=0)) // 2**20
+        108
+        >>> tiled = DecodeCost(1000, 1000, pixel_bytes=4, decoder_bytes=2**30)
+        >>> image_cost(tiled) // 2**20  # a decoder's own buffer is charged
+        1132
     """
-    return FIXED_BYTES + BYTES_PER_PIXEL * width * height
+    decoding = cost.peak_bytes + 3 * cost.pixels
+    working = FIXED_BYTES + BYTES_PER_PIXEL * cost.pixels
+    return max(decoding, working)
 
 
 class MemoryBudget:
@@ -67,24 +74,3 @@ class MemoryBudget:
             with self._cond:
                 self.used -= nbytes
                 self._cond.notify_all()
-
-
-@functools.cache
-def _libc() -> Any:
-    """glibc, looked up once (``ctypes.util.find_library`` runs ``ldconfig``: far too slow
-    for every request)."""
-    import ctypes
-
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-
-
-def release_freed_memory() -> None:
-    """Hand memory freed by a large request back to the system (glibc keeps freed heap
-    pages otherwise: a 36 MP photo left ~260 MB resident after its answer)."""
-    libc = _libc()
-    if libc is not None:
-        with contextlib.suppress(AttributeError):  # a libc without malloc_trim
-            libc.malloc_trim(0)

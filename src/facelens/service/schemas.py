@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 Box = list[float]
 
@@ -33,13 +33,15 @@ class QualityOut(BaseModel):
 
 
 class FaceOut(BaseModel):
-    box: Box = Field(description="[x1, y1, x2, y2] in pixels, x2/y2 exclusive")
-    score: float = Field(description="detector score, 2 decimals")
-    quality: QualityOut
+    box: Box = Field(description="[x1, y1, x2, y2] in pixels (1 decimal), x2/y2 exclusive")
+    score: float = Field(description="detector score, 4 decimals")
+    quality: QualityOut = Field(description="quality measures, 2 decimals")
     gate: list[str] = Field(description="reasons this face would be refused for enrolment")
 
 
 class DetectOut(BaseModel):
+    """``facelens.results.DetectResult``: what ``facelens detect --quality --json`` prints."""
+
     width: int
     height: int
     faces: list[FaceOut]
@@ -48,7 +50,7 @@ class DetectOut(BaseModel):
 class CandidateOut(BaseModel):
     identity_id: str
     name: str
-    score: float = Field(description="cosine similarity, 2 decimals")
+    score: float = Field(description="cosine similarity, 4 decimals")
 
 
 class IdentifiedFace(BaseModel):
@@ -59,7 +61,7 @@ class IdentifiedFace(BaseModel):
         "`candidates` scope (empty otherwise); showing them is recorded in the audit trail"
     )
     decision_score: float | None = Field(
-        description="what was compared with the threshold, 2 decimals (see rule)"
+        description="what was compared with the threshold, 4 decimals (see rule)"
     )
 
 
@@ -74,11 +76,14 @@ class RuleOut(BaseModel):
 
 
 class IdentifyOut(BaseModel):
+    """``facelens.results.IdentifyResult``: what ``facelens identify --json`` prints of each
+    image, and the audit record's number."""
+
     width: int
     height: int
-    threshold: float = Field(description="on the decision score, 2 decimals")
-    rule: RuleOut
     model: str = Field(description="the template tag searched (the gallery's answers)")
+    threshold: float = Field(description="on the decision score, 4 decimals")
+    rule: RuleOut
     notice: str | None = Field(
         default=None,
         description="set when the gallery was not searched with the default recognizer "
@@ -89,10 +94,20 @@ class IdentifyOut(BaseModel):
 
 
 class VerifyOut(BaseModel):
+    """``facelens.results.VerifyResult``: what ``facelens verify --json`` prints, and the
+    audit record's number."""
+
     same: bool
-    similarity: float
-    threshold: float
+    similarity: float = Field(description="cosine similarity, 4 decimals")
+    threshold: float = Field(description="4 decimals")
+    threshold_name: str = Field(description="the operating point applied (or custom)")
     model: str
+    faces_a: list[list[float]] = Field(description="every face of image_a, left to right")
+    faces_b: list[list[float]] = Field(description="every face of image_b, left to right")
+    face_a: int = Field(description="the face of image_a compared (index in faces_a)")
+    face_b: int = Field(description="the face of image_b compared (index in faces_b)")
+    chosen_a: Literal["largest", "asked"] = Field(description="largest: the default")
+    chosen_b: Literal["largest", "asked"]
     audit_seq: int
 
 
@@ -196,6 +211,39 @@ class AuditOut(BaseModel):
     decision: dict[str, Any]
     prev_hash: str
     hash: str
+    actor: str = Field(
+        description="who acted: a key's id (however the record spelt it), cli:USER or service:TASK"
+    )
+    sentence: str = Field(description="the record as one sentence, people by name")
+    names: dict[str, str] = Field(
+        description="identity id -> name, for the people of this tenant still enrolled"
+    )
+    refused: bool = Field(description="the action was refused")
+
+
+class SourcesOut(BaseModel):
+    patterns: list[str] = Field(description="the sources the operator allows (shell patterns)")
+    files: list[str] = Field(description="files on this host they match (the first 100)")
+
+
+class KeyOut(BaseModel):
+    id: str
+    tenant: str
+    name: str
+    scopes: list[str]
+    created_at: str
+    revoked_at: str | None
+    current: bool = Field(description="the key this request was made with")
+
+
+class KeyIn(BaseModel):
+    name: str = Field(default="", max_length=100)
+    scopes: list[Annotated[str, Field(max_length=32)]] = Field(min_length=1, max_length=20)
+
+
+class NewKeyOut(BaseModel):
+    key: KeyOut
+    secret: str = Field(description="the full key, shown this once: it is stored hashed")
 
 
 class ChainOut(BaseModel):
@@ -253,14 +301,20 @@ class HealthOut(BaseModel):
     inference: dict[str, Any]
     store: str = Field(description="sqlite or postgresql")
     worker: int = Field(description="process id of the worker that answered")
+
+
+class LoadOut(BaseModel):
+    worker: int = Field(description="process id of the worker that answered")
     queue: dict[str, float] = Field(
-        description="this worker's inference queue: embedding calls (batches), faces embedded "
-        "(chips), faces waiting (pending), requests refused as over the latency budget "
-        "(refused), estimated seconds per face (per_chip_s)"
+        description="this worker's inference queue: faces waiting (pending) and the "
+        "estimated seconds per face (per_chip_s); and this tenant's own embedding calls "
+        "(batches), faces embedded (chips) and requests refused as over the latency budget "
+        "(refused)"
     )
     timings: dict[str, dict[str, float]] = Field(
-        description="the service's own time on this worker's recent requests per route "
-        "(the last 2,000 of each): n, p50_ms, p99_ms - from arrival to the answer's start"
+        description="the service's own time on this tenant's recent requests to this worker, "
+        "per route (the last 2,000 of each): n, p50_ms, p99_ms - from arrival to the "
+        "answer's start"
     )
 
 
@@ -298,10 +352,11 @@ class StopOut(BaseModel):
 class RetentionPolicyIO(BaseModel):
     """How long a gallery keeps a person (``facelens.govern.retention``)."""
 
-    max_idle_days: int = Field(
+    # strict: a whole number, not true (which would be 1 day) nor "12"
+    max_idle_days: StrictInt = Field(
         default=1095, ge=1, le=36500, description="erase after this many days unmatched"
     )
-    consent_grace_days: int = Field(
+    consent_grace_days: StrictInt = Field(
         default=0, ge=0, le=36500, description="erase this long after consent ended"
     )
 
@@ -466,8 +521,16 @@ class MoveOut(BaseModel):
 class NameIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     consent: ConsentIn | None = None
+    override_face_check: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="why faces that do not match the enrolled person of this name are added "
+        "anyway (needs the enroll:override scope; audited)",
+    )
 
 
 class NamedOut(BaseModel):
     identity: IdentityOut
-    added: int
+    added: int = Field(description="templates added (one per face and model)")
+    faces: int = Field(description="the group's faces enrolled (those the quality gate passed)")

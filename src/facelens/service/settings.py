@@ -1,15 +1,17 @@
 """How the service runs: the settings ``facelens serve`` builds from its options and the
 environment, and the stream-source allow-list they hold."""
 
+import contextlib
 import fnmatch
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from facelens.gallery.protect import TemplateKey
 
-__all__ = ["ServiceSettings", "source_allowed"]
+__all__ = ["AllowedSource", "ServiceSettings", "source_allowed"]
 
 
 @dataclass(frozen=True)
@@ -32,16 +34,23 @@ class ServiceSettings:
         image_urls_private: let ``image_url`` reach loopback and private addresses (off:
             public hosts only, ``facelens.service.fetch``; for tests and closed networks).
         max_subscribers: live ``/v1/events`` clients per worker; more are answered 503.
-        max_body_bytes: largest request body, refused (413) from its declared length before
-            anything is read, or as soon as a streamed body passes it - before the key is
-            checked.
+        max_body_bytes: largest upload body (multipart routes), refused (413) from its
+            declared length before anything is read, or as soon as a streamed body passes it
+            (``facelens.service.gate``); a route without a body accepts none.
+        max_json_bytes: largest JSON body (JSON routes), likewise.
+        body_idle_s: longest wait for the next piece of a request body (408 after).
+        body_total_s: longest a request body may take to arrive in all (408 after).
         max_image_pixels: largest image a request may decode (width x height, checked from
             the file's header before decoding).
         request_memory_bytes: what one request's images may take once decoded, with the
             detector's working copies; checked from the headers before any decoding (413).
         memory_bytes: what all of a worker's requests together may take for image work;
             a request that cannot get its share within ``inference_budget_s`` is a 503.
-        inference_budget_s: how long a request may wait for its share of ``memory_bytes``.
+        inference_budget_s: how long a request may wait for its share of ``memory_bytes``
+            (and for one of the ``decode_workers``).
+        decode_workers: processes that decode uploaded images, each under the memory and
+            CPU limits its image's structure allows (``facelens.sandbox``): what a hostile
+            file does to a decoder happens there, not in the worker.
         queue_budget_s: how long a request's faces may be expected to wait in the worker's
             inference queue (``facelens.service.inference``); past it the service answers
             503 with ``Retry-After`` instead of queueing more.
@@ -56,7 +65,7 @@ class ServiceSettings:
         read_replica: a hot standby of a PostgreSQL store that searches read from.
         model: the recognizer the operator named (``FACELENS_SERVE_MODEL``); None: the
             default, and a gallery holding none of its templates is searched with the
-            templates it does hold (``facelens.pipeline.search_config``). A named one a
+            templates it does hold (``facelens.gallery.held.search_config``). A named one a
             gallery has no templates of is refused (409), never searched empty.
     """
 
@@ -69,10 +78,14 @@ class ServiceSettings:
     image_urls_private: bool = False
     max_subscribers: int = 256
     max_body_bytes: int = 32 * 1024 * 1024
+    max_json_bytes: int = 1024 * 1024
+    body_idle_s: float = 15.0
+    body_total_s: float = 120.0
     max_image_pixels: int = 40_000_000
     request_memory_bytes: int = 1024 * 1024 * 1024
     memory_bytes: int = 2 * 1024 * 1024 * 1024
     inference_budget_s: float = 2.0
+    decode_workers: int = 2
     queue_budget_s: float = 1.0
     purge_interval_s: float = 3600.0
     template_key: TemplateKey | None = None
@@ -82,19 +95,60 @@ class ServiceSettings:
     model: str | None = None
 
 
-def source_allowed(source: str, patterns: tuple[str, ...]) -> bool:
-    """Whether an operator's ``patterns`` allow a stream ``source`` (see ``allow_sources``).
+@dataclass
+class AllowedSource:
+    """A stream source the operator's patterns allow, as it is to be opened.
+
+    Attributes:
+        open_as: what the capture opens: a URL or camera number as given; for a file,
+            ``/proc/self/fd/N`` of the file that was checked (held open here), so swapping a
+            symlink after the check cannot make the capture open another file.
+        fd: the checked file's descriptor (None for URLs and cameras); ``close()`` it when
+            the stream ends.
+    """
+
+    open_as: str
+    fd: int | None = None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+
+def source_allowed(source: str, patterns: tuple[str, ...]) -> AllowedSource | None:
+    """The stream ``source`` as it is to be opened, when an operator's ``patterns`` allow it
+    (see ``allow_sources``), else None. A file is opened here and its real path - that of the
+    file open, not of the name, which a symlink swap can change - matched; the capture then
+    opens that same file through its descriptor.
 
     Example:
         >>> source_allowed("rtsp://admin:pw@cams.local/door", ("rtsp://cams.local/*",))
+        AllowedSource(open_as='rtsp://admin:pw@cams.local/door', fd=None)
+        >>> source_allowed("/srv/videos/../../etc/shadow", ("/srv/videos/*",)) is None
         True
-        >>> source_allowed("/srv/videos/../../etc/shadow", ("/srv/videos/*",))
-        False
     """
     if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", source):
         subject = re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\s]*@", r"\1", source)
-    elif source.isdigit():
-        subject = source  # a local camera, by number: allowed only if named
-    else:
-        subject = os.path.realpath(source)
+        return AllowedSource(source) if _matches(subject, patterns) else None
+    if source.isdigit():  # a local camera, by number: allowed only if named
+        return AllowedSource(source) if _matches(source, patterns) else None
+    if not _matches(os.path.realpath(source), patterns):
+        return None  # decided on the name first: nothing outside the patterns is opened
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+        if stat.S_ISREG(os.fstat(fd).st_mode) and _matches(real, patterns):
+            return AllowedSource(f"/proc/self/fd/{fd}", fd)
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _matches(subject: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(subject, p) for p in patterns)

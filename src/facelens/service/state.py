@@ -14,12 +14,13 @@ from typing import Any
 from facelens.decode.image import DecodeConfig
 from facelens.events import Event
 from facelens.events.sinks import parse_sink
-from facelens.gallery import Gallery
+from facelens.gallery.held import HoldsTemplates, search_config
 from facelens.gallery.stores import open_store
 from facelens.govern import AuditLog, KeyStore, StopControl
 from facelens.govern.confirm import Alerts
 from facelens.govern.names import NAME_RE
-from facelens.pipeline import Pipeline, search_config
+from facelens.pipeline import Pipeline
+from facelens.sandbox import Sandbox, return_large_blocks
 from facelens.service.errors import HttpError
 from facelens.service.inference import InferenceQueue
 from facelens.service.limits import MemoryBudget
@@ -160,23 +161,25 @@ class SharedSink:
 
 
 class Timings:
-    """The service's own time on its recent requests, per route (bounded: the last
-    ``window`` of each)."""
+    """The service's own time on its recent requests, per tenant and route (bounded: the
+    last ``window`` of each, for at most ``max_series`` tenant-route pairs; a tenant sees
+    only its own)."""
 
-    def __init__(self, window: int = 2000) -> None:
-        self.window = window
-        self._ms: dict[str, deque[float]] = {}
+    def __init__(self, window: int = 2000, max_series: int = 4096) -> None:
+        self.window, self.max_series = window, max_series
+        self._ms: dict[tuple[str, str], deque[float]] = {}
         self._lock = threading.Lock()
 
-    def record(self, route: str, ms: float) -> None:
+    def record(self, tenant: str, route: str, ms: float) -> None:
+        key = (tenant, route)
         with self._lock:
-            if route not in self._ms and len(self._ms) >= 64:
-                return  # routes are few; anything else is not worth memory
-            self._ms.setdefault(route, deque(maxlen=self.window)).append(ms)
+            if key not in self._ms and len(self._ms) >= self.max_series:
+                return  # routes are few; anything more is not worth memory
+            self._ms.setdefault(key, deque(maxlen=self.window)).append(ms)
 
-    def summary(self) -> dict[str, dict[str, float]]:
+    def summary(self, tenant: str) -> dict[str, dict[str, float]]:
         with self._lock:
-            snap = {r: sorted(d) for r, d in self._ms.items() if d}
+            snap = {r: sorted(d) for (t, r), d in self._ms.items() if d and t == tenant}
         return {
             r: {
                 "n": len(v),
@@ -196,8 +199,8 @@ class ServiceState:
         self.store = open_store(
             settings.gallery_path, key=settings.template_key, read_replica=settings.read_replica
         )
-        self.keys = KeyStore(self.store)
         self.audit = AuditLog(self.store)
+        self.keys = KeyStore(self.store, self.audit)
         self.stop = StopControl(self.store, self.audit)
         self.alerts = Alerts(self.store, self.audit)
         # the operator's event sinks, shared by every stream (closed when the service stops)
@@ -220,6 +223,10 @@ class ServiceState:
         self.decode_config = DecodeConfig(
             max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
         )
+        # large buffers go back to the system when freed (see return_large_blocks)
+        return_large_blocks()
+        # uploaded images are decoded in these processes (started on first use)
+        self.sandbox = Sandbox(settings.decode_workers, wait_s=settings.inference_budget_s)
 
     def deliver(self, tenant: str, event: dict[str, Any]) -> None:
         """A confirmed alert's ``identified`` event, to the service's sinks and to live
@@ -233,9 +240,11 @@ class ServiceState:
                 log.exception("sink %s failed", getattr(sink, "name", "sink"))
         self.broadcaster.publish(tenant, str(event.get("stream", "")), event)
 
-    def close_sinks(self) -> None:
+    def close(self) -> None:
+        """What the worker started: the sinks' deliveries and the decode processes."""
         for sink in self.sinks:
             sink.close(5.0)
+        self.sandbox.close()
 
     def pipeline_for(self, upsample: int) -> Pipeline:
         """The service's pipeline, or one like it with another detector upsampling."""
@@ -247,10 +256,10 @@ class ServiceState:
                 )
             return self._pipelines[upsample]
 
-    def searcher(self, gallery: Gallery) -> tuple[Pipeline, InferenceQueue, str | None]:
+    def searcher(self, gallery: HoldsTemplates) -> tuple[Pipeline, InferenceQueue, str | None]:
         """The pipeline and inference queue that search ``gallery``, and a notice (or None):
         the service's own, or, when the gallery holds none of the default recognizer's
-        templates, one for the recognizer it holds (``facelens.pipeline.search_config``).
+        templates, one for the recognizer it holds (``facelens.gallery.held.search_config``).
 
         Raises:
             NoTemplatesError: the operator named the recognizer and the gallery holds none
@@ -269,8 +278,10 @@ class ServiceState:
             p, q = self._searchers[p.model]
         return p, q, notice
 
-    def gallery(self, tenant: str, name: str, must_exist: bool = True) -> Gallery:
-        """A tenant's gallery by its public name (another tenant's is "not found")."""
+    def check_gallery(self, tenant: str, name: str, must_exist: bool = True) -> str:
+        """A tenant's gallery name checked: another tenant's, or one that does not exist when
+        ``must_exist``, is "not found"; otherwise it is created. Returns its stored name
+        (routes reach the gallery governed: ``facelens.service.deps.governed``)."""
         from facelens.errors import NotFoundError
         from facelens.govern.names import gallery_key
 
@@ -281,7 +292,7 @@ class ServiceState:
             raise NotFoundError("gallery", name)
         if not must_exist:
             self.store.ensure_gallery(internal)
-        return Gallery(self.store, internal)
+        return internal
 
     def add_job(self, job: Job) -> None:
         """Remember a job; finished ones are kept for their status, the oldest forgotten

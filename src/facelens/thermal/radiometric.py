@@ -18,8 +18,10 @@ Sources:
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,14 +29,17 @@ from typing import Any, BinaryIO
 import numpy as np
 from numpy.typing import NDArray
 
+from facelens.decode.cost import decode_cost
 from facelens.decode.image import DecodeConfig, read_bounded
 from facelens.errors import ImageTooLargeError, InputError
+from facelens.sandbox import Limits, Sandbox, task
 
 __all__ = [
     "FlirParameters",
     "LinearCalibration",
     "ThermalFrame",
     "decode_thermal",
+    "decode_thermal_isolated",
     "flir_raw_to_celsius",
     "from_celsius",
     "from_raw16",
@@ -458,6 +463,7 @@ def decode_thermal(
                 actual=w * h,
                 limit=limits.max_pixels,
             )
+        decode_cost(im, data, name, limits)  # a TIFF's tiles, as for any image
         try:
             arr = np.asarray(im)
         except (OSError, ValueError, Image.DecompressionBombError) as e:
@@ -468,3 +474,49 @@ def decode_thermal(
             raise InputError(name, f"a raw thermal image must be 16-bit, got mode {im.mode}")
         return from_raw16(arr.astype(np.int32), calibration or LinearCalibration(), name)
     raise InputError(name, "unsupported thermal input (FLIR .jpg, .npy, 16-bit .png/.tif)")
+
+
+# What decoding one thermal frame may take in a sandbox: flyr's parsing and the float64
+# arrays of the radiometric model, a few per pixel, within the thermal pixel limit.
+THERMAL_BYTES_PER_PIXEL = 64
+THERMAL_FIXED_BYTES = 128 * 1024 * 1024
+THERMAL_CPU_S = 10.0
+
+
+@task
+def _thermal_task(args: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], NDArray[Any]]:
+    """A sandbox's side of ``decode_thermal_isolated``."""
+    frame = decode_thermal(payload, suffix=str(args["suffix"]), name=str(args["name"]))
+    meta = json.loads(json.dumps(frame.metadata, default=str))
+    return {"source": frame.source, "metadata": meta}, frame.celsius
+
+
+def thermal_cost(limits: DecodeConfig = THERMAL_LIMITS) -> int:
+    """The most memory decoding one frame within ``limits`` may take."""
+    return THERMAL_FIXED_BYTES + THERMAL_BYTES_PER_PIXEL * limits.max_pixels
+
+
+def decode_thermal_isolated(
+    sandbox: Sandbox,
+    data: bytes,
+    *,
+    suffix: str,
+    name: str,
+    cancelled: Callable[[], bool] | None = None,
+) -> ThermalFrame:
+    """``decode_thermal`` of bytes in one of ``sandbox``'s processes, within
+    ``thermal_cost()`` of memory (see ``facelens.decode.image.decode_isolated``)."""
+    header, celsius = sandbox.call(
+        "facelens.thermal.radiometric:_thermal_task",
+        {"suffix": suffix, "name": name},
+        data,
+        Limits(thermal_cost(), THERMAL_CPU_S, 3 * THERMAL_CPU_S),
+        cancelled,
+        source=name,
+    )
+    if celsius is None or celsius.dtype != np.float32 or celsius.ndim != 2:
+        raise InputError(name, "its decoder failed on it")
+    h, w = celsius.shape
+    if h * w > THERMAL_LIMITS.max_pixels:
+        raise InputError(name, "its decoder failed on it")
+    return ThermalFrame(_check(celsius, name), name, dict(header.get("metadata", {})))

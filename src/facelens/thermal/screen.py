@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from facelens.errors import InputError
 from facelens.faces import Faces
 from facelens.thermal.locate import WarmFaceConfig, find_warm_faces
 from facelens.thermal.radiometric import ThermalFrame
@@ -66,6 +67,20 @@ class Blackbody:
     box: tuple[float, float, float, float]
     set_c: float
     uncertainty_c: float = 0.05
+
+    def __post_init__(self) -> None:
+        _finite_box(self.box, "blackbody")
+
+
+def _finite_box(box: Sequence[float], what: str) -> None:
+    """A box of four finite numbers, else ``InputError`` (a NaN or infinite corner has no
+    pixel to round to)."""
+    try:
+        ok = len(box) == 4 and all(math.isfinite(float(v)) for v in box)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(what, f"a box is four finite numbers x1,y1,x2,y2, got {list(box)!r}")
 
 
 @dataclass(frozen=True)
@@ -218,6 +233,8 @@ class ScreeningSession:
         ``faces``: faces in thermal pixels (with 5-point landmarks when a registered visible
         camera found them); found in the thermal frame when not given.
         """
+        if region is not None:
+            _finite_box(region, "region")
         cfg = self.config
         c = frame.celsius
         refused: list[str] = []

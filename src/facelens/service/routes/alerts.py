@@ -5,15 +5,16 @@ The best shot and the enrolled reference are shown here and nowhere else."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import Path
 from fastapi.responses import Response
 
 from facelens.errors import NotFoundError
 from facelens.govern.keys import ApiKey
+from facelens.service import gate
 from facelens.service import schemas as S
 from facelens.service.deps import State, scope
 
-router = APIRouter(tags=["alerts"])
+router = gate.router(tags=["alerts"])
 
 Confirmer = Annotated[ApiKey, scope("confirm")]
 # alert ids are 16 hex digits: anything much longer is refused, not echoed back

@@ -2,23 +2,36 @@
 (indexed with ``facelens index``), grouped without names; corrections; naming a group as an
 enrolment with consent; thumbnails and photos of indexed faces."""
 
-import threading
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+import numpy as np
+from fastapi import Path, Query, Response
+from numpy.typing import NDArray
 
-from facelens.archive import Archive
 from facelens.archive.pictures import face_photo, face_thumbnail
 from facelens.cluster import ClusterConfig, Clusterer
+from facelens.decode.cost import DecodeCost
 from facelens.errors import NotFoundError
 from facelens.gallery import Consent
 from facelens.govern.keys import ApiKey
+from facelens.service import gate
 from facelens.service import schemas as S
-from facelens.service.deps import State, governed, not_stopped, scope
+from facelens.service.deps import (
+    Gone,
+    State,
+    decode,
+    governed,
+    override_reason,
+    reserve,
+    reserve_images,
+    scope,
+)
+from facelens.service.limits import image_cost
 
-router = APIRouter(tags=["archive"])
+router = gate.router(tags=["archive"])
 
 ID = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
 Reader = Annotated[ApiKey, scope("identify")]
@@ -32,8 +45,7 @@ MAX_FACES = 20_000
 
 
 def _clusterer(state: State, key: ApiKey, gallery: str) -> Clusterer:
-    g = state.gallery(key.tenant, gallery)
-    return Clusterer(Archive(g.store, g.name), ClusterConfig(max_faces=MAX_FACES))
+    return Clusterer(governed(state, key, gallery).archive(), ClusterConfig(max_faces=MAX_FACES))
 
 
 def _listing(c: Clusterer) -> list[dict[str, Any]]:
@@ -70,8 +82,9 @@ def clusters(
     c = _clusterer(state, key, gallery)
     summary = c.archive.summary()
     if refresh or (summary["faces"] and c.archive.grouped_at() is None):
-        not_stopped(state, key.tenant)  # grouping searches the enrolled people
-        c.run(governed(state, key, gallery))
+        g = governed(state, key, gallery)
+        g.refuse_if_stopped()  # grouping searches the enrolled people
+        c.run(g)
     return {"archive": summary, "clusters": _listing(c)}
 
 
@@ -113,7 +126,11 @@ def move(state: State, gallery: str, face_id: ID, body: S.MoveIn, key: Editor) -
 )
 def name(state: State, gallery: str, cluster: ID, body: S.NameIn, key: Editor) -> dict[str, Any]:
     """Name a group: enrol the person from its faces. A new person needs their consent
-    (purpose, who granted it), as any enrolment; without it nothing is written (422)."""
+    (purpose, who granted it), as any enrolment; without it nothing is written (422). The
+    name of someone enrolled adds the group's faces to them: they must match the person's
+    templates (409 ``identity_mismatch`` otherwise; ``override_face_check`` as for
+    enrolment)."""
+    override = override_reason(key, body.override_face_check)
     consent = None
     if body.consent is not None:
         consent = Consent(
@@ -124,34 +141,51 @@ def name(state: State, gallery: str, cluster: ID, body: S.NameIn, key: Editor) -
             recorded_by=key.id,
         )
     c = _clusterer(state, key, gallery)
-    r = c.name(governed(state, key, gallery), cluster, body.name, consent)
-    return {"identity": r.identity.to_dict(datetime.now(UTC)), "added": len(r.added)}
-
-
-# Pictures decode whole photos (up to the service's pixel limit): two at a time per worker,
-# so a page of thumbnails cannot take more memory than two photos' worth.
-_PICTURES = threading.BoundedSemaphore(2)
+    g = governed(state, key, gallery)
+    before = g.find(body.name)
+    r = c.name(g, cluster, body.name, consent, override=override)
+    return {
+        "identity": r.identity.to_dict(datetime.now(UTC)),
+        "added": len(r.added),
+        "faces": r.identity.sample_count - (before.sample_count if before else 0),
+    }
 
 
 def _picture(
-    make: Callable[..., bytes], state: State, key: ApiKey, gallery: str, face_id: str
+    make: Callable[..., bytes], state: State, key: ApiKey, gallery: str, face_id: str, gone: Gone
 ) -> Response:
+    """A picture made from the face's photo, as any uploaded image is worked on: its
+    memory reserved from the photo's structure first, decoded in a decode process."""
     archive = _clusterer(state, key, gallery).archive
     face = archive.face(face_id)
     if face is None:
         raise NotFoundError("face", face_id)
-    with _PICTURES:
-        data = make(face, state.decode_config, archive.file_state(face.path))
+    with contextlib.ExitStack() as held:
+
+        def decoded(data: bytes) -> NDArray[np.uint8]:
+            held.enter_context(reserve_images(state, [data]))
+            return decode(state, data, gone, "photo")[0]
+
+        if face.time_s is not None:  # a video's frame, within the pixel limit
+            held.enter_context(reserve(state, image_cost(video_frame_cost(state))))
+        data = make(face, state.decode_config, archive.file_state(face.path), decoded)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
+def video_frame_cost(state: State) -> DecodeCost:
+    """A video frame is decoded by OpenCV up to the service's pixel limit: charged as the
+    largest it may be."""
+    side = int(state.decode_config.max_pixels**0.5)
+    return DecodeCost(side, side, pixel_bytes=3, decoder_bytes=0)
+
+
 @router.get("/v1/galleries/{gallery}/faces/{face_id}/thumbnail", response_class=Response)
-def thumbnail(state: State, gallery: str, face_id: ID, key: Reader) -> Response:
+def thumbnail(state: State, gallery: str, face_id: ID, key: Reader, gone: Gone) -> Response:
     """The face (JPEG), from its photo while the photo is as indexed."""
-    return _picture(face_thumbnail, state, key, gallery, face_id)
+    return _picture(face_thumbnail, state, key, gallery, face_id, gone)
 
 
 @router.get("/v1/galleries/{gallery}/faces/{face_id}/photo", response_class=Response)
-def photo(state: State, gallery: str, face_id: ID, key: Reader) -> Response:
+def photo(state: State, gallery: str, face_id: ID, key: Reader, gone: Gone) -> Response:
     """The face's photo, scaled down, the face outlined (JPEG)."""
-    return _picture(face_photo, state, key, gallery, face_id)
+    return _picture(face_photo, state, key, gallery, face_id, gone)

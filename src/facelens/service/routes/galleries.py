@@ -2,19 +2,34 @@
 consent records, and erasure."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+import numpy as np
+from fastapi import File, Form, Query, Response, UploadFile
+from numpy.typing import NDArray
 
+from facelens.decode.image import ImageMeta
 from facelens.gallery import Consent
 from facelens.govern.keys import ApiKey
+from facelens.service import gate
 from facelens.service import schemas as S
-from facelens.service.deps import Key, State, governed, image_bytes, reserve_images, scope
+from facelens.service.deps import (
+    Gone,
+    Key,
+    State,
+    decode,
+    governed,
+    image_bytes,
+    override_reason,
+    reserve_images,
+    scope,
+)
 from facelens.service.errors import HttpError
 from facelens.service.state import now_iso
 
-router = APIRouter()
+router = gate.router()
 
 IDENTITY = "/v1/galleries/{gallery}/identities/{identity_id}"
 
@@ -23,14 +38,14 @@ def _answers(state: State, name: str) -> dict[str, Any]:
     """Which templates a search of gallery ``name`` uses, and why not the default's."""
     from facelens.embed.base import template_tag
     from facelens.errors import NoTemplatesError
-    from facelens.gallery import Gallery
-    from facelens.pipeline import search_config
+    from facelens.gallery.gallery import RawGallery
+    from facelens.gallery.held import search_config
 
     if state.store.count_identities(name) == 0:
         return {"answers_with": None, "notice": None}
     try:
         config, notice = search_config(
-            state.pipeline.config, Gallery(state.store, name), state.settings.model
+            state.pipeline.config, RawGallery(state.store, name), state.settings.model
         )
     except NoTemplatesError as e:
         return {"answers_with": None, "notice": str(e)}
@@ -67,13 +82,9 @@ def create_gallery(
     }
     if changes and not key.allows("admin"):
         raise HttpError(403, "forbidden", "changing a gallery's settings needs an admin key")
-    g = state.gallery(key.tenant, body.name, must_exist=False)
+    g = governed(state, key, body.name, must_exist=False)
     settings = g.configure(**changes) if changes else g.settings()
-    return {
-        "name": body.name,
-        "identities": state.store.count_identities(g.name),
-        "settings": settings,
-    }
+    return {"name": body.name, "identities": g.count(), "settings": settings}
 
 
 @router.get(
@@ -94,7 +105,7 @@ def identities(
     """People enrolled in a gallery, by name, a page at a time: when there are more, the
     ``X-Next-After`` header holds the ``after`` of the next page."""
     now = datetime.now(UTC)
-    page = state.gallery(key.tenant, gallery).identities(after, limit + 1)
+    page = governed(state, key, gallery).identities(after, limit + 1)
     if len(page) > limit:
         page = page[:limit]
         response.headers["X-Next-After"] = quote(page[-1].name)
@@ -111,17 +122,24 @@ def enroll(
     state: State,
     gallery: str,
     key: Annotated[ApiKey, scope("enroll")],
+    gone: Gone,
     name: Annotated[str, Form(min_length=1, max_length=200)],
     images: Annotated[list[UploadFile], File()],
     consent_purpose: Annotated[str | None, Form(max_length=500)] = None,
     consent_granted_by: Annotated[str | None, Form(max_length=200)] = None,
     consent_expires_at: Annotated[str | None, Form(max_length=64)] = None,
+    override_face_check: Annotated[str | None, Form(min_length=1, max_length=500)] = None,
 ) -> dict[str, Any]:
     """Enrol a person (or add samples) from uploaded photos, with their consent.
 
     A new identity needs ``consent_purpose`` and ``consent_granted_by``. Each photo's
-    primary face must pass the quality gate; the others are listed as rejected.
+    primary face must pass the quality gate; the others are listed as rejected. Photos added
+    to an enrolled person must match their templates at the model's strict threshold, or the
+    whole request is refused (409 ``identity_mismatch``); ``override_face_check`` (the reason;
+    the key needs the ``enroll:override`` scope) adds them anyway, audited
+    ``enroll_override``. A new name that looks like another person's is a 409 too.
     """
+    override = override_reason(key, override_face_check)
     # the request is checked before its gallery is created: a refused enrolment leaves
     # nothing behind
     if not images or len(images) > 20:
@@ -138,9 +156,14 @@ def enroll(
             recorded_by=f"key:{key.id}",
         )
     datas = [image_bytes(state, f, None, f.filename or "image") for f in images]
+
+    def sandboxed(data: str | Path | bytes) -> tuple[NDArray[np.uint8], ImageMeta]:
+        assert isinstance(data, bytes)  # uploads only: nothing a caller sends names a file
+        return decode(state, data, gone)
+
     with reserve_images(state, datas, each_may_fail=True):
         g = governed(state, key, gallery, must_exist=False)
-        report = g.enroll(state.pipeline, name, datas, consent)
+        report = g.enroll(state.pipeline, name, datas, consent, decode=sandboxed, override=override)
     r = report.result
     rejected = [
         {
@@ -168,7 +191,7 @@ def enroll(
     responses={404: {"model": S.ErrorOut}},
 )
 def get_identity(state: State, gallery: str, identity_id: str, key: Key) -> dict[str, Any]:
-    return state.gallery(key.tenant, gallery).get(identity_id).to_dict(datetime.now(UTC))
+    return governed(state, key, gallery).get(identity_id).to_dict(datetime.now(UTC))
 
 
 @router.patch(
@@ -186,9 +209,7 @@ def patch_identity(
 ) -> dict[str, Any]:
     """Rename (names are unique in a gallery; audited)."""
     g = governed(state, key, gallery)
-    ident = g.gallery.get(identity_id)
-    if body.name is not None:
-        ident = g.rename(ident.id, body.name)
+    ident = g.get(identity_id) if body.name is None else g.rename(identity_id, body.name)
     return ident.to_dict(datetime.now(UTC))
 
 
@@ -204,19 +225,19 @@ def delete_identity(
     """Erase a person: every sample, consent record and index entry. The receipt is
     itself recorded in the audit trail."""
     g = governed(state, key, gallery)
-    receipt, rec = g.delete(g.gallery.get(identity_id).id)
+    receipt, rec = g.delete(identity_id)
     return receipt.to_dict() | {"audit_seq": rec.seq, "audit_hash": rec.hash}
 
 
 @router.get(IDENTITY + "/samples", response_model=list[S.SampleOut], tags=["identities"])
 def samples(state: State, gallery: str, identity_id: str, key: Key) -> list[dict[str, Any]]:
     """An identity's samples with their quality (never their embeddings)."""
-    return [s.to_dict() for s in state.gallery(key.tenant, gallery).samples(identity_id)]
+    return [s.to_dict() for s in governed(state, key, gallery).samples(identity_id)]
 
 
 @router.get(IDENTITY + "/consents", response_model=list[S.ConsentOut], tags=["identities"])
 def consents(state: State, gallery: str, identity_id: str, key: Key) -> list[dict[str, Any]]:
-    return [c.to_dict() for c in state.gallery(key.tenant, gallery).get(identity_id).consents]
+    return [c.to_dict() for c in governed(state, key, gallery).get(identity_id).consents]
 
 
 @router.post(

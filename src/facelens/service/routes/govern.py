@@ -5,16 +5,17 @@ retention: each gallery's policy, and the purge that enforces it."""
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from facelens.govern.keys import ApiKey
 from facelens.govern.names import split_gallery_key
 from facelens.govern.retention import Retention, RetentionPolicy
+from facelens.service import gate
 from facelens.service import schemas as S
-from facelens.service.deps import Key, State, scope
+from facelens.service.deps import Key, State, governed, scope
 from facelens.service.state import ServiceState
 
-router = APIRouter(tags=["govern"])
+router = gate.router(tags=["govern"])
 
 
 @router.get("/v1/govern/status", response_model=S.StopOut)
@@ -26,13 +27,13 @@ def stop_status(state: State, key: Key) -> dict[str, Any]:
 @router.post("/v1/govern/stop", response_model=S.StopOut)
 def stop(state: State, body: S.StopIn, key: Annotated[ApiKey, scope("admin")]) -> dict[str, Any]:
     """Halt every identification of this tenant (audited)."""
-    return state.stop.stop(key.tenant, by=f"key:{key.id}", reason=body.reason).to_dict()
+    return state.stop.stop(key.tenant, by=key.id, reason=body.reason).to_dict()
 
 
 @router.post("/v1/govern/resume", response_model=S.StopOut)
 def resume(state: State, key: Annotated[ApiKey, scope("admin")]) -> dict[str, Any]:
     """Let this tenant's identifications run again (audited)."""
-    return state.stop.resume(key.tenant, by=f"key:{key.id}").to_dict()
+    return state.stop.resume(key.tenant, by=key.id).to_dict()
 
 
 # -- retention -------------------------------------------------------------------------------
@@ -45,12 +46,12 @@ def _retention(state: ServiceState) -> Retention:
 @router.get("/v1/galleries/{gallery}/retention", response_model=S.RetentionOut)
 def get_retention(state: State, gallery: str, key: Key) -> dict[str, Any]:
     """The gallery's retention policy and the next ten people it will make due."""
-    g = state.gallery(key.tenant, gallery)
+    stored = governed(state, key, gallery).stored_name
     r = _retention(state)
-    upcoming = sorted((d for _, d in r.deadlines(g.name)), key=lambda d: d.due_at)
+    upcoming = sorted((d for _, d in r.deadlines(stored)), key=lambda d: d.due_at)
     return {
         "gallery": gallery,
-        "policy": asdict(r.policy(g.name)),
+        "policy": asdict(r.policy(stored)),
         "next_deadlines": [d.to_dict() for d in upcoming[:10]],
     }
 
@@ -63,9 +64,10 @@ def put_retention(
     key: Annotated[ApiKey, scope("admin")],
 ) -> dict[str, Any]:
     """Change the gallery's retention policy (audited ``retention_policy``)."""
-    g = state.gallery(key.tenant, gallery)
     _retention(state).set_policy(
-        g.name, RetentionPolicy(body.max_idle_days, body.consent_grace_days), f"key:{key.id}"
+        governed(state, key, gallery).stored_name,
+        RetentionPolicy(body.max_idle_days, body.consent_grace_days),
+        key.id,
     )
     return get_retention(state, gallery, key)
 
@@ -79,7 +81,7 @@ def purge(
     """Erase everyone this tenant's retention policies make due now (the service also does
     this every ``--purge-interval``); each erasure is a ``purge`` record in the audit trail."""
     mine = [g for g in state.store.galleries() if split_gallery_key(g)[0] == key.tenant]
-    return _retention(state).purge(f"key:{key.id}", dry_run=dry_run, galleries=mine).to_dict()
+    return _retention(state).purge(key.id, dry_run=dry_run, galleries=mine).to_dict()
 
 
 @router.get("/v1/govern/report", response_model=S.PrivacyReportOut)

@@ -2,8 +2,11 @@
 live events as Server-Sent Events."""
 
 import asyncio
+import glob
+import itertools
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -11,15 +14,16 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import StreamingResponse
 
-from facelens.errors import NotFoundError
+from facelens.errors import InputError, NotFoundError, StoppedError
 from facelens.events import EventBus
 from facelens.govern.confirm import Alert
 from facelens.govern.keys import ApiKey
+from facelens.service import gate
 from facelens.service import schemas as S
-from facelens.service.deps import Key, State, governed, not_stopped, scope
+from facelens.service.deps import Key, State, governed, refused, scope
 from facelens.service.errors import HttpError
 from facelens.service.settings import source_allowed
 from facelens.service.state import BusSink, Job, ServiceState, SharedSink, now_iso
@@ -27,7 +31,7 @@ from facelens.urls import redact_credentials
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["streams"])
+router = gate.router(tags=["streams"])
 
 
 def _own_job(state: ServiceState, stream_id: str, key: ApiKey) -> Job:
@@ -45,21 +49,30 @@ def start_stream(
     from facelens.decode.video import VideoConfig, VideoSource
     from facelens.watch import WatchConfig, Watcher
 
-    if not source_allowed(body.source, state.settings.allow_sources):
+    allowed = source_allowed(body.source, state.settings.allow_sources)
+    if allowed is None:
         # decided on the text alone: nothing is opened, so the answer says nothing about
         # which files exist or which ports answer
+        shown = redact_credentials(body.source)
+        refused(state, key, body.gallery, "stream_start", f"source not allowed: {shown!r}")
         raise HttpError(
             403,
             "source_not_allowed",
-            f"{redact_credentials(body.source)!r} is not an allowed stream source; the "
-            "operator allows sources with facelens serve --allow-source PATTERN",
+            f"{shown!r} is not an allowed stream source; the "
+            "operator allows sources with facelens serve --allow-source PATTERN "
+            "(make run ALLOW_SOURCE=PATTERN)",
         )
-    not_stopped(state, key.tenant)
-    audited = governed(state, key, body.gallery)
-    g = audited.gallery
-    source = VideoSource(body.source, VideoConfig())
-    # source.name: the URL without its credentials
-    job = Job(uuid.uuid4().hex[:12], key.tenant, source.name, body.gallery, now_iso())
+    try:
+        audited = governed(state, key, body.gallery)
+        audited.refuse_if_stopped("stream_start")  # 423 (audited) before the source is opened
+    except BaseException:
+        allowed.close()
+        raise
+    # the source is opened in the job, not here: how long opening takes (a closed port, a
+    # silent one) is not the request's answer time; shown without its credentials
+    job = Job(
+        uuid.uuid4().hex[:12], key.tenant, redact_credentials(body.source), body.gallery, now_iso()
+    )
 
     def held(alert: Alert) -> None:  # live clients learn an alert waits (not whom it names)
         state.broadcaster.publish(
@@ -71,7 +84,7 @@ def start_stream(
 
     watcher = Watcher(
         state.pipeline_for(body.upsample),
-        g,
+        audited,
         EventBus([BusSink(job, state.broadcaster), *(SharedSink(s, job) for s in state.sinks)]),
         WatchConfig(detect_every=body.detect_every, detect_max_side=body.detect_max_side),
         hold=audited.confirmation(job.id, held),
@@ -92,24 +105,55 @@ def start_stream(
 
     def run() -> None:
         job.status = "running"
-        audited.stream_started(job.source, watcher.pipe.model, job.id)  # the period of use
+        started = False
+        source = None
         try:
+            audited.stream_started(job.source, watcher.pipe.model, job.id)  # the period of use
+            started = True
+            try:
+                source = VideoSource(allowed.open_as, VideoConfig())
+            except Exception:
+                raise InputError(job.source, "the source could not be opened") from None
             stats = watcher.run(source, on_progress=progress)
             job.frames = stats.frames
             job.status = "stopped" if watcher._stop else "finished"
+        except StoppedError:  # a search refused by the stop control ends the watch
+            job.status, job.error = "stopped", "identification stopped by the operator"
         except Exception as e:  # the job reports it; the service goes on
             job.status, job.error = "failed", redact_credentials(e)
             log.error("stream %s failed: %s", job.id, job.error)
         finally:
-            source.close()
-            audited.stream_stopped(
-                job.source, job.frames, job.events, job.id, job.error or job.status
-            )
+            if source is not None:
+                source.close()
+            allowed.close()
+            if started:
+                audited.stream_stopped(
+                    job.source, job.frames, job.events, job.id, job.error or job.status
+                )
 
     job.thread = threading.Thread(target=run, name=f"stream {job.id}", daemon=True)
     state.add_job(job)
     job.thread.start()
     return job.to_dict()
+
+
+# files of the allowed folders offered to the web UI's form (a folder may hold many)
+MAX_SOURCE_FILES = 100
+
+
+@router.get("/v1/streams/sources", response_model=S.SourcesOut)
+def sources(state: State, key: Annotated[ApiKey, scope("admin")]) -> dict[str, Any]:
+    """What a stream may watch: the operator's patterns (``--allow-source``) and the first
+    files they match on this host, for choosing one."""
+    patterns = state.settings.allow_sources
+    files: list[str] = []
+    for pattern in patterns:
+        if "://" in pattern or not os.path.isabs(pattern):
+            continue
+        left = MAX_SOURCE_FILES - len(files)
+        found = itertools.islice(glob.iglob(pattern), left) if left > 0 else ()
+        files += sorted(f for f in found if os.path.isfile(f) and source_allowed(f, patterns))
+    return {"patterns": list(patterns), "files": files[:MAX_SOURCE_FILES]}
 
 
 @router.get("/v1/streams", response_model=list[S.StreamOut])

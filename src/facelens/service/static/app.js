@@ -6,6 +6,34 @@ const $ = (sel) => document.querySelector(sel);
 let key = sessionStorage.getItem("facelens-key") || "";
 let gallery = sessionStorage.getItem("facelens-gallery") || "default";
 let liveAbort = null;
+let me = null; // the signed-in key: id, tenant, name, scopes
+
+// The answers of /v1/identify and /v1/verify, read in one place (field names may change
+// with the API; the pages read these shapes only).
+const read = {
+  identify: (r) => ({
+    width: r.width,
+    height: r.height,
+    faces: r.faces.map((f) => ({ box: f.box, name: f.identity ? f.identity.name : null, score: f.identity ? f.identity.score : null })),
+  }),
+  verify: (r) => ({
+    same: r.same,
+    similarity: r.similarity,
+    threshold: r.threshold,
+    thresholdName: r.threshold_name ?? "",
+    model: r.model,
+    faces: { a: r.faces_a ?? [], b: r.faces_b ?? [] },
+    chosen: { a: r.face_a ?? 0, b: r.face_b ?? 0 },
+  }),
+};
+
+function plural(n, what, many = what + "s") {
+  return `${n} ${n === 1 ? what : many}`;
+}
+
+function allows(scope) {
+  return !!me && (me.scopes.includes(scope) || me.scopes.includes("admin"));
+}
 
 async function api(path, options = {}) {
   const headers = Object.assign({ Authorization: "Bearer " + key }, options.headers || {});
@@ -18,6 +46,11 @@ async function api(path, options = {}) {
     throw err;
   }
   return body;
+}
+
+function hideFlash() {
+  clearTimeout(flash.t);
+  $("#flash").hidden = true;
 }
 
 function flash(text, bad = false) {
@@ -44,7 +77,10 @@ async function signIn(candidate) {
     throw e;
   }
   sessionStorage.setItem("facelens-key", key);
-  $("#tenant-label").textContent = "key " + key.split("_")[1];
+  me = await api("/v1/keys/me");
+  $("#tenant-label").textContent = `${me.name || "key " + me.id} (tenant ${me.tenant})`;
+  // only the pages this key may use
+  document.querySelectorAll(".tab").forEach((b) => (b.hidden = !!b.dataset.scope && !allows(b.dataset.scope)));
   await loadGalleries();
   showTab("people");
   // Shown only once loaded: a tab chosen while the galleries were loading would be replaced.
@@ -113,10 +149,16 @@ $("#new-gallery").addEventListener("click", async () => {
 });
 
 function showTab(name) {
-  document.querySelectorAll(".tab").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
+  hideFlash(); // a message belongs to the page it was shown on
+  document.querySelectorAll(".tab").forEach((b) => {
+    b.classList.toggle("active", b.dataset.tab === name);
+    if (b.dataset.tab === name) b.setAttribute("aria-current", "page"); else b.removeAttribute("aria-current");
+  });
   document.querySelectorAll(".tab-panel").forEach((p) => (p.hidden = p.id !== "tab-" + name));
+  if (name === "keys") loadKeys();
+  if (name === "audit") prepareAudit().then(loadAudit);
   if (name === "people") loadPeople();
-  if (name === "audit") loadAudit();
+  if (name === "live") loadSources();
   if (name === "privacy") loadPrivacy();
   if (name === "alerts") loadAlerts();
   if (name === "archive") loadClusters(false);
@@ -137,7 +179,7 @@ async function loadPeople() {
   $("#people-count").textContent = `(${people.length})`;
   tbody.innerHTML = people.map((p) => `
     <tr data-id="${esc(p.id)}">
-      <td><button class="link person-name" data-id="${esc(p.id)}" style="color:var(--accent)">${esc(p.name)}</button></td>
+      <td><button class="link person-name" data-id="${esc(p.id)}">${esc(p.name)}</button></td>
       <td>${p.samples}</td>
       <td>${p.consent_valid ? '<span class="known">valid</span>' : '<span class="unknown">lapsed</span>'}</td>
       <td><button class="secondary rename" data-id="${esc(p.id)}" data-name="${esc(p.name)}">Rename</button>
@@ -172,10 +214,11 @@ async function renamePerson(id, name) {
   }
 }
 
-function confirmDialog(text) {
+function confirmDialog(text, ok) {
   return new Promise((resolve) => {
     const d = $("#confirm-dialog");
     $("#confirm-text").textContent = text;
+    $("#confirm-ok").textContent = ok;
     d.returnValue = "";
     d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true });
     d.showModal();
@@ -183,10 +226,11 @@ function confirmDialog(text) {
 }
 
 async function deletePerson(id, name, samples) {
-  if (!(await confirmDialog(`Erase ${name}? Their ${samples} sample(s) and consent records are deleted for good.`))) return;
+  const photos = plural(Number(samples), "enrolled photo");
+  if (!(await confirmDialog(`Erase ${name}? The templates of their ${photos} and their consent records are deleted for good.`, "Erase"))) return;
   try {
     const r = await api(`/v1/galleries/${encodeURIComponent(gallery)}/identities/${id}`, { method: "DELETE" });
-    flash(`Erased ${r.name}: ${r.samples_deleted} sample(s), ${r.consents_deleted} consent record(s). Audit record #${r.audit_seq}.`);
+    flash(`Erased ${r.name}: the templates of ${photos} (${plural(r.samples_deleted, "template")}, one per photo and model), ${plural(r.consents_deleted, "consent record")}. Audit record #${r.audit_seq}.`);
     $("#person-detail").innerHTML = "";
     loadPeople();
   } catch (e) {
@@ -205,7 +249,7 @@ $("#enroll-form").addEventListener("submit", async (ev) => {
     await api("/v1/galleries", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: gallery }) });
     const r = await api(`/v1/galleries/${encodeURIComponent(gallery)}/identities`, { method: "POST", body: form });
     const rej = r.rejected.map((x) => `<li>${esc(x.image)}: ${esc(x.reasons.join(", "))}</li>`).join("");
-    $("#enroll-result").innerHTML = `<p class="known">${r.created ? "Enrolled" : "Updated"} ${esc(r.identity.name)}: ${r.added} sample(s) added.</p>${rej ? "<p>Not used:</p><ul>" + rej + "</ul>" : ""}`;
+    $("#enroll-result").innerHTML = `<p class="known">${r.created ? "Enrolled" : "Updated"} ${esc(r.identity.name)}: ${plural(r.added, "photo")} added.</p>${rej ? "<p>Not used:</p><ul>" + rej + "</ul>" : ""}`;
     ev.target.reset();
     await loadGalleries();
     loadPeople();
@@ -224,7 +268,7 @@ $("#identify-form").addEventListener("submit", async (ev) => {
   form.append("image", file);
   let r;
   try {
-    r = await api(`/v1/galleries/${encodeURIComponent(gallery)}/identify`, { method: "POST", body: form });
+    r = read.identify(await api(`/v1/galleries/${encodeURIComponent(gallery)}/identify`, { method: "POST", body: form }));
   } catch (e) {
     flash(e.message, true);
     return;
@@ -241,8 +285,8 @@ $("#identify-form").addEventListener("submit", async (ev) => {
   const names = [];
   for (const f of r.faces) {
     const [x1, y1, x2, y2] = f.box;
-    const known = f.identity !== null;
-    const label = known ? `${f.identity.name} ${f.identity.score.toFixed(2)}` : "unknown";
+    const known = f.name !== null;
+    const label = known ? `${f.name} ${f.score.toFixed(2)}` : "unknown";
     ctx.strokeStyle = ctx.fillStyle = known ? "#15803d" : "#c0392b";
     ctx.lineWidth = line;
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
@@ -254,7 +298,7 @@ $("#identify-form").addEventListener("submit", async (ev) => {
     names.push(`<li class="${known ? "known" : "unknown"}" data-testid="identify-result">${esc(label)}</li>`);
   }
   canvas.hidden = false;
-  canvas.dataset.labels = r.faces.map((f) => (f.identity ? f.identity.name : "unknown")).join("|");
+  canvas.dataset.labels = r.faces.map((f) => f.name ?? "unknown").join("|");
   $("#identify-list").innerHTML = names.join("") || '<li class="muted">No face found.</li>';
 });
 
@@ -277,13 +321,34 @@ async function loadStreams() {
 $("#stream-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const f = new FormData(ev.target);
+  const error = $("#stream-error");
+  error.textContent = "";
   try {
     await api("/v1/streams", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ source: f.get("source"), gallery, detect_every: f.get("detect_every") === "auto" ? "auto" : Number(f.get("detect_every")), upsample: Number(f.get("upsample")) }) });
     loadStreams();
   } catch (e) {
-    flash(e.message, true);
+    // said where the form is, and kept until the next try
+    error.textContent = e.status === 403 && allowedSources.length
+      ? `${e.message}. Allowed here: ${allowedSources.join(", ")}`
+      : e.message;
   }
 });
+
+let allowedSources = [];
+
+async function loadSources() {
+  if (!allows("admin")) return;
+  try {
+    const s = await api("/v1/streams/sources");
+    allowedSources = s.patterns;
+    $("#stream-files").innerHTML = s.files.map((f) => `<option value="${esc(f)}"></option>`).join("");
+    $("#stream-allowed").textContent = s.patterns.length
+      ? `Allowed: ${s.patterns.join(", ")}${s.files.length ? ` (${plural(s.files.length, "file")} to choose from)` : ""}`
+      : "No source is allowed: start the service with make run ALLOW_SOURCE='/path/to/videos/*' (or facelens serve --allow-source PATTERN).";
+  } catch (e) {
+    $("#stream-allowed").textContent = e.message;
+  }
+}
 
 async function connectLive() {
   if (liveAbort) return;
@@ -325,22 +390,323 @@ function addEvent(e) {
   while (tbody.children.length > 200) tbody.lastChild.remove();
 }
 
-// -- audit ----------------------------------------------------------------------------------
+// -- verify: two photos, one face each ---------------------------------------------------
+
+const verifyPick = { a: null, b: null }; // the face chosen in each photo (null: the main one)
+const verifyBitmaps = { a: null, b: null };
+
+async function loadVerifyPhoto(side) {
+  const file = $(`#verify-${side}`).files[0];
+  verifyPick[side] = null;
+  $(`#verify-faces-${side}`).innerHTML = "";
+  verifyBitmaps[side] = file ? await createImageBitmap(file, { imageOrientation: "from-image" }) : null;
+  drawVerify(side, [], 0);
+  $("#verify-result").innerHTML = "";
+}
+["a", "b"].forEach((side) => $(`#verify-${side}`).addEventListener("change", () => loadVerifyPhoto(side)));
+
+// The photo with every face found outlined, the one compared in colour.
+function drawVerify(side, boxes, chosen, same = null) {
+  const canvas = $(`#verify-canvas-${side}`);
+  const img = verifyBitmaps[side];
+  if (!img) { canvas.hidden = true; return; }
+  const scale = Math.min(1, 480 / img.width);
+  canvas.width = Math.round(img.width * scale);
+  canvas.height = Math.round(img.height * scale);
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+  ctx.lineWidth = Math.max(3, canvas.width / 120);
+  const font = Math.max(14, canvas.width / 22);
+  ctx.font = `bold ${font}px system-ui`;
+  boxes.forEach(([x1, y1, x2, y2], i) => {
+    const colour = i !== chosen ? "#4b5563" : same === null ? "#2563eb" : same ? "#15803d" : "#c0392b";
+    ctx.strokeStyle = ctx.fillStyle = colour;
+    ctx.setLineDash(i === chosen ? [] : [6, 4]);
+    ctx.strokeRect(x1 * scale, y1 * scale, (x2 - x1) * scale, (y2 - y1) * scale);
+    if (boxes.length > 1) { // the number its button carries
+      const label = String(i + 1);
+      const w = ctx.measureText(label).width + 8;
+      ctx.fillRect(x1 * scale, Math.max(0, y1 * scale - font - 4), w, font + 4);
+      ctx.fillStyle = "#fff";
+      ctx.fillText(label, x1 * scale + 4, Math.max(font, y1 * scale - 4));
+    }
+  });
+  canvas.dataset.scale = String(scale);
+  canvas.dataset.boxes = JSON.stringify(boxes);
+  canvas.hidden = false;
+}
+
+function pickButtons(side, boxes, chosen) {
+  const box = $(`#verify-faces-${side}`);
+  if (boxes.length < 2) { box.innerHTML = ""; return; }
+  box.innerHTML = `<span class="muted">Compare face:</span> ` + boxes.map((_, i) =>
+    `<button type="button" class="secondary pick-face" data-face="${i}" aria-pressed="${i === chosen}">${i + 1}</button>`).join(" ");
+  box.querySelectorAll(".pick-face").forEach((b) => b.addEventListener("click", () => {
+    verifyPick[side] = Number(b.dataset.face);
+    runVerify();
+  }));
+}
+
+// a click on a face in the picture chooses it too
+["a", "b"].forEach((side) => $(`#verify-canvas-${side}`).addEventListener("click", (ev) => {
+  const canvas = ev.currentTarget;
+  const scale = Number(canvas.dataset.scale || 1);
+  const rect = canvas.getBoundingClientRect();
+  const x = (ev.clientX - rect.left) * (canvas.width / rect.width) / scale;
+  const y = (ev.clientY - rect.top) * (canvas.height / rect.height) / scale;
+  const boxes = JSON.parse(canvas.dataset.boxes || "[]");
+  const hit = boxes.findIndex(([x1, y1, x2, y2]) => x >= x1 && x <= x2 && y >= y1 && y <= y2);
+  if (hit >= 0 && boxes.length > 1) { verifyPick[side] = hit; runVerify(); }
+}));
+
+async function runVerify() {
+  const a = $("#verify-a").files[0];
+  const b = $("#verify-b").files[0];
+  if (!a || !b) return;
+  const form = new FormData();
+  form.append("image_a", a);
+  form.append("image_b", b);
+  if ($("#verify-threshold").value) form.append("threshold", $("#verify-threshold").value);
+  if (verifyPick.a !== null) form.append("face_a", String(verifyPick.a));
+  if (verifyPick.b !== null) form.append("face_b", String(verifyPick.b));
+  const box = $("#verify-result");
+  box.innerHTML = '<p class="muted">Comparing…</p>';
+  try {
+    const v = read.verify(await api("/v1/verify", { method: "POST", body: form }));
+    for (const side of ["a", "b"]) {
+      drawVerify(side, v.faces[side], v.chosen[side], v.same);
+      pickButtons(side, v.faces[side], v.chosen[side]);
+    }
+    const rel = v.same ? "at or above" : "below";
+    box.innerHTML = `<p class="verdict ${v.same ? "known" : "unknown"}" data-same="${v.same}">${v.same ? "Same person" : "Not the same person"}</p>
+      <p>Similarity <strong>${v.similarity.toFixed(2)}</strong>, ${rel} the <strong>${esc(v.thresholdName)}</strong> threshold ${v.threshold.toFixed(2)} (model ${esc(v.model)}).</p>
+      ${v.faces.a.length > 1 || v.faces.b.length > 1 ? '<p class="muted">Several faces: choose another with its number, or click it in the photo.</p>' : ""}`;
+  } catch (e) {
+    box.innerHTML = `<p class="error">${esc(e.message)}</p>`;
+  }
+}
+
+$("#verify-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  runVerify();
+});
+$("#verify-threshold").addEventListener("change", () => { if ($("#verify-result").innerHTML) runVerify(); });
+
+// -- audit: people can read it ----------------------------------------------------------------
+
+const auditView = { before: null, stack: [], next: null };
+const AUDIT_PAGE = 50;
+
+async function prepareAudit() {
+  const sel = $("#audit-action");
+  if (sel.options.length <= 1) {
+    try {
+      const actions = await api("/v1/audit/actions");
+      sel.innerHTML = '<option value="">all actions</option>' + Object.entries(actions)
+        .map(([a, label]) => `<option value="${esc(a)}">${esc(label)}</option>`).join("");
+    } catch (e) { /* the filter still takes any action */ }
+  }
+  if (allows("admin")) {
+    try {
+      const keys = await api("/v1/keys");
+      keys.forEach((k) => (keyNames[k.id] = k.name));
+      $("#audit-keys").innerHTML = keys.map((k) => `<option value="${esc(k.id)}">${esc(k.name)}</option>`).join("");
+    } catch (e) { /* typed by hand instead */ }
+  }
+}
+
+const keyNames = {}; // key id -> its name, where this key may list keys
+
+function auditQuery() {
+  const q = new URLSearchParams();
+  const f = new FormData($("#audit-filter"));
+  if (f.get("action")) q.append("action", f.get("action"));
+  if (f.get("key")) q.set("key", f.get("key").trim());
+  // the browser's local time, sent as UTC
+  if (f.get("since")) q.set("since", new Date(f.get("since")).toISOString());
+  if (f.get("until")) q.set("until", new Date(f.get("until")).toISOString());
+  return q;
+}
+
+function localTime(iso) {
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
 
 async function loadAudit() {
   try {
-    const [records, chain] = await Promise.all([api("/v1/audit?limit=1000"), api("/v1/audit/verify")]);
+    const q = auditQuery();
+    q.set("order", "desc");
+    q.set("limit", String(AUDIT_PAGE));
+    if (auditView.before) q.set("before", String(auditView.before));
+    const res = await fetch(`/v1/audit?${q}`, { headers: { Authorization: "Bearer " + key } });
+    const records = await res.json();
+    if (!res.ok) throw new Error(records.detail);
+    auditView.next = res.headers.get("X-Next-Before");
+    const chain = await api("/v1/audit/verify");
     const badge = $("#audit-status");
     badge.textContent = chain.ok ? `chain verified (${chain.checked} records)` : `chain broken at #${chain.first_bad_seq}: ${chain.problem}`;
     badge.className = "badge " + (chain.ok ? "ok" : "bad");
-    $("#audit-table tbody").innerHTML = records.reverse().map((r) => `
-      <tr data-action="${esc(r.action)}"><td>${r.seq}</td><td>${esc(r.time.slice(0, 19))}</td><td>${esc(r.action)}</td>
-      <td>${esc(r.gallery ?? "")}</td><td><code>${esc(JSON.stringify(r.decision))}</code></td><td>${esc(r.key_id)}</td></tr>`).join("");
+    $("#audit-table tbody").innerHTML = records.map((r) => `
+      <tr data-action="${esc(r.action)}" class="${r.refused ? "refused" : ""}">
+        <td class="nowrap"><time datetime="${esc(r.time)}">${esc(localTime(r.time))}</time></td>
+        <td class="nowrap">${esc(actorText(r.actor))}</td>
+        <td class="sentence">${r.refused ? '<span class="badge bad">refused</span> ' : ""}${esc(r.sentence)}
+          <details><summary>record</summary><pre>${esc(JSON.stringify(recordDetail(r), null, 1))}</pre></details></td>
+        <td>${r.seq}</td>
+      </tr>`).join("") || '<tr><td colspan="4" class="muted">No record matches.</td></tr>';
+    $("#audit-older").disabled = !auditView.next;
+    $("#audit-newer").disabled = !auditView.stack.length;
+    $("#audit-page").textContent = records.length ? `#${records[0].seq} to #${records[records.length - 1].seq}` : "";
   } catch (e) {
     flash(e.message, true);
   }
 }
-$("#audit-refresh").addEventListener("click", loadAudit);
+
+function actorText(a) {
+  if (/^[0-9a-f]{16}$/.test(a)) {
+    const name = me && a === me.id ? "you" : keyNames[a];
+    return name ? `${name} (key ${a})` : `key ${a}`;
+  }
+  if (a.startsWith("cli:")) return a.slice(4) + " (command line)";
+  if (a.startsWith("service:")) return "service (" + a.slice(8) + ")";
+  return a;
+}
+
+function recordDetail(r) {
+  const { sentence, names, refused, ...rest } = r;
+  return rest;
+}
+
+$("#audit-filter").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  Object.assign(auditView, { before: null, stack: [] });
+  loadAudit();
+});
+$("#audit-clear").addEventListener("click", () => {
+  $("#audit-filter").reset();
+  Object.assign(auditView, { before: null, stack: [] });
+  loadAudit();
+});
+$("#audit-older").addEventListener("click", () => {
+  if (!auditView.next) return;
+  auditView.stack.push(auditView.before);
+  auditView.before = Number(auditView.next);
+  loadAudit();
+});
+$("#audit-newer").addEventListener("click", () => {
+  if (!auditView.stack.length) return;
+  auditView.before = auditView.stack.pop();
+  loadAudit();
+});
+
+async function exportAudit(format) {
+  const q = auditQuery();
+  q.set("format", format);
+  try {
+    const res = await fetch(`/v1/audit/export?${q}`, { headers: { Authorization: "Bearer " + key } });
+    if (!res.ok) throw new Error((await res.json()).detail);
+    const name = /filename="([^"]+)"/.exec(res.headers.get("Content-Disposition") || "")?.[1] || `audit.${format}`;
+    const url = URL.createObjectURL(await res.blob());
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = name;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (e) {
+    flash(e.message, true);
+  }
+}
+$("#audit-csv").addEventListener("click", () => exportAudit("csv"));
+$("#audit-json").addEventListener("click", () => exportAudit("json"));
+
+// -- keys (admin) -----------------------------------------------------------------------------
+
+const SCOPES = {
+  detect: "find faces in photos",
+  verify: "compare two photos (1:1)",
+  identify: "search galleries, watch live streams",
+  candidates: "see who an unknown face looks like",
+  enroll: "enrol people, name groups",
+  delete: "erase people",
+  confirm: "confirm alerts (two-person rule)",
+  "audit:read": "read the audit log",
+  admin: "everything, keys and streams included",
+};
+
+function renderScopes() {
+  const box = $("#key-scopes");
+  if (box.querySelector("input")) return;
+  box.insertAdjacentHTML("beforeend", Object.entries(SCOPES).map(([s, what]) => `
+    <div class="check"><input type="checkbox" id="scope-${s.replace(":", "-")}" name="scopes" value="${s}">
+    <label for="scope-${s.replace(":", "-")}"><code>${s}</code> ${esc(what)}</label></div>`).join(""));
+}
+
+async function loadKeys() {
+  renderScopes();
+  $("#my-key").value = key;
+  try {
+    const keys = await api("/v1/keys");
+    $("#keys-count").textContent = `(${keys.filter((k) => !k.revoked_at).length} active)`;
+    $("#keys-table tbody").innerHTML = keys.slice().reverse().map((k) => `
+      <tr data-key="${esc(k.id)}" class="${k.revoked_at ? "revoked" : ""}">
+        <td>${esc(k.name) || '<span class="muted">(no name)</span>'}${k.current ? ' <span class="badge ok">you</span>' : ""}</td>
+        <td><code>${esc(k.id)}</code></td>
+        <td>${k.scopes.map((s) => `<code>${esc(s)}</code>`).join(" ")}</td>
+        <td class="nowrap">${esc(localTime(k.created_at))}</td>
+        <td class="status">${k.revoked_at ? `revoked ${esc(localTime(k.revoked_at))}` : "active"}</td>
+        <td>${k.revoked_at ? "" : `<button type="button" class="danger revoke" data-key="${esc(k.id)}" data-name="${esc(k.name)}"
+          ${k.current ? 'disabled title="the key you are using: sign in with another admin key to revoke it"' : ""}>Revoke</button>`}</td>
+      </tr>`).join("");
+    $("#keys-table").querySelectorAll(".revoke").forEach((b) => b.addEventListener("click", () => revokeKey(b.dataset.key, b.dataset.name)));
+  } catch (e) {
+    flash(e.message, true);
+  }
+}
+
+async function revokeKey(id, name) {
+  if (!(await confirmDialog(`Revoke key ${id}${name ? ` (${name})` : ""}? Whoever holds it loses access at once.`, "Revoke"))) return;
+  try {
+    await api(`/v1/keys/${encodeURIComponent(id)}`, { method: "DELETE" });
+    flash(`Key ${id} revoked.`);
+  } catch (e) {
+    flash(e.message, true);
+  }
+  loadKeys();
+}
+
+$("#key-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const scopes = f.getAll("scopes");
+  $("#key-error").textContent = "";
+  if (!scopes.length) { $("#key-error").textContent = "Choose at least one thing the key may do."; return; }
+  try {
+    const r = await api("/v1/keys", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: f.get("name"), scopes }) });
+    $("#new-key-value").value = r.secret;
+    $("#new-key").hidden = false;
+    $("#new-key-value").select();
+    ev.target.reset();
+    loadKeys();
+  } catch (e) {
+    $("#key-error").textContent = e.message;
+  }
+});
+
+$("#new-key-copy").addEventListener("click", async () => {
+  $("#new-key-value").select();
+  try { await navigator.clipboard.writeText($("#new-key-value").value); flash("Copied."); } catch (e) { flash("Select the key and copy it.", true); }
+});
+
+$("#my-key-show").addEventListener("click", (ev) => {
+  const input = $("#my-key");
+  const shown = input.type === "text";
+  input.type = shown ? "password" : "text";
+  ev.target.textContent = shown ? "Show" : "Hide";
+});
 
 // -- alerts: two people confirm an identification before it is acted on ---------------------
 
@@ -495,6 +861,8 @@ async function showCluster(id) {
       });
     });
     $("#split-selected").addEventListener("click", splitSelected);
+    box.scrollIntoView({ block: "start" });
+    box.focus({ preventScroll: true });
   } catch (e) {
     box.innerHTML = `<p class="bad">${esc(e.message)}</p>`;
   }
@@ -557,7 +925,7 @@ $("#name-ok").addEventListener("click", async (ev) => {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
     dlg.close();
-    flash(`Enrolled ${r.identity.name} from ${r.added} templates`);
+    flash(`Enrolled ${r.identity.name} from ${plural(r.faces, "face")} of the group`);
     loadClusters(false);
   } catch (e) {
     $("#name-error").textContent = e.message;
@@ -565,6 +933,18 @@ $("#name-ok").addEventListener("click", async (ev) => {
 });
 
 // -- privacy report -------------------------------------------------------------------------
+
+// A retention deadline as a sentence, in the right tense.
+function deadlineText(d) {
+  const day = d.due_at.slice(0, 10);
+  const since = (d.since || "").slice(0, 10);
+  const past = new Date(d.due_at) <= new Date();
+  const why = d.reason === "consent_ended"
+    ? `consent ${new Date(d.since) <= new Date() ? "ended" : "ends"} ${since}`
+    : d.reason === "idle" ? `unmatched since ${since}` : d.reason;
+  return past ? `${day}: ${d.name} was due (${why}); erased at the next purge`
+    : `${day}: ${d.name} is erased (${why})`;
+}
 
 async function loadPrivacy() {
   const box = $("#privacy-report");
@@ -575,9 +955,12 @@ async function loadPrivacy() {
     badge.className = "badge " + (r.templates_sealed ? "ok" : "bad");
     box.innerHTML = r.galleries.map((g) => {
       const perKey = {};
-      g.searches.forEach((s) => (perKey[s.key] = (perKey[s.key] || 0) + s.count));
+      g.searches.forEach((s) => {
+        const k = s.key.replace(/^key:/, ""); // one key format (older records say key:ID)
+        perKey[k] = (perKey[k] || 0) + s.count;
+      });
       const searches = Object.entries(perKey).map(([k, n]) => `<li>${esc(k)}: ${n}</li>`).join("") || "<li>none</li>";
-      const next = g.next_deadlines.slice(0, 5).map((d) => `<li>${esc(d.due_at.slice(0, 10))} ${esc(d.name)} (${esc(d.reason)})</li>`).join("") || "<li>none</li>";
+      const next = g.next_deadlines.slice(0, 5).map((d) => `<li>${esc(deadlineText(d))}</li>`).join("") || "<li>none</li>";
       const templates = Object.entries(g.templates).map(([m, n]) => `${n} ${esc(m)}`).join(", ") || "none";
       return `<div class="privacy-gallery" data-gallery="${esc(g.gallery)}">
         <h3>${esc(g.gallery)}</h3>
