@@ -59,7 +59,9 @@ def test_a_gallery_of_another_recognizer_still_names_its_people(
         capsys, "identify", knn / "test" / "obama_and_biden.jpg", "--gallery", g, "--json"
     )
     assert code == 0, err
-    named = sorted(r["identity"] for r in json.loads(out) if r["identity"])
+    named = sorted(
+        f["identity"]["name"] for r in json.loads(out) for f in r["faces"] if f["identity"]
+    )
     assert named == ["biden", "obama"]
     notices = [line for line in err.splitlines() if "retemplate" in line]
     if tag == DEFAULT:
@@ -100,4 +102,4 @@ def test_retemplate_adds_the_default_and_the_notice_goes(
     assert doc["model"] == DEFAULT and doc["identities_retemplated"] == 2
     code, out, err = run(capsys, "identify", knn / "test" / "obama1.jpg", "--gallery", g, "--json")
     assert code == 0 and "retemplate" not in err
-    assert [r["identity"] for r in json.loads(out)] == ["obama"]
+    assert [f["identity"]["name"] for r in json.loads(out) for f in r["faces"]] == ["obama"]

@@ -34,19 +34,18 @@ router = gate.router()
 IDENTITY = "/v1/galleries/{gallery}/identities/{identity_id}"
 
 
-def _answers(state: State, name: str) -> dict[str, Any]:
-    """Which templates a search of gallery ``name`` uses, and why not the default's."""
+def _answers(state: State, key: ApiKey, name: str) -> dict[str, Any]:
+    """Which templates a search of the tenant's gallery ``name`` uses, and why not the
+    default's."""
     from facelens.embed.base import template_tag
     from facelens.errors import NoTemplatesError
-    from facelens.gallery.gallery import RawGallery
     from facelens.gallery.held import search_config
 
-    if state.store.count_identities(name) == 0:
+    g = governed(state, key, name)
+    if g.count() == 0:
         return {"answers_with": None, "notice": None}
     try:
-        config, notice = search_config(
-            state.pipeline.config, RawGallery(state.store, name), state.settings.model
-        )
+        config, notice = search_config(state.pipeline.config, g, state.settings.model)
     except NoTemplatesError as e:
         return {"answers_with": None, "notice": str(e)}
     return {"answers_with": template_tag(config.embed, config.models), "notice": notice}
@@ -62,7 +61,7 @@ def galleries(state: State, key: Key) -> list[dict[str, Any]]:
         {
             "name": name[len(prefix) :],
             "identities": state.store.count_identities(name),
-            **_answers(state, name),
+            **_answers(state, key, name[len(prefix) :]),
         }
         for name in state.store.galleries()
         if name.startswith(prefix)
