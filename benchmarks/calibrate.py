@@ -277,9 +277,17 @@ def main() -> None:
         [
             f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/calibrate.py "
             + (f"--model {args.model} --section {args.section} " if args.model else "")
-            + f"--write docs/accuracy.md`. facelens: `{tag}`; face_recognition 1.3.0: HOG "
-            "upsample 1, face nearest the centre, 5-point chip, 1 jitter, score = -distance. "
-            'Missed faces are answered "different" (verification) or "no match" '
+            + ("--skip-peer " if args.skip_peer else "")
+            + f"--write docs/accuracy.md`. facelens: `{tag}`; "
+            + (
+                "face_recognition's rows not run here (`--skip-peer`: its descriptors of all "
+                "of LFW take hours on 2 cores; its figures in the same protocol are in the "
+                "fast profile's section, `calibration-dlib`). "
+                if args.skip_peer
+                else "face_recognition 1.3.0: HOG upsample 1, face nearest the centre, 5-point "
+                "chip, 1 jitter, score = -distance. "
+            )
+            + 'Missed faces are answered "different" (verification) or "no match" '
             "(identification).",
             "**LFW View 2 (6,000 pairs, 10-fold)**",
             md_table(
