@@ -207,14 +207,22 @@ class FacelensLfw:
         return out
 
 
-def stop_grid(lfw: FacelensLfw, faces: NDArray[np.int64], people: NDArray[np.int64]) -> list[float]:
-    """Stops worth trying for a model: from the typical unrelated pair's similarity to the
-    typical same-person pair's, in steps of 0.01 (the model's own scale, any model)."""
+def stop_grid(
+    lfw: FacelensLfw, model: str, faces: NDArray[np.int64], people: NDArray[np.int64]
+) -> list[float]:
+    """Stops worth trying for a model: from the typical unrelated pair's similarity (or the
+    model's calibrated 1:1 ``balanced`` threshold, where higher: joining groups the verifier
+    calls different is never the answer, and lower stops make graphs of a large share of
+    all pairs) to the typical same-person pair's, in steps of 0.01 (the model's own scale)."""
+    from facelens.match.thresholds import calibration
+
     rng = np.random.default_rng(1)
     i, j = rng.integers(0, len(faces), (2, 400_000))
     same = (people[i] == people[j]) & (i != j)
     sims = np.einsum("ij,ij->i", lfw.vecs[faces[i[same]]], lfw.vecs[faces[j[same]]])
-    lo, hi = lfw.fill(faces, people), float(np.median(sims))
+    cal = calibration(model)
+    lo = max(lfw.fill(faces, people), cal.balanced if cal else -1.0)
+    hi = float(np.median(sims))
     return [round(x, 2) for x in np.arange(round(lo, 2), round(hi, 2) + 0.001, 0.01)]
 
 
@@ -269,7 +277,7 @@ def run() -> tuple[list[list[Any]], int, int, dict[str, Any]]:
         label = model
         fill = lfw.fill(face_of[a_half], labels[a_half])
         tried = []
-        for stop in stop_grid(lfw, face_of[a_half], labels[a_half]):
+        for stop in stop_grid(lfw, model, face_of[a_half], labels[a_half]):
             link = Linkage(stop, round(stop - 0.04, 3), fill, "LFW half A")
             f = scores(labels[a_half], lfw.cluster(link)[face_of[a_half]])["bcubed_f"]
             print(label, "stop", stop, "half A BCubed F", round(f, 4), flush=True)

@@ -59,4 +59,4 @@ def test_chips_of_the_wrong_shape_are_refused(pipeline) -> None:  # type: ignore
 
 def test_unknown_embedder() -> None:
     with pytest.raises(ModelError, match="unknown embedder 'x'"):
-        make_embedder(EmbedConfig(backend="x"))
+        make_embedder(EmbedConfig(model="dlib", backend="x"))

@@ -233,7 +233,7 @@ def enroll(
                     "samples": res.identity.sample_count,
                 },
                 "created": res.created,
-                "added": len(res.added),
+                "added": res.images,
                 "duplicates": res.duplicates,
                 "rejected": rejected,
             }
@@ -241,7 +241,7 @@ def enroll(
         return
     verb = "enrolled" if res.created else "updated"
     output.echo(
-        f"{verb} {res.identity.name} ({res.identity.id}): {len(res.added)} sample(s) "
+        f"{verb} {res.identity.name} ({res.identity.id}): {res.images} sample(s) "
         f"added, {res.identity.sample_count} in all"
         + (f", {res.duplicates} duplicate image(s) skipped" if res.duplicates else "")
     )

@@ -176,7 +176,7 @@ def enroll(
     return {
         "identity": r.identity.to_dict(datetime.now(UTC)),
         "created": r.created,
-        "added": len(r.added),
+        "added": r.images,
         "duplicates": r.duplicates,
         "rejected": rejected,
         "audit_seq": rec.seq,
