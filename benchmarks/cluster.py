@@ -303,7 +303,7 @@ def run() -> tuple[list[list[Any]], int, int, dict[str, Any]]:
                 )
             )
             info["poor"] = int((lfw.weights == 0).sum())
-    info["chosen"] = {k: (v.stop, v.floor, v.fill) for k, v in chosen.items()}
+    info["chosen"] = {k: (float(v.stop), float(v.floor), v.fill) for k, v in chosen.items()}
     return rows, len(labels), len(np.unique(labels)), info
 
 
@@ -352,8 +352,10 @@ def main() -> None:
     lines = [
         "### Face clustering on LFW: facelens and the peers, one run (issues 18, 26)",
         "",
-        f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/cluster.py --write "
-        f"docs/accuracy.md` (after `.venv/bin/python benchmarks/_lfw_archive.py` indexed LFW). "
+        f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/cluster.py "
+        + ("--scale 0 " if not args.scale else "")
+        + "--write docs/accuracy.md` (after `.venv/bin/python benchmarks/_lfw_archive.py` "
+        "indexed LFW). "
         f"{faces:,} labelled faces of {people:,} people (the images "
         + (
             "all three found a face in"
