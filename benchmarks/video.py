@@ -1,7 +1,11 @@
 """Real-time factor and frame-to-event latency of ``facelens watch``, against the
-face_recognition video loop, on the Hamilton clip and a 1280x720 re-encoding of it.
+face_recognition video loop, on the Hamilton clip and a 1280x720 re-encoding of it; and the
+speed of ``facelens redact`` against the clips' own duration.
 
     .venv/bin/python benchmarks/video.py [--write docs/benchmarks.md] [--peer-frames 60]
+
+With ``--write``, the table goes to that file's ``video`` section and the figures of the
+defaults to ``docs/video.md`` (section ``speed``).
 
 Lin-Manuel Miranda and Alex Lacamoire are enrolled from ``video/*.png``. Each configuration
 watches the whole clip as a file (every frame decoded, none skipped) and reports:
@@ -29,10 +33,13 @@ from typing import Any
 import numpy as np
 
 from _report import ROOT, data_root, machine, md_table, write_section
-from facelens import Consent, Gallery, Pipeline
+from facelens import Consent, Pipeline
 from facelens.decode.video import VideoSource
+from facelens.environment import make_pipeline
 from facelens.events import EventBus, MemorySink
-from facelens.watch import WatchConfig, Watcher
+from facelens.govern import GovernedGallery
+from facelens.redact import RedactConfig, redact_video
+from facelens.stream import WatchConfig, WatchSession
 
 CACHE = ROOT / "benchmarks" / ".cache"
 PEOPLE = (
@@ -70,14 +77,11 @@ def reencode_720p(src: Path) -> Path:
     return out
 
 
-def watch(pipe: Pipeline, gallery: Gallery, clip: Path, cfg: WatchConfig) -> dict[str, Any]:
+def watch(pipe: Pipeline, gallery: GovernedGallery, clip: Path, cfg: WatchConfig) -> dict[str, Any]:
     sink = MemorySink()
     bus = EventBus([sink])
-    w = Watcher(pipe, gallery, bus, cfg)
     source = VideoSource(clip)
-    gallery.stream_started(source.name, pipe.model)  # the period of use its searches need
-    stats = w.run(source)
-    gallery.stream_stopped(source.name, stats.frames, stats.events)
+    stats = WatchSession(pipe, gallery, bus, cfg).run(source)  # the governed watch
     source.close()
     bus.close()
     lat = np.array(stats.latencies) * 1000 if stats.latencies else np.zeros(1)
@@ -95,6 +99,23 @@ def watch(pipe: Pipeline, gallery: Gallery, clip: Path, cfg: WatchConfig) -> dic
         "side": stats.detect_max_side,
         "detected": stats.detected_frames,
     }
+
+
+def redact(gallery: GovernedGallery, clip: Path, mode: str) -> dict[str, Any]:
+    cfg = RedactConfig(mode=mode)
+    pipe = make_pipeline(detector=cfg.detector, upsample=cfg.upsample, threshold=cfg.threshold)
+    out = Path(tempfile.mkdtemp()) / "redacted.mp4"
+    t = time.perf_counter()
+    sparing = gallery if mode == "except" else None
+    if sparing is not None:  # the period of use its searches need
+        sparing.stream_started(str(clip), pipe.model, kind="redact")
+    rep = redact_video(pipe, clip, out, cfg, gallery=sparing)
+    if sparing is not None:
+        sparing.stream_stopped(str(clip), rep.frames, {}, kind="redact")
+    seconds = time.perf_counter() - t
+    with VideoSource(clip) as src:
+        fps = src.fps
+    return {"seconds": seconds, "media": rep.frames / fps, "embeddings": rep.embeddings}
 
 
 def peer(clip: Path, data: Path, frames: int) -> dict[str, Any]:
@@ -135,7 +156,7 @@ def main() -> None:
     hd = reencode_720p(clip)
     pipe = Pipeline()
     tmp = Path(tempfile.mkdtemp())
-    gallery = Gallery.open(tmp / "g.db")
+    gallery = GovernedGallery.open(tmp / "g.db", actor="benchmark")
     consent = Consent(
         purpose="benchmark", granted_by="benchmark", granted_at="2026-01-01T00:00:00Z"
     )
@@ -172,6 +193,21 @@ def main() -> None:
                 ", ".join(r["named"]) or "none",
             ]
         )
+    redact_rows = []
+    for label, path in (("640x360", clip), ("1280x720", hd)):
+        for mode in ("all", "except"):
+            r = redact(gallery, path, mode)
+            print("redact", label, mode, r, flush=True)
+            redact_rows.append(
+                [
+                    label,
+                    mode,
+                    f"{r['seconds']:.1f}",
+                    f"{r['media']:.1f}",
+                    f"{r['media'] / r['seconds']:.2f}",
+                    r["embeddings"],
+                ]
+            )
     peer_rows = []
     for label, path in (("640x360", clip), ("1280x720", hd)):
         r = peer(path, data, args.peer_frames)
@@ -205,9 +241,29 @@ def main() -> None:
         f"with the two known people) on the first {args.peer_frames} frames of the same files:"
         "\n\n" + md_table(["clip", "RTF", "ms / frame", "frames"], peer_rows)
     )
+    body += (
+        "\n\n`facelens redact` (CenterFace at 0.3, every frame detected, then rendered with "
+        "libx264; `except` spares the two enrolled people, embedding every face good enough "
+        "to judge on every frame). Speed = media seconds / processing seconds:\n\n"
+        + md_table(["clip", "mode", "seconds", "media seconds", "speed", "embeddings"], redact_rows)
+    )
     print(body)
     if args.write:
         write_section(args.write, "video", body)
+        defaults = [r for r in rows if str(r[1]).startswith("auto")]
+        speed = (
+            f"Measured by `.venv/bin/python benchmarks/video.py --write docs/benchmarks.md` "
+            f"({machine()}; the default recognizer `{pipe.model}`):\n\n"
+            + md_table(
+                ["clip", "watch (defaults): real-time factor"], [[r[0], r[3]] for r in defaults]
+            )
+            + "\n\n"
+            + md_table(
+                ["clip", "redact mode", "speed against the clip's duration"],
+                [[r[0], r[1], f"{r[4]}x ({r[2]} s for {r[3]} s)"] for r in redact_rows],
+            )
+        )
+        write_section(args.write.parent / "video.md", "speed", speed)
 
 
 if __name__ == "__main__":

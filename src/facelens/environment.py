@@ -8,6 +8,7 @@ this module (``tests/test_layering.py`` checks it).
 | FACELENS_GALLERY  | the gallery file commands use             | $FACELENS_HOME/gallery.db    |
 | FACELENS_PROVIDER | ONNX Runtime execution provider           | cpu                          |
 | FACELENS_THREADS  | ONNX Runtime threads (0 = one per core)   | 0                            |
+| FACELENS_ARENA_KEEP | ONNX Runtime arena kept after bursts (RuntimeConfig.arena_keep) | 13200000 |
 | FACELENS_KEY_FILE | the key that seals templates at rest      | none (templates not sealed)  |
 | FACELENS_WEBHOOK_SECRET | the key that signs webhook events (HMAC) | none (unsigned)           |
 | FACELENS_PROGRESS | progress lines on stderr without a terminal | off                         |
@@ -116,6 +117,18 @@ def default_threads() -> int:
         raise ValueError(f"FACELENS_THREADS must be an integer, got {value!r}") from None
 
 
+def default_arena_keep() -> int:
+    default = RuntimeConfig.arena_keep
+    value = os.environ.get("FACELENS_ARENA_KEEP") or str(default)
+    try:
+        keep = int(value)
+    except ValueError:
+        keep = -1
+    if keep < 0:
+        raise ValueError(f"FACELENS_ARENA_KEEP must be an integer >= 0, got {value!r}")
+    return keep
+
+
 def models_dir() -> Path:
     """Where models the user registered (``facelens models add``) are kept."""
     return home() / "models"
@@ -150,6 +163,7 @@ def make_pipeline(
         provider=provider or default_provider(),
         threads=default_threads() if threads is None else threads,
         cache_dir=cache_dir(),
+        arena_keep=default_arena_keep(),
     )
     return Pipeline(PipelineConfig(detect=d, embed=e, runtime=runtime, models=model_store()))
 

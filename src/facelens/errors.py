@@ -7,6 +7,7 @@
     │   └── ImageTooLargeError     over the byte or pixel limit, decompression bombs included
     ├── ModelError                 a model file is missing or altered, or a backend name is unknown
     │   └── ModelMismatchError     embeddings made by different models were compared
+    ├── MissingDependencyError     a system tool or optional package this needs is not installed
     ├── EnrollmentError            no usable face to enrol (quality gate, no face, ambiguous face)
     ├── PolicyError                refused on principle rather than on input
     │   ├── ConsentError           enrolment without a valid consent record
@@ -38,6 +39,7 @@ __all__ = [
     "IdentityMismatchError",
     "ImageTooLargeError",
     "InputError",
+    "MissingDependencyError",
     "ModelError",
     "ModelMismatchError",
     "NoTemplatesError",
@@ -99,6 +101,27 @@ class ModelMismatchError(ModelError):
             f"cannot compare embeddings of model {left!r} with embeddings of model {right!r}.",
             "Re-embed one side with the other's model.",
         )
+
+
+class MissingDependencyError(FacelensError):
+    """Something this needs is not installed: a system tool (``ffmpeg``) or an optional
+    package. Nothing is wrong with the input or the models; installing it fixes it.
+
+    Attributes:
+        what: the missing tool or package, e.g. ``"ffmpeg"``.
+        needed_for: what needs it, in words (``"writing video"``).
+        hint: how to install it.
+
+    Example:
+        >>> str(MissingDependencyError("ffmpeg", "writing video", "apt-get install ffmpeg"))
+        'ffmpeg is not installed (needed for writing video). Install it: apt-get install ffmpeg'
+    """
+
+    def __init__(self, what: str, needed_for: str, hint: str) -> None:
+        self.what = what
+        self.needed_for = needed_for
+        self.hint = hint
+        super().__init__(f"{what} is not installed (needed for {needed_for}). Install it: {hint}")
 
 
 class EnrollmentError(FacelensError):

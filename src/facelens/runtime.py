@@ -11,13 +11,26 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from facelens.errors import ModelError
 
-__all__ = ["PROVIDERS", "RuntimeConfig", "available_providers", "make_session"]
+if TYPE_CHECKING:
+    from facelens.convert.cache import Converted
+    from facelens.models import ModelStore
+
+__all__ = [
+    "PROVIDERS",
+    "OnnxModel",
+    "ReleasingSession",
+    "RuntimeConfig",
+    "available_providers",
+    "make_session",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +51,32 @@ class RuntimeConfig:
             the cores from the Python work between operators and from concurrent requests;
             one photo's detection + embedding took 103 ms with spinning and 47 ms without
             (docs/benchmarks.md, "Inference threads").
+        memory_arena: ONNX Runtime's CPU memory arena, which keeps the buffers of one run for
+            the next. Off, every run allocates and faults in its buffers afresh: a detection
+            took 1.5-1.8 times as long (docs/benchmarks.md, "Memory kept after a burst").
+        arena_keep: the input elements (summed over the runs in flight at once) whose
+            buffers a session's arena keeps between runs. A burst that had more in flight
+            at once hands the arena back when the session next goes idle
+            (``ReleasingSession``); 0 never does. The default holds two of the detector's
+            largest passes (``detect.tiles.Pyramid.max_pixels``, 3 channels), so one
+            request at a time, a video stream or a tiled photo keep their buffers, and a
+            burst of large photos does not leave its peak resident.
     """
 
     provider: str = "cpu"
     threads: int = 0
     cache_dir: Path | None = None
     spin: bool = False
+    memory_arena: bool = True
+    arena_keep: int = 2 * 3 * 2_200_000
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:
             raise ValueError(f"provider must be one of {sorted(PROVIDERS)}, got {self.provider!r}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
+        if self.arena_keep < 0:
+            raise ValueError(f"arena_keep must be >= 0, got {self.arena_keep}")
 
 
 def _ort() -> Any:
@@ -90,6 +117,7 @@ def make_session(model: bytes | Path, config: RuntimeConfig, what: str) -> tuple
     so.inter_op_num_threads = 1
     so.add_session_config_entry("session.intra_op.allow_spinning", "1" if config.spin else "0")
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.enable_cpu_mem_arena = config.memory_arena
     so.log_severity_level = 3
     # CUDA: no TF32, so GPU results keep float32 precision (dlib parity within 1e-4).
     providers: list[Any] = (
@@ -109,3 +137,121 @@ def make_session(model: bytes | Path, config: RuntimeConfig, what: str) -> tuple
     name = next(k for k, v in PROVIDERS.items() if v == in_use)
     log.debug("%s runs on %s with %s threads", what, name, config.threads or "default")
     return session, name
+
+
+class ReleasingSession:
+    """A session whose CPU memory arena is handed back after a burst.
+
+    ONNX Runtime's arena grows to the most that runs in flight at once ever needed and keeps
+    it: after ten concurrent 10 MP detections a service worker kept ~380 MB. Shrinking it
+    after every run costs each run its page faults again (1.5-1.8 times as long), so this
+    counts the input elements in flight; when more than ``config.arena_keep`` were in flight
+    at once, the run that leaves the session idle is followed by a run on ``probe`` (a tiny
+    input) that asks the arena to shrink, which frees every region no run is using. One
+    request at a time never triggers it.
+
+    Example:
+        >>> import numpy as np
+        >>> class Fake:
+        ...     def run(self, outputs, feeds, options=None):
+        ...         return [options is not None]
+        >>> s = ReleasingSession(Fake(), RuntimeConfig(arena_keep=10), {"x": np.zeros(1)})
+        >>> s.run(None, {"x": np.zeros(10)}), s.released
+        ([False], 0)
+        >>> s.run(None, {"x": np.zeros(11)}), s.released  # more than 10 in flight at once
+        ([False], 1)
+    """
+
+    def __init__(self, session: Any, config: RuntimeConfig, probe: Mapping[str, Any]) -> None:
+        self.session = session
+        self.keep = config.arena_keep
+        self.enabled = config.memory_arena and config.provider == "cpu" and self.keep > 0
+        self.probe = dict(probe)
+        self.released = 0  # how many times the arena was handed back
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._peak = 0
+
+    def run(self, outputs: Sequence[str] | None, feeds: Mapping[str, Any]) -> list[Any]:
+        """``session.run(outputs, feeds)``, then the arena handed back if due."""
+        n = sum(int(v.size) for v in feeds.values())
+        with self._lock:
+            self._in_flight += n
+            self._peak = max(self._peak, self._in_flight)
+        try:
+            out: list[Any] = self.session.run(outputs, feeds)
+        finally:
+            with self._lock:
+                self._in_flight -= n
+                due = self.enabled and self._in_flight == 0 and self._peak > self.keep
+                if due:
+                    self._peak = 0
+            if due:
+                self._release(outputs)
+        return out
+
+    def _release(self, outputs: Sequence[str] | None) -> None:
+        options = _ort().RunOptions()
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        self.session.run(outputs, self.probe, options)
+        self.released += 1
+
+
+class OnnxModel:
+    """The base of every model facelens runs on ONNX Runtime (detectors and recognizers).
+
+    The session is opened on first use, once, whichever thread gets there first (``load``
+    is idempotent and thread-safe), from the registry model ``model`` converted or read from
+    the conversion cache (``facelens.convert.cache``); or it is given (``session=``), for a
+    caller that built or shares one. A subclass names its role (``what``, for errors) and
+    reads what it needs from the session in ``opened``.
+
+    Attributes:
+        model: the registry model it runs.
+        provider: the execution provider in use once loaded (None before, or when the
+            session was given).
+    """
+
+    what: ClassVar[str] = "model"
+
+    def __init__(
+        self,
+        model: str,
+        models: ModelStore,
+        runtime: RuntimeConfig,
+        session: Any = None,
+    ) -> None:
+        self.model = model
+        self.models = models
+        self.runtime = runtime
+        self.provider: str | None = None
+        self._lock = threading.Lock()
+        self._session: Any = None
+        if session is not None:
+            self.opened(session, None)
+            self._session = session
+
+    def load(self) -> None:
+        """Open the session (idempotent; called on first use if not called before)."""
+        if self._session is not None:
+            return
+        from facelens.convert.cache import session_for
+
+        with self._lock:
+            if self._session is None:
+                session, provider, conv = session_for(
+                    self.model, self.models, self.runtime, self.what
+                )
+                self.opened(session, conv)
+                self.provider = provider
+                self._session = session  # last: another thread's fast path sees it ready
+
+    @property
+    def session(self) -> Any:
+        """The ONNX Runtime session, opened if it was not."""
+        self.load()
+        return self._session
+
+    def opened(self, session: Any, converted: Converted | None) -> None:
+        """Read what the model needs from a new session (input names, the conversion's
+        record); ``converted`` is None for a session that was given."""

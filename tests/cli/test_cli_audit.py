@@ -80,7 +80,8 @@ def test_a_watch_records_its_period_of_use(
     capsys.readouterr()
     assert code == 0
     trail = run(capsys, "audit", "list", "--gallery", g)
-    start, stop = [r for r in trail if r["action"].startswith("stream_")]  # type: ignore[index,union-attr]
+    period = ("stream_start", "stream_stop")  # between them, each frame's stream_search
+    start, stop = [r for r in trail if r["action"] in period]  # type: ignore[index]
     assert (start["action"], stop["action"]) == ("stream_start", "stream_stop")
     assert start["decision"]["source"] == stop["decision"]["source"] == str(clip)
     assert stop["decision"]["frames"] == 5 and start["time"] <= stop["time"]

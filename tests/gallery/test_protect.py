@@ -219,3 +219,18 @@ def test_both_stores_seal_rotate_and_refuse_a_wrong_key(store_location: str) -> 
     with RawGallery(open_store(store_location, key=K2)) as g:
         assert answers(g) == before
         assert len(g.chips("person 1", by="name")) == 1
+
+
+def test_a_new_gallery_file_is_its_owners_alone_and_memory_is_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facelens.gallery.sqlite import SqliteStore
+
+    SqliteStore(tmp_path / "site.db").close()
+    assert os.stat(tmp_path / "site.db").st_mode & 0o777 == 0o600
+    # SQLite's in-memory database: nothing written where the caller stands
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    SqliteStore(":memory:").close()
+    assert list(here.iterdir()) == []

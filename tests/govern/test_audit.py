@@ -46,7 +46,13 @@ def verify(path: Path) -> tuple[int, dict[str, object], str]:
 
 def test_an_intact_trail_verifies(trail: Path) -> None:
     code, doc, _ = verify(trail)
-    assert code == 0 and doc == {"ok": True, "checked": 6, "first_bad_seq": None, "problem": ""}
+    assert code == 0 and doc == {
+        "ok": True,
+        "checked": 6,
+        "first_bad_seq": None,
+        "problem": "",
+        "tenant": None,
+    }
 
 
 def test_editing_one_row_is_reported_with_its_number(trail: Path) -> None:
@@ -56,7 +62,7 @@ def test_editing_one_row_is_reported_with_its_number(trail: Path) -> None:
     db.close()
     code, doc, err = verify(trail)
     assert code == 5 and doc["first_bad_seq"] == 4 and "edited" in str(doc["problem"])
-    assert "record 4" in err
+    assert doc["tenant"] == "acme" and "acme's record 4" in err
 
 
 def test_deleting_a_row_is_reported(trail: Path) -> None:

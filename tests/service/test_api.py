@@ -238,6 +238,49 @@ def test_other_tenants_see_nothing(service: Service, data: Path) -> None:
         assert r.status_code == 404
 
 
+def test_a_tenants_audit_trail_tells_nothing_of_another_tenants(service: Service) -> None:
+    """Each tenant's records are numbered and chained on their own: globex's numbers have no
+    gaps where acme acted, its check counts its own records, and a record of acme's edited
+    in the store breaks acme's check only."""
+    import sqlite3
+
+    with service.client("other") as globex, service.client("admin") as acme:
+        start = len(globex.get("/v1/audit", params={"limit": 1000}).json())
+        for _ in range(2):
+            assert globex.post("/v1/govern/stop", json={"reason": "drill"}).status_code == 200
+            assert globex.post("/v1/govern/resume").status_code == 200
+            for _ in range(3):  # acme busy in between
+                assert acme.post("/v1/govern/stop", json={"reason": "drill"}).status_code == 200
+                assert acme.post("/v1/govern/resume").status_code == 200
+        seqs = [r["seq"] for r in globex.get("/v1/audit", params={"limit": 1000}).json()]
+        assert seqs == list(range(1, start + 5))
+        assert globex.get("/v1/audit/verify").json() == {
+            "ok": True,
+            "checked": start + 4,
+            "first_bad_seq": None,
+            "problem": "",
+        }
+        last = acme.get("/v1/audit", params={"order": "desc", "limit": 1}).json()[0]
+        db = sqlite3.connect(service.store_path)
+        try:
+            db.execute(
+                "UPDATE audit SET key_id = 'forged' WHERE tenant = 'acme' AND seq = ?",
+                (last["seq"],),
+            )
+            db.commit()
+            broken = acme.get("/v1/audit/verify").json()
+            assert not broken["ok"] and broken["first_bad_seq"] == last["seq"]
+            assert globex.get("/v1/audit/verify").json()["ok"] is True
+        finally:
+            db.execute(
+                "UPDATE audit SET key_id = ? WHERE tenant = 'acme' AND seq = ?",
+                (last["key_id"], last["seq"]),
+            )
+            db.commit()
+            db.close()
+        assert acme.get("/v1/audit/verify").json()["ok"] is True
+
+
 def test_identify_is_rate_limited_per_key(service: Service, data: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

@@ -103,3 +103,25 @@ def test_a_file_that_does_not_decode_is_an_input_error(
     bad = next((data / "thermal" / "flir_radiometric").glob("07 - *.jpg"))
     code, _, err = run(capsys, "thermal", "screen", bad, *SCREEN)
     assert code == EXIT_INPUT and "07 - " in err
+
+
+def test_a_registered_visible_camera_gives_the_eyes(
+    lab_npy: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The visible photo's face, mapped into the thermal frame by the registration, is read at
+    its inner canthi (the landmarks come across), and the registration's fit is reported."""
+    photo = data / "lfw" / "images" / "George_W_Bush" / "George_W_Bush_0001.jpg"
+    reg = tmp_path / "registration.json"
+    corners = [[0, 0], [250, 0], [250, 250], [0, 250]]
+    # the 250 px photo onto the person standing at x 120-175, y 0-90 of the thermal frame
+    reg.write_text(
+        json.dumps({"visible": corners, "thermal": [[120, 0], [175, 0], [175, 90], [120, 90]]})
+    )
+    args = ("thermal", "screen", lab_npy, *SCREEN, "--region", "120,0,180,90")
+    code, out, err = run(capsys, *args, "--visible", photo, "--registration", reg, "--json")
+    assert code == 0, err
+    [r] = json.loads(out)
+    assert r["site"] == "inner_canthus" and not r["notes"]
+    assert r["registration_pairs"] == 4 and r["registration_rms_px"] < 0.01
+    code, _, err = run(capsys, *args, "--visible", photo)
+    assert code == 2 and "--visible and --registration go together" in err

@@ -1,4 +1,5 @@
-"""The tracker keeps one id per face while it stays in view, and never mutates its input."""
+"""The tracker keeps one id per face while it stays in view, never lets a face of another
+appearance continue a track, and never mutates its input."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import numpy as np
 
 from facelens import Faces
 from facelens.track import Tracker, TrackerConfig
+
+GATE = 0.9  # a test's own gate (facelens.stream resolves the real one from a calibration)
+ANN, BOB = np.eye(4, dtype=np.float32)[0], np.eye(4, dtype=np.float32)[1]
 
 
 def face_at(x: float, y: float = 0.0, size: float = 40.0) -> list[float]:
@@ -38,28 +42,56 @@ def test_short_miss_is_bridged_and_long_absence_ends_the_track() -> None:
     t = Tracker(TrackerConfig(max_missed=2))
     t.update(Faces(xyxy=[face_at(10)], score=[1]), frame=0)
     t.update(Faces.empty(), frame=1)
-    assert t.predict(1).track_id.tolist() == [1]  # type: ignore[union-attr]
+    assert t.predict(1).track_id.tolist() == [1] and t.missed(1) == 1  # type: ignore[union-attr]
     back = t.update(Faces(xyxy=[face_at(11)], score=[1]), frame=2)
-    assert back.faces.track_id.tolist() == [1]  # type: ignore[union-attr]
+    assert back.faces.track_id.tolist() == [1] and t.missed(1) == 0  # type: ignore[union-attr]
     ended = []
     for f in range(3, 7):
         ended += t.update(Faces.empty(), frame=f).ended
     assert ended == [1] and t.active == []
 
 
-def test_reassociation_by_embedding_after_an_occlusion() -> None:
-    t = Tracker(TrackerConfig(max_missed=5))
-    e1 = np.eye(4, dtype=np.float32)[0]
-    t.update(Faces(xyxy=[face_at(10)], score=[1]), frame=0, embeddings=e1[None])
-    for f in range(1, 4):  # hidden
-        t.update(Faces.empty(), frame=f)
-    # reappears far away (walked behind something): overlap says new, appearance says same
-    out = t.update(Faces(xyxy=[face_at(300)], score=[1]), frame=4, embeddings=e1[None])
-    assert out.faces.track_id.tolist() == [1] and out.reassociated == (1,)  # type: ignore[union-attr]
-    other = np.eye(4, dtype=np.float32)[1]
-    out = t.update(
-        Faces(xyxy=[face_at(300), face_at(600)], score=[1, 1]),
-        frame=5,
-        embeddings=np.stack([e1, other]),
-    )
-    assert out.faces.track_id.tolist() == [1, 2]  # type: ignore[union-attr]
+def test_a_face_of_another_appearance_in_the_same_place_starts_a_new_track() -> None:
+    t = Tracker(gate=GATE)
+    box = Faces(xyxy=[face_at(10)], score=[1])
+    t.update(box, frame=0, templates=[ANN])
+    same = t.update(box, frame=1, templates=[ANN * 0.99 + BOB * 0.01])
+    assert same.faces.track_id.tolist() == [1] and not same.ended  # type: ignore[union-attr]
+    # someone else stands exactly where Ann stood: position says 1, appearance says no
+    other = t.update(box, frame=2, templates=[BOB])
+    assert other.faces.track_id.tolist() == [2]  # type: ignore[union-attr]
+    assert other.started == (2,) and other.ended == (1,) and other.displaced == (1,)
+    # without a template for the face, position alone decides (the caller embeds first
+    # where ``candidates`` says position cannot)
+    assert t.update(box, frame=3).faces.track_id.tolist() == [2]  # type: ignore[union-attr]
+
+
+def test_faces_that_swap_places_are_never_given_each_others_tracks() -> None:
+    t = Tracker(gate=GATE)
+    t.update(Faces(xyxy=[face_at(0), face_at(100)], score=[1, 1]), 0, templates=[ANN, BOB])
+    # next frame they have passed each other: Ann's face is where Bob's track expects him
+    swapped = Faces(xyxy=[face_at(95), face_at(5)], score=[1, 1])
+    out = t.update(swapped, 1, templates=[ANN, BOB])
+    assert out.faces.track_id.tolist() == [3, 4]  # type: ignore[union-attr]
+    assert sorted(out.displaced) == [1, 2]  # neither track was given the other's face
+
+
+def test_candidates_say_where_position_alone_cannot_decide() -> None:
+    t = Tracker(gate=GATE)
+    t.update(Faces(xyxy=[face_at(0), face_at(200)], score=[1, 1]), 0, templates=[ANN, BOB])
+    faces = Faces(xyxy=[face_at(2), face_at(400), face_at(180), face_at(190)], score=[1, 1, 1, 1])
+    # the first continues track 1; the second is new; the last two overlap each other
+    assert t.candidates(faces, 1).tolist() == [1, -1, -1, -1]
+    no_templates = Tracker(gate=GATE)
+    no_templates.update(Faces(xyxy=[face_at(0)], score=[1]), 0)
+    assert no_templates.candidates(Faces(xyxy=[face_at(1)], score=[1]), 1).tolist() == [-1]
+
+
+def test_split_gives_the_face_a_new_track() -> None:
+    t = Tracker(gate=GATE)
+    t.update(Faces(xyxy=[face_at(0)], score=[1]), 0, templates=[ANN])
+    new = t.split(1, BOB)
+    assert new == 2 and t.active == [2]
+    assert t.update(
+        Faces(xyxy=[face_at(1)], score=[1]), 1, templates=[BOB]
+    ).faces.track_id.tolist() == [2]  # type: ignore[union-attr]

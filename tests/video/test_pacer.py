@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from facelens.watch import Pacer, PacerConfig, WatchConfig
+from facelens.stream import Pacer, PacerConfig, WatchConfig
 
 
 def feed(p: Pacer, detect: float, other: float, rounds: int = 8) -> None:
@@ -49,7 +49,7 @@ def test_a_slow_frame_rate_and_explicit_settings() -> None:
 
 
 def test_watch_statistics_stay_bounded_on_an_endless_stream() -> None:
-    from facelens.watch import LATENCY_WINDOW, WatchStats
+    from facelens.stream import LATENCY_WINDOW, WatchStats
 
     stats = WatchStats()
     for i in range(LATENCY_WINDOW * 3):  # ~3 days of events at one a second... in memory

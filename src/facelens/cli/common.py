@@ -20,6 +20,7 @@ from facelens.errors import (
     EnrollmentError,
     GalleryError,
     InputError,
+    MissingDependencyError,
     ModelError,
     NotFoundError,
     PolicyError,
@@ -41,6 +42,7 @@ EXIT_MODEL = 4
 EXIT_GALLERY = 5
 EXIT_POLICY = 6
 EXIT_NO_FACE = 7
+EXIT_MISSING = 8
 EXIT_INTERRUPTED = 130
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -385,6 +387,8 @@ def exit_code(e: BaseException) -> int:
         return EXIT_INPUT
     if isinstance(e, ModelError):
         return EXIT_MODEL
+    if isinstance(e, MissingDependencyError):
+        return EXIT_MISSING
     if isinstance(e, PolicyError):
         return EXIT_POLICY
     if isinstance(e, GalleryError):

@@ -28,6 +28,7 @@ from facelens.cli.common import (
     EXIT_INPUT,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
+    EXIT_MISSING,
     EXIT_MODEL,
     EXIT_NO_FACE,
     EXIT_OK,
@@ -43,6 +44,7 @@ __all__ = [
     "EXIT_INPUT",
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
+    "EXIT_MISSING",
     "EXIT_MODEL",
     "EXIT_NO_FACE",
     "EXIT_OK",
@@ -109,7 +111,8 @@ def cli(verbose: int) -> None:
 
     Enrol people who consented, then identify or verify faces in photos. Every command takes
     --gallery PATH and --json. Exit codes: 0 ok, 2 usage, 3 unreadable input, 4 model,
-    5 gallery, 6 refused by policy (consent), 7 no usable face.
+    5 gallery, 6 refused by policy (consent), 7 no usable face, 8 a system tool
+    (ffmpeg) or optional package is not installed.
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(

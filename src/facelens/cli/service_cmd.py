@@ -132,25 +132,9 @@ def serve(
     from facelens.environment import hand_to_workers
     from facelens.environment import webhook_secret as environment_webhook_secret
     from facelens.gallery.stores import is_postgres_url
-    from facelens.govern import AuditLog, KeyStore
 
     path = resolve(gallery_path)
-    store = _store(path)
-    keys = KeyStore(store, AuditLog(store))
-    if not keys.list():
-        if bootstrap_key:
-            _, secret = keys.create("default", ["admin"], "bootstrap", by="service:first-start")
-            output.echo(
-                f"first start: admin key for tenant 'default' (shown once):\n  {secret}\n"
-                "Sign in with it in the web UI; its Keys page makes others (and replaces it).",
-                err=True,
-            )
-        else:
-            output.warn(
-                "no API keys yet: create one with "
-                f"facelens keys create --gallery {path} --tenant default --scopes admin"
-            )
-    store.close()
+    _first_key(path, bootstrap_key)
     if read_replica and not is_postgres_url(path):
         raise click.UsageError("--read-replica needs a postgresql:// --gallery")
     hand_to_workers(
@@ -196,6 +180,31 @@ def serve(
         log_level="warning",
         access_log=False,
     )
+
+
+def _first_key(path: Path | str, bootstrap: bool) -> None:
+    """On a store without API keys: make the admin key (--bootstrap-key), or say how."""
+    from facelens.govern import AuditLog, KeyStore
+
+    store = _store(path)
+    try:
+        keys = KeyStore(store, AuditLog(store))
+        if keys.list():
+            return
+        if bootstrap:
+            _, secret = keys.create("default", ["admin"], "bootstrap", by="service:first-start")
+            output.echo(
+                f"first start: admin key for tenant 'default' (shown once):\n  {secret}\n"
+                "Sign in with it in the web UI; its Keys page makes others (and replaces it).",
+                err=True,
+            )
+        else:
+            output.warn(
+                "no API keys yet: create one with "
+                f"facelens keys create --gallery {path} --tenant default --scopes admin"
+            )
+    finally:
+        store.close()
 
 
 def _source_pattern(pattern: str) -> str:
@@ -306,27 +315,31 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
+@click.option("--tenant", default=None, help="Check only this tenant's chain (default: all).")
 @gallery_option
 @json_option
-def audit_verify(gallery_path: Path | str | None, as_json: bool) -> None:
-    """Check the hash chain; exit code 5 and the first broken record when it fails."""
+def audit_verify(tenant: str | None, gallery_path: Path | str | None, as_json: bool) -> None:
+    """Check the hash chains (one per tenant); exit code 5 and the first broken record when
+    one fails."""
     from facelens.errors import GalleryError
     from facelens.govern import AuditLog
 
     with _store(gallery_path) as store:
-        st = AuditLog(store).verify()
+        st = AuditLog(store).verify(tenant)
     doc = {
         "ok": st.ok,
         "checked": st.checked,
         "first_bad_seq": st.first_bad_seq,
         "problem": st.problem,
+        "tenant": st.tenant,
     }
     if as_json:
         output.emit_json(doc)
     elif st.ok:
         output.echo(f"audit trail intact: {st.checked} records verified")
     if not st.ok:
-        raise GalleryError(f"audit trail broken at record {st.first_bad_seq}: {st.problem}")
+        where = f"tenant {st.tenant}'s record" if st.tenant else "record"
+        raise GalleryError(f"audit trail broken at {where} {st.first_bad_seq}: {st.problem}")
 
 
 @audit_group.command("list")
@@ -338,7 +351,7 @@ def audit_verify(gallery_path: Path | str | None, as_json: bool) -> None:
 def audit_list(
     tenant: str | None, after: int, limit: int, gallery_path: Path | str | None, as_json: bool
 ) -> None:
-    """Audit records, oldest first."""
+    """Audit records, oldest first (``--after``: a tenant's sequence number)."""
     from facelens.govern import AuditLog
 
     with _store(gallery_path) as store:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
@@ -14,6 +14,9 @@ from facelens import environment as settings
 from facelens.cli import output
 from facelens.cli.common import INPUT_PATH
 from facelens.errors import InputError, PolicyError
+
+if TYPE_CHECKING:
+    from facelens.faces import Faces
 
 
 def _box(value: str | None, what: str) -> tuple[float, float, float, float] | None:
@@ -193,13 +196,7 @@ def thermal_screen(
     face. Results carry no identity.
     """
     from facelens.events import Event, EventBus, parse_sink
-    from facelens.thermal import (
-        Blackbody,
-        Environment,
-        Registration,
-        ScreeningConfig,
-        ScreeningSession,
-    )
+    from facelens.thermal import Blackbody, Environment, ScreeningConfig, ScreeningSession
 
     bb_box = _box(blackbody, "--blackbody")
     bb = None
@@ -209,25 +206,7 @@ def thermal_screen(
         bb = Blackbody(box=bb_box, set_c=blackbody_temp)
     env = Environment(ambient_c=ambient, humidity=None if humidity is None else humidity / 100)
     session = ScreeningSession(ScreeningConfig(refer_at_c=refer_at), bb)
-    faces = None
-    reg_doc: dict[str, Any] = {}
-    if visible is not None or registration is not None:
-        if visible is None or registration is None:
-            raise click.UsageError("--visible and --registration go together")
-        try:
-            pts = json.loads(registration.read_text())
-            reg = Registration.from_points(pts["visible"], pts["thermal"])
-        except (OSError, ValueError, KeyError) as e:
-            raise InputError(str(registration), f"not a registration file ({e})") from None
-        from facelens.cli.common import make_pipeline
-
-        pipe = make_pipeline()
-        image, _ = pipe.decode(visible)
-        faces = reg.map_faces(pipe.align(image, pipe.detect_single(image)))
-        reg_doc = {
-            "registration_rms_px": round(reg.rms_error_px, 3),
-            "registration_pairs": reg.pairs,
-        }
+    faces, reg_doc = _visible_faces(visible, registration)
     secret = settings.webhook_secret()
     bus = EventBus([parse_sink(s, secret) for s in sinks])
     results = []
@@ -250,20 +229,48 @@ def thermal_screen(
                 )
     finally:
         bus.close()
-    if as_json:
-        output.emit_json(results)
-    else:
-        for d in results:
-            if d["outcome"]:
-                output.echo(
-                    f"{d['frame']}: {d['outcome'].upper()}  {d['estimate_c']} C "
-                    f"(+- {d['uncertainty_c']}, {d['site']})"
-                )
-                for note in d["notes"]:
-                    output.echo(f"  note: {note}")
-            else:
-                output.echo(f"{d['frame']}: REFUSED  " + "; ".join(d["refused_why"]))
+    _show(results, as_json)
     refused = sum(1 for d in results if not d["outcome"])
     if refused:
         # a refusal is the safeguards working, not a crash: scripts see it as exit code 6
         raise PolicyError(f"{refused} of {len(results)} frame(s) refused a reading")
+
+
+def _visible_faces(
+    visible: Path | None, registration: Path | None
+) -> tuple[Faces | None, dict[str, Any]]:
+    """Faces found in a registered visible camera's photo, mapped to thermal pixels."""
+    if visible is None and registration is None:
+        return None, {}
+    if visible is None or registration is None:
+        raise click.UsageError("--visible and --registration go together")
+    from facelens.cli.common import make_pipeline
+    from facelens.thermal import Registration
+
+    try:
+        pts = json.loads(registration.read_text())
+        reg = Registration.from_points(pts["visible"], pts["thermal"])
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError(str(registration), f"not a registration file ({e})") from None
+    pipe = make_pipeline()
+    image, _ = pipe.decode(visible)
+    faces = reg.map_faces(pipe.align(image, pipe.detect_single(image)))
+    doc = {"registration_rms_px": round(reg.rms_error_px, 3), "registration_pairs": reg.pairs}
+    return faces, doc
+
+
+def _show(results: list[dict[str, Any]], as_json: bool) -> None:
+    """Each frame's outcome, as JSON or one line per frame (with the reading's notes)."""
+    if as_json:
+        output.emit_json(results)
+        return
+    for d in results:
+        if d["outcome"]:
+            output.echo(
+                f"{d['frame']}: {d['outcome'].upper()}  {d['estimate_c']} C "
+                f"(+- {d['uncertainty_c']}, {d['site']})"
+            )
+            for note in d["notes"]:
+                output.echo(f"  note: {note}")
+        else:
+            output.echo(f"{d['frame']}: REFUSED  " + "; ".join(d["refused_why"]))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
@@ -16,6 +18,9 @@ from facelens.cli.common import GALLERY, PipelineOptions, pipeline_options, tena
 from facelens.detect import DETECTORS
 from facelens.errors import InputError
 from facelens.redact import RedactConfig
+
+if TYPE_CHECKING:
+    from facelens.stream import FrameView
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
 
@@ -40,18 +45,30 @@ class AutoOrInt(click.ParamType):  # type: ignore[type-arg]
         return n
 
 
-def _draw(image: np.ndarray, faces: Any, labels: list[str | None]) -> np.ndarray:
+def _draw(view: FrameView) -> np.ndarray:
+    """The frame with each face's box, track and name (green: confirmed by the track's own
+    recent evidence; amber with a question mark: named, awaiting its recheck; red: unknown)."""
     import cv2
 
-    out = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ids = faces.track_id.tolist() if faces.track_id is not None else [None] * len(faces)
-    for box, tid, label in zip(faces.xyxy, ids, labels, strict=False):
-        x1, y1, x2, y2 = (round(float(v)) for v in box)
-        colour = (113, 204, 46) if label else (60, 76, 231)
+    out: np.ndarray = cv2.cvtColor(view.image, cv2.COLOR_RGB2BGR)
+    for f in view.faces:
+        x1, y1, x2, y2 = (round(v) for v in f.box)
+        if f.name and f.confirmed:
+            colour, label = (113, 204, 46), f.name
+        elif f.name:
+            colour, label = (15, 196, 241), f"{f.name}?"
+        else:
+            colour, label = (60, 76, 231), "to confirm" if f.held else "unknown"
         cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), colour, 2)
-        text = f"#{tid} {label or 'unknown'}"
         cv2.putText(
-            out, text, (x1, max(12, y1 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA
+            out,
+            f"#{f.track_id} {label}",
+            (x1, max(12, y1 - 6)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            colour,
+            1,
+            cv2.LINE_AA,
         )
     return out
 
@@ -151,7 +168,7 @@ def watch(
     from facelens.cli.common import open_gallery, parse_threshold, searching
     from facelens.decode.video import VideoConfig, VideoSource
     from facelens.events import EventBus, JsonlSink, parse_sink
-    from facelens.watch import WatchConfig, Watcher
+    from facelens.stream import FollowConfig, WatchConfig, WatchSession
 
     secret = webhook_secret.encode() if webhook_secret else settings.webhook_secret()
     bus = EventBus([parse_sink(s, secret or None) for s in sinks] or [JsonlSink("/dev/stdout")])
@@ -167,32 +184,49 @@ def watch(
     cfg = WatchConfig(
         detect_every=detect_every,
         detect_max_side=detect_max_side,
-        identify_threshold=parse_threshold(threshold) or "open_set",
+        follow=FollowConfig(identify_threshold=parse_threshold(threshold) or "open_set"),
     )
     src = VideoSource(source, VideoConfig(reconnect=reconnect, rtsp_transport=rtsp_transport))
     # a gallery set to confirm=2: identifications wait as alerts for two people (the service
     # that confirms them delivers them to its sinks); this watch names no one
-    hold = gallery.confirmation() if gallery is not None else None
-    watcher = Watcher(pipe, gallery, bus, cfg, hold=hold)
-    writer: Any = None
-    if annotate is not None:
-        import cv2
+    session = WatchSession(pipe, gallery, bus, cfg)
+    writer = _annotation_writer(annotate, src)
 
-        annotate.parent.mkdir(parents=True, exist_ok=True)
-        writer = cv2.VideoWriter(
-            str(annotate), cv2.VideoWriter.fourcc(*"mp4v"), src.fps, (src.width, src.height)
-        )
-
-    def on_frame(frame: Any, faces: Any, labels: list[str | None]) -> None:
+    def on_frame(view: FrameView) -> None:
         if writer is not None:
-            writer.write(_draw(frame.image, faces, labels))
+            writer.write(_draw(view))
 
-    def on_progress(st: Any) -> None:
+    previous = signal.signal(signal.SIGTERM, lambda *_: session.stop())
+    try:
+        session.run(src, max_frames=max_frames, on_frame=on_frame, on_progress=_live_line(quiet))
+    except KeyboardInterrupt:
+        pass  # the statistics so far are still printed
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        src.close()
+        bus.close()
+        if writer is not None:
+            writer.release()
+        if gallery is not None:
+            gallery.close()
+    doc = _summary(src, session)
+    if not quiet:
+        output.echo("", err=True)
+    if as_json:
+        output.echo(__import__("json").dumps(doc), err=False)
+    elif not quiet:
+        output.echo(" ".join(f"{k}={v}" for k, v in doc.items()), err=True)
+
+
+def _live_line(quiet: bool) -> Any:
+    """The watch's progress callback: one line on stderr, redrawn (counts only, no names)."""
+
+    def show(st: Any) -> None:
         if quiet or (not sys.stderr.isatty() and not settings.progress_forced()):
             return
         fps = st.frames / st.processing_seconds if st.processing_seconds else 0.0
         ident = st.events.get("identified", 0)
-        click.echo(  # counts only; the carriage return redraws the line
+        click.echo(  # the carriage return redraws the line
             f"\rframes {st.frames} ({st.skipped} skipped)  {fps:.1f} fps  "
             f"tracks {st.tracks}  identified {ident}  unknown "
             f"{st.events.get('unknown_face', 0)}   ",
@@ -200,32 +234,14 @@ def watch(
             nl=False,
         )
 
-    if gallery is not None:  # the period of use, in the audit trail (refused when stopped)
-        try:
-            gallery.stream_started(src.name, pipe.model)
-        except BaseException:
-            src.close()
-            bus.close()
-            gallery.close()
-            raise
-    previous = signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
-    stats = watcher.stats
-    try:
-        stats = watcher.run(src, max_frames=max_frames, on_frame=on_frame, on_progress=on_progress)
-    except KeyboardInterrupt:
-        stats = watcher.stats
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        src.close()
-        bus.close()
-        if gallery is not None:
-            gallery.stream_stopped(src.name, stats.frames, stats.events)
-        if writer is not None:
-            writer.release()
-        if gallery is not None:
-            gallery.close()
+    return show
+
+
+def _summary(src: Any, session: Any) -> dict[str, Any]:
+    """The watch's final statistics (its counts are those of the events written)."""
+    stats = session.stats
     lat = sorted(stats.latencies)
-    doc = {
+    return {
         "source": src.name,  # without credentials
         "frames": stats.frames,
         "detected_frames": stats.detected_frames,
@@ -233,21 +249,30 @@ def watch(
         "detect_max_side": stats.detect_max_side,
         "skipped_frames": stats.skipped,
         "tracks": stats.tracks,
+        "cuts": stats.cuts,
         "embeddings": stats.embeddings,
         "events": stats.events,
+        "alerts_held": stats.alerts_held,
         "media_seconds": round(stats.media_seconds, 3),
         "processing_seconds": round(stats.processing_seconds, 3),
         "realtime_factor": round(stats.realtime_factor, 3),
         "latency_p50": round(lat[len(lat) // 2], 4) if lat else None,
         "latency_max": round(lat[-1], 4) if lat else None,
         "reconnects": src.reconnects,
+        "ended": session.outcome,
     }
-    if not quiet:
-        output.echo("", err=True)
-    if as_json:
-        output.echo(__import__("json").dumps(doc), err=False)
-    elif not quiet:
-        output.echo(" ".join(f"{k}={v}" for k, v in doc.items()), err=True)
+
+
+def _annotation_writer(path: Path | None, src: Any) -> Any:
+    """An OpenCV writer of the annotated video at ``path`` (None: none)."""
+    if path is None:
+        return None
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return cv2.VideoWriter(
+        str(path), cv2.VideoWriter.fourcc(*"mp4v"), src.fps, (src.width, src.height)
+    )
 
 
 @click.command()
@@ -263,6 +288,14 @@ def watch(
     show_default=True,
     help="all: cover every face. except: leave enrolled people with valid consent "
     "visible (needs --gallery).",
+)
+@click.option(
+    "--spare-threshold",
+    default=RedactConfig().spare_threshold,
+    show_default=True,
+    metavar="NAME|VALUE",
+    help="With --mode except: the bar a face must pass to be left visible (an operating "
+    "point: fpir=X, fmr=X, strict, ... or a similarity).",
 )
 @click.option(
     "--margin",
@@ -300,17 +333,27 @@ def watch(
     metavar="PATH|URL",
 )
 @tenant_options
+@click.option(
+    "--progress",
+    is_flag=True,
+    help="Print progress lines even when stderr is not a terminal (a terminal gets a "
+    "redrawn line anyway).",
+)
+@click.option("--quiet", is_flag=True, help="No progress on stderr.")
 @click.option("--json", "as_json", is_flag=True)
 def redact(
     src: Path,
     dst: Path,
     style: str,
     mode: str,
+    spare_threshold: str,
     margin: float,
     detector: str,
     threshold: float | None,
     upsample: int,
     gallery_path: Path | str | None,
+    progress: bool,
+    quiet: bool,
     as_json: bool,
 ) -> None:
     """Write SRC (image or video) to DST with faces blurred, pixelated or boxed.
@@ -318,7 +361,7 @@ def redact(
     Videos keep their resolution, frame count, frame rate and audio. Images are written
     upright without their metadata (EXIF, GPS).
     """
-    from facelens.cli.common import make_pipeline, open_gallery, searching
+    from facelens.cli.common import make_pipeline, open_gallery, parse_threshold, searching
     from facelens.redact import RedactConfig, redact_image, redact_video
 
     if not src.exists():
@@ -328,6 +371,7 @@ def redact(
     cfg = RedactConfig(
         style=style,
         mode=mode,
+        spare_threshold=parse_threshold(spare_threshold) or RedactConfig().spare_threshold,
         margin=margin,
         detector=detector,
         threshold=threshold,
@@ -347,13 +391,11 @@ def redact(
     doc: dict[str, Any] = {}
     try:
         if src.suffix.lower() in VIDEO_SUFFIXES:
-            identify = spared = None
-            if gallery is not None:
-                identify, spared = _sparing(pipe, gallery)
-            rep = redact_video(pipe, src, dst, cfg, identify=identify, spared=spared)
+            show = None if quiet else _redact_progress(progress)
+            rep = redact_video(pipe, src, dst, cfg, gallery=gallery, progress=show)
             doc = {"src": str(src), "dst": str(dst), **rep.__dict__}
         else:
-            spare = _spare_image(pipe, gallery) if gallery is not None else None
+            spare = _spare_image(pipe, gallery, cfg) if gallery is not None else None
             faces = redact_image(pipe, src, dst, cfg, spare=spare)
             doc = {"src": str(src), "dst": str(dst), "covered": len(faces)}
     finally:
@@ -369,52 +411,43 @@ def redact(
         output.echo(" ".join(f"{k}={v}" for k, v in doc.items()))
 
 
-def _spare_image(pipe: Any, gallery: Any) -> Any:
-    """Which faces of an image are enrolled people to leave visible: searched within the
-    redaction's period of use (``stream_search``), decided by the gallery's open-set rule."""
+def _spare_image(pipe: Any, gallery: Any, cfg: RedactConfig) -> Any:
+    """Which faces of an image are enrolled, consenting people to leave visible: one
+    audited search within the redaction's period of use (``stream_search``), decided at the
+    sparing bar (``cfg.spare_threshold``)."""
     from facelens.match.decide import decide_identity
 
     def spare(image: np.ndarray, faces: Any) -> list[bool]:
         emb = pipe.embed(image, faces)
-        rule = gallery.rule(emb.model)
-        found = gallery.stream_search(emb, rule.depth) if len(emb) else []
+        if not len(emb):
+            return []
+        rule = gallery.rule(emb.model, cfg.spare_threshold)
+        digest = hashlib.sha256(np.ascontiguousarray(image).data).hexdigest()
+        found = gallery.stream_search(emb, rule.depth, probe_sha256=digest)
         return [decide_identity(c, rule, rule.depth).identity is not None for c in found]
 
     return spare
 
 
-def _sparing(pipe: Any, gallery: Any) -> tuple[Any, Any]:
-    """Per-track identification for the ``except`` mode: a track is spared only if it was
-    identified as an enrolled, consenting person and never re-judged unknown."""
-    from facelens.quality import measure
-    from facelens.track import TrackIdentities
-    from facelens.track.identity import face_quality
+def _redact_progress(lines: bool) -> Any:
+    """A progress callback: a line redrawn on a terminal, or (``--progress``) a line a
+    second elsewhere: the phase, frames done and frames per second."""
+    if not lines and not output.stderr_is_tty():
+        return None
+    began: dict[str, float] = {}
+    last = [0.0]
 
-    rule = gallery.rule(pipe.model)
-    ids = TrackIdentities(lambda e: gallery.stream_search(e, rule.depth)[0], rule, pipe.model)
-    doubted: set[int] = set()
-    named: set[int] = set()
+    def show(phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        began.setdefault(phase, now)
+        if done != total and now - last[0] < (1.0 if lines else 0.2):
+            return
+        last[0] = now
+        rate = done / max(now - began[phase], 1e-6)
+        text = f"{phase} {done}/{total or '?'} frames ({rate:.1f} frames/s)"
+        if lines:
+            output.echo(text, err=True)
+        else:  # the carriage return redraws the line
+            click.echo(f"\r{text}   ", err=True, nl=done == total)
 
-    def identify(image: np.ndarray, faces: Any, frame: int) -> None:
-        faces = pipe.align(image, faces)
-        chips = pipe.aligner.chips(image, faces)
-        q = measure(faces, chips)
-        for i, tid in enumerate(faces.track_id.tolist()):
-            quality = face_quality(
-                float(q.detection_score[i]),
-                float(q.inter_eye_px[i]),
-                float(q.yaw_deg[i]),
-                float(q.sharpness[i]),
-            )
-            if ids.wants(tid, quality):
-                views = pipe.views(image, faces[i], chips[i : i + 1])
-                v = ids.add(tid, pipe.embed_views(views).vectors[0], quality)
-                if v is not None and v.kind == "identified":
-                    named.add(tid)
-                elif v is not None and tid in named:
-                    doubted.add(tid)
-
-    def spared() -> set[int]:
-        return {tid for tid in named if tid not in doubted and ids.identity(tid) is not None}
-
-    return identify, spared
+    return show

@@ -82,23 +82,7 @@ def agglomerate(
     g = int(group.max()) + 1 if n else 0
     size = np.bincount(group, weights=w, minlength=g).tolist()
 
-    # the graph between groups: per pair, sum of w_i w_j s_ij and of w_i w_j over held pairs
-    ei, ej, es = edges
-    a, b = group[ei], group[ej]
-    keep = a != b
-    a, b, ww = a[keep], b[keep], w[ei[keep]] * w[ej[keep]]
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    key = lo * g + hi
-    uniq, inv = np.unique(key, return_inverse=True)
-    sws = np.bincount(inv, weights=ww * es[keep], minlength=len(uniq))
-    sw = np.bincount(inv, weights=ww, minlength=len(uniq))
-    nb: list[dict[int, list[float]]] = [{} for _ in range(g)]
-    for k, x, y in zip(uniq.tolist(), sws.tolist(), sw.tolist(), strict=True):
-        p, q = divmod(k, g)
-        cell = [x, y]
-        nb[p][q] = cell
-        nb[q][p] = cell
-
+    nb = _between_groups(group, g, w, edges)
     cannot: list[set[int]] = [set() for _ in range(g)]
     for x, y in apart:
         p, q = int(group[x]), int(group[y])
@@ -130,23 +114,7 @@ def agglomerate(
             continue
         if len(nb[p]) < len(nb[q]):
             p, q = q, p  # fold the smaller neighbourhood into the larger
-        del nb[p][q]
-        del nb[q][p]
-        for r, cell in nb[q].items():
-            mine = nb[p].get(r)
-            if mine is None:
-                nb[p][r] = cell
-                nb[r][p] = cell
-            else:
-                mine[0] += cell[0]
-                mine[1] += cell[1]
-            del nb[r][q]
-        nb[q] = {}
-        for r in cannot[q]:
-            cannot[r].discard(q)
-            cannot[r].add(p)
-        cannot[p] |= cannot[q]
-        cannot[q] = set()
+        _fold(p, q, nb, cannot)
         size[p] += size[q]
         alive[q] = False
         parent[q] = p
@@ -156,6 +124,57 @@ def agglomerate(
             if link >= stop and r not in cannot[p]:
                 x, y = (p, r) if p < r else (r, p)
                 heapq.heappush(heap, (-link, x, y, version[x], version[y]))
+    return _labels(group, parent)
+
+
+def _between_groups(
+    group: NDArray[np.int64],
+    g: int,
+    w: NDArray[np.float64],
+    edges: tuple[NDArray[np.int32], NDArray[np.int32], NDArray[np.float32]],
+) -> list[dict[int, list[float]]]:
+    """The graph between groups: per pair of groups, one cell shared by both ends holding the
+    sum of w_i w_j s_ij and of w_i w_j over the node pairs the graph holds."""
+    ei, ej, es = edges
+    a, b = group[ei], group[ej]
+    keep = a != b
+    a, b, ww = a[keep], b[keep], w[ei[keep]] * w[ej[keep]]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    uniq, inv = np.unique(lo * g + hi, return_inverse=True)
+    sws = np.bincount(inv, weights=ww * es[keep], minlength=len(uniq))
+    sw = np.bincount(inv, weights=ww, minlength=len(uniq))
+    nb: list[dict[int, list[float]]] = [{} for _ in range(g)]
+    for k, x, y in zip(uniq.tolist(), sws.tolist(), sw.tolist(), strict=True):
+        p, q = divmod(k, g)
+        cell = [x, y]
+        nb[p][q] = cell
+        nb[q][p] = cell
+    return nb
+
+
+def _fold(p: int, q: int, nb: list[dict[int, list[float]]], cannot: list[set[int]]) -> None:
+    """Group q joins group p: its links and its cannot-join constraints become p's."""
+    del nb[p][q]
+    del nb[q][p]
+    for r, cell in nb[q].items():
+        mine = nb[p].get(r)
+        if mine is None:
+            nb[p][r] = cell
+            nb[r][p] = cell
+        else:
+            mine[0] += cell[0]
+            mine[1] += cell[1]
+        del nb[r][q]
+    nb[q] = {}
+    for r in cannot[q]:
+        cannot[r].discard(q)
+        cannot[r].add(p)
+    cannot[p] |= cannot[q]
+    cannot[q] = set()
+
+
+def _labels(group: NDArray[np.int64], parent: list[int]) -> NDArray[np.int64]:
+    """Each node's final cluster, numbered 0..K-1 in order of its first node."""
 
     def find(x: int) -> int:
         while parent[x] != x:
@@ -163,8 +182,10 @@ def agglomerate(
             x = parent[x]
         return x
 
-    final = np.array([find(int(x)) for x in group], np.int64) if n else np.zeros(0, np.int64)
+    if not len(group):
+        return np.zeros(0, np.int64)
+    final = np.array([find(int(x)) for x in group], np.int64)
     _, first = np.unique(final, return_index=True)
-    order = np.argsort(np.argsort(first))  # labels numbered in order of first node
-    _, inv2 = np.unique(final, return_inverse=True)
-    return order[inv2].astype(np.int64)
+    order = np.argsort(np.argsort(first))
+    _, inv = np.unique(final, return_inverse=True)
+    return order[inv].astype(np.int64)

@@ -5,6 +5,7 @@ Backends are chosen by name from ``DETECTORS`` (``make_detector``); an unknown n
 MMOD CNN (``dlib_mmod_v1``).
 """
 
-from facelens.detect.base import DETECTORS, DetectConfig, Detector, make_detector
+from facelens.detect.base import DetectConfig, Detector
+from facelens.detect.registry import DETECTORS, make_detector
 
 __all__ = ["DETECTORS", "DetectConfig", "Detector", "make_detector"]

@@ -1,8 +1,8 @@
-"""The detector contract and its registry."""
+"""The detector contract: how a detector is configured and what it answers (the detectors by
+name are in ``detect.registry``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -10,12 +10,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from facelens.detect.tiles import Pyramid
-from facelens.errors import ModelError
 from facelens.faces import Faces
-from facelens.models import ModelStore
-from facelens.runtime import RuntimeConfig
 
-__all__ = ["DETECTORS", "DetectConfig", "Detector", "make_detector"]
+__all__ = ["DetectConfig", "Detector"]
 
 
 @dataclass(frozen=True)
@@ -69,65 +66,3 @@ class Detector(Protocol):
     def detect(self, image: NDArray[np.uint8]) -> Faces:
         """Faces in ``image``; an empty ``Faces`` when there are none."""
         ...
-
-
-DetectorFactory = Callable[[DetectConfig, ModelStore, RuntimeConfig], Detector]
-
-
-def _hog(config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> Detector:
-    from facelens.detect.dlib_hog import DlibHogDetector
-
-    return DlibHogDetector(config)
-
-
-def _cnn(config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> Detector:
-    from facelens.detect.dlib_cnn import DlibCnnDetector
-
-    return DlibCnnDetector(config, models)
-
-
-def _onnx_mmod(config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> Detector:
-    from facelens.detect.onnx_mmod import OnnxMmodDetector
-
-    return OnnxMmodDetector(config, models, runtime)
-
-
-def _yunet(config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> Detector:
-    from facelens.detect.yunet import YunetDetector
-
-    return YunetDetector(config, models, runtime)
-
-
-def _centerface(config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> Detector:
-    from facelens.detect.centerface import CenterFaceDetector
-
-    return CenterFaceDetector(config, models, runtime)
-
-
-DETECTORS: dict[str, DetectorFactory] = {
-    "yunet": _yunet,
-    "centerface": _centerface,
-    "onnx_mmod": _onnx_mmod,
-    "dlib_hog": _hog,
-    "dlib_cnn": _cnn,
-}
-
-
-def make_detector(
-    config: DetectConfig, models: ModelStore | None = None, runtime: RuntimeConfig | None = None
-) -> Detector:
-    """The detector named by ``config.backend`` (not loaded yet).
-
-    Example:
-        >>> make_detector(DetectConfig(backend="dlib_hog")).name
-        'dlib_hog'
-    """
-    try:
-        factory = DETECTORS[config.backend]
-    except KeyError:
-        raise ModelError(
-            config.backend,
-            f"unknown detector {config.backend!r}; "
-            f"known detectors: {', '.join(sorted(DETECTORS))}.",
-        ) from None
-    return factory(config, models or ModelStore(), runtime or RuntimeConfig())

@@ -14,7 +14,6 @@ padded with zeros to a multiple of 32 rather than stretched to it):
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from facelens.detect.base import DetectConfig
 from facelens.detect.tiles import detect_pyramid, suppress
 from facelens.faces import Faces
 from facelens.models import ModelStore
-from facelens.runtime import RuntimeConfig
+from facelens.runtime import OnnxModel, RuntimeConfig
 
 MODEL = "centerface"
 STRIDE = 4
@@ -55,41 +54,37 @@ def decode(outputs: list[NDArray[np.float32]], threshold: float) -> Faces:
     )
 
 
-class CenterFaceDetector:
+class CenterFaceDetector(OnnxModel):
     """CenterFace on ONNX Runtime: boxes, scores (0..1) and five keypoints per face."""
 
     name = "centerface"
     keypoints = True
     smallest_face = 32
 
-    def __init__(self, config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> None:
+    what = "detector"
+
+    def __init__(
+        self,
+        config: DetectConfig,
+        models: ModelStore,
+        runtime: RuntimeConfig,
+        session: Any = None,
+    ) -> None:
         self.config = config
-        self.models = models
-        self.runtime = runtime
         self.threshold = DEFAULT_THRESHOLD if config.threshold is None else config.threshold
-        self.provider: str | None = None
-        self._session: Any = None
         self._input = ""
-        self._lock = threading.Lock()
+        super().__init__(MODEL, models, runtime, session)
 
-    def load(self) -> None:
-        from facelens.convert.cache import session_for
-
-        with self._lock:
-            if self._session is None:
-                self._session, self.provider, _ = session_for(
-                    MODEL, self.models, self.runtime, "detector"
-                )
-                self._input = self._session.get_inputs()[0].name
+    def opened(self, session: Any, converted: Any) -> None:
+        self._input = session.get_inputs()[0].name
 
     def once(self, image: NDArray[np.uint8]) -> Faces:
         """One network pass over the whole of ``image`` (no tiling)."""
-        self.load()
         h, w = image.shape[:2]
         pw, ph = -(-w // DIVISOR) * DIVISOR, -(-h // DIVISOR) * DIVISOR
         x = np.zeros((1, 3, ph, pw), np.float32)
         x[0, :, :h, :w] = image.transpose(2, 0, 1)
-        out = self._session.run(None, {self._input: x})
+        out = self.session.run(None, {self._input: x})
         return suppress(decode(out, self.threshold), NMS_IOU, cover=1.0)
 
     def detect(self, image: NDArray[np.uint8]) -> Faces:

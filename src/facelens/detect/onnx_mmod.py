@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -13,7 +13,10 @@ from facelens.detect.base import DetectConfig
 from facelens.detect.mmod import MmodGeometry, boxes_from_scores, pyramid_up, tiled_pyramid
 from facelens.faces import Faces
 from facelens.models import ModelStore
-from facelens.runtime import RuntimeConfig, make_session
+from facelens.runtime import OnnxModel, RuntimeConfig, make_session
+
+if TYPE_CHECKING:
+    from facelens.convert.cache import Converted
 
 MODEL = "dlib_mmod_v1"
 
@@ -44,43 +47,37 @@ def _resize_graph() -> bytes:
     return bytes(model.SerializeToString())
 
 
-class OnnxMmodDetector:
+class OnnxMmodDetector(OnnxModel):
     """The MMOD face detector: dlib's boxes and scores (see ``detect.mmod``), much faster."""
 
     name = "onnx_mmod"
     keypoints = False
     smallest_face = 80
 
+    what = "detector"
+
     def __init__(self, config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> None:
         self.config = config
-        self.models = models
-        self.runtime = runtime
-        self.provider: str | None = None
         self.geometry: MmodGeometry | None = None
-        self._session: Any = None
         self._resizer: Any = None
         self._buffers = threading.local()  # one pyramid buffer per thread
-        self._lock = threading.Lock()
+        super().__init__(MODEL, models, runtime)
 
-    def load(self) -> None:
-        from facelens.convert.cache import session_for
-
-        with self._lock:
-            if self._session is None:
-                self._session, self.provider, conv = session_for(
-                    MODEL, self.models, self.runtime, "detector"
-                )
-                m = conv.meta
-                self.geometry = MmodGeometry(
-                    convs=tuple(tuple(c) for c in m["convs"]),
-                    window=(int(m["window"][0]), int(m["window"][1])),
-                    mean=(float(m["mean"][0]), float(m["mean"][1]), float(m["mean"][2])),
-                    padding=int(m["padding"]),
-                    outer_padding=int(m["outer_padding"]),
-                    nms_iou=float(m["nms_iou"]),
-                    nms_covered=float(m["nms_covered"]),
-                )
-                self._resizer, _ = make_session(_resize_graph(), self.runtime, "pyramid resize")
+    def opened(self, session: Any, converted: Converted | None) -> None:
+        # the window and pyramid geometry come from the conversion's record of dlib's file,
+        # so this detector cannot take a session built elsewhere
+        assert converted is not None, "onnx_mmod needs the conversion's record"
+        m = converted.meta
+        self.geometry = MmodGeometry(
+            convs=tuple(tuple(c) for c in m["convs"]),
+            window=(int(m["window"][0]), int(m["window"][1])),
+            mean=(float(m["mean"][0]), float(m["mean"][1]), float(m["mean"][2])),
+            padding=int(m["padding"]),
+            outer_padding=int(m["outer_padding"]),
+            nms_iou=float(m["nms_iou"]),
+            nms_covered=float(m["nms_covered"]),
+        )
+        self._resizer, _ = make_session(_resize_graph(), self.runtime, "pyramid resize")
 
     def _resize(self, src: NDArray[np.float32], h: int, w: int) -> NDArray[np.float32]:
         sizes = np.array([1, src.shape[0], h, w], np.int64)
@@ -90,13 +87,13 @@ class OnnxMmodDetector:
 
     def scores(self, image: NDArray[np.uint8]) -> tuple[NDArray[np.float32], Any]:
         """The network's score map over the tiled pyramid of ``image`` (already upsampled)."""
-        self.load()
+        session = self.session
         assert self.geometry is not None
         x, rects = tiled_pyramid(
             image, self.geometry, self._resize, getattr(self._buffers, "x", None)
         )
         self._buffers.x = x
-        return self._session.run(None, {"pyramid": x})[0][0, 0], rects
+        return session.run(None, {"pyramid": x})[0][0, 0], rects
 
     def detect(self, image: NDArray[np.uint8]) -> Faces:
         image = check_rgb(image)

@@ -17,7 +17,6 @@ Images larger than ``DetectConfig.pyramid.max_pixels`` are detected tile by tile
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ from facelens.detect.base import DetectConfig
 from facelens.detect.tiles import detect_pyramid, suppress
 from facelens.faces import Faces
 from facelens.models import ModelStore
-from facelens.runtime import RuntimeConfig
+from facelens.runtime import OnnxModel, ReleasingSession, RuntimeConfig
 
 MODEL = "yunet_2023mar"
 STRIDES = (8, 16, 32)
@@ -73,7 +72,7 @@ def decode(outputs: list[NDArray[np.float32]], width: int, height: int, threshol
     )
 
 
-class YunetDetector:
+class YunetDetector(OnnxModel):
     """YuNet on ONNX Runtime: boxes, scores (0..1) and five keypoints per face.
 
     Example:
@@ -90,32 +89,34 @@ class YunetDetector:
     # dog's face (detection/dogs.jpg) 0.828.
     rotated_threshold: float | None = 0.87
 
-    def __init__(self, config: DetectConfig, models: ModelStore, runtime: RuntimeConfig) -> None:
+    what = "detector"
+
+    def __init__(
+        self,
+        config: DetectConfig,
+        models: ModelStore,
+        runtime: RuntimeConfig,
+        session: Any = None,
+    ) -> None:
         self.config = config
-        self.models = models
-        self.runtime = runtime
         self.threshold = DEFAULT_THRESHOLD if config.threshold is None else config.threshold
-        self.provider: str | None = None
-        self._session: Any = None
-        self._lock = threading.Lock()
+        self._runner: ReleasingSession | None = None
+        super().__init__(MODEL, models, runtime, session)
 
-    def load(self) -> None:
-        from facelens.convert.cache import session_for
-
-        with self._lock:
-            if self._session is None:
-                self._session, self.provider, _ = session_for(
-                    MODEL, self.models, self.runtime, "detector"
-                )
+    def opened(self, session: Any, converted: Any) -> None:
+        # a burst of large pictures leaves no arena behind (runtime.ReleasingSession)
+        probe = {"input": np.zeros((1, 3, DIVISOR, DIVISOR), np.float32)}
+        self._runner = ReleasingSession(session, self.runtime, probe)
 
     def once(self, image: NDArray[np.uint8]) -> Faces:
         """One network pass over the whole of ``image`` (no tiling)."""
-        self.load()
         h, w = image.shape[:2]
         pw, ph = -(-w // DIVISOR) * DIVISOR, -(-h // DIVISOR) * DIVISOR
         x = np.zeros((1, 3, ph, pw), np.float32)
         x[0, :, :h, :w] = image[:, :, ::-1].transpose(2, 0, 1)  # RGB -> BGR planes
-        out = self._session.run(_OUTPUTS, {"input": x})
+        self.load()
+        assert self._runner is not None
+        out = self._runner.run(_OUTPUTS, {"input": x})
         return suppress(decode(out, w, h, self.threshold), NMS_IOU, cover=1.0)
 
     def detect(self, image: NDArray[np.uint8]) -> Faces:

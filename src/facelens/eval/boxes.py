@@ -12,7 +12,7 @@ from numpy.typing import ArrayLike, NDArray
 from facelens.errors import InputError
 from facelens.faces import box_iou
 
-__all__ = ["DetectionCounts", "LabelledImage", "match_boxes", "read_imglab"]
+__all__ = ["DetectionCounts", "LabelledImage", "match_boxes", "pair_boxes", "read_imglab"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +69,32 @@ class DetectionCounts:
         return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
 
 
+def pair_boxes(pred: ArrayLike, truth: ArrayLike, iou: float) -> list[tuple[int, int]]:
+    """Greedy one-to-one pairs (pred index, truth index) by IoU, best first, at least ``iou``.
+
+    Example:
+        >>> pair_boxes([[0, 0, 10, 10], [50, 50, 60, 60]], [[1, 1, 10, 10]], 0.5)
+        [(0, 0)]
+    """
+    p = np.asarray(pred, np.float64).reshape(-1, 4)
+    t = np.asarray(truth, np.float64).reshape(-1, 4)
+    if not len(p) or not len(t):
+        return []
+    m = box_iou(p, t)
+    pairs: list[tuple[int, int]] = []
+    used_p, used_t = set(), set()
+    for flat in np.argsort(-m, axis=None, kind="stable"):
+        i, j = divmod(int(flat), len(t))
+        if m[i, j] < iou:
+            break
+        if i in used_p or j in used_t:
+            continue
+        used_p.add(i)
+        used_t.add(j)
+        pairs.append((i, j))
+    return pairs
+
+
 def match_boxes(
     pred: ArrayLike, truth: ArrayLike, iou: float = 0.5, ignore: ArrayLike | None = None
 ) -> DetectionCounts:
@@ -79,20 +105,10 @@ def match_boxes(
         >>> match_boxes([[0, 0, 10, 10], [50, 50, 60, 60]], [[1, 1, 10, 10]])
         DetectionCounts(tp=1, fp=1, fn=0)
     """
-    p = np.asarray(pred, np.float64).reshape(-1, 4)
     t = np.asarray(truth, np.float64).reshape(-1, 4)
     ign = np.zeros(len(t), bool) if ignore is None else np.asarray(ignore, bool)
-    m = box_iou(p, t)
-    used_p, used_t = set(), set()
-    for flat in np.argsort(-m, axis=None):
-        i, j = divmod(int(flat), len(t)) if len(t) else (0, 0)
-        if not len(t) or m[i, j] < iou:
-            break
-        if i in used_p or j in used_t:
-            continue
-        used_p.add(i)
-        used_t.add(j)
-    tp = sum(1 for j in used_t if not ign[j])
-    fp = len(p) - len(used_p)
+    pairs = pair_boxes(pred, t, iou)
+    tp = sum(1 for _, j in pairs if not ign[j])
+    fp = len(np.asarray(pred, np.float64).reshape(-1, 4)) - len(pairs)
     fn = int((~ign).sum()) - tp
     return DetectionCounts(tp, fp, fn)

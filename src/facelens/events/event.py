@@ -12,6 +12,7 @@ EVENT_TYPES = (
     "identified",
     "unknown_face",
     "track_ended",
+    "identity_withdrawn",
     "source_lost",
     "source_restored",
     "screening",

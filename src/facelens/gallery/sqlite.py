@@ -82,11 +82,12 @@ class SqliteStore(SqlStore):
         self._closed = False
         if self.path.is_dir():
             raise GalleryError(f"{self.path} is a directory, not a gallery file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # a new gallery (people's templates, consents, keys) is readable by its owner only;
-        # SQLite gives its -wal and -shm files the same permissions
-        with contextlib.suppress(FileExistsError):
-            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        if str(path) != ":memory:":  # SQLite's in-memory database is no file
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # a new gallery (people's templates, consents, keys) is readable by its owner
+            # only; SQLite gives its -wal and -shm files the same permissions
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         try:
             self._db = sqlite3.connect(
                 str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False

@@ -1,10 +1,23 @@
-"""The audit trail: one record per verify, identify, enrol and delete, hash-chained.
+"""The audit trail: one record per verify, identify, enrol and delete, hash-chained per tenant.
 
-``hash = SHA-256(prev_hash + canonical JSON of the record's fields, seq included)``, with the
-first record chained to 64 zeros. ``verify`` recomputes every hash in order and checks each
-``prev_hash`` and that ``seq`` has no gaps, so an edited record fails its own hash, a deleted
-one leaves a gap and a broken link, and a reordered pair breaks the links, each at the first
-record concerned.
+Each tenant's records are numbered and chained on their own, so nothing a tenant reads (its
+numbers, a check's count or verdict) tells how much another tenant does. ``hash =
+SHA-256(prev_hash + canonical JSON of the record's fields, tenant and seq included)``.
+``verify`` recomputes every hash in order and checks each ``prev_hash`` and that ``seq`` has
+no gaps, so an edited record fails its own hash, a deleted one leaves a gap and a broken link,
+and a reordered pair breaks the links, each at the first record concerned; the newest record's
+number and hash are kept apart (``govern_state``, ``audit_head:<tenant>``), so a trail cut
+off at its end is found too.
+
+Stores written before the trail was per tenant (govern schema 4) keep those records exactly
+as they were (``legacy = 1``): one chain all tenants shared, numbered in one sequence, its
+first record chained to 64 zeros and its newest marked ``audit_legacy_head``. Re-chaining
+them would have meant rewriting every hash, which is what the chain exists to expose; so
+they are still checked as that one chain. A tenant's own chain starts after its last legacy
+record (at 1 for a tenant without any) and its first record is chained to the legacy head's
+hash (64 zeros in a store that had no trail), which ties the old trail to every new chain.
+A tenant with legacy records has that shared chain checked with its own; its count is of its
+own records only.
 """
 
 from __future__ import annotations
@@ -12,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from typing import Any
 
@@ -22,6 +35,7 @@ from facelens.govern.schema import ensure_schema
 __all__ = ["GENESIS", "AuditLog", "AuditRecord", "ChainStatus"]
 
 GENESIS = "0" * 64
+_HEAD = "audit_head:"  # + tenant: "seq:hash" of the tenant's newest record
 _COLS = (
     "seq, time, tenant, key_id, action, gallery, probe_sha256, candidates, threshold, "
     "model, decision, prev_hash, hash"
@@ -73,12 +87,20 @@ class ChainStatus:
         checked: records examined.
         first_bad_seq: the first record that does not check out, or None.
         problem: what is wrong with it.
+        tenant: whose chain it is in (None: ok, or the chain all tenants shared before the
+            trail was per tenant).
     """
 
     ok: bool
     checked: int
     first_bad_seq: int | None = None
     problem: str = ""
+    tenant: str | None = None
+
+
+def _anchor(legacy_head: str | None) -> str:
+    """What a tenant's first record is chained to: the shared legacy chain's newest hash."""
+    return legacy_head.split(":", 1)[1] if legacy_head else GENESIS
 
 
 def _digest(prev_hash: str, fields: dict[str, Any]) -> str:
@@ -135,14 +157,13 @@ class AuditLog:
         decision: dict[str, Any] | None = None,
         also: Callable[[Db], object] | None = None,
     ) -> AuditRecord:
-        """Add a record, chained to the last one (atomically, across processes). ``also``
+        """Add a record, chained to the tenant's last one (atomically, across processes). ``also``
         writes govern's own bookkeeping in the same transaction."""
         now = self.store.clock().astimezone(UTC).isoformat(timespec="milliseconds")
         decision = decision or {}
         th = None if threshold is None else round(float(threshold), 6)
         with self.store.transaction(bump=False) as db:
-            last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+            seq, prev = self._next(db, tenant)
             f = _fields(
                 seq,
                 now,
@@ -158,7 +179,8 @@ class AuditLog:
             )
             h = _digest(prev, f)
             db.execute(
-                f"INSERT INTO audit({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO audit({_COLS}, legacy) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
                 (
                     seq,
                     now,
@@ -176,9 +198,9 @@ class AuditLog:
                 ),
             )
             db.execute(
-                "INSERT INTO govern_state(key, value) VALUES ('audit_head', ?) "
+                "INSERT INTO govern_state(key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (f"{seq}:{h}",),
+                (_HEAD + tenant, f"{seq}:{h}"),
             )
             if also is not None:
                 also(db)
@@ -197,6 +219,21 @@ class AuditLog:
             prev,
             h,
         )
+
+    @staticmethod
+    def _next(db: Db, tenant: str) -> tuple[int, str]:
+        """The number and ``prev_hash`` of the tenant's next record (in the append's
+        transaction): after its newest record, or the first of its own chain - after its
+        last legacy record, linked to the legacy chain's head."""
+        last = db.execute(
+            "SELECT seq, hash, legacy FROM audit WHERE tenant = ? ORDER BY seq DESC LIMIT 1",
+            (tenant,),
+        ).fetchone()
+        if last and not last[2]:
+            return int(last[0]) + 1, str(last[1])
+        legacy = "SELECT value FROM govern_state WHERE key = 'audit_legacy_head'"
+        row = db.execute(legacy).fetchone()
+        return (int(last[0]) if last else 0) + 1, _anchor(row[0] if row else None)
 
     @staticmethod
     def _record(r: Sequence[Any]) -> AuditRecord:
@@ -219,12 +256,14 @@ class AuditLog:
     def records(
         self, tenant: str | None = None, after: int = 0, limit: int = 100
     ) -> list[AuditRecord]:
-        """Records with ``seq > after``, oldest first (one tenant's, or all)."""
-        where = "WHERE seq > ?" + (" AND tenant = ?" if tenant else "")
-        params: tuple[Any, ...] = (after, tenant) if tenant else (after,)
-        rows = self.store.fetch(
-            f"SELECT {_COLS} FROM audit {where} ORDER BY seq LIMIT ?", (*params, limit)
-        )
+        """One tenant's records with ``seq > after`` in order, or every tenant's, oldest
+        first (each tenant's numbers after ``after``)."""
+        if tenant:
+            sql = f"SELECT {_COLS} FROM audit WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?"
+            rows = self.store.fetch(sql, (tenant, after, limit))
+        else:
+            sql = f"SELECT {_COLS} FROM audit WHERE seq > ? ORDER BY time, tenant, seq LIMIT ?"
+            rows = self.store.fetch(sql, (after, limit))
         return [self._record(r) for r in rows]
 
     def search(
@@ -268,41 +307,120 @@ class AuditLog:
         )
         return [self._record(r) for r in rows]
 
-    def verify(self, page: int = 5000) -> ChainStatus:
-        """Recompute the whole chain; report the first record that does not check out.
+    def verify(self, tenant: str | None = None, page: int = 5000) -> ChainStatus:
+        """Recompute one tenant's chain (or every chain); report the first record that does
+        not check out. ``checked`` counts the tenant's own records (all, without a tenant).
 
         Records are read ``page`` at a time (memory stays flat however long the trail), up
-        to the head recorded when the check began: records appended meanwhile are left for
-        the next check."""
-        head = self.store.fetch("SELECT value FROM govern_state WHERE key = 'audit_head'")
-        head_value = str(head[0][0]) if head else None
-        head_seq = int(head_value.split(":")[0]) if head_value else None
-        prev, expected_seq, n, last = GENESIS, 1, 0, 0
+        to each chain's head as it was when the check began: records appended meanwhile are
+        left for the next check. The shared legacy chain is checked too when the tenant has
+        records in it (and always without a tenant)."""
+        legacy_head, heads = self._heads(tenant)
+        n = 0
+        if tenant is None or self._legacy_count(tenant):
+            st = self._walk("legacy = 1", [], 1, GENESIS, legacy_head, tenant, None, page)
+            if not st.ok:
+                return st
+            n = st.checked
+        for t in sorted(heads) if tenant is None else [tenant]:
+            if t not in heads:
+                continue  # no record of its own chain yet
+            start = self._legacy_count(t, last=True) + 1
+            st = self._walk(
+                "tenant = ? AND legacy = 0", [t], start, _anchor(legacy_head), heads[t], t, t, page
+            )
+            if not st.ok:
+                return replace(st, checked=n + st.checked)
+            n += st.checked
+        return ChainStatus(True, n)
+
+    def _heads(self, tenant: str | None) -> tuple[str | None, dict[str, str | None]]:
+        """The legacy chain's head and each tenant's (None: a tenant has records of its own
+        chain but no head: it was removed), read in one statement (one snapshot)."""
+        mine = "" if tenant is None else " AND tenant = ?"
+        keys = "key = 'audit_legacy_head' OR " + (
+            "substr(key, 1, 11) = 'audit_head:'" if tenant is None else "key = ?"
+        )
+        params = [] if tenant is None else [_HEAD + tenant, tenant]
+        rows = self.store.fetch(
+            f"SELECT key, value FROM govern_state WHERE {keys} UNION ALL "
+            f"SELECT DISTINCT '{_HEAD}' || tenant, NULL FROM audit WHERE legacy = 0{mine}",
+            params,
+        )
+        legacy: str | None = None
+        heads: dict[str, str | None] = {}
+        for key, value in rows:
+            if key == "audit_legacy_head":
+                legacy = str(value)
+            elif value is not None or key[len(_HEAD) :] not in heads:
+                heads[key[len(_HEAD) :]] = None if value is None else str(value)
+        return legacy, heads
+
+    def _legacy_count(self, tenant: str, last: bool = False) -> int:
+        """How many of the tenant's records are in the shared legacy chain (``last``: the
+        number of its newest one, 0 when none)."""
+        what = "max(seq)" if last else "count(*)"
+        rows = self.store.fetch(
+            f"SELECT {what} FROM audit WHERE tenant = ? AND legacy = 1", (tenant,)
+        )
+        return int(rows[0][0] or 0) if rows else 0
+
+    def _walk(
+        self,
+        where: str,
+        params: list[Any],
+        first_seq: int,
+        anchor: str,
+        head: str | None,
+        counted: str | None,
+        chain: str | None,
+        page: int,
+    ) -> ChainStatus:
+        """Check one chain (``where``): numbers from ``first_seq``, the first record linked
+        to ``anchor``, the last one ``head`` ("seq:hash"; None: not kept). Counts the
+        records of tenant ``counted`` (all when None)."""
+        head_seq = int(head.split(":")[0]) if head else None
+        prev, expected_seq, n, last = anchor, first_seq, 0, first_seq - 1
         while True:
-            sql = f"SELECT {_COLS} FROM audit WHERE seq > ?"
-            params: list[Any] = [last]
+            sql = f"SELECT {_COLS} FROM audit WHERE {where} AND seq > ?"
+            args: list[Any] = [*params, last]
             if head_seq is not None:
                 sql += " AND seq <= ?"
-                params.append(head_seq)
-            rows = self.store.fetch(sql + " ORDER BY seq LIMIT ?", [*params, page])
+                args.append(head_seq)
+            rows = self.store.fetch(sql + " ORDER BY seq LIMIT ?", [*args, page])
             for row in rows:
                 rec = self._record(row)
                 bad = self._check(rec, prev, expected_seq)
                 if bad:
-                    return ChainStatus(False, n, rec.seq, bad)
-                prev, expected_seq, last, n = rec.hash, rec.seq + 1, rec.seq, n + 1
+                    return ChainStatus(False, n, rec.seq, self._where(chain) + bad, chain)
+                prev, expected_seq, last = rec.hash, rec.seq + 1, rec.seq
+                if counted is None or rec.tenant == counted:
+                    n += 1
             if len(rows) < page:
                 break
-        if head_value is not None and head_value != f"{expected_seq - 1}:{prev}":
-            seq = int(head_value.split(":")[0])
+        if head is None and chain is not None and last >= first_seq:
+            return ChainStatus(
+                False,
+                n,
+                last,
+                "the mark of the newest record is missing (it was removed)",
+                chain,
+            )
+        if head is not None and head != f"{expected_seq - 1}:{prev}":
+            seq = int(head.split(":")[0])
             return ChainStatus(
                 False,
                 n,
                 seq,
-                f"the trail ends before record {seq}, the last one written "
+                self._where(chain) + f"the trail ends before record {seq}, the last one written "
                 "(records were removed from its end)",
+                chain,
             )
         return ChainStatus(True, n)
+
+    @staticmethod
+    def _where(chain: str | None) -> str:
+        return "" if chain else "in the trail all tenants shared before it was per tenant: "
 
     @staticmethod
     def _check(rec: AuditRecord, prev: str, expected_seq: int) -> str | None:

@@ -594,16 +594,30 @@ class GovernedGallery:
             },
         )
 
-    def stream_search(self, probes: Embeddings, k: int) -> list[list[Candidate]]:
+    def stream_search(
+        self, probes: Embeddings, k: int, probe_sha256: str | None = None
+    ) -> list[list[Candidate]]:
         """A running watch's search: per probe, the ``k`` most similar identities. Only
         between ``stream_started`` and ``stream_stopped`` (the period of use is the record);
-        refused with ``StoppedError`` within a second of an operator's stop."""
+        refused with ``StoppedError`` within a second of an operator's stop. With
+        ``probe_sha256`` (the frame's SHA-256) the search is one ``stream_search`` record
+        too: the input, every candidate considered, the model (a watch decides who a track
+        is from several searches; its decisions are the events it raises)."""
         if self._streams <= 0:
             raise RuntimeError("a stream's searches need stream_started first (its record)")
         at, stopped = self._stop_checked
         if time.monotonic() - at >= STOP_CHECK_S or stopped:
             self.refuse_if_stopped("stream_search")
-        return self._raw.search(probes, k)
+        found = self._raw.search(probes, k)
+        if probe_sha256 is not None:
+            self._log(
+                "stream_search",
+                probe_sha256=probe_sha256,
+                candidates=[c.identity_id for row in found for c in row],
+                model=probes.model,
+                decision={"faces": len(found), "k": k},
+            )
+        return found
 
     # -- search -------------------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ the alerts that wait for two people's confirmation.
 The gallery store runs these steps (``Tables.apply_migrations``) but does not know
 them: the gallery's migrations create only the gallery's tables. Step 1 finds the keys and
 audit tables already present in stores made before govern owned them (the gallery's old
-step 2 made them) and leaves them as they are.
+step 2 made them) and leaves them as they are; step 5 numbers and chains the audit trail per
+tenant, keeping the records written before as the one chain they were.
 """
 
 from __future__ import annotations
@@ -102,13 +103,54 @@ _ALERTS = """
     );
 """
 
+# 5: sequence numbers and hash chains per tenant (issue 29, finding 14: one shared numbering
+# told every tenant how much the others did). The records already written are kept exactly
+# as they were, numbers, links and hashes (``legacy = 1``): they still form the one chain all
+# tenants shared and are checked as such, up to its newest record, whose mark moves from
+# ``audit_head`` to ``audit_legacy_head``. A tenant's own chain starts after its last such
+# record and its first link is that mark's hash, so the old trail cannot be cut or rewritten
+# without breaking every tenant's chain (facelens.govern.audit).
+_PER_TENANT = """
+    CREATE TABLE audit_v5 (
+        tenant       TEXT NOT NULL,
+        seq          {bigint} NOT NULL,
+        time         TEXT NOT NULL,
+        key_id       TEXT NOT NULL,
+        action       TEXT NOT NULL,
+        gallery      TEXT,
+        probe_sha256 TEXT,
+        candidates   TEXT NOT NULL DEFAULT '[]',
+        threshold    {real},
+        model        TEXT,
+        decision     TEXT NOT NULL DEFAULT '{{}}',
+        prev_hash    TEXT NOT NULL,
+        hash         TEXT NOT NULL,
+        legacy       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (tenant, seq)
+    );
+    INSERT INTO audit_v5(tenant, seq, time, key_id, action, gallery, probe_sha256, candidates,
+        threshold, model, decision, prev_hash, hash, legacy)
+        SELECT tenant, seq, time, key_id, action, gallery, probe_sha256, candidates, threshold,
+            model, decision, prev_hash, hash, 1 FROM audit;
+    DROP TABLE audit;
+    ALTER TABLE audit_v5 RENAME TO audit;
+    CREATE INDEX audit_legacy ON audit(seq) WHERE legacy = 1;
+    UPDATE govern_state SET key = 'audit_legacy_head' WHERE key = 'audit_head';
+"""
+
 _TYPES = {
     "sqlite": {"blob": "BLOB", "bigint": "INTEGER", "real": "REAL"},
     "postgresql": {"blob": "BYTEA", "bigint": "BIGINT", "real": "DOUBLE PRECISION"},
 }
 
 MIGRATIONS: dict[str, tuple[str, ...]] = {
-    dialect: (_KEYS_AND_AUDIT.format(**types), _STATE, _RETENTION, _ALERTS.format(**types))
+    dialect: (
+        _KEYS_AND_AUDIT.format(**types),
+        _STATE,
+        _RETENTION,
+        _ALERTS.format(**types),
+        _PER_TENANT.format(**types),
+    )
     for dialect, types in _TYPES.items()
 }
 

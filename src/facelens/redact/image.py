@@ -32,6 +32,13 @@ class RedactConfig:
         upsample: detector upsampling (0: CenterFace finds faces from about 16 px; each step
             halves that at four times the cost).
         mode: ``all`` or ``except`` (spare enrolled people with valid consent).
+        spare_threshold: the bar a face must pass to be spared in the ``except`` mode, an
+            operating point of the recognizer's calibration: FPIR 0.01% for the gallery's
+            size, a hundredth of identification's default. A stranger left visible is the
+            one error redaction cannot take back, and video frames resemble the wrong
+            person more than LFW's photos do: on the Hamilton clip dlib's templates put
+            Alex Lacamoire's profile at 0.93 from Lin-Manuel Miranda's photo, past FPIR 1%
+            and 0.1% for a one-person gallery (docs/video.md).
         fill: colour of the ``box`` style.
     """
 
@@ -41,6 +48,7 @@ class RedactConfig:
     threshold: float | None = 0.3
     upsample: int = 0
     mode: str = "all"
+    spare_threshold: str | float = "fpir=0.0001"
     fill: tuple[int, int, int] = (0, 0, 0)
 
     def __post_init__(self) -> None:

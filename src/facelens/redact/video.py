@@ -1,4 +1,10 @@
-"""Covering faces in a video: analyse (detect + track every frame), fill gaps, render."""
+"""Covering faces in a video: analyse (detect and follow every frame), fill gaps, render.
+
+In the ``except`` mode a face stays visible only on frames where it was detected and its own
+track holds an enrolled, consenting identity that a sample of that very frame supports
+(``facelens.stream.Follower`` with a recheck on every frame): a new track, the frames after a
+cut, a sample that disagrees, and every box interpolated across a detector miss are covered.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +17,41 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from facelens.decode.video import VideoConfig, VideoSource
-from facelens.errors import InputError, ModelError
+from facelens.errors import InputError, MissingDependencyError
 from facelens.faces import Faces
 from facelens.redact.image import RedactConfig, apply_redaction
-from facelens.track import Tracker, TrackerConfig
+from facelens.stream.follow import FollowConfig, Follower, GallerySearch
+from facelens.track import TrackerConfig, TrackIdentityConfig
+
+if TYPE_CHECKING:
+    from facelens.govern import GovernedGallery
+    from facelens.pipeline import Pipeline
 
 __all__ = ["RedactReport", "VideoInfo", "probe_video", "redact_video"]
 
 log = logging.getLogger(__name__)
 
+FFMPEG_HINT = "apt-get install ffmpeg (Debian, Ubuntu), brew install ffmpeg (macOS)"
+
 # Frames a track's boxes are kept before its first and after its last detection.
 EDGE_FRAMES = 2
+
+# Following for redaction: every frame is detected; a box is interpolated across at most
+# ``max_missed`` frames without a detection; in the ``except`` mode every detected face good
+# enough to judge is embedded on every frame, and a track's identity is confirmed only by
+# that frame's own sample (a poorer face is never confirmed: it is covered).
+REDACT_FOLLOW = FollowConfig(
+    tracker=TrackerConfig(max_missed=4),
+    identity=TrackIdentityConfig(recheck_seconds=0.0, fresh_seconds=0.0),
+    min_hits=1,
+    embed_poor=False,
+)
 
 
 @dataclass
@@ -39,18 +64,19 @@ class RedactReport:
     rate: str = ""
     tracks: int = 0
     spared_tracks: list[int] = field(default_factory=list)
+    visible_boxes: int = 0
     covered_boxes: int = 0
     filled_boxes: int = 0
+    cuts: int = 0
     audio: bool = False
     embeddings: int = 0
+    seconds: float = 0.0
 
 
 def _ffmpeg() -> str:
     exe = shutil.which("ffmpeg")
     if exe is None:
-        raise ModelError(
-            "ffmpeg", "video output needs ffmpeg.", "Install it: apt-get install ffmpeg"
-        )
+        raise MissingDependencyError("ffmpeg", "writing video", FFMPEG_HINT)
     return exe
 
 
@@ -69,7 +95,7 @@ def probe_video(path: Path) -> VideoInfo:
     """Frame rate (exact, as a fraction), size, frame count and whether there is audio."""
     exe = shutil.which("ffprobe")
     if exe is None:
-        raise ModelError("ffprobe", "video needs ffprobe.", "Install it: apt-get install ffmpeg")
+        raise MissingDependencyError("ffprobe", "reading video", FFMPEG_HINT)
     out = subprocess.run(
         [
             exe,
@@ -127,84 +153,96 @@ def _fill(
 
 
 def redact_video(
-    pipeline: object,
+    pipeline: Pipeline,
     src: str | Path,
     dst: str | Path,
     config: RedactConfig,
-    identify: Callable[[NDArray[np.uint8], Faces, int], None] | None = None,
-    spared: Callable[[], set[int]] | None = None,
+    gallery: GovernedGallery | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    on_cover: Callable[[int, NDArray[np.float32]], None] | None = None,
 ) -> RedactReport:
     """Write ``src`` to ``dst`` with faces covered (same size, frame count and rate; audio
     copied).
 
-    ``identify(image, tracked_faces, frame)`` is called on each analysed frame and
-    ``spared()`` afterwards returns the track ids to leave visible (the ``except`` mode);
-    without them no identity is ever computed.
+    In the ``except`` mode (``config.mode``) ``gallery`` is searched, audited, for the
+    enrolled people to spare; otherwise no identity is ever computed. ``progress(phase,
+    done, total)`` is called per frame of each phase (``analyse``, ``render``);
+    ``on_cover(frame, boxes)`` with the boxes covered on each frame, before the margin.
+
+    Raises:
+        MissingDependencyError: ffmpeg or ffprobe is not installed (checked first).
+        InputError: ``src`` is not a readable video, or ffmpeg could not write ``dst``.
     """
-    from facelens.pipeline import Pipeline
+    import time
 
-    assert isinstance(pipeline, Pipeline)
     src, dst = Path(src), Path(dst)
+    ffmpeg = _ffmpeg()
     info = probe_video(src)
+    started = time.perf_counter()
     report = RedactReport(width=info.width, height=info.height, rate=info.rate, audio=info.audio)
-
-    # 1. analyse
-    tracker = Tracker(TrackerConfig(max_missed=4))
-    boxes: dict[int, dict[int, NDArray[np.float32]]] = {}
-    n = 0
-    with VideoSource(src, VideoConfig(live=False)) as source:
-        for frame in source.frames():
-            tracked = tracker.update(pipeline.detect(frame.image), frame.index).faces
-            assert tracked.track_id is not None
-            for tid, box in zip(tracked.track_id.tolist(), tracked.xyxy, strict=True):
-                boxes.setdefault(tid, {})[frame.index] = box
-            if identify is not None and len(tracked):
-                identify(frame.image, tracked, frame.index)
-            n += 1
-            if progress:
-                progress("analyse", n, info.frames)
-    report.frames = n
+    sparing = config.mode == "except" and gallery is not None
+    search = None
+    if sparing and gallery is not None:
+        search = GallerySearch(gallery, pipeline.model, config.spare_threshold)
+    follower = Follower(pipeline, search, REDACT_FOLLOW, best_shots=False)
+    boxes, visible = _analyse(pipeline, follower, src, report, info.frames, progress)
     report.tracks = len(boxes)
-    keep = spared() if spared is not None else set()
-    report.spared_tracks = sorted(keep)
-    per_frame, report.filled_boxes = _fill(boxes, n, tracker.config.max_missed)
+    report.spared_tracks = sorted(t for t, frames in visible.items() if frames)
+    per_frame, report.filled_boxes = _fill(boxes, report.frames, REDACT_FOLLOW.tracker.max_missed)
+    _render(ffmpeg, src, dst, config, report, per_frame, visible, progress, on_cover)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
 
-    # 2. render
+
+def _analyse(
+    pipeline: Pipeline,
+    follower: Follower,
+    src: Path,
+    report: RedactReport,
+    total: int,
+    progress: Callable[[str, int, int], None] | None,
+) -> tuple[dict[int, dict[int, NDArray[np.float32]]], dict[int, set[int]]]:
+    """Detect and follow every frame: each track's detected boxes by frame, and the frames
+    on which each track is left visible (detected, identity confirmed by that frame)."""
+    boxes: dict[int, dict[int, NDArray[np.float32]]] = {}
+    visible: dict[int, set[int]] = {}
+    with VideoSource(src, VideoConfig(live=False)) as source:
+        for n, frame in enumerate(source.frames(), start=1):
+            step = follower.step(frame, pipeline.detect)
+            report.embeddings += step.embedded
+            report.cuts += step.cut
+            assert step.faces.track_id is not None
+            for i, tid in enumerate(step.faces.track_id.tolist()):
+                boxes.setdefault(tid, {})[frame.index] = step.faces.xyxy[i]
+                if step.confirmed[i]:
+                    visible.setdefault(tid, set()).add(frame.index)
+            report.frames = n
+            if progress:
+                progress("analyse", n, total)
+    follower.close()
+    return boxes, visible
+
+
+def _render(
+    ffmpeg: str,
+    src: Path,
+    dst: Path,
+    config: RedactConfig,
+    report: RedactReport,
+    per_frame: dict[int, list[tuple[int, NDArray[np.float32]]]],
+    visible: dict[int, set[int]],
+    progress: Callable[[str, int, int], None] | None,
+    on_cover: Callable[[int, NDArray[np.float32]], None] | None,
+) -> None:
+    """Decode ``src`` again and pipe each frame, its faces covered, into ffmpeg."""
     w, h = report.width, report.height
     pix = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
     cmd = [
-        _ffmpeg(),
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-s",
-        f"{w}x{h}",
-        "-framerate",
-        report.rate,
-        "-i",
-        "-",
-        "-i",
-        str(src),
-        "-map",
-        "0:v:0",
-        "-map",
-        "1:a?",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-crf",
-        "18",
-        "-pix_fmt",
-        pix,
-        "-c:a",
-        "copy",
-        str(dst),
+        ffmpeg,
+        *("-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"),
+        *("-s", f"{w}x{h}", "-framerate", report.rate, "-i", "-", "-i", str(src)),
+        *("-map", "0:v:0", "-map", "1:a?", "-c:v", "libx264", "-preset", "veryfast"),
+        *("-crf", "18", "-pix_fmt", pix, "-c:a", "copy", str(dst)),
     ]
     dst.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -213,15 +251,22 @@ def redact_video(
     try:
         with VideoSource(src, VideoConfig(live=False)) as source:
             for i, frame in enumerate(source.frames()):
-                cover = [b for tid, b in per_frame.get(frame.index, []) if tid not in keep]
+                cover = []
+                for tid, box in per_frame.get(frame.index, []):
+                    if frame.index in visible.get(tid, ()):
+                        report.visible_boxes += 1
+                    else:
+                        cover.append(box)
                 faces = Faces(
                     xyxy=np.array(cover, np.float32).reshape(-1, 4),
                     score=np.ones(len(cover), np.float32),
                 )
                 report.covered_boxes += len(cover)
+                if on_cover is not None:
+                    on_cover(frame.index, faces.xyxy)
                 proc.stdin.write(apply_redaction(frame.image, faces, config).tobytes())
                 if progress:
-                    progress("render", i + 1, n)
+                    progress("render", i + 1, report.frames)
         finished = True
     except BrokenPipeError:
         finished = True  # ffmpeg stopped reading: its exit status and message say why
@@ -235,4 +280,3 @@ def redact_video(
         code = proc.wait()
     if code != 0:
         raise InputError(str(dst), f"ffmpeg could not write the video ({err.strip()[:300]})")
-    return report

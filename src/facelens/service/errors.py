@@ -21,6 +21,7 @@ from facelens.errors import (
     IdentityMismatchError,
     ImageTooLargeError,
     InputError,
+    MissingDependencyError,
     ModelError,
     NoTemplatesError,
     NotFoundError,
@@ -56,6 +57,7 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (StoppedError, 423, "identification_stopped"),
     (IdentityMismatchError, 409, "identity_mismatch"),
     (PolicyError, 422, "refused_by_policy"),
+    (MissingDependencyError, 503, "dependency_missing"),
     (ModelError, 503, "model_unavailable"),
     (GalleryError, 500, "gallery_error"),
 ]
@@ -99,7 +101,8 @@ def install_handlers(app: FastAPI) -> None:
                     error_body(error, str(e), list(getattr(e, "reasons", []))), status
                 )
             if isinstance(e, kind) and status == 503:
-                return JSONResponse(error_body(error, "a model is not available"), status)
+                what = "a model" if isinstance(e, ModelError) else "a system component"
+                return JSONResponse(error_body(error, f"{what} is not available"), status)
         return JSONResponse(*internal_error(e))
 
     @app.exception_handler(RequestValidationError)

@@ -24,6 +24,7 @@ from facelens.sandbox import Sandbox, return_large_blocks
 from facelens.service.errors import HttpError
 from facelens.service.inference import InferenceQueue
 from facelens.service.limits import MemoryBudget
+from facelens.service.live import LiveFeeds
 from facelens.service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class Job:
     frames: int = 0
     events: dict[str, int] = field(default_factory=dict)
     error: str | None = None
-    watcher: Any = None
+    session: Any = None  # its facelens.stream.WatchSession (stop, subscribe)
     thread: threading.Thread | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -210,6 +211,7 @@ class ServiceState:
         self.bucket_lock = threading.Lock()
         self.jobs: dict[str, Job] = {}
         self.broadcaster = Broadcaster()
+        self.live = LiveFeeds()  # the streams' live views, while someone watches
         self._pipelines: dict[int, Pipeline] = {pipeline.config.detect.upsample: pipeline}
         self._pipelines_lock = threading.Lock()
         # pipelines (and their inference queues) of the recognizers galleries enrolled with

@@ -237,16 +237,7 @@ class ScreeningSession:
             _finite_box(region, "region")
         cfg = self.config
         c = frame.celsius
-        refused: list[str] = []
-        if environment.ambient_c is None or environment.humidity is None:
-            refused.append("ambient_not_reported")
-        else:
-            lo, hi = cfg.ambient_range_c
-            if not lo <= environment.ambient_c <= hi:
-                refused.append("ambient_out_of_range")
-            lo, hi = cfg.humidity_range
-            if not lo <= environment.humidity <= hi:
-                refused.append("humidity_out_of_range")
+        refused = _environment_refusals(environment, cfg)
         bb = self._blackbody(c)
         drift = None
         if bb is None:
@@ -257,13 +248,7 @@ class ScreeningSession:
             drift = bb[0] - self.baseline_c
             if abs(drift) > cfg.max_drift_c:
                 refused.append("blackbody_drift")
-        if faces is None:
-            faces = find_warm_faces(c, self.warm_faces, region)
-        elif region is not None and len(faces):
-            x1, y1, x2, y2 = region
-            cx = (faces.xyxy[:, 0] + faces.xyxy[:, 2]) / 2
-            cy = (faces.xyxy[:, 1] + faces.xyxy[:, 3]) / 2
-            faces = faces[(cx >= x1) & (cx < x2) & (cy >= y1) & (cy < y2)]
+        faces = self._faces_in(c, faces, region)
         if len(faces) == 0:
             refused.append("no_face")
         elif len(faces) > 1:
@@ -276,34 +261,8 @@ class ScreeningSession:
         assert bb is not None
         x1, y1, x2, y2 = (float(v) for v in faces.xyxy[0])
         box = (x1, y1, x2, y2)
-        notes: list[str] = []
-        if faces.landmarks is not None and faces.landmarks.shape[1] >= 5:
-            lm = faces.landmarks[0]
-            rad = max(1.5, cfg.canthus_radius * (box[2] - box[0]))
-            pix = np.concatenate(
-                [
-                    _region(c, (x - rad, y - rad, x + rad + 1, y + rad + 1)).ravel()
-                    for x, y in (lm[1], lm[3])
-                ]
-            )
-            site = "inner_canthus"
-            reading = float(np.percentile(pix, cfg.canthus_percentile))
-        else:
-            # the hottest canthus-sized window of the face, read like a canthus region
-            import cv2
-
-            face = _region(c, box)
-            k = max(3, round(2 * cfg.canthus_radius * (box[2] - box[0])) | 1)
-            smooth = cv2.blur(face.astype(np.float32), (k, k))
-            y, x = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
-            pix = face[max(0, y - k // 2) : y + k // 2 + 1, max(0, x - k // 2) : x + k // 2 + 1]
-            pix = pix.ravel()
-            site = "face_hottest_region"
-            reading = float(np.percentile(pix, cfg.canthus_percentile))
-            notes.append(
-                "no eye landmarks in the thermal frame: the reading is the face's "
-                "hottest region, which is usually but not always the inner canthus"
-            )
+        site, pix, notes = _canthus_pixels(c, faces, box, cfg)
+        reading = float(np.percentile(pix, cfg.canthus_percentile))
         offset = self.blackbody.set_c - bb[0]  # type: ignore[union-attr]
         estimate = reading + offset + cfg.canthus_to_body_c
         top = np.sort(pix)[-max(3, len(pix) // 20) :]
@@ -321,7 +280,7 @@ class ScreeningSession:
             estimate_c=estimate,
             uncertainty_c=2 * u,
             site=site,
-            notes=tuple(notes),
+            notes=notes,
             face_box=box,
             canthus_c=reading,
             offset_c=offset,
@@ -329,3 +288,61 @@ class ScreeningSession:
             blackbody_c=bb_c,
             drift_c=drift,
         )
+
+    def _faces_in(
+        self, c: NDArray[np.float32], faces: Faces | None, region: Sequence[float] | None
+    ) -> Faces:
+        """The faces to screen: those given whose centre lies in ``region``, or found warm."""
+        if faces is None:
+            return find_warm_faces(c, self.warm_faces, region)
+        if region is not None and len(faces):
+            x1, y1, x2, y2 = region
+            cx = (faces.xyxy[:, 0] + faces.xyxy[:, 2]) / 2
+            cy = (faces.xyxy[:, 1] + faces.xyxy[:, 3]) / 2
+            faces = faces[(cx >= x1) & (cx < x2) & (cy >= y1) & (cy < y2)]
+        return faces
+
+
+def _environment_refusals(environment: Environment, cfg: ScreeningConfig) -> list[str]:
+    """Why the room's reported conditions forbid a reading (empty when they allow one)."""
+    if environment.ambient_c is None or environment.humidity is None:
+        return ["ambient_not_reported"]
+    refused = []
+    lo, hi = cfg.ambient_range_c
+    if not lo <= environment.ambient_c <= hi:
+        refused.append("ambient_out_of_range")
+    lo, hi = cfg.humidity_range
+    if not lo <= environment.humidity <= hi:
+        refused.append("humidity_out_of_range")
+    return refused
+
+
+def _canthus_pixels(
+    c: NDArray[np.float32],
+    faces: Faces,
+    box: tuple[float, float, float, float],
+    cfg: ScreeningConfig,
+) -> tuple[str, NDArray[np.float32], tuple[str, ...]]:
+    """The pixels read for the face (the inner canthi, or its hottest canthus-sized window)."""
+    if faces.landmarks is not None and faces.landmarks.shape[1] >= 5:
+        lm = faces.landmarks[0]
+        rad = max(1.5, cfg.canthus_radius * (box[2] - box[0]))
+        pix = np.concatenate(
+            [
+                _region(c, (x - rad, y - rad, x + rad + 1, y + rad + 1)).ravel()
+                for x, y in (lm[1], lm[3])
+            ]
+        )
+        return "inner_canthus", pix, ()
+    import cv2
+
+    face = _region(c, box)
+    k = max(3, round(2 * cfg.canthus_radius * (box[2] - box[0])) | 1)
+    smooth = cv2.blur(face.astype(np.float32), (k, k))
+    y, x = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
+    pix = face[max(0, y - k // 2) : y + k // 2 + 1, max(0, x - k // 2) : x + k // 2 + 1]
+    note = (
+        "no eye landmarks in the thermal frame: the reading is the face's "
+        "hottest region, which is usually but not always the inner canthus"
+    )
+    return "face_hottest_region", pix.ravel(), (note,)

@@ -14,7 +14,8 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Query
+import anyio.to_thread
+from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 
 from facelens.errors import InputError, NotFoundError, StoppedError
@@ -25,6 +26,7 @@ from facelens.service import gate
 from facelens.service import schemas as S
 from facelens.service.deps import Key, State, governed, refused, scope
 from facelens.service.errors import HttpError
+from facelens.service.live import BOUNDARY, LiveResponse
 from facelens.service.settings import source_allowed
 from facelens.service.state import BusSink, Job, ServiceState, SharedSink, now_iso
 from facelens.urls import redact_credentials
@@ -47,7 +49,7 @@ def start_stream(
 ) -> dict[str, Any]:
     """Start watching a video source against a gallery; events go to /v1/events."""
     from facelens.decode.video import VideoConfig, VideoSource
-    from facelens.watch import WatchConfig, Watcher
+    from facelens.stream import HALTED, WatchConfig, WatchSession
 
     allowed = source_allowed(body.source, state.settings.allow_sources)
     if allowed is None:
@@ -82,54 +84,40 @@ def start_stream(
              "track_id": alert.track_id, "time": alert.created_at},
         )  # fmt: skip
 
-    watcher = Watcher(
+    session = WatchSession(
         state.pipeline_for(body.upsample),
         audited,
         EventBus([BusSink(job, state.broadcaster), *(SharedSink(s, job) for s in state.sinks)]),
         WatchConfig(detect_every=body.detect_every, detect_max_side=body.detect_max_side),
-        hold=audited.confirmation(job.id, held),
+        stream_id=job.id,
+        on_held=held,
     )
-    job.watcher = watcher
-
-    checked = [time.monotonic()]
+    job.session = session
 
     def progress(st: Any) -> None:
         job.frames = st.frames
-        # the stop control reaches running streams within a second, whichever worker
-        # took the stop request
-        if time.monotonic() - checked[0] >= 1.0:
-            checked[0] = time.monotonic()
-            if state.stop.status(job.tenant).stopped:
-                job.error = "identification stopped by the operator"
-                watcher.stop()
+
+    def open_source() -> VideoSource:
+        try:
+            return VideoSource(allowed.open_as, VideoConfig())
+        except Exception:
+            raise InputError(job.source, "the source could not be opened") from None
 
     def run() -> None:
         job.status = "running"
-        started = False
-        source = None
-        try:
-            audited.stream_started(job.source, watcher.pipe.model, job.id)  # the period of use
-            started = True
-            try:
-                source = VideoSource(allowed.open_as, VideoConfig())
-            except Exception:
-                raise InputError(job.source, "the source could not be opened") from None
-            stats = watcher.run(source, on_progress=progress)
+        try:  # the session opens the source within the period of use, and closes it
+            stats = session.run(open_source, on_progress=progress, name=job.source)
             job.frames = stats.frames
-            job.status = "stopped" if watcher._stop else "finished"
-        except StoppedError:  # a search refused by the stop control ends the watch
-            job.status, job.error = "stopped", "identification stopped by the operator"
+            if session.outcome.startswith(HALTED):
+                job.error = session.outcome
+            job.status = "finished" if session.outcome == "finished" else "stopped"
+        except StoppedError:  # stopped after the request was answered, before the start
+            job.status, job.error = "stopped", HALTED
         except Exception as e:  # the job reports it; the service goes on
             job.status, job.error = "failed", redact_credentials(e)
             log.error("stream %s failed: %s", job.id, job.error)
         finally:
-            if source is not None:
-                source.close()
             allowed.close()
-            if started:
-                audited.stream_stopped(
-                    job.source, job.frames, job.events, job.id, job.error or job.status
-                )
 
     job.thread = threading.Thread(target=run, name=f"stream {job.id}", daemon=True)
     state.add_job(job)
@@ -175,11 +163,86 @@ def stop_stream(
     state: State, stream_id: str, key: Annotated[ApiKey, scope("admin")]
 ) -> dict[str, Any]:
     j = _own_job(state, stream_id, key)
-    if j.watcher is not None:
-        j.watcher.stop()
+    if j.session is not None:
+        j.session.stop()
     if j.thread is not None:
         j.thread.join(timeout=10)
     return j.to_dict()
+
+
+@router.get(
+    "/v1/streams/{stream_id}/live",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {f"multipart/x-mixed-replace; boundary={BOUNDARY}": {}},
+            "description": "JPEG parts, each with an X-Facelens-View header (JSON): a frame "
+            "and its faces (boxes, track ids, names), or an ended track's best shot",
+        },
+        404: {"model": S.ErrorOut},
+        409: {"model": S.ErrorOut},
+        503: {"model": S.ErrorOut},
+    },
+)
+def live(
+    state: State,
+    request: Request,
+    stream_id: str,
+    key: Annotated[ApiKey, scope("identify")],
+    max_seconds: Annotated[float, Query(gt=0, le=86400)] = 3600.0,
+) -> StreamingResponse:
+    """What a running stream's camera sees, with its faces (``facelens.service.live``):
+    at most 10 frames a second of at most 640 px, frames dropped rather than queued for a
+    slow client; it ends with the watch (stopped, finished, the stop control) or when the
+    key is revoked."""
+    j = _own_job(state, stream_id, key)
+    if j.session is None or j.status not in ("starting", "running"):
+        raise HttpError(409, "stream_not_running", f"stream {stream_id} is {j.status}")
+    feed, viewer = state.live.join(j.id, j.session)
+    recheck = state.live.config.recheck_s
+
+    def still_allowed() -> bool:
+        try:
+            k = state.keys.get(key.id, key.tenant)
+        except NotFoundError:
+            return False
+        return k.revoked_at is None and k.allows("identify")
+
+    async def gen() -> AsyncIterator[bytes]:
+        # on the event loop, like /v1/events: a viewer holds no worker thread; a slow one
+        # waits in its own send while the feed replaces its unsent frame
+        end = time.monotonic() + max_seconds
+        checked = time.monotonic()
+        try:
+            while time.monotonic() < end:
+                parts = viewer.take()
+                if parts is None:
+                    break
+                for part in parts:
+                    yield part
+                if not parts:
+                    await asyncio.sleep(LIVE_POLL_S)
+                if time.monotonic() - checked >= recheck:
+                    # a client gone while no frame came (a camera out) is noticed here too
+                    checked = time.monotonic()
+                    if await request.is_disconnected():
+                        break
+                    if not await anyio.to_thread.run_sync(still_allowed):
+                        break
+            yield f"--{BOUNDARY}--\r\n".encode()
+        finally:
+            feed.leave(viewer)
+
+    return LiveResponse(
+        gen(),
+        state.live.config.send_timeout_s,
+        media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+# how often a live viewer's connection looks for a new frame (the feed sends at most 10/s)
+LIVE_POLL_S = 0.02
 
 
 @router.get(

@@ -163,6 +163,8 @@ function showTab(name) {
   if (name === "alerts") loadAlerts();
   if (name === "archive") loadClusters(false);
   if (name === "live") { loadStreams(); connectLive(); refreshStop(); }
+  if (name === "live" && !liveTimer) liveTimer = setInterval(loadStreams, 3000);
+  if (name !== "live") closeLiveViews(); // frames are sent only while someone looks at them
 }
 document.querySelectorAll(".tab").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
 
@@ -309,6 +311,7 @@ async function loadStreams() {
     const jobs = await api("/v1/streams");
     $("#stream-list").innerHTML = jobs.map((j) => `<li><code>${esc(j.id)}</code> ${esc(j.source)} - ${esc(j.status)}, ${j.frames} frames
       ${j.status === "running" ? `<button class="secondary stop" data-id="${esc(j.id)}">Stop</button>` : ""}</li>`).join("") || '<li class="muted">None.</li>';
+    syncLiveViews(jobs);
     document.querySelectorAll(".stop").forEach((b) => b.addEventListener("click", async () => {
       await api(`/v1/streams/${b.dataset.id}`, { method: "DELETE" });
       loadStreams();
@@ -381,6 +384,8 @@ async function connectLive() {
 }
 
 function addEvent(e) {
+  liveEvents.push(e);
+  if (liveEvents.length > MAX_LIVE_EVENTS) liveEvents.splice(0, liveEvents.length - MAX_LIVE_EVENTS);
   const tbody = $("#events-table tbody");
   const row = document.createElement("tr");
   row.dataset.type = e.type;
@@ -388,6 +393,185 @@ function addEvent(e) {
     <td class="${e.identity ? "known" : ""}">${esc(e.identity ?? "")}</td><td>${esc(e.score ?? "")}</td>`;
   tbody.prepend(row);
   while (tbody.children.length > 200) tbody.lastChild.remove();
+}
+
+// -- live view: each running stream's picture with its faces, and a strip of recent faces --
+// GET /v1/streams/{id}/live answers multipart JPEG; each part's X-Facelens-View header says
+// what it is (a frame and its faces, or an ended track's best shot). Fetched with the key in
+// a header, never in a URL; the boxes and names are drawn here, with the page's fonts.
+
+const liveViews = new Map(); // stream id -> {abort, tile}
+const liveEvents = []; // recent events of every stream, for a track's history
+const MAX_LIVE_EVENTS = 1000;
+const MAX_STRIP = 12;
+let liveTimer = null;
+
+function syncLiveViews(jobs) {
+  if ($("#tab-live").hidden) return;
+  const live = (j) => j.status === "running" || j.status === "starting";
+  for (const j of jobs) if (live(j) && !liveViews.has(j.id)) openLiveView(j);
+  for (const [id, v] of liveViews) {
+    const j = jobs.find((x) => x.id === id);
+    v.tile.querySelector(".live-status").textContent = j ? `${j.status}, ${plural(j.frames, "frame")} processed` : "gone";
+  }
+  $("#live-empty").hidden = liveViews.size > 0;
+  $("#live-count").textContent = liveViews.size ? plural(liveViews.size, "stream") : "";
+}
+
+function closeLiveViews() {
+  clearInterval(liveTimer);
+  liveTimer = null;
+  for (const v of liveViews.values()) v.abort.abort();
+  liveViews.clear();
+  $("#live-tiles").innerHTML = "";
+  $("#live-empty").hidden = false;
+  $("#live-count").textContent = "";
+}
+
+function liveTile(job) {
+  const tile = document.createElement("figure");
+  tile.className = "live-tile";
+  tile.dataset.stream = job.id;
+  tile.innerHTML = `<canvas width="640" height="360" role="img" aria-label="Live picture of ${esc(job.source)}"></canvas>
+    <figcaption><code>${esc(job.id)}</code> ${esc(job.source)} - <span class="live-status">${esc(job.status)}</span>
+    <ul class="live-faces" aria-label="Faces in view"></ul></figcaption>`;
+  tile.querySelector("canvas").addEventListener("click", (ev) => {
+    const c = ev.currentTarget;
+    const r = c.getBoundingClientRect();
+    const x = (ev.clientX - r.left) * (c.width / r.width), y = (ev.clientY - r.top) * (c.height / r.height);
+    const f = (tile.faces || []).find((f) => x >= f.box[0] && x <= f.box[2] && y >= f.box[1] && y <= f.box[3]);
+    if (f) showTrack(job.id, f.track);
+  });
+  $("#live-tiles").append(tile);
+  return tile;
+}
+
+function bytesIndex(buf, pattern, from = 0) {
+  outer: for (let i = from; i <= buf.length - pattern.length; i++) {
+    for (let j = 0; j < pattern.length; j++) if (buf[i + j] !== pattern[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+const HEAD_END = new TextEncoder().encode("\r\n\r\n");
+
+async function openLiveView(job) {
+  const tile = liveTile(job);
+  const view = { abort: new AbortController(), tile };
+  liveViews.set(job.id, view);
+  const status = tile.querySelector(".live-status");
+  try {
+    const res = await fetch(`/v1/streams/${encodeURIComponent(job.id)}/live`,
+      { headers: { Authorization: "Bearer " + key }, signal: view.abort.signal });
+    if (!res.ok) {
+      const body = await res.json().catch(() => null);
+      status.textContent = body ? body.detail : res.statusText;
+      return;
+    }
+    const reader = res.body.getReader();
+    let buf = new Uint8Array(0);
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      const joined = new Uint8Array(buf.length + value.length);
+      joined.set(buf);
+      joined.set(value, buf.length);
+      buf = joined;
+      for (;;) { // every complete part in what has come
+        const end = bytesIndex(buf, HEAD_END);
+        if (end < 0) break;
+        const head = new TextDecoder().decode(buf.subarray(0, end));
+        const length = Number((/content-length:\s*(\d+)/i.exec(head) || [])[1] ?? NaN);
+        const meta = /x-facelens-view:\s*(.*)/i.exec(head);
+        if (!Number.isFinite(length) || !meta) { buf = buf.slice(end + 4); continue; }
+        if (buf.length < end + 4 + length) break;
+        const body = buf.slice(end + 4, end + 4 + length);
+        buf = buf.slice(end + 4 + length);
+        await showLivePart(job, tile, JSON.parse(meta[1]), body);
+      }
+    }
+    tile.classList.add("ended");
+    status.textContent = "ended";
+    tile.querySelector(".live-faces").innerHTML = ""; // their tracks ended with the watch
+    loadStreams(); // the list says how it ended
+  } catch (e) {
+    if (e.name !== "AbortError") status.textContent = `disconnected (${e.message})`;
+  }
+}
+
+function faceLabel(f) {
+  return `#${f.track} ${f.name ?? (f.held ? "awaiting confirmation" : "unknown")}`;
+}
+
+async function showLivePart(job, tile, meta, body) {
+  if (meta.kind === "track_end") return addToStrip(job, meta, body);
+  if (meta.kind !== "frame") return;
+  const bitmap = await createImageBitmap(new Blob([body], { type: "image/jpeg" }));
+  const canvas = tile.querySelector("canvas");
+  if (canvas.width !== meta.width || canvas.height !== meta.height) {
+    canvas.width = meta.width;
+    canvas.height = meta.height;
+  }
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  const size = Math.max(14, Math.round(meta.height / 20));
+  ctx.font = `600 ${size}px system-ui, sans-serif`;
+  ctx.lineWidth = Math.max(2, size / 6);
+  for (const f of meta.faces) {
+    const [x1, y1, x2, y2] = f.box;
+    const colour = f.name ? "#22c55e" : f.held ? "#60a5fa" : "#f59e0b";
+    ctx.strokeStyle = colour;
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    const text = faceLabel(f);
+    const w = ctx.measureText(text).width + 8;
+    // above the box, or below it at the top edge; kept inside the picture at the right
+    const top = y1 - size - 6 >= 0 ? y1 - size - 6 : Math.min(y2, meta.height - size - 6);
+    const left = Math.max(0, Math.min(x1 - ctx.lineWidth / 2, meta.width - w));
+    ctx.fillStyle = colour;
+    ctx.fillRect(left, top, w, size + 6);
+    ctx.fillStyle = "#111827";
+    ctx.fillText(text, left + 4, top + size);
+  }
+  tile.faces = meta.faces;
+  canvas.dataset.frame = meta.index;
+  canvas.dataset.labels = meta.faces.map(faceLabel).join("|");
+  const list = tile.querySelector(".live-faces");
+  const items = meta.faces.map((f) => `<li class="${f.name ? "known" : ""}">${esc(faceLabel(f))}</li>`).join("");
+  if (list.innerHTML !== items) list.innerHTML = items;
+}
+
+function addToStrip(job, meta, body) {
+  const strip = $("#face-strip");
+  const li = document.createElement("li");
+  const url = body.length ? URL.createObjectURL(new Blob([body], { type: "image/jpeg" })) : null;
+  const who = meta.name ?? "unknown";
+  const when = `track ${meta.track} at ${meta.time.toFixed(1)} s`;
+  li.innerHTML = `<button type="button" aria-pressed="false" data-stream="${esc(job.id)}" data-track="${esc(meta.track)}" title="${esc(`${who}, ${when} (${meta.reason}): its events`)}">
+    ${url ? `<img src="${url}" alt="best shot of track ${esc(meta.track)}">` : '<span class="no-shot"></span>'}
+    <span class="${meta.name ? "known" : ""}">${esc(who)}</span><span class="muted">${esc(when)}</span></button>`;
+  li.dataset.url = url ?? "";
+  li.querySelector("button").addEventListener("click", () => showTrack(job.id, meta.track));
+  strip.prepend(li);
+  while (strip.children.length > MAX_STRIP) {
+    const old = strip.lastElementChild;
+    if (old.dataset.url) URL.revokeObjectURL(old.dataset.url);
+    old.remove();
+  }
+}
+
+function showTrack(stream, track) {
+  document.querySelectorAll("#face-strip button").forEach((b) =>
+    b.setAttribute("aria-pressed", String(b.dataset.stream === stream && Number(b.dataset.track) === track)));
+  const events = liveEvents.filter((e) => e.stream === stream && e.track_id === track);
+  const box = $("#track-detail");
+  box.innerHTML = `<h3>Track ${esc(track)} of stream <code>${esc(stream)}</code></h3>` + (events.length
+    ? `<table><thead><tr><th>Time</th><th>Event</th><th>Who</th><th>Score</th></tr></thead><tbody>${events.map((e) =>
+      `<tr><td>${esc(e.time.slice(11, 19))}</td><td>${esc(e.type)}</td><td class="${e.identity ? "known" : ""}">${esc(e.identity ?? "")}</td><td>${esc(e.score ?? "")}</td></tr>`).join("")}</tbody></table>`
+    : '<p class="muted">No event of this track reached this page (events are shown from when the page connected).</p>');
+  box.hidden = false;
+  box.focus();
 }
 
 // -- verify: two photos, one face each ---------------------------------------------------
