@@ -6,7 +6,9 @@ reads (``views``) -> templates (one recognizer's, or a fusion of several) -> mat
 Example:
     >>> p = Pipeline()
     >>> p.config.embed.model
-    'dlib_resnet_v1'
+    'dlib_resnet_v1_int8+sface_2021dec'
+    >>> p.model
+    'fusion(dlib_resnet_v1_int8+flip*0.6,sface_2021dec+flip*0.4)'
 """
 
 from __future__ import annotations

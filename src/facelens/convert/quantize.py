@@ -13,7 +13,7 @@ conversion and before every use of the cached file.
 
 Example:
     >>> sorted(load_table("dlib_resnet_v1_int8"))[:2]
-    ['made_by', 'method']
+    ['chips', 'made_by']
 """
 
 from __future__ import annotations

@@ -191,7 +191,7 @@ def make_embedder(
     by ``facelens.embed.fusion.make_fusion``).
 
     Example:
-        >>> make_embedder(EmbedConfig(backend="dlib", augment="none")).model
+        >>> make_embedder(EmbedConfig(model="dlib", backend="dlib", augment="none")).model
         'dlib_resnet_v1'
     """
     models = models or ModelStore()
