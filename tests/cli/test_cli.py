@@ -82,7 +82,16 @@ def test_identify_names_every_enrolled_person(capsys, enrolled: Path, knn: Path)
     res = run_json(capsys, "identify", knn / "test", "--gallery", enrolled)
     by_image: dict[str, list[str | None]] = {}
     for r in res:  # type: ignore[attr-defined]
-        assert set(r) == {"image", "width", "height", "model", "threshold", "rule", "faces"}
+        assert set(r) == {
+            "image",
+            "width",
+            "height",
+            "model",
+            "notice",
+            "threshold",
+            "rule",
+            "faces",
+        }
     for f in faces_of(res):
         assert set(f) == {"image", "box", "identity", "candidates", "decision_score"}
         assert len(f["box"]) == 4 and f["box"][0] < f["box"][2] and f["box"][1] < f["box"][3]

@@ -358,18 +358,25 @@ def gallery_path_str(path: Path | str | None) -> str:
 
 
 def searching(pipe: Pipeline, gallery: GovernedGallery | None, model: str | None) -> Pipeline:
+    """The pipeline to search ``gallery`` with (``searching_noticed``), the notice on stderr."""
+    return searching_noticed(pipe, gallery, model)[0]
+
+
+def searching_noticed(
+    pipe: Pipeline, gallery: GovernedGallery | None, model: str | None
+) -> tuple[Pipeline, str | None]:
     """The pipeline to search ``gallery`` with (``facelens.gallery.held.search_config``):
     ``pipe``, or, when the gallery holds no templates of the default recognizer, one for the
-    recognizer it does hold, with a one-line notice on stderr. ``--model`` named a
-    recognizer the gallery has no templates of: ``NoTemplatesError`` (exit 5)."""
+    recognizer it does hold, with a one-line notice on stderr (also returned). ``--model``
+    named a recognizer the gallery has no templates of: ``NoTemplatesError`` (exit 5)."""
     from facelens.gallery.held import search_config
 
     if gallery is None:
-        return pipe
+        return pipe, None
     config, notice = search_config(pipe.config, gallery, explicit=model)
     if notice:
         output.warn(notice)
-    return pipe if config is pipe.config else Pipeline(config)
+    return (pipe if config is pipe.config else Pipeline(config)), notice
 
 
 def require_gallery(path: Path | str | None) -> GovernedGallery:

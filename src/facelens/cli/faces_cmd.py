@@ -28,7 +28,7 @@ from facelens.cli.common import (
     parse_threshold,
     pipeline_options,
     progress_reporter,
-    searching,
+    searching_noticed,
 )
 from facelens.errors import (
     InputError,
@@ -308,12 +308,12 @@ def identify(
             gallery.refuse_if_stopped("identify")
             # the default's templates, else those the gallery holds (with a notice); a
             # --model it holds none of is NoTemplatesError (exit 5)
-            pipe = searching(pipeline.make(), gallery, pipeline.model)
+            pipe, notice = searching_noticed(pipeline.make(), gallery, pipeline.model)
         except BaseException:
             gallery.close()
             raise
     else:
-        pipe = pipeline.make()
+        pipe, notice = pipeline.make(), None
     size = gallery.search_size(pipe.model) if gallery is not None else (0, 0)
     rule = identify_rule(pipe.model, parse_threshold(threshold), *size)
     enrolled = gallery.count() if gallery is not None else 0
@@ -347,7 +347,7 @@ def identify(
             if gallery is not None
             else [Identification((), None, rule.threshold, None, rule.name)] * len(a.faces)
         )
-        found = IdentifyResult(w, h, pipe.model, rule, a.faces, ids, show_candidates)
+        found = IdentifyResult(w, h, pipe.model, rule, a.faces, ids, show_candidates, notice)
         results.append({"image": str(path), **found.to_dict()})
         if annotate:
             labels = [x.identity.name if x.identity else "unknown" for x in ids]

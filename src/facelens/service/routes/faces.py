@@ -148,5 +148,5 @@ def identify(
     )
     rec = g.last_record
     assert rec is not None
-    result = IdentifyResult(w, h, p.model, rule, faces, found, show)
-    return result.to_dict() | {"notice": notice, "audit_seq": rec.seq}
+    result = IdentifyResult(w, h, p.model, rule, faces, found, show, notice)
+    return result.to_dict() | {"audit_seq": rec.seq}
