@@ -1,5 +1,7 @@
-"""LFW indexed by ``facelens.archive`` (the fused dlib+sface templates ``facelens index``
-keeps by default), cached in ``benchmarks/.cache/lfw_archive.db``; resumable like any index.
+"""LFW indexed by ``facelens.archive`` (the templates ``facelens index`` keeps by default:
+the default recognizer's, each part's too for a fusion, and dlib's ResNet's for the peer
+rows of ``cluster.py``), cached in ``benchmarks/.cache/lfw_archive.db``; resumable like any
+index.
 
     .venv/bin/python benchmarks/_lfw_archive.py
 """
@@ -19,7 +21,7 @@ from facelens.pipeline import Pipeline, PipelineConfig
 from facelens.runtime import RuntimeConfig
 
 DB = ROOT / "benchmarks" / ".cache" / "lfw_archive.db"
-MODEL = "dlib+sface"
+MODEL = EmbedConfig().model
 
 
 def lfw_images() -> Path:

@@ -99,6 +99,14 @@ def lfw_embeddings(
         return None if e is None else e.vectors[0]
 
     tag = facelens_tag(pipe)
+    path = CACHE / f"lfw_all_{cache_label(pipe)}.npz"
+    if not load_embeddings(path, tag):
+        # the same images through the same pipeline, already embedded by recognizers.py
+        from recognizers import cached_templates
+
+        known = cached_templates(pipe.model)
+        if known is not None and set(known) >= set(keys):
+            save_embeddings(path, {k: known[k] for k in keys}, tag)
     systems: dict[str, dict[Key, Any]] = {
         "facelens": embed_all(cache_label(pipe), keys, ours, tag, lfw)
     }
@@ -269,9 +277,17 @@ def main() -> None:
         [
             f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/calibrate.py "
             + (f"--model {args.model} --section {args.section} " if args.model else "")
-            + f"--write docs/accuracy.md`. facelens: `{tag}`; face_recognition 1.3.0: HOG "
-            "upsample 1, face nearest the centre, 5-point chip, 1 jitter, score = -distance. "
-            'Missed faces are answered "different" (verification) or "no match" '
+            + ("--skip-peer " if args.skip_peer else "")
+            + f"--write docs/accuracy.md`. facelens: `{tag}`; "
+            + (
+                "face_recognition's rows not run here (`--skip-peer`: its descriptors of all "
+                "of LFW take hours on 2 cores; its figures in the same protocol are in the "
+                "fast profile's section, `calibration-dlib`). "
+                if args.skip_peer
+                else "face_recognition 1.3.0: HOG upsample 1, face nearest the centre, 5-point "
+                "chip, 1 jitter, score = -distance. "
+            )
+            + 'Missed faces are answered "different" (verification) or "no match" '
             "(identification).",
             "**LFW View 2 (6,000 pairs, 10-fold)**",
             md_table(

@@ -47,16 +47,23 @@ from _report import ROOT, machine, md_table, write_section
 CACHE = ROOT / "benchmarks" / ".cache"
 
 
-def load() -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.float32]]:
-    """Person labels, face_recognition's descriptors and facelens's templates of the images
-    both found a face in."""
-    fr = np.load(CACHE / "lfw_all_face_recognition.npz")
+def load() -> tuple[list[str], NDArray[np.bool_], NDArray[np.float32] | None, NDArray[np.float32]]:
+    """The LFW images, which ones are scored (every system found a face in them), and
+    face_recognition's descriptors (None without its cache: no peer rows) and facelens's
+    templates of those."""
     fl = np.load(CACHE / "lfw_all_facelens.npz")
-    if not (np.array_equal(fr["names"], fl["names"]) and np.array_equal(fr["idx"], fl["idx"])):
-        raise SystemExit("the two embedding caches list different images: remake them")
-    ok = fr["ok"] & fl["ok"]
-    _, labels = np.unique(fr["names"][ok], return_inverse=True)
-    return labels.astype(np.int64), fr["vecs"][ok].astype(np.float32), fl["vecs"][ok]
+    files = [f"{n}_{int(i):04d}.jpg" for n, i in zip(fl["names"], fl["idx"], strict=True)]
+    ok = fl["ok"].copy()
+    fr = None
+    if (CACHE / "lfw_all_face_recognition.npz").exists():
+        frc = np.load(CACHE / "lfw_all_face_recognition.npz")
+        if not (
+            np.array_equal(frc["names"], fl["names"]) and np.array_equal(frc["idx"], fl["idx"])
+        ):
+            raise SystemExit("the two embedding caches list different images: remake them")
+        ok &= frc["ok"]
+        fr = frc["vecs"][ok].astype(np.float32)
+    return [f for f, k in zip(files, ok, strict=True) if k], ok, fr, fl["vecs"][ok]
 
 
 def scores(labels: NDArray[np.int64], clusters: NDArray[np.int64]) -> dict[str, float]:
@@ -170,6 +177,16 @@ class FacelensLfw:
                 best[f.path] = (d, n)
         self.image_face = {Path(p).name: n for p, (_, n) in best.items()}
 
+    @staticmethod
+    def held() -> dict[str, int]:
+        """The template models the indexed LFW holds (faces of each)."""
+        from _lfw_archive import DB
+        from facelens.archive import Archive
+        from facelens.gallery import SqliteStore
+
+        with SqliteStore(DB) as store:
+            return Archive(store, "default").models()
+
     def fill(self, faces: NDArray[np.int64], people: NDArray[np.int64]) -> float:
         """The median similarity of two faces of different people (among ``faces``)."""
         rng = np.random.default_rng(0)
@@ -190,24 +207,48 @@ class FacelensLfw:
         return out
 
 
-def run() -> tuple[list[list[Any]], int, int, dict[str, Any]]:
-    from facelens.cluster.people import FUSED, Linkage
+def stop_grid(
+    lfw: FacelensLfw, model: str, faces: NDArray[np.int64], people: NDArray[np.int64]
+) -> list[float]:
+    """Stops worth trying for a model: from the typical unrelated pair's similarity (or the
+    model's calibrated 1:1 ``balanced`` threshold, where higher: joining groups the verifier
+    calls different is never the answer, and lower stops make graphs of a large share of
+    all pairs) to the typical same-person pair's, in steps of 0.01 (the model's own scale)."""
+    from facelens.match.thresholds import calibration
 
-    fr_cache = np.load(CACHE / "lfw_all_face_recognition.npz")
-    labels_all, fr, fl = load()
-    ok = fr_cache["ok"] & np.load(CACHE / "lfw_all_facelens.npz")["ok"]
-    files = [
-        f"{n}_{int(i):04d}.jpg"
-        for n, i in zip(fr_cache["names"][ok], fr_cache["idx"][ok], strict=True)
-    ]
-    names = [str(n) for n in fr_cache["names"][ok]]
-    ours = {m: FacelensLfw(m) for m in (FUSED, "dlib_resnet_v1+flip")}
-    common = np.array([f in ours[FUSED].image_face for f in files])
+    rng = np.random.default_rng(1)
+    i, j = rng.integers(0, len(faces), (2, 400_000))
+    same = (people[i] == people[j]) & (i != j)
+    sims = np.einsum("ij,ij->i", lfw.vecs[faces[i[same]]], lfw.vecs[faces[j[same]]])
+    cal = calibration(model)
+    lo = max(lfw.fill(faces, people), cal.balanced if cal else -1.0)
+    hi = float(np.median(sims))
+    return [round(x, 2) for x in np.arange(round(lo, 2), round(hi, 2) + 0.001, 0.01)]
+
+
+def run() -> tuple[list[list[Any]], int, int, dict[str, Any]]:
+    from facelens import Pipeline
+    from facelens.cluster.people import Linkage
+
+    default = Pipeline().model
+    files, _, fr, fl = load()
+    names = [f.rsplit("_", 1)[0] for f in files]
+    _, labels_all = np.unique(names, return_inverse=True)
+    # the default's templates, and the fast profile's (dlib's ResNet) where the archive was
+    # also indexed with it
+    ours = {default: FacelensLfw(default)}
+    fast = "dlib_resnet_v1+flip"
+    if fast != default and fast in FacelensLfw.held():
+        ours[fast] = FacelensLfw(fast)
+    models = list(ours)
+    common = np.array([f in ours[default].image_face for f in files])
     labels = labels_all[common]
-    face_of = np.array([ours[FUSED].image_face[f] for f, c in zip(files, common, strict=True) if c])
+    face_of = np.array(
+        [ours[default].image_face[f] for f, c in zip(files, common, strict=True) if c]
+    )
     a_half = np.array([half_a(n) for n, c in zip(names, common, strict=True) if c])
     rows: list[list[Any]] = []
-    info: dict[str, Any] = {"faces_indexed": len(ours[FUSED].faces)}
+    info: dict[str, Any] = {"faces_indexed": len(ours[default].faces), "peers": fr is not None}
 
     def add(method: str, fn: Any) -> NDArray[np.int64]:
         t0 = time.perf_counter()
@@ -216,14 +257,14 @@ def run() -> tuple[list[list[Any]], int, int, dict[str, Any]]:
         print(rows[-1], flush=True)
         return clusters
 
-    for t in (0.5, 0.6):
-        add(f"dlib chinese_whispers, threshold {t}", lambda t=t: chinese_whispers(fr, t)[common])
-    add(
-        "DBSCAN, Immich defaults (cosine eps 0.5, 3 faces)",
-        lambda: dbscan(fl, 0.5, 3)[common],
-    )
+    if fr is not None:
+        for t in (0.5, 0.6):
+            add(
+                f"dlib chinese_whispers, threshold {t}", lambda t=t: chinese_whispers(fr, t)[common]
+            )
+    add("DBSCAN, Immich defaults (cosine eps 0.5, 3 faces)", lambda: dbscan(fl, 0.5, 3)[common])
     best: tuple[float, float] = (-1.0, 0.0)
-    for eps in (0.03, 0.04, 0.05, 0.06, 0.07, 0.08):
+    for eps in (0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3):
         f = scores(labels, dbscan(fl, eps, 3)[common])["bcubed_f"]
         print("DBSCAN eps", eps, "BCubed F", round(f, 4), flush=True)
         best = max(best, (f, eps))
@@ -231,14 +272,12 @@ def run() -> tuple[list[list[Any]], int, int, dict[str, Any]]:
 
     # facelens: the stop chosen on half A of the people, reported on half B and on all
     chosen: dict[str, Linkage] = {}
-    for model, grid, label in (
-        (FUSED, (0.84, 0.85, 0.86, 0.87, 0.88), "dlib+sface"),
-        ("dlib_resnet_v1+flip", (0.92, 0.93, 0.94, 0.95, 0.96), "dlib"),
-    ):
+    for model in models:
         lfw = ours[model]
+        label = model
         fill = lfw.fill(face_of[a_half], labels[a_half])
         tried = []
-        for stop in grid:
+        for stop in stop_grid(lfw, model, face_of[a_half], labels[a_half]):
             link = Linkage(stop, round(stop - 0.04, 3), fill, "LFW half A")
             f = scores(labels[a_half], lfw.cluster(link)[face_of[a_half]])["bcubed_f"]
             print(label, "stop", stop, "half A BCubed F", round(f, 4), flush=True)
@@ -253,7 +292,7 @@ def run() -> tuple[list[list[Any]], int, int, dict[str, Any]]:
         rows.append(_row(f"facelens {label}, stop {stop} (chosen on half A), all", s_all, seconds))
         rows.append(_row(f"facelens {label}, stop {stop}, half B only", s_b, seconds))
         print(rows[-2:], flush=True)
-        if label == "dlib+sface":
+        if model == default:
             t0 = time.perf_counter()
             plain = lfw.cluster(link, weigh=False)
             rows.append(
@@ -264,7 +303,7 @@ def run() -> tuple[list[list[Any]], int, int, dict[str, Any]]:
                 )
             )
             info["poor"] = int((lfw.weights == 0).sum())
-    info["chosen"] = {k: (v.stop, v.floor, v.fill) for k, v in chosen.items()}
+    info["chosen"] = {k: (float(v.stop), float(v.floor), v.fill) for k, v in chosen.items()}
     return rows, len(labels), len(np.unique(labels)), info
 
 
@@ -272,11 +311,13 @@ def scale(n: int) -> dict[str, float]:
     """Grouping ``n`` synthetic templates: people of 1-12 faces around LFW-like centres
     (each face = centre + noise, similarities within a person and between people as the
     fused templates have them on LFW)."""
+    from facelens import Pipeline
     from facelens.cluster import agglomerate, similarity_edges
-    from facelens.cluster.people import FUSED, LINKAGE
+    from facelens.cluster.people import LINKAGE
 
-    link = LINKAGE[FUSED]
-    base = FacelensLfw(FUSED).vecs
+    default = Pipeline().model
+    link = LINKAGE[default]
+    base = FacelensLfw(default).vecs
     rng = np.random.default_rng(1)
     sizes = rng.integers(1, 13, n)
     sizes = sizes[np.cumsum(sizes) <= n]
@@ -309,12 +350,20 @@ def main() -> None:
     rows, faces, people, info = run()
     big = scale(args.scale) if args.scale else None
     lines = [
-        "### Face clustering on LFW: facelens and the peers, one run (issue 18)",
+        "### Face clustering on LFW: facelens and the peers, one run (issues 18, 26)",
         "",
-        f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/cluster.py --write "
-        f"docs/accuracy.md` (after `.venv/bin/python benchmarks/_lfw_archive.py` indexed LFW). "
-        f"{faces:,} labelled faces of {people:,} people (the images all three found a face in; "
-        "single-image people included as distractors). facelens clusters all "
+        f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/cluster.py "
+        + ("--scale 0 " if not args.scale else "")
+        + "--write docs/accuracy.md` (after `.venv/bin/python benchmarks/_lfw_archive.py` "
+        "indexed LFW). "
+        f"{faces:,} labelled faces of {people:,} people (the images "
+        + (
+            "all three found a face in"
+            if info["peers"]
+            else "facelens found a face in; face_recognition's descriptors were not computed in "
+            "this run, so dlib's chinese whispers is not in the table"
+        )
+        + "; single-image people included as distractors). facelens clusters all "
         f"{info['faces_indexed']:,} faces it indexed (the background faces of LFW photos too, "
         f"unscored); {info.get('poor', 0)} were too poor to judge and stay unclustered. "
         "Unclustered faces count as clusters of one. facelens's stop was chosen on half of the "

@@ -3,15 +3,19 @@ photos: start-up, model loading, every photo, the answer printed.
 
     .venv/bin/python benchmarks/end_to_end.py [--write docs/benchmarks.md] [--repeat 3]
 
-Photo sets: the first image of the first 60 LFW people (alphabetical), and the 23 photos of
+Photo sets: the first image of the first 400 LFW people (alphabetical), and the 23 photos of
 ``detection/`` and ``faces/face_recognition`` letterboxed to 640x480 (group photos: many faces
 of 30-60 px). Known people: the 5 of ``knn_examples/train``: enrolled in a fresh gallery for
-facelens (not timed), one photo each in a folder for face_recognition (its CLI's way).
+facelens (not timed; with the default recognizer and with ``--model dlib``, so the gallery
+holds both), one photo each in a folder for face_recognition (its CLI's way).
 
-Each command runs ``--repeat`` times after one warm-up run (which converts facelens's models
-once, as any first use does); the median wall time is reported, with the faces each found:
-facelens's JSON has one entry per face, face_recognition's CLI prints a line per face (or
-``no_persons_found``). face_recognition runs with its defaults (HOG upsample 1, one process).
+Three commands per set, alternated so that a busy minute hits all three: ``facelens
+identify`` with its defaults, the same with ``--model dlib`` (the fast profile, the default
+before issue 26), and face_recognition's CLI. Each runs ``--repeat`` times after one warm-up
+run (which converts facelens's models once, as any first use does); the median wall time is
+reported, with the faces each found: facelens's JSON has one entry per face,
+face_recognition's CLI prints a line per face (or ``no_persons_found``). face_recognition
+runs with its defaults (HOG upsample 1, one process).
 """
 
 from __future__ import annotations
@@ -52,11 +56,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     env = dict(os.environ, FACELENS_HOME=str(tmp / "home"))
     sets: dict[str, Path] = {}
-    lfw = tmp / "lfw60"
+    lfw = tmp / "lfw400"
     lfw.mkdir()
-    for person in sorted((data / "lfw" / "images").iterdir())[:60]:
+    for person in sorted((data / "lfw" / "images").iterdir())[:400]:
         shutil.copy(person / f"{person.name}_0001.jpg", lfw)
-    sets["60 LFW photos (250x250)"] = lfw
+    sets["400 LFW photos (250x250)"] = lfw
     groups = tmp / "groups"
     groups.mkdir()
     for i, img in enumerate(group_photos(data, tmp)):
@@ -69,68 +73,65 @@ def main() -> None:
     gallery = tmp / "gallery.db"
     for person in sorted(train.iterdir()):
         shutil.copy(sorted(person.iterdir())[0], known / f"{person.name}.jpg")
-        run(
-            [
-                str(VENV / "facelens"),
-                "enroll",
-                person.name,
-                str(person),
-                "--consent",
-                "benchmark",
-                "--gallery",
-                str(gallery),
-                "--model",
-                "dlib+sface",
-            ],
-            env,
-        )  # fmt: skip  (the fusion's templates include dlib's: one gallery serves both)
+        for model in ([], ["--model", "dlib"]):  # one gallery serves both searches
+            enrol = [str(VENV / "facelens"), "enroll", person.name, str(person)]
+            run([*enrol, "--consent", "benchmark", "--gallery", str(gallery), *model], env)
 
     rows = []
     for label, folder in sets.items():
-        ours = [
-            str(VENV / "facelens"),
-            "identify",
-            str(folder),
-            "--gallery",
-            str(gallery),
-            "--json",
-        ]
-        fusion = [*ours, "--model", "dlib+sface"]
-        peer = [str(VENV / "face_recognition"), str(known), str(folder)]
-        run(ours, env)  # warm-up: converts the models once
-        run(fusion, env)
-        run(peer, env)
-        t_ours, t_fusion, t_peer = [], [], []
+        ours = [str(VENV / "facelens"), "identify", str(folder), "--gallery", str(gallery)]
+        ours.append("--json")
+        commands = {
+            "default": ours,
+            "dlib": [*ours, "--model", "dlib"],
+            "peer": [str(VENV / "face_recognition"), str(known), str(folder)],
+        }
+        for cmd in commands.values():
+            run(cmd, env)  # warm-up: converts the models once
+        times: dict[str, list[float]] = {k: [] for k in commands}
+        found: dict[str, int] = {}
         for _ in range(args.repeat):  # alternated, so drift hits all three
-            dt, out = run(ours, env)
-            t_ours.append(dt)
-            n_ours = len(json.loads(out))
-            dt, _ = run(fusion, env)
-            t_fusion.append(dt)
-            dt, out = run(peer, env)
-            t_peer.append(dt)
-            n_peer = sum(1 for line in out.splitlines() if line and "no_persons_found" not in line)
-        a, f, b = (statistics.median(t) for t in (t_ours, t_fusion, t_peer))
-        fused = f"{f:.2f} ({b / f:.1f}x)"
-        rows.append([label, f"{a:.2f}", n_ours, f"{b:.2f}", n_peer, f"{b / a:.1f}x", fused])
+            for k, cmd in commands.items():
+                dt, out = run(cmd, env)
+                times[k].append(dt)
+                found[k] = (
+                    len(json.loads(out))
+                    if k != "peer"
+                    else sum(1 for ln in out.splitlines() if ln and "no_persons_found" not in ln)
+                )
+        t = {k: statistics.median(v) for k, v in times.items()}
+        rows.append(
+            [
+                label,
+                f"{t['default']:.2f}",
+                f"{t['dlib']:.2f}",
+                f"{t['peer']:.2f}",
+                f"{found['default']} / {found['dlib']} / {found['peer']}",
+                f"{t['peer'] / t['default']:.1f}x",
+                f"{t['default'] / t['dlib']:.2f}x",
+            ]
+        )
         print(rows[-1], flush=True)
+    from facelens.embed import EmbedConfig
+    from facelens.embed.base import template_tag
+
     body = "\n\n".join(
         [
-            f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/end_to_end.py --write "
-            f"docs/benchmarks.md`. Whole processes, median of {args.repeat} runs alternated "
-            "with the peer's, after a warm-up: `facelens identify FOLDER --gallery G --json` "
-            "(defaults: YuNet, dlib's ResNet with flip, 5 people enrolled; the last column "
-            "with `--model dlib+sface`) against "
-            "`face_recognition KNOWN FOLDER` (HOG upsample 1, the same 5 people).",
+            f"Machine: {machine()}, shared with other work. Command: `.venv/bin/python "
+            "benchmarks/end_to_end.py --write docs/benchmarks.md`. Whole processes, median of "
+            f"{args.repeat} runs alternated, after a warm-up: `facelens identify FOLDER "
+            f"--gallery G --json` with its defaults (`{template_tag(EmbedConfig())}`), the "
+            "same with `--model dlib` (`dlib_resnet_v1+flip`, the fast profile), and "
+            "`face_recognition KNOWN FOLDER` (HOG upsample 1), 5 people enrolled.",
             md_table(
                 [
                     "photos",
                     "facelens s",
-                    "faces found",
+                    "facelens --model dlib s",
                     "face_recognition s",
-                    "faces found",
-                    "speed-up",
-                    "facelens --model dlib+sface s (speed-up)",
+                    "faces found (facelens / dlib / face_recognition)",
+                    "face_recognition / facelens (goal >= 10x)",
+                    "facelens / --model dlib (goal <= 1.5x)",
                 ],
                 rows,
             ),

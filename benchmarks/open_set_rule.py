@@ -135,7 +135,11 @@ def synthetic(model: str) -> tuple[dict[int, float], dict[int, dict[str, float]]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--write", type=Path)
-    ap.add_argument("--model", default="dlib_resnet_v1+flip")
+    from facelens import Pipeline
+
+    ap.add_argument(
+        "--model", default=Pipeline().model, help="template tag (default: the default's)"
+    )
     ap.add_argument(
         "--cache",
         default="facelens",

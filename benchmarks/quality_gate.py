@@ -101,7 +101,8 @@ def main() -> None:
                 correct += not p.same
                 continue
             b2, s = degrade(b, fb, kind, level)
-            fb2 = pipe.align(b2, fb.replace(xyxy=fb.xyxy * s, landmarks=None))
+            kps = None if fb.keypoints is None else fb.keypoints * s  # ArcFace chips read them
+            fb2 = pipe.align(b2, fb.replace(xyxy=fb.xyxy * s, keypoints=kps, landmarks=None))
             q = pipe.quality(b2, fb2)
             measured.append(float(q.inter_eye_px[0] if kind == "eyes" else q.sharpness[0]))
             gated += bool(gate.reasons(q, 0))

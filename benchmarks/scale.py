@@ -75,8 +75,8 @@ def lfw_spread() -> dict[str, Any]:
     sb = (v * np.clip(w, 0, None)) @ v.T
     return {
         "mu": vecs.mean(0),
-        "lb": np.linalg.cholesky(sb + 1e-9 * np.eye(128)),
-        "lw": np.linalg.cholesky(sw + 1e-9 * np.eye(128)),
+        "lb": np.linalg.cholesky(sb + 1e-9 * np.eye(len(sb))),
+        "lw": np.linalg.cholesky(sw + 1e-9 * np.eye(len(sw))),
         "vecs": vecs,
         "people": multi,
     }
@@ -87,10 +87,10 @@ def unit(x: NDArray[np.float64]) -> NDArray[np.float32]:
 
 
 def centres(sp: dict[str, Any], n: int, rng: np.random.Generator) -> NDArray[np.float32]:
-    out = np.empty((n, 128), np.float32)
+    out = np.empty((n, len(sp["mu"])), np.float32)
     for a in range(0, n, 200_000):
         b = min(n, a + 200_000)
-        out[a:b] = sp["mu"] + rng.standard_normal((b - a, 128)) @ sp["lb"].T
+        out[a:b] = sp["mu"] + rng.standard_normal((b - a, len(sp["mu"]))) @ sp["lb"].T
     return out
 
 
@@ -98,7 +98,7 @@ def samples_of(sp: dict[str, Any], c: NDArray[np.float32], rng: np.random.Genera
     out = np.empty_like(c)
     for a in range(0, len(c), 200_000):
         b = min(len(c), a + 200_000)
-        out[a:b] = unit(c[a:b] + rng.standard_normal((b - a, 128)) @ sp["lw"].T)
+        out[a:b] = unit(c[a:b] + rng.standard_normal((b - a, len(sp["mu"]))) @ sp["lw"].T)
     return out
 
 

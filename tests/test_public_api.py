@@ -32,6 +32,7 @@ def test_verbs_take_previous_stage_output(pipeline: facelens.Pipeline, fr_photos
     faces = facelens.detect(img)
     assert len(faces) == 1
     e = facelens.embed(img, faces)
-    assert len(e) == 1 and e.dim == 128
+    # one template of 128 values per recognizer of the default (a fusion joins them)
+    assert len(e) == 1 and e.dim == 128 * len(pipeline.embedders)
     v = facelens.verify(e, facelens.embed(facelens.load_image(fr_photos / "obama2.jpg")))
     assert v.same

@@ -27,7 +27,6 @@ import dataclasses
 import functools
 import os
 import platform
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -184,6 +183,8 @@ PACKAGES = (
 
 @functools.cache
 def package_version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version  # 0.05 s: only when asked
+
     try:
         return version(dist)
     except PackageNotFoundError:

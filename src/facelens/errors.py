@@ -16,6 +16,7 @@
     └── GalleryError               the gallery store cannot do what was asked
         ├── NotFoundError          no such identity / gallery
         ├── ConflictError          the name or id is already taken
+        ├── NoTemplatesError       people are enrolled, none with the asked model's templates
         └── GalleryFormatError     an export file or database is not a facelens gallery
 
 "No face found" is not an error: detection returns an empty ``Faces``.
@@ -41,6 +42,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelError",
     "ModelMismatchError",
+    "NoTemplatesError",
     "NotFoundError",
     "PolicyError",
     "StoppedError",
@@ -196,6 +198,24 @@ class GalleryKeyError(GalleryError):
     """A store's protected templates cannot be opened: no key was given for an encrypted
     store, the key is not the store's, or a sealed value was altered. Never answered with
     a guess: nothing is searched or written without the right key."""
+
+
+class NoTemplatesError(GalleryError):
+    """A search with a model the gallery holds no templates of, while people are enrolled:
+    never answered "no one is enrolled".
+
+    Attributes:
+        enrolled: how many people the gallery holds.
+        model: the model asked for (as the caller named it).
+        tag: the template tag that model makes.
+    """
+
+    def __init__(self, enrolled: int, model: str, tag: str, hint: str) -> None:
+        self.enrolled, self.model, self.tag = enrolled, model, tag
+        people = "person is" if enrolled == 1 else "people are"
+        super().__init__(
+            f"{enrolled} {people} enrolled, none with {model} templates ({tag}). {hint}"
+        )
 
 
 class NotFoundError(GalleryError, KeyError):

@@ -6,7 +6,9 @@ reads (``views``) -> templates (one recognizer's, or a fusion of several) -> mat
 Example:
     >>> p = Pipeline()
     >>> p.config.embed.model
-    'dlib_resnet_v1'
+    'dlib_resnet_v1_int8+sface_2021dec'
+    >>> p.model
+    'fusion(dlib_resnet_v1_int8+flip*0.6,sface_2021dec+flip*0.4)'
 """
 
 from __future__ import annotations
@@ -174,7 +176,13 @@ class Pipeline:
                 make_embedder(dataclasses.replace(c.embed, model=n), c.models, c.runtime)
                 for n in names
             )
-            self.weights = fusion_weights(names) if len(names) > 1 else (1.0,)
+            if c.embed.weights is not None and len(c.embed.weights) != len(names):
+                raise ModelError(c.embed.model, "a fusion needs one weight per model")
+            self.weights = (
+                (c.embed.weights or fusion_weights(names, c.embed.augment))
+                if len(names) > 1
+                else (1.0,)
+            )
         needs_keypoints = [e.model for e in self.embedders if e.alignment == "arcface"]
         if needs_keypoints and not getattr(self.detector, "keypoints", False):
             raise ModelError(
@@ -289,28 +297,34 @@ class Pipeline:
     def analyze_many(self, images: Sequence[NDArray[np.uint8]]) -> list[Analysis]:
         """``analyze`` for several images, their faces embedded together: recognizers run
         far faster on a batch of chips than on the one or two of a photo."""
-        if not images:
+        return self.embed_many([self.prepare(image) for image in images])
+
+    def prepare(self, image: NDArray[np.uint8]) -> Analysis:
+        """``analyze`` up to the recognizer: faces, quality and every chip the recognizers
+        read (``views``), ``embeddings`` None; ``embed_many`` finishes it. A caller may
+        prepare the next images while the last ones are embedded."""
+        faces = self.align(image, self.detect(image))
+        chips = self.aligner.chips(image, faces)
+        return Analysis(
+            faces=faces,
+            quality=measure(faces, chips),
+            embeddings=None,
+            chips=chips,
+            views=self.views(image, faces, chips),
+        )
+
+    def embed_many(self, prepared: Sequence[Analysis]) -> list[Analysis]:
+        """Each of ``prepared`` (``prepare``) with its faces' embeddings, every face of all of
+        them embedded in one call."""
+        if not prepared:
             return []
-        found = []
-        for image in images:
-            faces = self.align(image, self.detect(image))
-            chips = self.aligner.chips(image, faces)
-            found.append((faces, chips, self.views(image, faces, chips)))
-        keys = {k for _, _, v in found for k in v}
-        merged = {k: np.concatenate([v[k] for _, _, v in found]) for k in keys}
+        keys = {k for a in prepared for k in a.views}
+        merged = {k: np.concatenate([a.views[k] for a in prepared]) for k in keys}
         all_embeddings = self.embed_views(merged)
         out, start = [], 0
-        for faces, chips, views in found:
-            n = len(faces)
-            out.append(
-                Analysis(
-                    faces=faces,
-                    quality=measure(faces, chips),
-                    embeddings=all_embeddings[start : start + n],
-                    chips=chips,
-                    views=views,
-                )
-            )
+        for a in prepared:
+            n = len(a.faces)
+            out.append(dataclasses.replace(a, embeddings=all_embeddings[start : start + n]))
             start += n
         return out
 

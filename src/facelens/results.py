@@ -91,6 +91,9 @@ class IdentifyResult:
         found: per face, its candidates and decided identity (None: unknown).
         candidates_shown: whether each face's candidates are given (an unknown face's
             "looks like X" is shown only when asked for, and its showing audited).
+        notice: set when the gallery was not searched with the default recognizer (it
+            holds none of its templates) or some enrolled people cannot be found by it
+            (``facelens.gallery.held.search_config``).
     """
 
     width: int
@@ -100,6 +103,7 @@ class IdentifyResult:
     faces: Faces
     found: Sequence[Identification]
     candidates_shown: bool = False
+    notice: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         faces = self.faces.clip(self.width, self.height)
@@ -108,6 +112,7 @@ class IdentifyResult:
             "width": self.width,
             "height": self.height,
             "model": self.model,
+            "notice": self.notice,
             "threshold": _score(r.threshold),
             "rule": {
                 "name": r.name,

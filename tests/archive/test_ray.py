@@ -79,7 +79,7 @@ def test_a_ray_run_into_postgres_stores_the_faces_a_local_run_stores(
     shutil.copyfile(data / "video" / "bbt_5frames.mp4", photos / "clip.mp4")  # analysed here
     local = index_with(archive).run([photos], videos=True)
     cmd = [*FACELENS, "index", str(photos), "--video", "--ray", address, "--gallery", pg_url]
-    cmd += ["--json"]
+    cmd += ["--model", "dlib+sface", "--json"]  # the recognizer of the local run (fused)
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 3, r.stderr[-3000:]  # broken.jpg could not be read
     doc = json.loads(r.stdout)

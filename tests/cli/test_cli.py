@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facelens import Pipeline
 from facelens.cli.main import (
     EXIT_GALLERY,
     EXIT_INPUT,
@@ -81,7 +82,16 @@ def test_identify_names_every_enrolled_person(capsys, enrolled: Path, knn: Path)
     res = run_json(capsys, "identify", knn / "test", "--gallery", enrolled)
     by_image: dict[str, list[str | None]] = {}
     for r in res:  # type: ignore[attr-defined]
-        assert set(r) == {"image", "width", "height", "model", "threshold", "rule", "faces"}
+        assert set(r) == {
+            "image",
+            "width",
+            "height",
+            "model",
+            "notice",
+            "threshold",
+            "rule",
+            "faces",
+        }
     for f in faces_of(res):
         assert set(f) == {"image", "box", "identity", "candidates", "decision_score"}
         assert len(f["box"]) == 4 and f["box"][0] < f["box"][2] and f["box"][1] < f["box"][3]
@@ -321,7 +331,10 @@ def test_gallery_commands(capsys, tmp_path: Path, enrolled: Path) -> None:  # ty
         "rose_leslie",
     ]
     shown = run_json(capsys, "gallery", "show", "biden", "--gallery", g)
-    assert len(shown["samples"]) == 2 and shown["consents"][0]["purpose"] == "evaluation"  # type: ignore[index]
+    # two images, each with a template per model of the default (a fusion: three)
+    images = {x["image_sha256"] for x in shown["samples"]}  # type: ignore[index]
+    assert len(images) == 2 and shown["consents"][0]["purpose"] == "evaluation"  # type: ignore[index]
+    per_image = len(shown["samples"]) // 2  # type: ignore[index,arg-type]
     assert "embedding" not in json.dumps(shown)
     assert (
         run_json(capsys, "gallery", "rename", "biden", "Joe Biden", "--gallery", g)["name"]
@@ -332,7 +345,7 @@ def test_gallery_commands(capsys, tmp_path: Path, enrolled: Path) -> None:  # ty
     code, _, err = run(capsys, "gallery", "delete", "obama", "--gallery", g)
     assert code == EXIT_USAGE and "--yes" in err
     receipt = run_json(capsys, "gallery", "delete", "obama", "--yes", "--gallery", g)
-    assert receipt["samples_deleted"] == 2  # type: ignore[index]
+    assert receipt["samples_deleted"] == 2 * per_image  # type: ignore[index]  # every template
     code, _, err = run(capsys, "gallery", "show", "obama", "--gallery", g)
     assert code == EXIT_GALLERY and "no identity named 'obama'" in err
     code, out, _ = run(capsys, "gallery", "list", "--gallery", g)
@@ -370,7 +383,7 @@ def test_info_reports_models_and_checksums(capsys, tmp_path: Path) -> None:  # t
     assert names["yunet_2023mar"]["status"] == "ok"
     assert names["dlib_resnet_v1"]["sha256"].startswith("55533b28")
     assert names["dlib_landmarks68_v1"]["status"].startswith("restricted")
-    assert doc["pipeline"]["model"] == "dlib_resnet_v1+flip"  # type: ignore[index]
+    assert doc["pipeline"]["model"] == Pipeline().model  # type: ignore[index]
 
 
 def test_converted_models_are_cached_in_facelens_home(
@@ -382,7 +395,15 @@ def test_converted_models_are_cached_in_facelens_home(
     cached = sorted(p.name for p in (facelens_home / "cache").glob("*.onnx"))
     assert any(n.startswith("yunet_2023mar-") for n in cached)
     assert all(
-        n.startswith(("yunet_2023mar-", "dlib_mmod_v1-", "dlib_resnet_v1-", "sface_2021dec-"))
+        n.startswith(
+            (
+                "yunet_2023mar-",
+                "dlib_mmod_v1-",
+                "dlib_resnet_v1-",
+                "dlib_resnet_v1_int8-",  # the default's dlib part (issue 26)
+                "sface_2021dec-",
+            )
+        )
         for n in cached
     )
 

@@ -107,9 +107,13 @@ def test_a_custom_model_round_trip(capsys, home: Path, data: Path, tmp_path: Pat
     )  # fmt: skip
     assert code == 0, err
     assert [f["identity"]["name"] for r in json.loads(out) for f in r["faces"]] == ["obama"]
-    # the default model finds no one: its templates are not in this gallery
-    code, out, _ = run(capsys, "identify", knn / "test" / "obama1.jpg", "--gallery", g, "--json")
-    assert code == 0 and [f["identity"] for r in json.loads(out) for f in r["faces"]] == [None]
+    # without --model the gallery, which holds none of the default's templates, answers
+    # with the model it holds and says so (issue 26); never an empty search
+    code, out, err = run(capsys, "identify", knn / "test" / "obama1.jpg", "--gallery", g, "--json")
+    assert code == 0 and [f["identity"]["name"] for r in json.loads(out) for f in r["faces"]] == [
+        "obama"
+    ]
+    assert "holds no templates of the default recognizer" in err and "retemplate" in err
     code, out, _ = run(capsys, "models", "list", "--json")
     row = next(r for r in json.loads(out) if r["name"] == "myface")
     assert (

@@ -29,8 +29,8 @@ def test_views() -> None:
 def test_flip_embedding_is_the_mean_of_both_views(pipeline, fr_photos: Path) -> None:  # type: ignore[no-untyped-def]
     img = load_image(fr_photos / "obama.jpg")
     chips = pipeline.chips(img, pipeline.detect(img))
-    plain = make_embedder(EmbedConfig(augment="none"))
-    flip = make_embedder(EmbedConfig(augment="flip"))
+    plain = make_embedder(EmbedConfig(model="dlib", augment="none"))
+    flip = make_embedder(EmbedConfig(model="dlib", augment="flip"))
     e = flip.embed(chips)
     assert e.model == "dlib_resnet_v1+flip" and plain.model == "dlib_resnet_v1"
     views = plain.embed(augmented_chips(chips[0], "flip")).vectors

@@ -15,8 +15,11 @@ from facelens.match import cosine_similarity
 def test_embeddings_are_unit_vectors_tagged_with_their_model(pipeline, fr_photos: Path) -> None:  # type: ignore[no-untyped-def]
     img = load_image(fr_photos / "two_people.jpg")
     e = pipeline.embed(img)
-    # the default embeds each chip and its mirror image; the tag says so
-    assert len(e) == 2 and e.dim == 128 and e.model == "dlib_resnet_v1+flip"
+    # the default embeds each chip and its mirror image, with each recognizer of its fusion
+    # (128 values each); the tag says so
+    parts = len(pipeline.embedders)
+    assert len(e) == 2 and e.model == pipeline.model and e.dim == 128 * parts
+    assert e.model.count("+flip") == parts
     assert np.allclose(np.linalg.norm(e.vectors, axis=1), 1, atol=1e-5)
     assert not e.vectors.flags.writeable
 
@@ -56,4 +59,4 @@ def test_chips_of_the_wrong_shape_are_refused(pipeline) -> None:  # type: ignore
 
 def test_unknown_embedder() -> None:
     with pytest.raises(ModelError, match="unknown embedder 'x'"):
-        make_embedder(EmbedConfig(backend="x"))
+        make_embedder(EmbedConfig(model="dlib", backend="x"))

@@ -44,20 +44,20 @@ def test_embeddings_match_dlib_component_by_component(chips: np.ndarray) -> None
     ref = np.array(
         net.compute_face_descriptor([np.ascontiguousarray(c) for c in chips]), np.float32
     )
-    onnx = make_embedder(EmbedConfig(backend="onnx", batch_size=32, augment="none"))
+    onnx = make_embedder(EmbedConfig(model="dlib", backend="onnx", batch_size=32, augment="none"))
     got = onnx.descriptors(chips)  # type: ignore[attr-defined]
     assert got.shape == ref.shape == (len(chips), 128)
     assert np.abs(got - ref).max() <= 1e-4
     cos = (got * ref).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
     assert cos.min() >= 0.99999
     # and the public result carries the same model tag as dlib's backend
-    dlib_backend = make_embedder(EmbedConfig(backend="dlib", augment="none"))
+    dlib_backend = make_embedder(EmbedConfig(model="dlib", backend="dlib", augment="none"))
     assert onnx.embed(chips[:2]).model == dlib_backend.model == "dlib_resnet_v1"
 
 
 def test_batch_size_does_not_change_the_result(chips: np.ndarray) -> None:
-    one = EmbedConfig(backend="onnx", batch_size=1, augment="none")
-    many = EmbedConfig(backend="onnx", batch_size=32, augment="none")
+    one = EmbedConfig(model="dlib", backend="onnx", batch_size=1, augment="none")
+    many = EmbedConfig(model="dlib", backend="onnx", batch_size=32, augment="none")
     a = make_embedder(one).descriptors(chips[:9])  # type: ignore[attr-defined]
     b = make_embedder(many).descriptors(chips[:9])  # type: ignore[attr-defined]
     assert np.abs(a - b).max() < 1e-5

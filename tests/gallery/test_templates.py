@@ -31,8 +31,9 @@ def _train(fr_photos: Path, who: str) -> list[Path]:
 
 
 def test_retemplate_from_kept_chips_and_who_must_enrol_again(
-    pipeline: Pipeline, sface: Pipeline, fr_photos: Path, tmp_path: Path
+    sface: Pipeline, fr_photos: Path, tmp_path: Path
 ) -> None:
+    pipeline = Pipeline(PipelineConfig(embed=EmbedConfig(model="dlib")))
     keeping = Gallery.open(tmp_path / "keeping.db")
     keeping.configure(keep_chips=True)
     for who in ("obama", "biden"):
@@ -97,8 +98,9 @@ def _v3_gallery(path: Path, people: dict[str, list[np.ndarray]], model: str) -> 
 
 def test_an_old_gallery_opens_and_answers_as_before(fr_photos: Path, tmp_path: Path) -> None:
     # enrolled by 0.1's default pipeline: dlib's MMOD detector, dlib's ResNet with flip
-    old = Pipeline(PipelineConfig(detect=DetectConfig(backend="onnx_mmod")))
-    new = Pipeline()  # today's default detector, the same recognizer
+    dlib = EmbedConfig(model="dlib")
+    old = Pipeline(PipelineConfig(detect=DetectConfig(backend="onnx_mmod"), embed=dlib))
+    new = Pipeline(PipelineConfig(embed=dlib))  # today's default detector, the same recognizer
     people = {
         who: [old.primary_embedding(load_image(p)).vectors[0] for p in _train(fr_photos, who)]  # type: ignore[union-attr]
         for who in ("obama", "biden", "kit_harington", "rose_leslie", "alex_lacamoire")

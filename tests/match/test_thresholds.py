@@ -97,3 +97,36 @@ def test_explicit_operating_points_stay_plain_similarity() -> None:
     rule = identify_rule("dlib_resnet_v1", None, 5000, 5000)
     assert not rule.normalised
     assert rule.threshold == pytest.approx(identify_threshold("dlib_resnet_v1", 5000))
+
+
+def test_the_default_has_thresholds_calibrated_for_it_and_no_other() -> None:
+    """Every kind of threshold the code reads for the default recognizer - named 1:1 points,
+    the impostor tail, the open-set rule, the clustering stop - comes from an entry measured
+    on the default's own templates, with the command that measured it; not from another
+    model's (a threshold of one embedding space means nothing in another)."""
+    from facelens import Pipeline
+    from facelens.cluster.people import LINKAGE
+    from facelens.match.thresholds import calibration, open_set_calibration
+
+    tag = Pipeline().model
+    cal, osc = calibration(tag), open_set_calibration(tag)
+    assert cal is not None and cal.model == tag and "calibrate.py" in cal.measured_by
+    assert cal.impostor_pairs > 50_000_000 and len(cal.tail) >= 5
+    assert osc is not None and osc.model == tag and "open_set_rule.py" in osc.measured_by
+    assert tag in LINKAGE and "cluster.py" in LINKAGE[tag].source
+    # what a search and a verification of the default actually use
+    assert resolve_threshold(tag, None, "balanced") == cal.balanced
+    assert resolve_threshold(tag, "strict", "balanced") == pytest.approx(
+        threshold_for_fmr(tag, 1e-4)
+    )
+    big = identify_rule(tag, None, 5000, 5000)
+    assert big.normalised and big.threshold == pytest.approx(osc.threshold(5000))
+    small = identify_rule(tag, None, 1, 1)
+    assert not small.normalised and small.threshold == pytest.approx(identify_threshold(tag, 1))
+    # and no other tag's calibration is the same numbers under another name
+    for other, c in CALIBRATIONS.items():
+        if other != tag:
+            assert (c.balanced, c.tail) != (cal.balanced, cal.tail), other
+    for other, o in OPEN_SET.items():
+        if other != tag:
+            assert o.table != osc.table, other

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from tests.service.conftest import Service
 
+from facelens import Pipeline
+
 
 def photo(data: Path, rel: str) -> tuple[str, bytes, str]:
     p = data / "faces" / "face_recognition" / rel
@@ -147,11 +149,13 @@ def test_enrol_identify_erase_and_audit(service: Service, data: Path) -> None:
         assert doc["faces"][0]["decision_score"] == score >= doc["threshold"]
 
         samples = c.get(f"/v1/galleries/office/identities/{oid}/samples").json()
-        assert len(samples) == 2 and "inter_eye_px" in samples[0]["quality"]
+        # two images, each with a template per model of the default (a fusion: three)
+        images = {x["image_sha256"] for x in samples}
+        assert len(images) == 2 and "inter_eye_px" in samples[0]["quality"]
         no_embeddings(samples)
 
         receipt = c.delete(f"/v1/galleries/office/identities/{oid}").json()
-        assert receipt["samples_deleted"] == 2 and receipt["consents_deleted"] == 1
+        assert receipt["samples_deleted"] == len(samples) and receipt["consents_deleted"] == 1
         time.sleep(0.6)  # identify is rate-limited (2/s) in this test service
         r = c.post(
             "/v1/galleries/office/identify",
@@ -708,7 +712,9 @@ def test_the_cli_names_a_tenants_gallery_and_erases_from_it(
     capsys.readouterr()
     assert main(["gallery", "delete", "Barack Obama", "--yes", *where, "--json"]) == 0
     receipt = json.loads(capsys.readouterr().out)
-    assert receipt["identity_id"] == oid and receipt["samples_deleted"] == 2
+    # two images, every template of each erased (three per image for a fusion default)
+    per_image = len(Pipeline().embedders) + (len(Pipeline().embedders) > 1)
+    assert receipt["identity_id"] == oid and receipt["samples_deleted"] == 2 * per_image
     with service.client("enroll") as c:
         assert c.get(f"/v1/galleries/lobby/identities/{oid}").status_code == 404
         trail = c.get("/v1/audit").json()

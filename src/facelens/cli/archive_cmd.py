@@ -30,11 +30,14 @@ from facelens.cli.common import (
 )
 from facelens.cluster import LINKAGE, ClusterConfig, Clusterer
 from facelens.cluster.people import Linkage
+from facelens.embed import EmbedConfig
 from facelens.environment import make_pipeline
 from facelens.govern import GovernedGallery
 from facelens.text import check_name
 
-DEFAULT_INDEX_MODEL = "dlib+sface"  # clusters best (docs/accuracy.md, "Face clustering")
+# the default recognizer: chosen on open-set identification, and clustering's stop measured
+# for it (docs/accuracy.md, "The defaults, and why" and "Face clustering")
+DEFAULT_INDEX_MODEL = EmbedConfig().model
 
 
 def _rate_bar(total: int) -> Any:
@@ -81,7 +84,8 @@ def _rate_bar(total: int) -> Any:
     default=DEFAULT_INDEX_MODEL,
     show_default=True,
     metavar="NAME",
-    help="Recognizer(s) whose templates are kept (a fusion keeps each part's too).",
+    help="Recognizer(s) whose templates are kept (a fusion keeps each part's too); "
+    "default: the default recognizer.",
 )
 @click.option(
     "--ray",

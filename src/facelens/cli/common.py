@@ -53,6 +53,7 @@ BATCH_IMAGES = 16
 BATCH_VALUES = 3 * 16_000_000
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class PartialFailure(Exception):
@@ -248,6 +249,49 @@ def open_gallery(path: Path | str | None, create: bool) -> GovernedGallery | Non
     return g
 
 
+def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """``items``, made in a background thread up to ``depth`` items ahead of the consumer
+    (what the generator raises is raised here, in order; stopping early stops it)."""
+    import queue
+    import threading
+
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as e:  # handed to the consumer, raised there
+            q.put(("error", e))
+
+    worker = threading.Thread(target=run, name="ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
+
+
 def identity_argument(f: F) -> F:
     """IDENTITY, a name; with ``--id``, an identity's id (names and ids are never mixed up:
     no name may equal an id, and a command says which it was given)."""
@@ -311,6 +355,28 @@ def gallery_path_str(path: Path | str | None) -> str:
     from facelens.urls import redact_credentials
 
     return redact_credentials(gallery_path(path))
+
+
+def searching(pipe: Pipeline, gallery: GovernedGallery | None, model: str | None) -> Pipeline:
+    """The pipeline to search ``gallery`` with (``searching_noticed``), the notice on stderr."""
+    return searching_noticed(pipe, gallery, model)[0]
+
+
+def searching_noticed(
+    pipe: Pipeline, gallery: GovernedGallery | None, model: str | None
+) -> tuple[Pipeline, str | None]:
+    """The pipeline to search ``gallery`` with (``facelens.gallery.held.search_config``):
+    ``pipe``, or, when the gallery holds no templates of the default recognizer, one for the
+    recognizer it does hold, with a one-line notice on stderr (also returned). ``--model``
+    named a recognizer the gallery has no templates of: ``NoTemplatesError`` (exit 5)."""
+    from facelens.gallery.held import search_config
+
+    if gallery is None:
+        return pipe, None
+    config, notice = search_config(pipe.config, gallery, explicit=model)
+    if notice:
+        output.warn(notice)
+    return (pipe if config is pipe.config else Pipeline(config)), notice
 
 
 def require_gallery(path: Path | str | None) -> GovernedGallery:

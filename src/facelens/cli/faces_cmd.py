@@ -16,6 +16,7 @@ from facelens.cli.common import (
     INPUT_PATH,
     PartialFailure,
     PipelineOptions,
+    ahead,
     consent_from,
     consent_options,
     expand_images,
@@ -27,6 +28,7 @@ from facelens.cli.common import (
     parse_threshold,
     pipeline_options,
     progress_reporter,
+    searching_noticed,
 )
 from facelens.errors import (
     InputError,
@@ -231,7 +233,7 @@ def enroll(
                     "samples": res.identity.sample_count,
                 },
                 "created": res.created,
-                "added": len(res.added),
+                "added": res.images,
                 "duplicates": res.duplicates,
                 "rejected": rejected,
             }
@@ -239,7 +241,7 @@ def enroll(
         return
     verb = "enrolled" if res.created else "updated"
     output.echo(
-        f"{verb} {res.identity.name} ({res.identity.id}): {len(res.added)} sample(s) "
+        f"{verb} {res.identity.name} ({res.identity.id}): {res.images} sample(s) "
         f"added, {res.identity.sample_count} in all"
         + (f", {res.duplicates} duplicate image(s) skipped" if res.duplicates else "")
     )
@@ -300,20 +302,30 @@ def identify(
     enrolled name, or unknown when no one is similar enough). --json prints one object per
     image, as the service's /v1/galleries/{gallery}/identify answers it.
     """
-    pipe = pipeline.make()
     gallery = open_gallery(gallery_path, create=False)
     if gallery is not None:
         try:  # a stopped tenant's search is refused before any photo is read (audited)
             gallery.refuse_if_stopped("identify")
+            # the default's templates, else those the gallery holds (with a notice); a
+            # --model it holds none of is NoTemplatesError (exit 5)
+            pipe, notice = searching_noticed(pipeline.make(), gallery, pipeline.model)
         except BaseException:
             gallery.close()
             raise
+    else:
+        pipe, notice = pipeline.make(), None
     size = gallery.search_size(pipe.model) if gallery is not None else (0, 0)
     rule = identify_rule(pipe.model, parse_threshold(threshold), *size)
-    if size[0] == 0:
+    enrolled = gallery.count() if gallery is not None else 0
+    if enrolled == 0:
         output.warn(
             f"no one is enrolled in {gallery_path_str(gallery_path)}: every face is "
             "unknown. Enrol with: facelens enroll NAME IMAGE... --consent PURPOSE"
+        )
+    elif size[0] == 0:
+        output.warn(
+            f"none of the {enrolled} people enrolled in {gallery_path_str(gallery_path)} can "
+            "be searched now (their consent has lapsed or was withdrawn): every face is unknown"
         )
     files = list(expand_images(inputs))
     report = progress_reporter(len(files), "identify", progress)
@@ -335,7 +347,7 @@ def identify(
             if gallery is not None
             else [Identification((), None, rule.threshold, None, rule.name)] * len(a.faces)
         )
-        found = IdentifyResult(w, h, pipe.model, rule, a.faces, ids, show_candidates)
+        found = IdentifyResult(w, h, pipe.model, rule, a.faces, ids, show_candidates, notice)
         results.append({"image": str(path), **found.to_dict()})
         if annotate:
             labels = [x.identity.name if x.identity else "unknown" for x in ids]
@@ -365,28 +377,43 @@ def _analysed(
 ) -> Iterator[tuple[Path, Any, Any, str] | InputError]:
     """(path, image, analysis, SHA-256) of each photo, or the error of one that cannot be
     read. Photos are analysed a few at a time, their faces embedded together (a batch of
-    chips runs several times faster than one photo's), within a pixel budget."""
-    batch: list[tuple[Path, Any, str]] = []
+    chips runs several times faster than one photo's), within a pixel budget; the next batch
+    is decoded and its faces found and aligned in a second thread while this one's are
+    embedded (``Pipeline.prepare`` / ``embed_many``: both cores busy, the same answers)."""
 
-    def flush() -> Iterator[tuple[Path, Any, Any, str]]:
-        analyses = pipe.analyze_many([im for _, im, _ in batch])
-        done = [(p, im, a, sha) for (p, im, sha), a in zip(batch, analyses, strict=True)]
-        batch.clear()
-        yield from done
+    def prepared() -> Iterator[tuple[int, list[tuple[Path, Any, Any, str]] | InputError]]:
+        batch: list[tuple[int, Path, Any, str]] = []
 
-    for n, path in enumerate(files):
-        try:
-            image, meta = pipe.decode(path)
-        except InputError as e:
-            yield e
-            continue
-        finally:
-            if report:
-                report(n + 1, len(files))
-        batch.append((path, image, meta.sha256))
-        if len(batch) >= BATCH_IMAGES or sum(im.size for _, im, _ in batch) >= BATCH_VALUES:
-            yield from flush()
-    yield from flush()
+        def done() -> tuple[int, list[tuple[Path, Any, Any, str]]]:
+            ready = [(p, im, pipe.prepare(im), sha) for _, p, im, sha in batch]
+            last = batch[-1][0]
+            batch.clear()
+            return last, ready
+
+        for n, path in enumerate(files):
+            try:
+                image, meta = pipe.decode(path)
+            except InputError as e:
+                yield n, e
+                continue
+            batch.append((n, path, image, meta.sha256))
+            if len(batch) >= BATCH_IMAGES or sum(b[2].size for b in batch) >= BATCH_VALUES:
+                yield done()
+        if batch:
+            yield done()
+
+    reported = 0
+    for n, item in ahead(prepared()):
+        if isinstance(item, InputError):
+            yield item
+        else:
+            analyses = pipe.embed_many([a for _, _, a, _ in item])
+            for (path, image, _, sha), a in zip(item, analyses, strict=True):
+                yield path, image, a, sha
+        if report:
+            for k in range(reported + 1, n + 2):
+                report(k, len(files))
+        reported = n + 1
 
 
 def _print_identified(results: list[dict[str, Any]], show_candidates: bool) -> None:

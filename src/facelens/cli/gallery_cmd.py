@@ -178,15 +178,14 @@ def gallery_retemplate(
     gallery_path: Path | str | None,
     as_json: bool,
 ) -> None:
-    """Make templates of --model for everyone enrolled, from the chips the gallery kept.
+    """Make templates of --model (default: the default recognizer) for everyone enrolled,
+    from the chips the gallery kept.
 
     Needs a gallery set to keep chips ('facelens gallery settings --keep-chips') before
     people were enrolled; those it holds no chip of are listed: they must enrol again to be
     found by the new model. Identities whose consent has lapsed are left alone.
     """
-    if pipeline.model is None:
-        raise click.UsageError("name the model to make templates of: --model NAME")
-    pipe = pipeline.make()
+    pipe = pipeline.make()  # no --model: the default recognizer
     with require_gallery(gallery_path) as g:
         n = len(g.identities())
         report = g.retemplate(pipe, progress_reporter(n, "retemplate", progress))

@@ -165,15 +165,20 @@ def watch(
     Events: track_started, identified, unknown_face, track_ended, source_lost,
     source_restored (docs/events.md).
     """
-    from facelens.cli.common import open_gallery, parse_threshold
+    from facelens.cli.common import open_gallery, parse_threshold, searching
     from facelens.decode.video import VideoConfig, VideoSource
     from facelens.events import EventBus, JsonlSink, parse_sink
     from facelens.stream import FollowConfig, WatchConfig, WatchSession
 
     secret = webhook_secret.encode() if webhook_secret else settings.webhook_secret()
     bus = EventBus([parse_sink(s, secret or None) for s in sinks] or [JsonlSink("/dev/stdout")])
-    pipe = pipeline.make()
     gallery = open_gallery(gallery_path, create=False)
+    try:  # the default's templates, else those the gallery holds (with a notice)
+        pipe = searching(pipeline.make(), gallery, pipeline.model)
+    except BaseException:
+        if gallery is not None:
+            gallery.close()
+        raise
     if gallery is None:
         output.warn("no gallery: every face will be unknown")
     cfg = WatchConfig(
@@ -356,7 +361,7 @@ def redact(
     Videos keep their resolution, frame count, frame rate and audio. Images are written
     upright without their metadata (EXIF, GPS).
     """
-    from facelens.cli.common import make_pipeline, open_gallery, parse_threshold
+    from facelens.cli.common import make_pipeline, open_gallery, parse_threshold, searching
     from facelens.redact import RedactConfig, redact_image, redact_video
 
     if not src.exists():
@@ -372,12 +377,13 @@ def redact(
         threshold=threshold,
         upsample=upsample,
     )
-    pipe = make_pipeline(detector=detector, upsample=upsample, threshold=threshold)
     gallery = open_gallery(gallery_path, create=False) if mode == "except" else None
     if mode == "except" and gallery is None:
         raise click.UsageError("--mode except needs --gallery with enrolled people")
+    pipe = make_pipeline(detector=detector, upsample=upsample, threshold=threshold)
     if gallery is not None:  # sparing enrolled people searches the gallery: audited
         try:
+            pipe = searching(pipe, gallery, None)
             gallery.stream_started(str(src), pipe.model, kind="redact")
         except BaseException:
             gallery.close()

@@ -57,9 +57,17 @@ class Linkage:
 # that scored best on one half of LFW's people (reported on the other half too: BCubed F
 # 0.989 fused, 0.958 dlib alone); the floor 0.04 below it (lower floors changed no result at
 # 0.86, higher ones lost recall); the fill the median similarity of two different people.
-FUSED = "fusion(dlib_resnet_v1+flip*0.85,sface_2021dec+flip*0.15)"
+# In order of preference: an archive indexed with several models is grouped by the first
+# of these it holds.
 LINKAGE: dict[str, Linkage] = {
-    FUSED: Linkage(0.86, 0.82, 0.726, "benchmarks/cluster.py, LFW half A"),
+    # the default recognizer (issue 26): stop chosen on half A of LFW's people from the
+    # model's calibrated 1:1 balanced threshold (0.67) up; BCubed F 0.990 on half B
+    "fusion(dlib_resnet_v1_int8+flip*0.6,sface_2021dec+flip*0.4)": Linkage(
+        0.74, 0.70, 0.539, "benchmarks/cluster.py, LFW half A"
+    ),
+    "fusion(dlib_resnet_v1+flip*0.85,sface_2021dec+flip*0.15)": Linkage(
+        0.86, 0.82, 0.726, "benchmarks/cluster.py, LFW half A"
+    ),
     "dlib_resnet_v1+flip": Linkage(0.94, 0.90, 0.839, "benchmarks/cluster.py, LFW half A"),
 }
 
@@ -69,7 +77,7 @@ class ClusterConfig:
     """How faces are grouped.
 
     Attributes:
-        model: the template model to group by (None: the best of those indexed, fused first).
+        model: the template model to group by (None: the first of ``LINKAGE`` indexed).
         linkage: stop/floor/fill (None: the model's measured ``LINKAGE``).
         min_inter_eye_px, max_abs_yaw_deg, min_sharpness: a face smaller, more turned or
             blurrier than this is too poor to judge and stays unclustered (looser than the
@@ -174,7 +182,7 @@ class Clusterer:
             if self.config.model not in models:
                 raise InputError("model", f"no face is indexed with model {self.config.model!r}")
             return self.config.model
-        for m in (FUSED, *LINKAGE):
+        for m in LINKAGE:
             if m in models:
                 return m
         if len(models) == 1:

@@ -2,7 +2,9 @@
 
 Each registry entry names its converter (``ModelSpec.convert``): ``dlib_resnet`` and
 ``dlib_mmod`` build graphs from dlib's files; ``onnx_float`` makes an ONNX file's
-block-quantised weights float32 and its image dimensions free (``convert.onnx_float``).
+block-quantised weights float32 and its image dimensions free (``convert.onnx_float``);
+``int8_qdq`` quantizes another entry's converted graph with a shipped table of activation
+ranges (``convert.quantize``), and the result must have the SHA-256 the registry pins.
 
 ``<cache_dir>/<model>-<source sha256[:16]>-c<CONVERTER_VERSION>.onnx`` holds the graph and a
 ``.json`` beside it records the source checksum, the ONNX file's own SHA-256 (checked before
@@ -28,7 +30,7 @@ from facelens.convert.onnx_float import float_model
 from facelens.convert.onnx_graph import build_graph
 from facelens.errors import ModelError
 from facelens.files import atomic_write
-from facelens.models import ModelStore
+from facelens.models import ModelSpec, ModelStore
 from facelens.runtime import RuntimeConfig, make_session
 
 __all__ = ["CONVERTER_VERSION", "Converted", "converted", "session_for"]
@@ -36,10 +38,10 @@ __all__ = ["CONVERTER_VERSION", "Converted", "converted", "session_for"]
 log = logging.getLogger(__name__)
 
 # Bump when the generated graphs change, so old cache files are not reused.
-CONVERTER_VERSION = 2
+CONVERTER_VERSION = 3
 
 _memo: dict[tuple[str, str, str], Converted] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # an int8 model converts its parent first, under the same lock
 
 
 @dataclass(frozen=True)
@@ -118,11 +120,42 @@ CONVERTERS = {
     "dlib_resnet": _convert_resnet,
     "dlib_mmod": _convert_mmod,
     "onnx_float": _convert_float,
+    "int8_qdq": None,  # made from another entry's graph: _convert_int8
 }
 
 
-def _load_cached(onnx_path: Path, meta_path: Path, source_sha: str) -> dict[str, Any] | None:
-    """The recorded metadata if the cached pair is complete and intact, else None."""
+def _convert_int8(
+    spec: ModelSpec, models: ModelStore, cache_dir: Path | None
+) -> tuple[bytes, dict[str, Any]]:
+    from facelens.convert.quantize import load_table, quantize_qdq
+
+    parent = converted(spec.parent, models, cache_dir)
+    fp32 = parent.onnx.read_bytes() if isinstance(parent.onnx, Path) else parent.onnx
+    table = load_table(spec.name)
+    if table.get("parent") != spec.parent:
+        raise ModelError(spec.name, f"its int8 table was measured on {table.get('parent')!r}")
+    return quantize_qdq(fp32, table, spec.name), dict(parent.meta)
+
+
+def _check_pinned(spec: ModelSpec, onnx: bytes) -> None:
+    """A converted file the registry pins must be that file, byte for byte."""
+    if not spec.onnx_sha256:
+        return
+    digest = hashlib.sha256(onnx).hexdigest()
+    if digest != spec.onnx_sha256:
+        raise ModelError(
+            spec.name,
+            f"its converted file has SHA-256 {digest}, the registry pins {spec.onnx_sha256}: "
+            "the onnx or onnxruntime installed is not the version facelens was built with.",
+            "Install the pinned versions: pip install -c constraints.txt onnx onnxruntime",
+        )
+
+
+def _load_cached(
+    onnx_path: Path, meta_path: Path, source_sha: str, pinned: str
+) -> dict[str, Any] | None:
+    """The recorded metadata if the cached pair is complete and intact (and the file is the
+    pinned one, when the registry pins it), else None."""
     try:
         record = json.loads(meta_path.read_text())
         digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
@@ -132,6 +165,7 @@ def _load_cached(onnx_path: Path, meta_path: Path, source_sha: str) -> dict[str,
         record.get("source_sha256") != source_sha
         or record.get("onnx_sha256") != digest
         or record.get("converter") != CONVERTER_VERSION
+        or (pinned and digest != pinned)
     ):
         log.warning("ignoring altered or stale converted model %s", onnx_path)
         return None
@@ -158,15 +192,20 @@ def converted(name: str, models: ModelStore, cache_dir: Path | None) -> Converte
             return _memo[key]
         onnx_path = meta_path = None
         if cache_dir is not None:
-            stem = f"{name}-{spec.sha256[:16]}-c{CONVERTER_VERSION}"
+            stem = f"{name}-{(spec.onnx_sha256 or spec.sha256)[:16]}-c{CONVERTER_VERSION}"
             onnx_path, meta_path = cache_dir / f"{stem}.onnx", cache_dir / f"{stem}.json"
-            meta = _load_cached(onnx_path, meta_path, spec.sha256)
+            meta = _load_cached(onnx_path, meta_path, spec.sha256, spec.onnx_sha256)
             if meta is not None:
                 result = Converted(name, onnx_path, meta, converted_now=False)
                 _memo[key] = result
                 return result
         t = time.perf_counter()
-        onnx, meta = CONVERTERS[spec.convert](source.read_bytes(), spec.filename)
+        convert = CONVERTERS[spec.convert]
+        if convert is None:
+            onnx, meta = _convert_int8(spec, models, cache_dir)
+        else:
+            onnx, meta = convert(source.read_bytes(), spec.filename)
+        _check_pinned(spec, onnx)
         log.info("converted %s to ONNX in %.2f s", name, time.perf_counter() - t)
         if onnx_path is not None and meta_path is not None:
             onnx_path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,13 +19,19 @@ __all__ = [
     "MODEL_ALIASES",
     "EmbedConfig",
     "Embedder",
+    "config_for_tag",
     "make_embedder",
     "model_names",
+    "template_tag",
 ]
 
 
 # Short names accepted wherever a recognizer is named.
-MODEL_ALIASES = {"dlib": "dlib_resnet_v1", "sface": "sface_2021dec"}
+MODEL_ALIASES = {
+    "dlib": "dlib_resnet_v1",
+    "dlib-int8": "dlib_resnet_v1_int8",
+    "sface": "sface_2021dec",
+}
 
 
 @dataclass(frozen=True)
@@ -35,19 +41,24 @@ class EmbedConfig:
     Attributes:
         model: the recognizer: a registry name (``dlib_resnet_v1``, ``sface_2021dec``, a
             model the user registered) or an alias (``dlib``, ``sface``), or a fusion of
-            several joined by ``+`` (``dlib+sface``: ``facelens.embed.fusion``). The default
-            was chosen by measurement (docs/accuracy.md, "Recognizers").
+            several joined by ``+`` (``dlib+sface``: ``facelens.embed.fusion``). The default,
+            the fusion of dlib's ResNet in int8 and SFace, was chosen on open-set
+            identification by a rule written before the measurement (docs/accuracy.md,
+            "The defaults, and why"); ``dlib`` is the fast profile.
         backend: for dlib's ResNet only: ``onnx`` (ONNX Runtime, the same weights, the same
             templates within 1e-4, about 25x faster) or ``dlib`` (dlib itself).
         batch_size: chips per forward pass.
         augment: test-time augmentation, a key of ``embed.augment.AUGMENTATIONS``
             (``"none"``, ``"flip"``, ``"tta"``); changes the model tag (docs/accuracy.md).
+        weights: a fusion's weights, one per part (None: the measured ones,
+            ``embed.fusion.FUSIONS``); given to serve a gallery enrolled with other weights.
     """
 
-    model: str = "dlib_resnet_v1"
+    model: str = "dlib_resnet_v1_int8+sface_2021dec"
     backend: str = "onnx"
     batch_size: int = 32
     augment: str = "flip"
+    weights: tuple[float, ...] | None = None
 
 
 class Embedder(Protocol):
@@ -73,19 +84,21 @@ class Embedder(Protocol):
         ...
 
 
-EmbedderFactory = Callable[[EmbedConfig, ModelStore, RuntimeConfig], Embedder]
+EmbedderFactory = Callable[[EmbedConfig, ModelStore, RuntimeConfig, str], Embedder]
 
 
-def _dlib(config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig) -> Embedder:
-    from facelens.embed.dlib_resnet import DlibResnetEmbedder
+def _dlib(config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig, model: str) -> Embedder:
+    from facelens.embed.dlib_resnet import MODEL, DlibResnetEmbedder
 
+    if model != MODEL:
+        raise ModelError(model, f"{model!r} runs on ONNX Runtime only (--backend onnx)")
     return DlibResnetEmbedder(config, models)
 
 
-def _onnx(config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig) -> Embedder:
+def _onnx(config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig, model: str) -> Embedder:
     from facelens.embed.onnx_resnet import OnnxResnetEmbedder
 
-    return OnnxResnetEmbedder(config, models, runtime)
+    return OnnxResnetEmbedder(config, models, runtime, model)
 
 
 # Backends of dlib's ResNet (``EmbedConfig.backend``); every other recognizer runs on the
@@ -106,6 +119,71 @@ def model_names(model: str) -> list[str]:
     return [MODEL_ALIASES.get(p, p) for p in parts]
 
 
+def template_tag(config: EmbedConfig, models: ModelStore | None = None) -> str:
+    """The tag of the templates ``config`` makes (what ``Pipeline.model`` says once built),
+    without building anything.
+
+    Example:
+        >>> template_tag(EmbedConfig(model="dlib", augment="flip"))
+        'dlib_resnet_v1+flip'
+    """
+    from facelens.embed.fusion import fusion_tag, fusion_weights
+
+    models = models or ModelStore()
+    suffix = "" if config.augment == "none" else f"+{config.augment}"
+    names = model_names(config.model)
+    tags = [models.spec(n).tag + suffix for n in names]
+    if len(tags) == 1:
+        return tags[0]
+    return fusion_tag(tags, config.weights or fusion_weights(names, config.augment))
+
+
+def _split_part(part: str) -> tuple[str, str]:
+    """``"name[@sha][+augment]"`` -> (registry name, augment)."""
+    base, _, augment = part.partition("+")
+    return base.partition("@")[0], augment or "none"
+
+
+def config_for_tag(
+    tag: str, config: EmbedConfig, models: ModelStore | None = None
+) -> EmbedConfig | None:
+    """``config`` changed to make templates tagged ``tag`` (a gallery's), or None when no
+    recognizer installed here makes them (an unknown model, another file of a user's model).
+
+    Example:
+        >>> c = config_for_tag("fusion(dlib_resnet_v1+flip*0.85,sface_2021dec+flip*0.15)",
+        ...                    EmbedConfig())
+        >>> c.model, c.augment, c.weights
+        ('dlib_resnet_v1+sface_2021dec', 'flip', (0.85, 0.15))
+    """
+    import dataclasses
+
+    models = models or ModelStore()
+    weights: tuple[float, ...] | None = None
+    if tag.startswith("fusion(") and tag.endswith(")"):
+        parts, ws = [], []
+        for item in tag[len("fusion(") : -1].split(","):
+            part, _, w = item.rpartition("*")
+            try:
+                ws.append(float(w))
+            except ValueError:
+                return None
+            parts.append(_split_part(part))
+        weights = tuple(ws)
+    else:
+        parts = [_split_part(tag)]
+    augments = {a for _, a in parts}
+    if len(augments) != 1 or not all(n for n, _ in parts):
+        return None
+    candidate = dataclasses.replace(
+        config, model="+".join(n for n, _ in parts), augment=augments.pop(), weights=weights
+    )
+    try:
+        return candidate if template_tag(candidate, models) == tag else None
+    except ModelError:
+        return None
+
+
 def make_embedder(
     config: EmbedConfig, models: ModelStore | None = None, runtime: RuntimeConfig | None = None
 ) -> Embedder:
@@ -113,7 +191,7 @@ def make_embedder(
     by ``facelens.embed.fusion.make_fusion``).
 
     Example:
-        >>> make_embedder(EmbedConfig(backend="dlib", augment="none")).model
+        >>> make_embedder(EmbedConfig(model="dlib", backend="dlib", augment="none")).model
         'dlib_resnet_v1'
     """
     models = models or ModelStore()
@@ -134,7 +212,7 @@ def make_embedder(
                 f"unknown embedder {config.backend!r}; "
                 f"known embedders: {', '.join(sorted(EMBEDDERS))}.",
             ) from None
-        embedder = factory(config, models, runtime)
+        embedder = factory(config, models, runtime, spec.name)
     else:
         from facelens.embed.onnx_generic import OnnxRecognizer
 

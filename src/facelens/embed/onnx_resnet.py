@@ -1,4 +1,5 @@
-"""dlib's ResNet, converted from its own weights and run by ONNX Runtime (batched)."""
+"""dlib's ResNet, converted from its own weights and run by ONNX Runtime (batched); also its
+int8 build (``dlib_resnet_v1_int8``, a model of its own: ``facelens.convert.quantize``)."""
 
 from __future__ import annotations
 
@@ -17,21 +18,25 @@ MODEL = "dlib_resnet_v1"
 
 
 class OnnxResnetEmbedder:
-    """128-d embeddings from ``dlib_resnet_v1`` on ONNX Runtime.
+    """128-d embeddings from ``dlib_resnet_v1`` (or a build of it: ``model``) on ONNX Runtime.
 
     Same weights and the same input normalisation as dlib, so the embeddings carry the same
     model tag and mix freely with ``dlib`` ones in a gallery (parity: docs/benchmarks.md).
+    The int8 build's templates carry its own tag: they are close to the float32 ones, not
+    the same.
     """
 
     name = "onnx"
-    model = MODEL
     alignment = "dlib"
     chip_size = 150
 
-    def __init__(self, config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig) -> None:
+    def __init__(
+        self, config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig, model: str = MODEL
+    ) -> None:
         self.config = config
         self.models = models
         self.runtime = runtime
+        self.model = model
         self.provider: str | None = None
         self._session: Any = None
         self._lock = threading.Lock()
@@ -42,7 +47,7 @@ class OnnxResnetEmbedder:
         with self._lock:
             if self._session is None:
                 self._session, self.provider, _ = session_for(
-                    MODEL, self.models, self.runtime, "embedder"
+                    self.model, self.models, self.runtime, "embedder"
                 )
 
     def descriptors(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
@@ -59,5 +64,5 @@ class OnnxResnetEmbedder:
     def embed(self, chips: NDArray[np.uint8]) -> Embeddings:
         if len(chips) == 0:
             check_chips(chips)
-            return Embeddings.empty(MODEL)
-        return Embeddings(self.descriptors(chips), MODEL)
+            return Embeddings.empty(self.model)
+        return Embeddings(self.descriptors(chips), self.model)

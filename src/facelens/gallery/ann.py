@@ -332,12 +332,11 @@ class HnswIndex:
         key: TemplateKey | None = None,
     ) -> HnswIndex | None:
         """The saved index, or None when there is none or it belongs to another store."""
-        faiss = _faiss()
-
         index_path, meta_path = cls.files(folder, gallery, model)
         labels = index_path.with_suffix(".labels.npz")
         try:
             meta = json.loads(meta_path.read_text())
+            faiss = _faiss()  # only now: a small gallery has no index, and faiss costs 0.1 s
             if (meta.get("store_id"), meta.get("gallery"), meta.get("model"), meta.get("m")) != (
                 store_id,
                 gallery,

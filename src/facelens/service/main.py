@@ -40,6 +40,7 @@ def build() -> Any:
             event_sinks=tuple(p for p in s["events"].split("\n") if p),
             webhook_secret=webhook_secret(),
             allow_sources=tuple(p for p in s["sources"].split("\n") if p),
+            model=s["model"] or None,
         ),
         make_pipeline(detector=s["detector"] or None, model=s["model"] or None),
     )

@@ -81,9 +81,14 @@ class IdentifyOut(BaseModel):
 
     width: int
     height: int
-    model: str
+    model: str = Field(description="the template tag searched (the gallery's answers)")
     threshold: float = Field(description="on the decision score, 4 decimals")
     rule: RuleOut
+    notice: str | None = Field(
+        default=None,
+        description="set when the gallery was not searched with the default recognizer "
+        "(it holds none of its templates) or some people cannot be found by it",
+    )
     faces: list[IdentifiedFace]
     audit_seq: int
 
@@ -185,6 +190,11 @@ class GalleryOut(BaseModel):
     name: str
     identities: int
     settings: dict[str, Any] | None = None
+    answers_with: str | None = Field(
+        default=None,
+        description="the template tag a search of this gallery uses (None: no one enrolled)",
+    )
+    notice: str | None = None
 
 
 class AuditOut(BaseModel):

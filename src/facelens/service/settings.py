@@ -63,6 +63,10 @@ class ServiceSettings:
             are delivered there too.
         webhook_secret: signs webhook deliveries.
         read_replica: a hot standby of a PostgreSQL store that searches read from.
+        model: the recognizer the operator named (``FACELENS_SERVE_MODEL``); None: the
+            default, and a gallery holding none of its templates is searched with the
+            templates it does hold (``facelens.gallery.held.search_config``). A named one a
+            gallery has no templates of is refused (409), never searched empty.
     """
 
     gallery_path: Path | str
@@ -88,6 +92,7 @@ class ServiceSettings:
     event_sinks: tuple[str, ...] = ()
     read_replica: str | None = None
     webhook_secret: bytes | None = None
+    model: str | None = None
 
 
 @dataclass

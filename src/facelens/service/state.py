@@ -14,6 +14,7 @@ from typing import Any
 from facelens.decode.image import DecodeConfig
 from facelens.events import Event
 from facelens.events.sinks import parse_sink
+from facelens.gallery.held import HoldsTemplates, search_config
 from facelens.gallery.stores import open_store
 from facelens.govern import AuditLog, KeyStore, StopControl
 from facelens.govern.confirm import Alerts
@@ -213,6 +214,9 @@ class ServiceState:
         self.live = LiveFeeds()  # the streams' live views, while someone watches
         self._pipelines: dict[int, Pipeline] = {pipeline.config.detect.upsample: pipeline}
         self._pipelines_lock = threading.Lock()
+        # pipelines (and their inference queues) of the recognizers galleries enrolled with
+        # another default hold, by template tag: built on first use
+        self._searchers: dict[str, tuple[Pipeline, InferenceQueue]] = {}
         self.memory = MemoryBudget(
             settings.memory_bytes, settings.request_memory_bytes, settings.inference_budget_s
         )
@@ -253,6 +257,28 @@ class ServiceState:
                     replace(c, detect=replace(c.detect, upsample=upsample))
                 )
             return self._pipelines[upsample]
+
+    def searcher(self, gallery: HoldsTemplates) -> tuple[Pipeline, InferenceQueue, str | None]:
+        """The pipeline and inference queue that search ``gallery``, and a notice (or None):
+        the service's own, or, when the gallery holds none of the default recognizer's
+        templates, one for the recognizer it holds (``facelens.gallery.held.search_config``).
+
+        Raises:
+            NoTemplatesError: the operator named the recognizer and the gallery holds none
+                of its templates (409).
+        """
+        config, notice = search_config(self.pipeline.config, gallery, self.settings.model)
+        if config is self.pipeline.config:
+            return self.pipeline, self.inference, notice
+        with self._pipelines_lock:
+            p = Pipeline(config)
+            if p.model not in self._searchers:
+                self._searchers[p.model] = (
+                    p,
+                    InferenceQueue(p, self.settings.queue_budget_s),
+                )
+            p, q = self._searchers[p.model]
+        return p, q, notice
 
     def check_gallery(self, tenant: str, name: str, must_exist: bool = True) -> str:
         """A tenant's gallery name checked: another tenant's, or one that does not exist when

@@ -127,7 +127,7 @@ def identify(
     record says they were shown."""
     g = governed_unless_stopped(state, key, gallery, "identify")
     rate_limited(state, key)
-    p = state.pipeline
+    p, inference, notice = state.searcher(g)
     data = image_bytes(state, image, image_url, "image")
     with reserve_images(state, [data]):
         img, meta = decode(state, data, gone)
@@ -138,7 +138,7 @@ def identify(
     rule = g.rule(p.model, parse_threshold(threshold))
     show = key.allows("candidates")
     found = g.identify_many(
-        state.inference.embed(views, key.tenant) if views is not None else [],
+        inference.embed(views, key.tenant) if views is not None else [],
         rule,
         top_k,
         probe_sha256=meta.sha256,
@@ -147,5 +147,5 @@ def identify(
     )
     rec = g.last_record
     assert rec is not None
-    result = IdentifyResult(w, h, p.model, rule, faces, found, show)
+    result = IdentifyResult(w, h, p.model, rule, faces, found, show, notice)
     return result.to_dict() | {"audit_seq": rec.seq}

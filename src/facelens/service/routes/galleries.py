@@ -34,12 +34,35 @@ router = gate.router()
 IDENTITY = "/v1/galleries/{gallery}/identities/{identity_id}"
 
 
+def _answers(state: State, key: ApiKey, name: str) -> dict[str, Any]:
+    """Which templates a search of the tenant's gallery ``name`` uses, and why not the
+    default's."""
+    from facelens.embed.base import template_tag
+    from facelens.errors import NoTemplatesError
+    from facelens.gallery.held import search_config
+
+    g = governed(state, key, name)
+    if g.count() == 0:
+        return {"answers_with": None, "notice": None}
+    try:
+        config, notice = search_config(state.pipeline.config, g, state.settings.model)
+    except NoTemplatesError as e:
+        return {"answers_with": None, "notice": str(e)}
+    return {"answers_with": template_tag(config.embed, config.models), "notice": notice}
+
+
 @router.get("/v1/galleries", response_model=list[S.GalleryOut], tags=["galleries"])
 def galleries(state: State, key: Key) -> list[dict[str, Any]]:
-    """This tenant's galleries."""
+    """This tenant's galleries, with the templates each one's searches use
+    (``answers_with``; another recognizer's than the default when it holds no templates of
+    the default, said in ``notice``)."""
     prefix = key.tenant + "/"
     return [
-        {"name": name[len(prefix) :], "identities": state.store.count_identities(name)}
+        {
+            "name": name[len(prefix) :],
+            "identities": state.store.count_identities(name),
+            **_answers(state, key, name[len(prefix) :]),
+        }
         for name in state.store.galleries()
         if name.startswith(prefix)
     ]
@@ -153,7 +176,7 @@ def enroll(
     return {
         "identity": r.identity.to_dict(datetime.now(UTC)),
         "created": r.created,
-        "added": len(r.added),
+        "added": r.images,
         "duplicates": r.duplicates,
         "rejected": rejected,
         "audit_seq": rec.seq,

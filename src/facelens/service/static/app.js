@@ -106,17 +106,31 @@ $("#sign-out").addEventListener("click", () => {
 
 // -- galleries and tabs ---------------------------------------------------------------------
 
+let galleryInfo = {};
+
+// Which recognizer's templates the chosen gallery answers with (another than the default's
+// when it holds none of them: the notice says so and how to add them).
+function showGalleryModel() {
+  const g = galleryInfo[gallery];
+  const label = $("#gallery-model");
+  label.textContent = g && g.answers_with ? `answers with ${g.answers_with}${g.notice ? " (!)" : ""}` : "";
+  label.title = (g && g.notice) || "";
+}
+
 async function loadGalleries() {
   const list = await api("/v1/galleries");
+  galleryInfo = Object.fromEntries(list.map((g) => [g.name, g]));
   const sel = $("#gallery-select");
   const names = list.map((g) => g.name);
   if (!names.includes(gallery)) names.unshift(gallery);
   sel.innerHTML = names.map((n) => `<option ${n === gallery ? "selected" : ""}>${esc(n)}</option>`).join("");
+  showGalleryModel();
 }
 
 $("#gallery-select").addEventListener("change", (ev) => {
   gallery = ev.target.value;
   sessionStorage.setItem("facelens-gallery", gallery);
+  showGalleryModel();
   loadPeople();
   if (!$("#tab-archive").hidden) loadClusters(false);
 });
