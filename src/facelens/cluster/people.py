@@ -208,11 +208,16 @@ class Clusterer:
         if governed is None:
             return out
         not_them = {(a, b) for k, a, b in self.archive.links() if k == "not_identity"}
+        from facelens.match.thresholds import calibration
+
+        # searched with a recognizer both sides hold and whose thresholds were measured (a
+        # fusion's archive and gallery also hold its parts' templates, not all calibrated),
+        # the one clustering prefers first
         enrolled = governed.models()
-        tags = [m for m in self.archive.models() if m in enrolled]
+        tags = [m for m in self.archive.models() if m in enrolled and calibration(m) is not None]
         if not tags:
             return out
-        tag = tags[0]
+        tag = next((m for m in LINKAGE if m in tags), tags[0])
         ids, vecs = self.archive.templates(tag)
         todo = [n for n, i in enumerate(ids) if i not in out]
         if not todo:
