@@ -42,7 +42,7 @@ def main() -> None:
     pairs = read_pairs(lfw / "pairs.txt")
     keys = sorted({(p.name_a, p.index_a) for p in pairs} | {(p.name_b, p.index_b) for p in pairs})
     pipe = Pipeline()
-    emb = make_embedder(EmbedConfig())
+    emb = make_embedder(EmbedConfig(model="dlib"))
     mmod = make_detector(DetectConfig(backend="onnx_mmod", upsample=1))
     dlib = import_dlib()
     pipe.aligner.load()

@@ -105,7 +105,7 @@ def cosines(
     found: dict[Key, list[Any]], images: dict[Key, Path], bmap: BoxMap
 ) -> dict[str, np.ndarray]:
     aligner = Aligner()
-    emb = make_embedder(EmbedConfig(), runtime=RuntimeConfig(threads=2))
+    emb = make_embedder(EmbedConfig(model="dlib"), runtime=RuntimeConfig(threads=2))
     out: dict[str, list[float]] = {"own box": [], "mapped box": []}
     for key, faces in found.items():
         img, _ = decode_image(images[key])

@@ -102,7 +102,7 @@ def run(ref_path: Path, models: Path, out: Path) -> None:
             continue
         rt = RuntimeConfig(provider=provider, threads=threads)
         r: dict[str, Any] = {}
-        emb = make_embedder(EmbedConfig(backend="onnx", batch_size=128), store, rt)
+        emb = make_embedder(EmbedConfig(model="dlib", backend="onnx", batch_size=128), store, rt)
         got = emb.descriptors(ref["chips"])  # type: ignore[attr-defined]
         want = ref["descriptors"]
         r["faces"] = len(want)
@@ -111,7 +111,7 @@ def run(ref_path: Path, models: Path, out: Path) -> None:
             ((got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)).min()
         )
         for bs in (32, 128):
-            e = make_embedder(EmbedConfig(backend="onnx", batch_size=bs), store, rt)
+            e = make_embedder(EmbedConfig(model="dlib", backend="onnx", batch_size=bs), store, rt)
             chips = ref["chips"][:bs]
             r[f"embed_ms_per_face_batch{bs}"] = _median_ms(lambda: e.embed(chips)) / bs
         img = ref["image"]

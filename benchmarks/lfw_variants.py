@@ -47,7 +47,7 @@ def main() -> None:
     keys = sorted({(p.name_a, p.index_a) for p in pairs} | {(p.name_b, p.index_b) for p in pairs})
     pipe = Pipeline()
     up1 = Pipeline(PipelineConfig(detect=DetectConfig(upsample=1)))
-    base = make_embedder(EmbedConfig(augment="none"))  # single views; averaged here
+    base = make_embedder(EmbedConfig(model="dlib", augment="none"))  # single views; averaged here
     # per image: {"largest": {mode: vec}, "centre": ..., "primary": ..., "box": ...}, retried
     emb: dict[tuple[str, int], dict[str, dict[str, np.ndarray]]] = {}
     retried: set[tuple[str, int]] = set()

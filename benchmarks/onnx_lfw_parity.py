@@ -32,8 +32,8 @@ def main() -> None:
     pairs = read_pairs(lfw / "pairs.txt")
     keys = sorted({(p.name_a, p.index_a) for p in pairs} | {(p.name_b, p.index_b) for p in pairs})
     pipe = Pipeline()
-    dlib_emb = make_embedder(EmbedConfig(backend="dlib"))
-    onnx_emb = make_embedder(EmbedConfig(backend="onnx"))
+    dlib_emb = make_embedder(EmbedConfig(model="dlib", backend="dlib"))
+    onnx_emb = make_embedder(EmbedConfig(model="dlib", backend="onnx"))
     ours: dict[tuple[str, int], np.ndarray | None] = {}
     ref: dict[tuple[str, int], np.ndarray | None] = {}
     t0 = time.perf_counter()

@@ -93,7 +93,7 @@ def main() -> None:
     batch = np.stack(chips)
     # one view per face, as dlib computes it (the default flip view would double the work)
     onnx_emb = make_embedder(
-        EmbedConfig(backend="onnx", batch_size=32, augment="none"), store, runtime
+        EmbedConfig(model="dlib", backend="onnx", batch_size=32, augment="none"), store, runtime
     )
     dlib_net = dlib.face_recognition_model_v1(str(store.path("dlib_resnet_v1")))
     dlib_batch = [np.ascontiguousarray(c) for c in batch]

@@ -28,7 +28,7 @@ import numpy as np
 
 from _report import ROOT, data_root, machine, md_table, write_section
 from facelens import EmbedConfig
-from facelens.embed.base import make_embedder
+from facelens.embed import make_embedder
 from facelens.models import MODELS, ModelStore
 from facelens.runtime import RuntimeConfig
 

@@ -48,7 +48,7 @@ import numpy as np
 import _lfw_chips as lc
 from _report import ROOT, data_root, machine, md_table, write_section
 from facelens import EmbedConfig
-from facelens.embed.base import make_embedder
+from facelens.embed import make_embedder
 from facelens.embed.fusion import fusion_tag
 from facelens.eval.cache import load_embeddings, save_embeddings
 from facelens.eval.identify import evaluate_open_set, split

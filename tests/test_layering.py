@@ -143,12 +143,12 @@ def test_no_gallery_module_is_over_600_lines() -> None:
 
 def test_a_stage_base_imports_none_of_its_backends() -> None:
     # the backends import the base (its contract); the registry imports the backends
-    for package in ("facelens.detect",):
+    for package in ("facelens.detect", "facelens.embed"):
         users = {
             m for m, imps in MODULES.items() if _under(m, package) and f"{package}.base" in imps
         }
         backends = users - {package, f"{package}.registry"}
-        assert len(backends) >= 5, package
+        assert len(backends) >= 3, package
         assert MODULES[f"{package}.base"] & backends == set()
 
 

@@ -8,18 +8,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from facelens.errors import ModelError
+from facelens.errors import MissingDependencyError
 
 
 def import_dlib() -> Any:
     """The dlib module, or a ``ModelError`` saying which wheel to install."""
     try:
         import dlib
-    except ImportError as e:  # pragma: no cover - depends on the installation
-        raise ModelError(
-            "dlib",
-            f"dlib cannot be imported ({e}).",
-            "Install the prebuilt wheel: pip install dlib-bin",
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise MissingDependencyError(
+            "dlib", "dlib's own backends", "pip install dlib-bin (the prebuilt wheel)"
         ) from None
     return dlib
 

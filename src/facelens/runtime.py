@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from facelens.errors import ModelError
+from facelens.errors import MissingDependencyError, ModelError
 
 if TYPE_CHECKING:
     from facelens.convert.cache import Converted
@@ -82,11 +82,9 @@ class RuntimeConfig:
 def _ort() -> Any:
     try:
         import onnxruntime
-    except ImportError as e:  # pragma: no cover - depends on the installation
-        raise ModelError(
-            "onnxruntime",
-            f"onnxruntime cannot be imported ({e}).",
-            "Install it with: pip install onnxruntime",
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise MissingDependencyError(
+            "onnxruntime", "running models", "pip install onnxruntime"
         ) from None
     return onnxruntime
 
@@ -201,13 +199,14 @@ class OnnxModel:
     """The base of every model facelens runs on ONNX Runtime (detectors and recognizers).
 
     The session is opened on first use, once, whichever thread gets there first (``load``
-    is idempotent and thread-safe), from the registry model ``model`` converted or read from
+    is idempotent and thread-safe), from the registry model ``registry_name`` converted or read from
     the conversion cache (``facelens.convert.cache``); or it is given (``session=``), for a
     caller that built or shares one. A subclass names its role (``what``, for errors) and
     reads what it needs from the session in ``opened``.
 
     Attributes:
-        model: the registry model it runs.
+        registry_name: the registry model it runs (a recognizer's ``model`` is the tag of
+            its templates, which for a user's model adds the file's checksum).
         provider: the execution provider in use once loaded (None before, or when the
             session was given).
     """
@@ -216,12 +215,12 @@ class OnnxModel:
 
     def __init__(
         self,
-        model: str,
+        registry_name: str,
         models: ModelStore,
         runtime: RuntimeConfig,
         session: Any = None,
     ) -> None:
-        self.model = model
+        self.registry_name = registry_name
         self.models = models
         self.runtime = runtime
         self.provider: str | None = None
@@ -240,7 +239,7 @@ class OnnxModel:
         with self._lock:
             if self._session is None:
                 session, provider, conv = session_for(
-                    self.model, self.models, self.runtime, self.what
+                    self.registry_name, self.models, self.runtime, self.what
                 )
                 self.opened(session, conv)
                 self.provider = provider

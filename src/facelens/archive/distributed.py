@@ -21,13 +21,13 @@ from facelens.archive.index import FileResult, IndexConfig, Runner, analyze_file
 from facelens.archive.scan import Candidate
 from facelens.archive.store import FileState
 from facelens.decode.image import read_bounded
-from facelens.errors import FacelensError, InputError
+from facelens.errors import FacelensError, InputError, MissingDependencyError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RAY_MISSING", "ray_runner"]
+__all__ = ["RAY_INSTALL", "ray_runner"]
 
-RAY_MISSING = "Ray is not installed: pip install 'facelens[ray]' (or pip install ray)"
+RAY_INSTALL = "pip install 'facelens[ray]' (or pip install ray)"
 
 _PIPELINES: dict[str, Any] = {}  # per worker process: the pipeline of each model, loaded once
 
@@ -65,12 +65,12 @@ def ray_runner(address: str, model: str, in_flight: int | None = None) -> Runner
     ``address`` (``auto``, ``local`` for a cluster of this machine alone, or host:port).
 
     Raises:
-        InputError: Ray is not installed.
+        MissingDependencyError: Ray is not installed.
     """
     try:
         import ray
     except ImportError:
-        raise InputError("--ray", RAY_MISSING) from None
+        raise MissingDependencyError("ray", "--ray", RAY_INSTALL) from None
 
     def run(
         batches: Sequence[Sequence[Candidate]], known: dict[str, FileState]

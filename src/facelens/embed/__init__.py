@@ -4,7 +4,8 @@ Backends are chosen by name from ``EMBEDDERS``. Embeddings of different models n
 ``Embeddings.check_same_model`` raises ``ModelMismatchError``.
 """
 
-from facelens.embed.base import EMBEDDERS, EmbedConfig, Embedder, make_embedder
+from facelens.embed.base import EmbedConfig, Embedder
 from facelens.embed.embeddings import Embeddings
+from facelens.embed.registry import EMBEDDERS, make_embedder
 
 __all__ = ["EMBEDDERS", "EmbedConfig", "Embedder", "Embeddings", "make_embedder"]

@@ -9,7 +9,6 @@ makes the chips), colour order and normalisation (applied here), and the templat
 from __future__ import annotations
 
 import dataclasses
-import threading
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ from facelens.embed.base import EmbedConfig, check_chips
 from facelens.embed.embeddings import Embeddings
 from facelens.errors import ImageTooLargeError, InputError, ModelError
 from facelens.models import ModelSpec, ModelStore, Recognizer
-from facelens.runtime import RuntimeConfig, make_session
+from facelens.runtime import OnnxModel, RuntimeConfig, make_session
 from facelens.sandbox import Limits, Sandbox, task
 
 __all__ = [
@@ -39,7 +38,7 @@ def prepare_input(chips: NDArray[np.uint8], decl: Recognizer) -> NDArray[np.floa
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-class OnnxRecognizer:
+class OnnxRecognizer(OnnxModel):
     """Templates from a declared ONNX recognizer on ONNX Runtime.
 
     Attributes:
@@ -49,45 +48,40 @@ class OnnxRecognizer:
     """
 
     name = "onnx"
+    what = "embedder"
 
     def __init__(
-        self, spec: ModelSpec, config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig
+        self,
+        spec: ModelSpec,
+        config: EmbedConfig,
+        models: ModelStore,
+        runtime: RuntimeConfig,
+        session: Any = None,
     ) -> None:
         if spec.recognizer is None:
             raise ModelError(spec.name, f"model {spec.name!r} is not a recognizer")
         self.spec = spec
         self.decl = spec.recognizer
         self.config = config
-        self.models = models
-        self.runtime = runtime
         self.model = spec.tag
         self.alignment = self.decl.alignment
         self.chip_size = self.decl.input_size
         self.dim = self.decl.dim
-        self.provider: str | None = None
-        self._session: Any = None
         self._input = ""
-        self._lock = threading.Lock()
+        super().__init__(spec.name, models, runtime, session)
 
-    def load(self) -> None:
-        from facelens.convert.cache import session_for
-
-        with self._lock:
-            if self._session is None:
-                self._session, self.provider, _ = session_for(
-                    self.spec.name, self.models, self.runtime, "embedder"
-                )
-                self._input = self._session.get_inputs()[0].name
+    def opened(self, session: Any, converted: Any) -> None:
+        self._input = session.get_inputs()[0].name
 
     def embed(self, chips: NDArray[np.uint8]) -> Embeddings:
         chips = check_chips(chips, self.chip_size)
         if len(chips) == 0:
             return Embeddings.empty(self.model, self.decl.dim)
-        self.load()
+        session = self.session
         bs = max(1, self.config.batch_size) if self.decl.batch else 1
         x = prepare_input(chips, self.decl)
         out = [
-            np.asarray(self._session.run(None, {self._input: x[i : i + bs]})[0], np.float32)
+            np.asarray(session.run(None, {self._input: x[i : i + bs]})[0], np.float32)
             for i in range(0, len(x), bs)
         ]
         v = np.concatenate(out).reshape(len(chips), -1)

@@ -3,7 +3,6 @@ int8 build (``dlib_resnet_v1_int8``, a model of its own: ``facelens.convert.quan
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
@@ -12,12 +11,12 @@ from numpy.typing import NDArray
 from facelens.embed.base import EmbedConfig, check_chips
 from facelens.embed.embeddings import Embeddings
 from facelens.models import ModelStore
-from facelens.runtime import RuntimeConfig
+from facelens.runtime import OnnxModel, RuntimeConfig
 
 MODEL = "dlib_resnet_v1"
 
 
-class OnnxResnetEmbedder:
+class OnnxResnetEmbedder(OnnxModel):
     """128-d embeddings from ``dlib_resnet_v1`` (or a build of it: ``model``) on ONNX Runtime.
 
     Same weights and the same input normalisation as dlib, so the embeddings carry the same
@@ -30,35 +29,26 @@ class OnnxResnetEmbedder:
     alignment = "dlib"
     chip_size = 150
 
+    what = "embedder"
+
     def __init__(
-        self, config: EmbedConfig, models: ModelStore, runtime: RuntimeConfig, model: str = MODEL
+        self,
+        config: EmbedConfig,
+        models: ModelStore,
+        runtime: RuntimeConfig,
+        model: str = MODEL,
+        session: Any = None,
     ) -> None:
         self.config = config
-        self.models = models
-        self.runtime = runtime
         self.model = model
-        self.provider: str | None = None
-        self._session: Any = None
-        self._lock = threading.Lock()
-
-    def load(self) -> None:
-        from facelens.convert.cache import session_for
-
-        with self._lock:
-            if self._session is None:
-                self._session, self.provider, _ = session_for(
-                    self.model, self.models, self.runtime, "embedder"
-                )
+        super().__init__(model, models, runtime, session)
 
     def descriptors(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
         """dlib's raw (unnormalised) descriptors, (N, 128)."""
         chips = check_chips(chips)
-        self.load()
+        session = self.session
         bs = max(1, self.config.batch_size)
-        out = [
-            self._session.run(None, {"chips": chips[i : i + bs]})[0]
-            for i in range(0, len(chips), bs)
-        ]
+        out = [session.run(None, {"chips": chips[i : i + bs]})[0] for i in range(0, len(chips), bs)]
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 128), np.float32)
 
     def embed(self, chips: NDArray[np.uint8]) -> Embeddings:

@@ -9,7 +9,7 @@ from statistics import NormalDist
 import numpy as np
 from numpy.typing import NDArray
 
-from facelens.errors import ModelError
+from facelens.errors import MissingDependencyError
 from facelens.eval.metrics import det_curve, roc_curve
 
 __all__ = ["plot_roc_det"]
@@ -25,11 +25,9 @@ def plot_roc_det(
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError as e:
-        raise ModelError(
-            "matplotlib",
-            f"plots need matplotlib ({e}).",
-            "Install it with: pip install 'facelens[eval]'",
+    except ImportError:
+        raise MissingDependencyError(
+            "matplotlib", "ROC and DET plots", "pip install 'facelens[eval]'"
         ) from None
     ppf = np.vectorize(NormalDist().inv_cdf)
     out_dir.mkdir(parents=True, exist_ok=True)

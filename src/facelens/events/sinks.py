@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from facelens.errors import InputError
+from facelens.errors import InputError, MissingDependencyError
 from facelens.events.event import Event
 
 __all__ = [
@@ -227,8 +227,8 @@ class MqttSink:
             import paho.mqtt.client as mqtt
             from paho.mqtt.enums import CallbackAPIVersion
         except ImportError:  # pragma: no cover - depends on the installation
-            raise InputError(
-                "mqtt", "MQTT needs paho-mqtt: pip install 'facelens[events]'"
+            raise MissingDependencyError(
+                "paho-mqtt", "MQTT event sinks", "pip install 'facelens[events]'"
             ) from None
         self.name = f"mqtt://{host}:{port}/{topic}"
         self.topic = topic.strip("/")

@@ -29,7 +29,12 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from facelens.errors import GalleryError, GalleryFormatError, GalleryKeyError
+from facelens.errors import (
+    GalleryError,
+    GalleryFormatError,
+    GalleryKeyError,
+    MissingDependencyError,
+)
 from facelens.gallery.ann import AnnConfig
 from facelens.gallery.codec import check_key
 from facelens.gallery.contract import Db
@@ -156,9 +161,8 @@ class PostgresStore(PgvectorMixin, SqlStore):
             import psycopg
             from psycopg_pool import ConnectionPool
         except ImportError:
-            raise GalleryError(
-                "the PostgreSQL store needs psycopg and psycopg-pool: "
-                "pip install 'facelens[postgres]'"
+            raise MissingDependencyError(
+                "psycopg", "the PostgreSQL store", "pip install 'facelens[postgres]'"
             ) from None
         self._psycopg = psycopg
         self.location = url

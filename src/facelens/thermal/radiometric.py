@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from facelens.decode.cost import decode_cost
 from facelens.decode.image import DecodeConfig, read_bounded
-from facelens.errors import ImageTooLargeError, InputError
+from facelens.errors import ImageTooLargeError, InputError, MissingDependencyError
 from facelens.sandbox import Limits, Sandbox, task
 
 __all__ = [
@@ -217,7 +217,9 @@ def decode_flir(data: bytes, source: str, params: FlirParameters | None = None) 
     try:
         import flyr
     except ImportError:
-        raise InputError(source, "FLIR files need flyr: pip install 'facelens[thermal]'") from None
+        raise MissingDependencyError(
+            "flyr", "reading FLIR files", "pip install 'facelens[thermal]'"
+        ) from None
     try:
         return _decode_flir(flyr, data, source, params)
     except InputError:
