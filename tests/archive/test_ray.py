@@ -105,4 +105,4 @@ def test_without_ray_the_option_says_how_to_get_it(tmp_path: Path) -> None:
         f"{str(tmp_path / 'g.db')!r}]))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 3 and "pip install 'facelens[ray]'" in r.stderr
+    assert r.returncode == 8 and "pip install 'facelens[ray]'" in r.stderr
