@@ -34,7 +34,7 @@ from facelens.embed.fusion import fuse, fusion_weights
 from facelens.errors import EnrollmentError, InputError, ModelError
 from facelens.faces import Faces, box_iou
 from facelens.match import Verification, resolve_threshold, verify
-from facelens.match.thresholds import DEFAULT_IDENTIFY, DEFAULT_VERIFY
+from facelens.match.thresholds import DEFAULT_IDENTIFY, DEFAULT_VERIFY, Calibrations
 from facelens.models import ModelStore
 from facelens.quality import QualityGate, QualityScores, measure
 from facelens.results import ChosenFace
@@ -212,6 +212,13 @@ class Pipeline:
         from facelens.embed.fusion import fusion_tag
 
         return fusion_tag([e.model for e in self.embedders], self.weights)
+
+    @property
+    def calibrations(self) -> Calibrations:
+        """The thresholds this pipeline's templates are judged by: the shipped calibrations
+        and those of the user's models in ``config.models`` (read now: a model calibrated
+        since counts)."""
+        return Calibrations.of(self.config.models)
 
     # -- stages -----------------------------------------------------------------------------
 
@@ -409,6 +416,7 @@ class Pipeline:
             a.model,
             threshold if threshold is not None else self.config.verify_threshold,
             DEFAULT_VERIFY,
+            calibrations=self.calibrations,
         )
         return verify(a, b, t)
 
