@@ -12,8 +12,10 @@ retries), through YuNet:
 - every recognizer of the registry, float32 and int8 (``dlib_resnet_v1``,
   ``dlib_resnet_v1_int8``, ``sface_2021dec``, ``sface_2021dec_int8``), each on the chip alone
   (``none``) and with its mirror image (``flip``: the mean of the two unit templates);
-- the weighted fusion of every dlib variant with every SFace variant (same augmentation),
-  the SFace weight chosen on half A of LFW's people (below), never on the figures reported;
+- the weighted fusion of every dlib variant with every SFace variant, each part with and
+  without its mirror view (whether the flip view pays is asked of each model separately: SFace
+  costs several times dlib's ResNet per chip), the SFace weight chosen on half A of LFW's
+  people (below), never on the figures reported;
   for reference, the float32 fusion with flip at the weights shipped before (0.15) and at
   equal weights.
 
@@ -196,7 +198,7 @@ class System:
     name: str
     tag: str
     parts: tuple[str, ...]
-    augment: str
+    augment: tuple[str, ...]  # each part's augmentation
     weight: float | None  # SFace's weight in a fusion
     sets: dict[str, dict[Key, Any]]
     candidate: bool = True  # weights chosen by the rule (reference rows are not)
@@ -263,32 +265,37 @@ def main() -> None:
     print("timing", flush=True)
     ms = chip_ms(models, sample_chips())
     systems: list[System] = []
+
+    def tag_of(m: str, aug: str) -> str:
+        return m if aug == "none" else f"{m}+{aug}"
+
     for aug in AUGMENT:
         for m in models:
-            tag = m if aug == "none" else f"{m}+{aug}"
-            systems.append(System(tag, tag, (m,), aug, None, sets_of(m, aug)))
-    for aug in AUGMENT:
+            tag = tag_of(m, aug)
+            systems.append(System(tag, tag, (m,), (aug,), None, sets_of(m, aug)))
+    for d_aug, s_aug in [(a, b) for a in AUGMENT for b in AUGMENT]:
         for d in DLIB:
             for s in SFACE:
                 if d in early or s in early:
                     continue  # a dropped int8 build is no part of any candidate
-                a, b = sets_of(d, aug)["clean"], sets_of(s, aug)["clean"]
+                da, sb = sets_of(d, d_aug), sets_of(s, s_aug)
                 scores = {
-                    w: open_set_dir(half["A"], fused(a, b, w), 420, args.seeds) for w in WEIGHTS
+                    w: open_set_dir(half["A"], fused(da["clean"], sb["clean"], w), 420, args.seeds)
+                    for w in WEIGHTS
                 }
                 w = max(scores, key=lambda x: (round(scores[x], 6), -abs(x - 0.5)))
-                print(d, s, aug, "half A DIR by SFace weight:", scores, "->", w, flush=True)
-                tags = [d if aug == "none" else f"{d}+{aug}", s if aug == "none" else f"{s}+{aug}"]
-                da, sb = sets_of(d, aug), sets_of(s, aug)
+                print(d, d_aug, s, s_aug, "half A DIR by weight:", scores, "->", w, flush=True)
+                tags = [tag_of(d, d_aug), tag_of(s, s_aug)]
                 for weight, candidate in [(w, True)] + (
                     [(x, False) for x in (0.15, 0.5) if x != w]
-                    if (d, s, aug) == (DLIB[0], SFACE[0], "flip")
+                    if (d, s, d_aug, s_aug) == (DLIB[0], SFACE[0], "flip", "flip")
                     else []
                 ):
                     tag = fusion_tag(tags, (round(1 - weight, 2), weight))
                     label = f"{tag} ({'chosen on half A' if candidate else 'reference'})"
-                    sets = {v: fused(da[v], sb[v], weight) for v in da}
-                    systems.append(System(label, tag, (d, s), aug, weight, sets, candidate))
+                    sets = {v: fused(da[v], sb[v], weight) for v in da if v in sb}
+                    augs = (d_aug, s_aug)
+                    systems.append(System(label, tag, (d, s), augs, weight, sets, candidate))
 
     nan = float("nan")
     for r in systems:
@@ -300,8 +307,11 @@ def main() -> None:
             )
         r.figures["dir"] = open_set_dir(people, r.sets["clean"], 840, args.seeds) * 100
         r.figures["dir_b"] = open_set_dir(half["B"], r.sets["clean"], 420, args.seeds) * 100
-        k = 2 if r.augment == "flip" else 1
-        r.cost = (k * sum(ms[p][0] for p in r.parts), k * sum(ms[p][1] for p in r.parts))
+        views_of = [2 if a == "flip" else 1 for a in r.augment]
+        r.cost = (
+            sum(k * ms[p][0] for k, p in zip(views_of, r.parts, strict=True)),
+            sum(k * ms[p][1] for k, p in zip(views_of, r.parts, strict=True)),
+        )
         print(r.name, {k: round(v, 2) for k, v in r.figures.items()}, r.cost, flush=True)
 
     # the rule
@@ -327,7 +337,7 @@ def main() -> None:
     for r in systems:
         if not r.candidate:
             continue
-        failed = [p for p in r.parts if int8_ok.get((p, r.augment))]
+        failed = [p for p, a in zip(r.parts, r.augment, strict=True) if int8_ok.get((p, a))]
         why = []
         if failed:
             why.append(f"int8 build {failed[0]} lost more than {INT8_DROP} point to its parent")

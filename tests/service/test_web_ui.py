@@ -283,6 +283,24 @@ def test_sign_in_says_where_the_first_key_came_from(
     assert rec.foreign(service.url) == [] and rec.csp == []
 
 
+def test_the_live_page_offers_stream_and_stop_controls_to_admin_keys_only(
+    browser: Any, service: Service, context_pages: list[Any]
+) -> None:
+    # an identify key watches; starting, stopping and the stop control are admin's (the API
+    # answers 403 to anyone else: the page does not offer what would be refused)
+    controls = ["#stream-form", "#stop-toggle"]
+    page, _ = _signed_in(browser, service, context_pages, "identify")
+    page.click("[data-tab=live]")
+    page.wait_for_selector("#tab-live:not([hidden])")
+    assert [page.is_visible(c) for c in controls] == [False, False]
+    assert "need an admin key" in page.inner_text("#stream-admin-only")
+    admin, _ = _signed_in(browser, service, context_pages, "admin")
+    admin.click("[data-tab=live]")
+    admin.wait_for_selector("#tab-live:not([hidden])")
+    assert [admin.is_visible(c) for c in controls] == [True, True]
+    assert not admin.is_visible("#stream-admin-only")
+
+
 def test_verify_page_says_same_person_for_two_photos_of_obama(
     browser: Any, service: Service, data: Path, context_pages: list[Any]
 ) -> None:

@@ -79,8 +79,9 @@ async function signIn(candidate) {
   sessionStorage.setItem("facelens-key", key);
   me = await api("/v1/keys/me");
   $("#tenant-label").textContent = `${me.name || "key " + me.id} (tenant ${me.tenant})`;
-  // only the pages this key may use
-  document.querySelectorAll(".tab").forEach((b) => (b.hidden = !!b.dataset.scope && !allows(b.dataset.scope)));
+  // only the pages and controls this key may use (the API refuses the rest with 403 anyway)
+  document.querySelectorAll("[data-scope]").forEach((b) => (b.hidden = !!b.dataset.scope && !allows(b.dataset.scope)));
+  document.querySelectorAll("[data-scope-missing]").forEach((b) => (b.hidden = allows(b.dataset.scopeMissing)));
   await loadGalleries();
   showTab("people");
   // Shown only once loaded: a tab chosen while the galleries were loading would be replaced.
@@ -310,7 +311,7 @@ async function loadStreams() {
   try {
     const jobs = await api("/v1/streams");
     $("#stream-list").innerHTML = jobs.map((j) => `<li><code>${esc(j.id)}</code> ${esc(j.source)} - ${esc(j.status)}, ${j.frames} frames
-      ${j.status === "running" ? `<button class="secondary stop" data-id="${esc(j.id)}">Stop</button>` : ""}</li>`).join("") || '<li class="muted">None.</li>';
+      ${j.status === "running" && allows("admin") ? `<button class="secondary stop" data-id="${esc(j.id)}">Stop</button>` : ""}</li>`).join("") || '<li class="muted">None.</li>';
     syncLiveViews(jobs);
     document.querySelectorAll(".stop").forEach((b) => b.addEventListener("click", async () => {
       await api(`/v1/streams/${b.dataset.id}`, { method: "DELETE" });
