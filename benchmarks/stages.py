@@ -77,7 +77,9 @@ def main() -> None:
                 timeit(lambda: fr_api._raw_face_landmarks(fr_img, locs, "small"), args.repeat),
             ),
             "align + embed": (
-                timeit(lambda: pipe.embedder.embed(pipe.aligner.chips(img, lm)), args.repeat),
+                timeit(
+                    lambda: pipe.embedder.parts[0].embed(pipe.aligner.chips(img, lm)), args.repeat
+                ),
                 timeit(
                     lambda: [
                         fr_api.face_encoder.compute_face_descriptor(fr_img, r, 1) for r in raw

@@ -214,3 +214,86 @@ def test_the_cli_declares_the_pipeline_options_once() -> None:
         assert "make_pipeline(detector, upsample, provider, threads, model)" not in (
             path.read_text()
         ), path.name
+
+
+def test_models_call_nothing_up_in_match() -> None:
+    # the model store reads files; thresholds are match's, built from what the store returns
+    bad = {
+        m: sorted(i for i in imports if _under(i, "facelens.match"))
+        for m, imports in MODULES.items()
+        if _under(m, "facelens.models")
+    }
+    assert {m: v for m, v in bad.items() if v} == {}
+
+
+def _user_registry(folder: Path, sha: str, balanced: float) -> str:
+    """A user's models folder holding one calibrated model ``mine`` (file ``sha``); its
+    calibrated template tag."""
+    import json
+
+    from facelens.models.registry import Recognizer
+
+    tag = f"mine@{sha[:12]}+flip"
+    rec = Recognizer("arcface", 112, "arcface", "rgb", (127.5, 127.5, 127.5), 127.5, 128, True)
+    cal = {
+        "model": tag,
+        "balanced": balanced,
+        "tail": [[1e-3, balanced + 0.1], [1e-4, balanced + 0.2]],
+        "impostor_pairs": 1000,
+        "measured_by": "facelens models calibrate mine",
+        "open_set": {
+            "cohort": 4,
+            "weight": 0.5,
+            "min_identities": 10,
+            "table": [[10, balanced - 0.2]],
+            "measured_by": "facelens models calibrate mine",
+        },
+    }
+    entry = {
+        "file": f"mine-{sha[:12]}.onnx",
+        "sha256": sha,
+        "declaration": rec.to_dict(),
+        "calibrations": {tag: cal},
+    }
+    folder.mkdir(parents=True)
+    (folder / "registry.json").write_text(json.dumps({"version": 1, "models": {"mine": entry}}))
+    return tag
+
+
+def test_reading_a_users_models_registers_no_thresholds(tmp_path: Path) -> None:
+    import pytest
+
+    from facelens.errors import ModelError
+    from facelens.match import thresholds
+    from facelens.models import ModelStore
+    from facelens.models.local import user_models
+    from facelens.pipeline import Pipeline, PipelineConfig
+
+    tag_a = _user_registry(tmp_path / "a", "a" * 64, 0.5)
+    tag_b = _user_registry(tmp_path / "b", "b" * 64, 0.3)
+    store_a, store_b = ModelStore(user_dir=tmp_path / "a"), ModelStore(user_dir=tmp_path / "b")
+    shipped = dict(thresholds.SHIPPED.verify)
+    # reading the registries (as building a pipeline, listing or resolving a model does)
+    # leaves every lookup that is not given them as it was: nothing global is registered
+    assert set(user_models(tmp_path / "a")) == {"mine"} and store_b.spec("mine").user
+    for tag in (tag_a, tag_b):
+        assert thresholds.calibration(tag) is None
+        assert thresholds.open_set_calibration(tag) is None
+        with pytest.raises(ModelError, match="calibrate"):
+            thresholds.resolve_threshold(tag, "strict", "balanced")
+    assert dict(thresholds.SHIPPED.verify) == shipped
+    assert not hasattr(thresholds, "register_calibration")
+    # each store's calibrations are its own models' (and the shipped ones), in one process
+    cal_a, cal_b = thresholds.Calibrations.of(store_a), thresholds.Calibrations.of(store_b)
+    assert cal_a.get(tag_b) is None and cal_b.get(tag_a) is None
+    assert thresholds.resolve_threshold(tag_a, None, "balanced", calibrations=cal_a) == 0.5
+    assert thresholds.resolve_threshold(tag_b, None, "balanced", calibrations=cal_b) == 0.3
+    rule = thresholds.identify_rule(tag_a, None, 20, 20, calibrations=cal_a)
+    assert rule.normalised and rule.threshold == 0.3
+    assert (
+        set(shipped) <= set(cal_a.verify) and thresholds.Calibrations.of(None) is thresholds.SHIPPED
+    )
+    # and a pipeline judges by its own store's
+    pipe_a = Pipeline(PipelineConfig(models=store_a))
+    assert pipe_a.calibrations.get(tag_a) == cal_a.get(tag_a)
+    assert Pipeline(PipelineConfig(models=store_b)).calibrations.get(tag_a) is None

@@ -33,6 +33,6 @@ def test_verbs_take_previous_stage_output(pipeline: facelens.Pipeline, fr_photos
     assert len(faces) == 1
     e = facelens.embed(img, faces)
     # one template of 128 values per recognizer of the default (a fusion joins them)
-    assert len(e) == 1 and e.dim == 128 * len(pipeline.embedders)
+    assert len(e) == 1 and e.dim == 128 * len(pipeline.embedder.parts)
     v = facelens.verify(e, facelens.embed(facelens.load_image(fr_photos / "obama2.jpg")))
     assert v.same

@@ -1,7 +1,8 @@
 """``Pipeline``: the stages wired together, each step accepting the previous step's output.
 
 detect -> align (dlib's landmarks, for quality and dlib's chips) -> the chips each recognizer
-reads (``views``) -> templates (one recognizer's, or a fusion of several) -> match.
+reads (``views``) -> templates (``Pipeline.embedder``, one ``ViewsEmbedder`` whatever the
+model: one recognizer, or a fusion of several) -> match.
 
 Example:
     >>> p = Pipeline()
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,12 +30,12 @@ from facelens.decode import DecodeConfig, ImageMeta, decode_image
 from facelens.detect import DetectConfig, Detector, make_detector
 from facelens.detect.rotated import ROTATIONS, detect_rotated
 from facelens.embed import EmbedConfig, Embedder, Embeddings, make_embedder
-from facelens.embed.base import model_names
-from facelens.embed.fusion import fuse, fusion_weights
+from facelens.embed.base import SingleEmbedder, Views, ViewsEmbedder, model_names, view_key
+from facelens.embed.fusion import make_fusion
 from facelens.errors import EnrollmentError, InputError, ModelError
 from facelens.faces import Faces, box_iou
 from facelens.match import Verification, resolve_threshold, verify
-from facelens.match.thresholds import DEFAULT_IDENTIFY, DEFAULT_VERIFY
+from facelens.match.thresholds import DEFAULT_IDENTIFY, DEFAULT_VERIFY, Calibrations
 from facelens.models import ModelStore
 from facelens.quality import QualityGate, QualityScores, measure
 from facelens.results import ChosenFace
@@ -53,15 +54,6 @@ __all__ = [
 # minutes of work for one request (issue 15).
 RETRY_MAX_PIXELS = 4_000_000
 
-# The chips of one image's faces for each alignment the recognizers read, keyed by
-# ``view_key(alignment, size)``: ``{"dlib150": (N, 150, 150, 3), "arcface112": ...}``.
-Views = dict[str, NDArray[np.uint8]]
-
-
-def view_key(alignment: str, size: int) -> str:
-    return f"{alignment}{size}"
-
-
 log = logging.getLogger(__name__)
 
 # "primary" and "largest" refuse when another face is at least this fraction of the chosen
@@ -74,6 +66,18 @@ BOX_MATCH_IOU = 0.3
 FaceChoice = str | tuple[float, float, float, float]
 # how an input becomes pixels (``Pipeline.decode``, or a sandboxed decoder a service passes)
 Decode = Callable[[str | Path | bytes], tuple[NDArray[np.uint8], ImageMeta]]
+
+
+def _views_embedder(given: ViewsEmbedder | Embedder | None, c: PipelineConfig) -> ViewsEmbedder:
+    """The one embedder of a pipeline: ``given`` (one recognizer is read through
+    ``SingleEmbedder``), else the fusion or the recognizer ``c.embed`` names."""
+    if isinstance(given, ViewsEmbedder):
+        return given
+    if given is not None:
+        return SingleEmbedder(given)
+    if len(model_names(c.embed.model)) > 1:
+        return make_fusion(c.embed, c.models, c.runtime)
+    return SingleEmbedder(make_embedder(c.embed, c.models, c.runtime))
 
 
 def choose_primary(faces: Faces, width: int, height: int) -> int:
@@ -147,7 +151,8 @@ class Pipeline:
     """Detect, align, measure quality, embed, match.
 
     Backends are built from ``config`` unless given (``detector=``, ``aligner=``,
-    ``embedder=``), so tests and services can inject their own. Nothing loads before first use.
+    ``embedder=``: a ``ViewsEmbedder``, or one recognizer), so tests and services can inject
+    their own. Nothing loads before first use.
 
     Raises:
         ModelError: a recognizer needs keypoints (ArcFace alignment) that the detector does
@@ -160,30 +165,15 @@ class Pipeline:
         *,
         detector: Detector | None = None,
         aligner: Aligner | None = None,
-        embedder: Embedder | None = None,
+        embedder: ViewsEmbedder | Embedder | None = None,
     ) -> None:
         self.config = config or PipelineConfig()
         c = self.config
         self.detector = detector or make_detector(c.detect, c.models, c.runtime)
         self._retry_detector: Detector | None = None
         self.aligner = aligner or Aligner(c.align, c.models, BOX_MAPS.get(self.detector.name))
-        if embedder is not None:
-            self.embedders: tuple[Embedder, ...] = (embedder,)
-            self.weights: tuple[float, ...] = (1.0,)
-        else:
-            names = model_names(c.embed.model)
-            self.embedders = tuple(
-                make_embedder(dataclasses.replace(c.embed, model=n), c.models, c.runtime)
-                for n in names
-            )
-            if c.embed.weights is not None and len(c.embed.weights) != len(names):
-                raise ModelError(c.embed.model, "a fusion needs one weight per model")
-            self.weights = (
-                (c.embed.weights or fusion_weights(names, c.embed.augment))
-                if len(names) > 1
-                else (1.0,)
-            )
-        needs_keypoints = [e.model for e in self.embedders if e.alignment == "arcface"]
+        self.embedder: ViewsEmbedder = _views_embedder(embedder, c)
+        needs_keypoints = [e.model for e in self.embedder.parts if e.alignment == "arcface"]
         if needs_keypoints and not getattr(self.detector, "keypoints", False):
             raise ModelError(
                 needs_keypoints[0],
@@ -192,26 +182,23 @@ class Pipeline:
                 "Use --detector yunet or centerface.",
             )
 
-    @property
-    def embedder(self) -> Embedder:
-        """The recognizer (the first one of a fusion)."""
-        return self.embedders[0]
-
     def load(self) -> None:
         """Load every model now (otherwise each loads on first use)."""
         self.detector.load()
         self.aligner.load()
-        for e in self.embedders:
-            e.load()
+        self.embedder.load()
 
     @property
     def model(self) -> str:
         """Tag of the templates this pipeline makes (a fusion's tag names its parts)."""
-        if len(self.embedders) == 1:
-            return self.embedders[0].model
-        from facelens.embed.fusion import fusion_tag
+        return self.embedder.model
 
-        return fusion_tag([e.model for e in self.embedders], self.weights)
+    @property
+    def calibrations(self) -> Calibrations:
+        """The thresholds this pipeline's templates are judged by: the shipped calibrations
+        and those of the user's models in ``config.models`` (read now: a model calibrated
+        since counts)."""
+        return Calibrations.of(self.config.models)
 
     # -- stages -----------------------------------------------------------------------------
 
@@ -237,34 +224,30 @@ class Pipeline:
     def views(
         self, image: NDArray[np.uint8], faces: Faces, chips: NDArray[np.uint8] | None = None
     ) -> Views:
-        """The chips every recognizer of the pipeline reads, for ``faces`` (aligned here if
-        they are not). ``chips``: dlib's chips of these faces, when already made."""
-        out: Views = {}
-        for e in self.embedders:
-            key = view_key(e.alignment, e.chip_size)
-            if key in out:
-                continue
-            if e.alignment == "dlib" and chips is not None:
+        """The chips the pipeline's embedder reads (``embedder.views``), for ``faces``
+        (aligned here if they are not). ``chips``: dlib's chips of these faces, when already
+        made."""
+        out: dict[str, NDArray[np.uint8]] = {}
+        for alignment, size in self.embedder.views:
+            key = view_key(alignment, size)
+            if alignment == "dlib" and chips is not None:
                 out[key] = chips
-            elif e.alignment == "dlib":
+            elif alignment == "dlib":
                 out[key] = self.chips(image, faces)
             else:
-                if e.alignment == "arcface":
+                if alignment == "arcface":
                     faces = upright_keypoints(image, self.align(image, faces), self.detect)
-                out[key] = self.aligner.chips_for(image, faces, e.alignment, e.chip_size)
+                out[key] = self.aligner.chips_for(image, faces, alignment, size)
         return out
 
-    def templates(self, views: Mapping[str, NDArray[np.uint8]]) -> list[Embeddings]:
+    def templates(self, views: Views) -> list[Embeddings]:
         """The pipeline's templates of the faces in ``views``: its model's first, then, for a
         fusion, each recognizer's own."""
-        parts = [e.embed(views[view_key(e.alignment, e.chip_size)]) for e in self.embedders]
-        if len(parts) == 1:
-            return parts
-        return [fuse(parts, self.weights), *parts]
+        return self.embedder.templates(views)
 
-    def embed_views(self, views: Mapping[str, NDArray[np.uint8]]) -> Embeddings:
+    def embed_views(self, views: Views) -> Embeddings:
         """Templates of the pipeline's model for the faces in ``views``."""
-        return self.templates(views)[0]
+        return self.embedder.embed_views(views)
 
     def embed(
         self,
@@ -276,8 +259,8 @@ class Pipeline:
         when already made."""
         if faces is None:
             faces = self.detect(image)
-        if chips is not None and len(self.embedders) == 1 and self.embedder.alignment == "dlib":
-            return self.embedder.embed(chips)
+        if chips is not None and self.embedder.views == (("dlib", 150),):
+            return self.embedder.embed_views({view_key("dlib", 150): chips})
         faces = self.align(image, faces)
         return self.embed_views(self.views(image, faces, chips))
 
@@ -409,6 +392,7 @@ class Pipeline:
             a.model,
             threshold if threshold is not None else self.config.verify_threshold,
             DEFAULT_VERIFY,
+            calibrations=self.calibrations,
         )
         return verify(a, b, t)
 

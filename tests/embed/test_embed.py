@@ -17,7 +17,7 @@ def test_embeddings_are_unit_vectors_tagged_with_their_model(pipeline, fr_photos
     e = pipeline.embed(img)
     # the default embeds each chip and its mirror image, with each recognizer of its fusion
     # (128 values each); the tag says so
-    parts = len(pipeline.embedders)
+    parts = len(pipeline.embedder.parts)
     assert len(e) == 2 and e.model == pipeline.model and e.dim == 128 * parts
     assert e.model.count("+flip") == parts
     assert np.allclose(np.linalg.norm(e.vectors, axis=1), 1, atol=1e-5)
@@ -54,7 +54,7 @@ def test_embeddings_validate_their_input() -> None:
 
 def test_chips_of_the_wrong_shape_are_refused(pipeline) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=r"chips must be uint8 with shape \(N, 150, 150, 3\)"):
-        pipeline.embedder.embed(np.zeros((1, 100, 100, 3), np.uint8))
+        pipeline.embedder.parts[0].embed(np.zeros((1, 100, 100, 3), np.uint8))
 
 
 def test_unknown_embedder() -> None:

@@ -58,7 +58,7 @@ def test_chips_and_features_match_opencvs_face_recognizer(
         # views re-detect the keypoints of a tilted head upright: align.arcface)
         chip = sface.aligner.chips_for(img, faces[i], "arcface", 112)[0]
         assert np.abs(chip.astype(int) - crop[:, :, ::-1].astype(int)).max() <= 1
-        ours = sface.embedder.embed(chip[None]).vectors[0]
+        ours = sface.embedder.parts[0].embed(chip[None]).vectors[0]
         feature = rec.feature(crop).reshape(-1)
         cos = float(ours @ feature) / float(np.linalg.norm(feature))
         assert cos >= 0.9999, cos
@@ -106,7 +106,7 @@ def test_the_shipped_fusion_uses_its_measured_weights_and_thresholds(fr_photos: 
     from facelens.match.thresholds import calibration, open_set_calibration
 
     p = Pipeline(PipelineConfig(embed=EmbedConfig(model="dlib+sface")))
-    assert p.weights == (0.85, 0.15)
+    assert p.embedder.weights == (0.85, 0.15)  # type: ignore[attr-defined]
     cal = calibration(p.model)
     assert cal is not None and cal.balanced > 0.8
     assert open_set_calibration(p.model) is not None

@@ -31,8 +31,9 @@ from facelens.cli.common import (
 from facelens.cluster import LINKAGE, ClusterConfig, Clusterer
 from facelens.cluster.people import Linkage
 from facelens.embed import EmbedConfig
-from facelens.environment import make_pipeline
+from facelens.environment import make_pipeline, model_store
 from facelens.govern import GovernedGallery
+from facelens.match.thresholds import Calibrations
 from facelens.text import check_name
 
 # the default recognizer: chosen on open-set identification, and clustering's stop measured
@@ -177,13 +178,14 @@ def cluster_group(
     config = ClusterConfig(model=model)
     gallery = require_gallery(gallery_path)
     with gallery:
-        clusterer = Clusterer(gallery.archive(), config)
+        cals = Calibrations.of(model_store())
+        clusterer = Clusterer(gallery.archive(), config, calibrations=cals)
         if stop is not None:
             base = LINKAGE.get(clusterer.model())
             floor = min(stop - 0.04, base.floor) if base else stop - 0.04
             fill = base.fill if base else floor - 0.1
             config = ClusterConfig(model=model, linkage=Linkage(stop, floor, fill, "--stop"))
-            clusterer = Clusterer(clusterer.archive, config)
+            clusterer = Clusterer(clusterer.archive, config, calibrations=cals)
         result = clusterer.run(gallery)
     if as_json:
         output.emit_json(result.to_dict())
@@ -204,7 +206,7 @@ def _clusterer(
     ctx: click.Context, gallery_path: Path | str | None
 ) -> tuple[GovernedGallery, Clusterer]:
     g = require_gallery(gallery_path or (ctx.obj or {}).get("gallery"))
-    return g, Clusterer(g.archive())
+    return g, Clusterer(g.archive(), calibrations=Calibrations.of(model_store()))
 
 
 @cluster_group.command("show")

@@ -112,7 +112,9 @@ def eval_lfw(
     if limit_folds == 1:  # no other fold to choose a threshold on: the calibrated one
         from facelens.match.thresholds import resolve_threshold
 
-        balanced = resolve_threshold(pipe.model, "balanced", "balanced")
+        balanced = resolve_threshold(
+            pipe.model, "balanced", "balanced", calibrations=pipe.calibrations
+        )
     report = verification_report(pairs, emb, balanced)
     report["pipeline"] = _pipeline_tag(pipe) + (":central-box" if central_box else "")
     if plots:
@@ -191,7 +193,9 @@ def eval_identify(
     splits = [split(people, holdout, seed) for seed in range(seeds)]
     gallery_size = len(splits[0].gallery)
     # The shipped default for a gallery of this size (every enrolled person has one sample).
-    rule = identify_rule(pipe.model, None, gallery_size, gallery_size)
+    rule = identify_rule(
+        pipe.model, None, gallery_size, gallery_size, calibrations=pipe.calibrations
+    )
     runs = [evaluate_open_set(sp, emb, rule=rule) for sp in splits]
     plain = runs if not rule.normalised else [evaluate_open_set(sp, emb) for sp in splits]
     fpirs = list(runs[0].dir_at_fpir)

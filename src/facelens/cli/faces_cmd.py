@@ -315,18 +315,10 @@ def identify(
     else:
         pipe, notice = pipeline.make(), None
     size = gallery.search_size(pipe.model) if gallery is not None else (0, 0)
-    rule = identify_rule(pipe.model, parse_threshold(threshold), *size)
-    enrolled = gallery.count() if gallery is not None else 0
-    if enrolled == 0:
-        output.warn(
-            f"no one is enrolled in {gallery_path_str(gallery_path)}: every face is "
-            "unknown. Enrol with: facelens enroll NAME IMAGE... --consent PURPOSE"
-        )
-    elif size[0] == 0:
-        output.warn(
-            f"none of the {enrolled} people enrolled in {gallery_path_str(gallery_path)} can "
-            "be searched now (their consent has lapsed or was withdrawn): every face is unknown"
-        )
+    rule = identify_rule(
+        pipe.model, parse_threshold(threshold), *size, calibrations=pipe.calibrations
+    )
+    _warn_if_nobody(gallery, gallery_path, size[0])
     files = list(expand_images(inputs))
     report = progress_reporter(len(files), "identify", progress)
     results: list[dict[str, Any]] = []
@@ -370,6 +362,21 @@ def identify(
         _print_identified(results, show_candidates)
     if failures:
         raise PartialFailure(failures)
+
+
+def _warn_if_nobody(gallery: Any, gallery_path: Path | str | None, searchable: int) -> None:
+    """Say so when every face will be unknown: no one enrolled, or no one searchable now."""
+    enrolled = gallery.count() if gallery is not None else 0
+    if enrolled == 0:
+        output.warn(
+            f"no one is enrolled in {gallery_path_str(gallery_path)}: every face is "
+            "unknown. Enrol with: facelens enroll NAME IMAGE... --consent PURPOSE"
+        )
+    elif searchable == 0:
+        output.warn(
+            f"none of the {enrolled} people enrolled in {gallery_path_str(gallery_path)} can "
+            "be searched now (their consent has lapsed or was withdrawn): every face is unknown"
+        )
 
 
 def _analysed(

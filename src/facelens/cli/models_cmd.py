@@ -25,12 +25,6 @@ def models_group() -> None:
     """Every detector and recognizer: licence, checksum, status; add and calibrate your own."""
 
 
-def _calibrated(tag: str) -> bool:
-    from facelens.match.thresholds import calibration
-
-    return calibration(tag) is not None
-
-
 @models_group.command("install")
 @click.option(
     "--target",
@@ -69,15 +63,17 @@ def models_install(target: Path | None) -> None:
 def models_list(as_json: bool) -> None:
     """Every model: kind, licence, SHA-256, whether its file verifies, calibrated tags."""
     from facelens.embed.augment import AUGMENTATIONS
+    from facelens.match.thresholds import Calibrations
 
     store = _store()
+    cals = Calibrations.of(store)
     rows = store.status()
     for r in rows:
         spec = store.spec(r["name"])
         tags = [spec.tag] + [f"{spec.tag}+{m}" for m in AUGMENTATIONS if m != "none"]
         r["tag"] = spec.tag
         r["user"] = spec.user
-        r["calibrated"] = [t for t in tags if _calibrated(t)] if spec.kind == "recognizer" else []
+        r["calibrated"] = [t for t in tags if cals.get(t)] if spec.kind == "recognizer" else []
     if as_json:
         output.emit_json(rows)
         return
@@ -235,7 +231,7 @@ def models_calibrate(
     from facelens.cli.common import make_pipeline, progress_reporter
     from facelens.eval.calibrate import calibration_record
     from facelens.eval.lfw import embed_lfw, read_pairs, read_people
-    from facelens.match.thresholds import register_calibration
+    from facelens.match.thresholds import parse_record
     from facelens.models.local import save_calibration
 
     store = _store()
@@ -261,7 +257,7 @@ def models_calibrate(
         for a in [name, "--lfw", str(root)] + (["--detector", detector] if detector else [])
     )
     record = calibration_record(pipe.model, emb, pairs, command)
-    register_calibration(record)
+    parse_record(record)  # what a later lookup will read (ValueError: a defect here)
     save_calibration(settings.models_dir(), name, pipe.model, record)
     doc: dict[str, Any] = {"model": name, "tag": pipe.model, **record}
     if as_json:

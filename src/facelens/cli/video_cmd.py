@@ -421,7 +421,7 @@ def _spare_image(pipe: Any, gallery: Any, cfg: RedactConfig) -> Any:
         emb = pipe.embed(image, faces)
         if not len(emb):
             return []
-        rule = gallery.rule(emb.model, cfg.spare_threshold)
+        rule = gallery.rule(emb.model, cfg.spare_threshold, pipe.calibrations)
         digest = hashlib.sha256(np.ascontiguousarray(image).data).hexdigest()
         found = gallery.stream_search(emb, rule.depth, probe_sha256=digest)
         return [decide_identity(c, rule, rule.depth).identity is not None for c in found]

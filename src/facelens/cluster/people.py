@@ -28,6 +28,7 @@ from facelens.cluster.agglomerate import agglomerate
 from facelens.cluster.graph import similarity_edges
 from facelens.errors import EnrollmentError, InputError, NotFoundError
 from facelens.gallery.records import Consent, NewSample
+from facelens.match.thresholds import SHIPPED, Calibrations
 from facelens.quality import QualityGate, QualityScores
 
 if TYPE_CHECKING:
@@ -158,6 +159,8 @@ class Clusterer:
         archive: the indexed faces.
         config: how to group.
         now: the time corrections are recorded with (ISO 8601).
+        calibrations: the recognizers' thresholds (the shipped ones and the user's models':
+            ``Calibrations.of(store)``), for searching the gallery and naming clusters.
     """
 
     def __init__(
@@ -165,10 +168,12 @@ class Clusterer:
         archive: Archive,
         config: ClusterConfig | None = None,
         now: Callable[[], str] | None = None,
+        calibrations: Calibrations = SHIPPED,
     ) -> None:
         import time
 
         self.archive = archive
+        self.calibrations = calibrations
         self.config = config or ClusterConfig()
         self.now = now or (lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
@@ -208,13 +213,11 @@ class Clusterer:
         if governed is None:
             return out
         not_them = {(a, b) for k, a, b in self.archive.links() if k == "not_identity"}
-        from facelens.match.thresholds import calibration
-
         # searched with a recognizer both sides hold and whose thresholds were measured (a
         # fusion's archive and gallery also hold its parts' templates, not all calibrated),
         # the one clustering prefers first
         enrolled = governed.models()
-        tags = [m for m in self.archive.models() if m in enrolled and calibration(m) is not None]
+        tags = [m for m in self.archive.models() if m in enrolled and self.calibrations.get(m)]
         if not tags:
             return out
         tag = next((m for m in LINKAGE if m in tags), tags[0])
@@ -225,7 +228,7 @@ class Clusterer:
         from facelens.embed import Embeddings
 
         probes = Embeddings(vecs[todo], tag)
-        rule = governed.rule(tag)
+        rule = governed.rule(tag, calibrations=self.calibrations)
         digest = hashlib.sha256("".join(ids[n] for n in todo).encode()).hexdigest()
         found = governed.identify_many(probes, rule, 1, probe_sha256=digest, model=tag)
         for n, x in zip(todo, found, strict=True):
@@ -406,6 +409,7 @@ class Clusterer:
             lambda: self.samples(cluster, gate if gate is not None else QualityGate()),
             consent,
             override=override,
+            calibrations=self.calibrations,
         )
         self.archive.set_identity(faces, result.identity.id)
         self.archive.unassign(cluster=cluster)

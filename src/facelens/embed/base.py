@@ -1,10 +1,18 @@
-"""The embedder contract: how a recognizer is named and configured, what it answers, and the
-tags of the templates it makes (the recognizers themselves are built by ``embed.registry``)."""
+"""The embedder contract: how a recognizer is named and configured (a fusion's measured
+weights too), what it answers, and the tags of the templates it makes (the recognizers are
+built by ``embed.registry``, a fusion of them by ``embed.fusion.make_fusion``).
+
+Two entry points: an ``Embedder`` (one recognizer) reads chips of one alignment; a
+``ViewsEmbedder`` (what a ``Pipeline`` holds: ``SingleEmbedder`` around one recognizer, or a
+``FusionEmbedder``) reads ``Views``, the chips of the same faces for every alignment it
+needs, and answers the templates of its model.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,13 +22,21 @@ from facelens.errors import ModelError
 from facelens.models import ModelStore
 
 __all__ = [
+    "FUSIONS",
     "MODEL_ALIASES",
     "EmbedConfig",
     "Embedder",
+    "FusionSpec",
+    "SingleEmbedder",
+    "Views",
+    "ViewsEmbedder",
     "check_chips",
     "config_for_tag",
+    "fusion_tag",
+    "fusion_weights",
     "model_names",
     "template_tag",
+    "view_key",
 ]
 
 
@@ -49,7 +65,7 @@ class EmbedConfig:
         augment: test-time augmentation, a key of ``embed.augment.AUGMENTATIONS``
             (``"none"``, ``"flip"``, ``"tta"``); changes the model tag (docs/accuracy.md).
         weights: a fusion's weights, one per part (None: the measured ones,
-            ``embed.fusion.FUSIONS``); given to serve a gallery enrolled with other weights.
+            ``FUSIONS``); given to serve a gallery enrolled with other weights.
     """
 
     model: str = "dlib_resnet_v1_int8+sface_2021dec"
@@ -82,6 +98,154 @@ class Embedder(Protocol):
         ...
 
 
+# The chips of some faces for each alignment a recognizer reads, keyed by
+# ``view_key(alignment, size)``: ``{"dlib150": (N, 150, 150, 3), "arcface112": ...}``.
+Views = Mapping[str, NDArray[np.uint8]]
+
+
+def view_key(alignment: str, size: int) -> str:
+    """The key in ``Views`` of the chips aligned ``alignment`` at ``size`` px.
+
+    Example:
+        >>> view_key("arcface", 112)
+        'arcface112'
+    """
+    return f"{alignment}{size}"
+
+
+@runtime_checkable
+class ViewsEmbedder(Protocol):
+    """``Views`` of N faces -> their N templates of one model: the one embedder a pipeline
+    holds and calls, whatever the model (one recognizer or a fusion).
+
+    Attributes:
+        name: the backend(s).
+        model: the tag of the templates it makes.
+        parts: the recognizers it runs (one; a fusion's, in order).
+        views: the chips it reads, as (alignment, chip size) pairs, each once.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def parts(self) -> tuple[Embedder, ...]: ...
+
+    @property
+    def views(self) -> tuple[tuple[str, int], ...]: ...
+
+    def load(self) -> None:
+        """Load every network (idempotent)."""
+
+    def embed_views(self, views: Views) -> Embeddings:
+        """One template per face, tagged with ``self.model``."""
+        ...
+
+    def templates(self, views: Views) -> list[Embeddings]:
+        """The model's templates first, then (for a fusion) each part's own."""
+        ...
+
+
+class SingleEmbedder:
+    """One recognizer behind the views entry point (``ViewsEmbedder``): it reads its own
+    view and nothing else.
+
+    Example:
+        >>> class Zeros:
+        ...     name, model, alignment, chip_size = "test", "zeros", "dlib", 150
+        ...     def load(self): pass
+        ...     def embed(self, chips): return Embeddings(np.ones((len(chips), 2)), "zeros")
+        >>> e = SingleEmbedder(Zeros())
+        >>> e.views, e.embed_views({"dlib150": np.zeros((3, 150, 150, 3), np.uint8)}).model
+        ((('dlib', 150),), 'zeros')
+    """
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self.parts: tuple[Embedder, ...] = (embedder,)
+        self.views: tuple[tuple[str, int], ...] = ((embedder.alignment, embedder.chip_size),)
+
+    @property
+    def name(self) -> str:
+        return self.embedder.name
+
+    @property
+    def model(self) -> str:
+        return self.embedder.model
+
+    @property
+    def provider(self) -> str | None:
+        """The ONNX Runtime provider it runs on (None: not ONNX Runtime)."""
+        return getattr(self.embedder, "provider", None)
+
+    def load(self) -> None:
+        self.embedder.load()
+
+    def embed_views(self, views: Views) -> Embeddings:
+        return self.embedder.embed(views[view_key(*self.views[0])])
+
+    def templates(self, views: Views) -> list[Embeddings]:
+        return [self.embed_views(views)]
+
+
+@dataclass(frozen=True)
+class FusionSpec:
+    """A fusion whose weights were measured.
+
+    Attributes:
+        parts: registry names of the recognizers, in order.
+        weights: their weights (summing to 1).
+        measured_by: the command that chose the weights.
+        augment: the augmentation they were measured with (the weights of templates with and
+            without the mirror view are chosen separately).
+    """
+
+    parts: tuple[str, ...]
+    weights: tuple[float, ...]
+    measured_by: str
+    augment: str = "flip"
+
+
+# Weights never chosen on the figures reported (benchmarks/recognizers.py).
+FUSIONS: dict[tuple[tuple[str, ...], str], FusionSpec] = {
+    (s.parts, s.augment): s
+    for s in (
+        # The default recognizer (docs/accuracy.md, "The defaults, and why"): the SFace weight
+        # with the best mean DIR at FPIR 1% on open-set splits of half A of LFW's people
+        # (10 seeds, grid 0.05-0.95); reported on the 4,909-person gallery and on half B.
+        FusionSpec(
+            parts=("dlib_resnet_v1_int8", "sface_2021dec"),
+            weights=(0.6, 0.4),
+            measured_by="python benchmarks/recognizers.py --write docs/accuracy.md",
+        ),
+        # `--model dlib+sface` (the fusion of issue 14, galleries and archives enrolled with
+        # it keep their templates): the SFace weight with the best mean AUC over clean, small,
+        # blurred, JPEG-20 and turned View 1 pairs (0.15: 0.99965; 0.5: 0.99929; 0: 0.99901)
+        FusionSpec(
+            parts=("dlib_resnet_v1", "sface_2021dec"),
+            weights=(0.85, 0.15),
+            measured_by="python benchmarks/recognizers.py --write docs/accuracy.md",
+        ),
+    )
+}
+
+
+def fusion_weights(parts: Sequence[str], augment: str = "flip") -> tuple[float, ...]:
+    """The measured weights of a fusion of ``parts`` with ``augment``, or equal weights when
+    none were."""
+    spec = FUSIONS.get((tuple(parts), augment))
+    if spec is not None:
+        return spec.weights
+    return tuple(1.0 / len(parts) for _ in parts)
+
+
+def fusion_tag(tags: Sequence[str], weights: Sequence[float]) -> str:
+    return "fusion(" + ",".join(f"{t}*{w:g}" for t, w in zip(tags, weights, strict=True)) + ")"
+
+
 def model_names(model: str) -> list[str]:
     """The registry names a model setting stands for (several for a fusion ``a+b``).
 
@@ -103,8 +267,6 @@ def template_tag(config: EmbedConfig, models: ModelStore | None = None) -> str:
         >>> template_tag(EmbedConfig(model="dlib", augment="flip"))
         'dlib_resnet_v1+flip'
     """
-    from facelens.embed.fusion import fusion_tag, fusion_weights
-
     models = models or ModelStore()
     suffix = "" if config.augment == "none" else f"+{config.augment}"
     names = model_names(config.model)

@@ -13,7 +13,8 @@ For one template tag and one template per LFW image:
    more enrolled people than the plain similarity.
 
 ``calibration_record`` returns the whole as the JSON record ``facelens models calibrate``
-stores (``facelens.match.thresholds.register_calibration`` reads it).
+stores in the user's model registry (``facelens.match.thresholds.Calibrations.of`` reads it
+back, with ``parse_record``).
 
 Example:
     >>> counts, best, n = impostor_scores({("a", 1): np.array([1.0, 0]),

@@ -85,7 +85,7 @@ def prepare_samples(
     faces = p.detect_single(image) if isinstance(face, str) else p.detect(image)
     size = (image.shape[1], image.shape[0])
     chosen = p.align(image, p.select_face(faces, face, meta.source, size))
-    if chosen.keypoints is None and any(e.alignment == "arcface" for e in p.embedders):
+    if chosen.keypoints is None and any(a == "arcface" for a, _ in p.embedder.views):
         raise EnrollmentError(meta.source, ["no_face"])  # an operator's box, no detection
     chips = p.aligner.chips(image, chosen)
     q = measure(chosen, chips)

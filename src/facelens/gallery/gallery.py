@@ -29,7 +29,7 @@ from facelens.gallery.records import (
     decode_chip,
 )
 from facelens.match.decide import Candidate, Identification, IdentifyRule, as_rule, decide_identity
-from facelens.match.thresholds import identify_rule
+from facelens.match.thresholds import SHIPPED, Calibrations, identify_rule
 from facelens.text import check_name, check_text
 
 __all__ = ["EnrollResult", "RawGallery"]
@@ -220,10 +220,16 @@ class RawGallery:
         r = as_rule(threshold)
         return [decide_identity(c, r, k) for c in self.search(probes, max(k, r.depth))]
 
-    def rule(self, model: str, point: str | float | None = None) -> IdentifyRule:
-        """The 1:N rule for this gallery's present size (default ``open_set``)."""
+    def rule(
+        self,
+        model: str,
+        point: str | float | None = None,
+        calibrations: Calibrations = SHIPPED,
+    ) -> IdentifyRule:
+        """The 1:N rule for this gallery's present size (default ``open_set``), from
+        ``calibrations`` (a user's model's: ``Pipeline.calibrations``)."""
         identities, samples = self.search_size(model)
-        return identify_rule(model, point, identities, samples)
+        return identify_rule(model, point, identities, samples, calibrations=calibrations)
 
     def search_size(self, model: str) -> tuple[int, int]:
         """(searchable identities, samples) for ``model``."""

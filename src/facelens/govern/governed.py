@@ -71,7 +71,7 @@ from facelens.govern.retention import PurgeResult, Retention
 from facelens.govern.stop import StopControl
 from facelens.match import Identification
 from facelens.match.decide import Candidate, IdentifyRule, as_rule
-from facelens.match.thresholds import DEFAULT_IDENTIFY
+from facelens.match.thresholds import DEFAULT_IDENTIFY, SHIPPED, Calibrations
 from facelens.text import check_text
 
 if TYPE_CHECKING:
@@ -290,9 +290,15 @@ class GovernedGallery:
         """(searchable identities, samples) for ``model``."""
         return self._raw.search_size(model)
 
-    def rule(self, model: str, point: str | float | None = None) -> IdentifyRule:
-        """The 1:N rule for this gallery's present size (default ``open_set``)."""
-        return self._raw.rule(model, point)
+    def rule(
+        self,
+        model: str,
+        point: str | float | None = None,
+        calibrations: Calibrations = SHIPPED,
+    ) -> IdentifyRule:
+        """The 1:N rule for this gallery's present size (default ``open_set``), from
+        ``calibrations`` (a user's model's: ``Pipeline.calibrations``)."""
+        return self._raw.rule(model, point, calibrations)
 
     def encrypted(self) -> bool:
         """Whether the store's templates are sealed at rest."""
@@ -356,7 +362,9 @@ class GovernedGallery:
             if not samples:
                 raise no_face_error(name, rejected)
         decision = {"rejected": len(rejected)}
-        result = self._store(name, samples, consent, metadata, decision, override)
+        result = self._store(
+            name, samples, consent, metadata, decision, override, pipeline.calibrations
+        )
         return EnrollReport(result, tuple(rejected), tuple(at))
 
     def enroll_samples(
@@ -365,6 +373,7 @@ class GovernedGallery:
         samples: Sequence[NewSample] | Callable[[], Sequence[NewSample]],
         consent: Consent | None,
         override: str | None = None,
+        calibrations: Calibrations = SHIPPED,
     ) -> EnrollResult:
         """Enrol ``name`` from samples already made (a named cluster of the archive's
         faces), governed, checked and audited as any enrolment (naming a group with the name
@@ -374,7 +383,7 @@ class GovernedGallery:
         with self._refusals("enroll", decision={"from": "archive"}):
             self._require_consent(name, consent)
             made = samples() if callable(samples) else samples
-        return self._store(name, made, consent, None, {"from": "archive"}, override)
+        return self._store(name, made, consent, None, {"from": "archive"}, override, calibrations)
 
     def _store(
         self,
@@ -384,6 +393,7 @@ class GovernedGallery:
         metadata: dict[str, Any] | None,
         decision: dict[str, Any],
         override: str | None,
+        calibrations: Calibrations,
     ) -> EnrollResult:
         """Store ``samples`` under ``name`` (consent checked again: it may have lapsed
         while the images were read; the faces checked against an enrolled person's), with
@@ -399,7 +409,8 @@ class GovernedGallery:
                     raise InputError("override", "an override needs a reason")
             existing = self._require_consent(name, consent)
             if existing is not None:
-                check = check_faces(existing, self._raw.samples(existing.id), samples)
+                stored = self._raw.samples(existing.id)
+                check = check_faces(existing, stored, samples, calibrations)
                 decision = decision | {"face_check": check.to_dict()}
                 if not check.passed and override is None:
                     raise _mismatch(existing.name, check)
@@ -622,16 +633,22 @@ class GovernedGallery:
     # -- search -------------------------------------------------------------------------------
 
     def identify(
-        self, probes: Embeddings, threshold: IdentifyRule | str | float | None = None, k: int = 5
+        self,
+        probes: Embeddings,
+        threshold: IdentifyRule | str | float | None = None,
+        k: int = 5,
+        calibrations: Calibrations = SHIPPED,
     ) -> list[Identification]:
         """Open-set identification of ``probes`` (the Python API's search): per probe, up
         to ``k`` candidates and the identity or None (unknown) under ``threshold`` (a rule,
-        an operating point, a cosine; default ``open_set`` for this gallery's size). Audited
-        as one search, the input named by the SHA-256 of the probe templates."""
+        an operating point, a cosine; default ``open_set`` for this gallery's size, from
+        ``calibrations``: a user's model's are ``Pipeline.calibrations``). Audited as one
+        search, the input named by the SHA-256 of the probe templates."""
         if isinstance(threshold, IdentifyRule):
             rule = threshold
         else:
-            rule = self.rule(probes.model, DEFAULT_IDENTIFY if threshold is None else threshold)
+            point = DEFAULT_IDENTIFY if threshold is None else threshold
+            rule = self.rule(probes.model, point, calibrations)
         digest = hashlib.sha256(np.ascontiguousarray(probes.vectors).tobytes()).hexdigest()
         return self.identify_many(probes, rule, k, probe_sha256=digest, model=probes.model)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from facelens.errors import FacelensError
 from facelens.gallery.records import Identity, NewSample, Sample
-from facelens.match.thresholds import resolve_threshold
+from facelens.match.thresholds import SHIPPED, Calibrations, resolve_threshold
 
 __all__ = ["STRICT", "FaceCheck", "check_faces"]
 
@@ -63,15 +63,20 @@ class FaceCheck:
         }
 
 
-def check_faces(ident: Identity, stored: Sequence[Sample], new: Sequence[NewSample]) -> FaceCheck:
+def check_faces(
+    ident: Identity,
+    stored: Sequence[Sample],
+    new: Sequence[NewSample],
+    calibrations: Calibrations = SHIPPED,
+) -> FaceCheck:
     """Compare each new image's face with ``ident``'s ``stored`` templates, in the first
     model of ``new`` (the enrolling pipeline's own first) that the identity has templates of
-    and that is calibrated."""
+    and that is calibrated in ``calibrations`` (a user's model's: ``Pipeline.calibrations``)."""
     order = list(dict.fromkeys(s.model for s in new))
     shared = [m for m in order if ident.models.get(m)]
     for model in shared:
         try:
-            threshold = resolve_threshold(model, STRICT, STRICT)
+            threshold = resolve_threshold(model, STRICT, STRICT, calibrations=calibrations)
         except FacelensError:
             continue  # not calibrated: try the next model
         ref = np.stack([s.embedding for s in stored if s.model == model]).astype(np.float32)

@@ -2,7 +2,8 @@
 
 Similarity is cosine (embeddings are unit vectors), in [-1, 1], higher = more alike.
 Thresholds are named operating points per model, defined once in ``thresholds.py`` with the
-command that measured them.
+command that measured them; a user's own models' come from their model store
+(``Calibrations.of(store)``), passed to the lookups that need them.
 """
 
 from facelens.match.decide import (
@@ -15,10 +16,16 @@ from facelens.match.decide import (
     verify,
 )
 from facelens.match.similarity import cosine_similarity
-from facelens.match.thresholds import OPERATING_POINTS, OperatingPoint, resolve_threshold
+from facelens.match.thresholds import (
+    OPERATING_POINTS,
+    Calibrations,
+    OperatingPoint,
+    resolve_threshold,
+)
 
 __all__ = [
     "OPERATING_POINTS",
+    "Calibrations",
     "Candidate",
     "Identification",
     "IdentifyRule",

@@ -23,16 +23,27 @@ on, a probe's best similarity is compared *against its runners-up*: the decision
 and at a million identities (``OPEN_SET``, measured on LFW and on LFW-shaped synthetic
 galleries). At LFW's 4,900 identities it finds 62% of enrolled people at FPIR 1% where the
 plain similarity finds 44% (docs/accuracy.md, "Open-set rule").
+
+The shipped calibrations are constants (``CALIBRATIONS``, ``OPEN_SET``, together ``SHIPPED``).
+A user's model is calibrated by ``facelens models calibrate NAME``, which stores the record
+in the user's model registry; ``Calibrations.of(store)`` reads them with the shipped ones,
+and the code that needs thresholds for a user's model is given that value (every lookup
+here takes ``calibrations=``). Nothing is registered in this module: what a process read
+before never changes what a lookup answers.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from facelens.errors import InputError, ModelError
 from facelens.match.decide import IdentifyRule
+from facelens.models import ModelStore
 
 __all__ = [
     "CALIBRATIONS",
@@ -40,15 +51,17 @@ __all__ = [
     "DEFAULT_VERIFY",
     "OPEN_SET",
     "OPERATING_POINTS",
+    "SHIPPED",
     "Calibration",
+    "Calibrations",
     "OpenSetCalibration",
     "OperatingPoint",
     "calibration",
     "identify_rule",
     "identify_threshold",
     "open_set_calibration",
+    "parse_record",
     "parse_threshold",
-    "register_calibration",
     "resolve_threshold",
     "threshold_for_fmr",
 ]
@@ -56,6 +69,8 @@ __all__ = [
 DEFAULT_VERIFY = "balanced"
 DEFAULT_IDENTIFY = "open_set"
 DEFAULT_FPIR = 0.01
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -290,15 +305,71 @@ OPEN_SET: dict[str, OpenSetCalibration] = {
 }
 
 
-# Calibrations of models a user registered (``facelens models calibrate``), by template tag.
-# A user model's tag holds its file's checksum, so two files never share an entry.
-_REGISTERED: dict[str, Calibration] = {}
-_REGISTERED_OPEN_SET: dict[str, OpenSetCalibration] = {}
+@dataclass(frozen=True)
+class Calibrations:
+    """The calibrations one caller can use, by template tag: the shipped ones and those a
+    user measured (``facelens models calibrate``), read from a model store.
+
+    A value, not a registry: nothing is registered anywhere by reading a user's models. The
+    code that resolves thresholds for a user's model is given the ``Calibrations`` of its own
+    ``ModelStore`` (``Calibrations.of(store)``, ``Pipeline.calibrations``); every lookup
+    below takes one (default: the shipped ones, ``SHIPPED``).
+
+    Attributes:
+        verify: per tag, the impostor tail and the ``balanced`` point.
+        open_set: per tag, the cohort-normalised 1:N rule (not every tag has one).
+
+    Example:
+        >>> cals = SHIPPED.with_records([{"model": "mine@0123", "balanced": 0.5,
+        ...     "tail": [[1e-3, 0.6]], "impostor_pairs": 10, "measured_by": "test"}])
+        >>> cals.get("mine@0123").balanced, SHIPPED.get("mine@0123")
+        (0.5, None)
+    """
+
+    verify: Mapping[str, Calibration]
+    open_set: Mapping[str, OpenSetCalibration]
+
+    @classmethod
+    def of(cls, store: ModelStore | None) -> Calibrations:
+        """The shipped calibrations and those stored with ``store``'s user models."""
+        records = store.calibration_records() if store is not None else ()
+        return SHIPPED.with_records(records) if records else SHIPPED
+
+    def get(self, model: str) -> Calibration | None:
+        """What was measured for template tag ``model``, or None."""
+        return self.verify.get(model)
+
+    def get_open_set(self, model: str) -> OpenSetCalibration | None:
+        """The cohort-normalised 1:N rule measured for ``model``, or None."""
+        return self.open_set.get(model)
+
+    def with_calibration(
+        self, cal: Calibration, open_set: OpenSetCalibration | None = None
+    ) -> Calibrations:
+        """These calibrations and ``cal`` (with its 1:N rule, if any); a new value."""
+        osc = {**self.open_set, cal.model: open_set} if open_set else dict(self.open_set)
+        return Calibrations(
+            MappingProxyType({**self.verify, cal.model: cal}), MappingProxyType(osc)
+        )
+
+    def with_records(self, records: Iterable[Mapping[str, Any]]) -> Calibrations:
+        """These calibrations and the stored ``records`` (``parse_record``); a malformed
+        record is logged and left out (a user's model without it has no thresholds)."""
+        out = self
+        for doc in records:
+            try:
+                out = out.with_calibration(*parse_record(doc))
+            except ValueError as e:
+                log.warning("ignoring a stored calibration: %s", e)
+        return out
 
 
-def register_calibration(doc: dict[str, Any]) -> None:
-    """Make a stored calibration (``Calibration`` fields as JSON, optionally with an
-    ``open_set`` object of ``OpenSetCalibration`` fields) known for its template tag.
+SHIPPED = Calibrations(MappingProxyType(CALIBRATIONS), MappingProxyType(OPEN_SET))
+
+
+def parse_record(doc: Mapping[str, Any]) -> tuple[Calibration, OpenSetCalibration | None]:
+    """A stored calibration (``Calibration`` fields as JSON, optionally with an ``open_set``
+    object of ``OpenSetCalibration`` fields, as ``facelens models calibrate`` stores it).
 
     Raises:
         ValueError: the document lacks a field or holds a wrong value.
@@ -324,29 +395,29 @@ def register_calibration(doc: dict[str, Any]) -> None:
             if o
             else None
         )
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"not a calibration record ({e})") from None
     if not cal.tail or not -1 <= cal.balanced <= 1:
         raise ValueError(f"calibration of {cal.model!r} has no usable thresholds")
-    _REGISTERED[cal.model] = cal
-    if osc is not None:
-        _REGISTERED_OPEN_SET[cal.model] = osc
+    return cal, osc
 
 
-def calibration(model: str) -> Calibration | None:
-    """What was measured for template tag ``model`` (shipped or registered), or None."""
-    return CALIBRATIONS.get(model) or _REGISTERED.get(model)
+def calibration(model: str, calibrations: Calibrations = SHIPPED) -> Calibration | None:
+    """What was measured for template tag ``model`` (in ``calibrations``), or None."""
+    return calibrations.get(model)
 
 
-def open_set_calibration(model: str) -> OpenSetCalibration | None:
+def open_set_calibration(
+    model: str, calibrations: Calibrations = SHIPPED
+) -> OpenSetCalibration | None:
     """The cohort-normalised 1:N rule measured for ``model``, or None."""
-    return OPEN_SET.get(model) or _REGISTERED_OPEN_SET.get(model)
+    return calibrations.get_open_set(model)
 
 
-def _calibration(model: str) -> Calibration:
-    cal = calibration(model)
+def _calibration(model: str, calibrations: Calibrations) -> Calibration:
+    cal = calibrations.get(model)
     if cal is None:
-        known = sorted({*CALIBRATIONS, *_REGISTERED})
+        known = sorted(calibrations.verify)
         raise ModelError(
             model,
             f"no calibrated thresholds for model {model!r} (calibrated: {', '.join(known)}); "
@@ -355,7 +426,7 @@ def _calibration(model: str) -> Calibration:
     return cal
 
 
-def threshold_for_fmr(model: str, fmr: float) -> float:
+def threshold_for_fmr(model: str, fmr: float, calibrations: Calibrations = SHIPPED) -> float:
     """The threshold giving false-match rate ``fmr`` (interpolated in log FMR).
 
     Example:
@@ -365,7 +436,7 @@ def threshold_for_fmr(model: str, fmr: float) -> float:
     """
     if not 0 < fmr < 1:
         raise InputError("threshold", f"a false-match rate must be in (0, 1), got {fmr}")
-    tail = _calibration(model).tail
+    tail = _calibration(model, calibrations).tail
     logs = [math.log10(f) for f, _ in tail]
     x = math.log10(fmr)
     if len(tail) == 1:
@@ -381,14 +452,19 @@ def threshold_for_fmr(model: str, fmr: float) -> float:
     return min(1.0, t0 + slope * (x - math.log10(f0)))
 
 
-def identify_threshold(model: str, gallery_samples: int, fpir: float = DEFAULT_FPIR) -> float:
+def identify_threshold(
+    model: str,
+    gallery_samples: int,
+    fpir: float = DEFAULT_FPIR,
+    calibrations: Calibrations = SHIPPED,
+) -> float:
     """The 1:N threshold giving false-positive identification rate ``fpir`` against a gallery
     of ``gallery_samples`` samples (each probe is compared with every sample)."""
     if not 0 < fpir < 1:
         raise InputError("threshold", f"an FPIR must be in (0, 1), got {fpir}")
     n = max(1, gallery_samples)
     fmr = -math.expm1(math.log1p(-fpir) / n)
-    return threshold_for_fmr(model, fmr)
+    return threshold_for_fmr(model, fmr, calibrations)
 
 
 def parse_threshold(value: str | None) -> str | float | None:
@@ -408,7 +484,11 @@ def parse_threshold(value: str | None) -> str | float | None:
 
 
 def resolve_threshold(
-    model: str, point: str | float | None, default: str, gallery_samples: int | None = None
+    model: str,
+    point: str | float | None,
+    default: str,
+    gallery_samples: int | None = None,
+    calibrations: Calibrations = SHIPPED,
 ) -> float:
     """A threshold from a number, a name, ``"fmr=X"``, ``"fpir=X"`` or the default name.
 
@@ -434,15 +514,15 @@ def resolve_threshold(
                     "threshold", f"{point!r}: expected a number after {prefix!r}"
                 ) from None
             if prefix == "fmr=":
-                return threshold_for_fmr(model, value)
-            return identify_threshold(model, gallery_samples or 1, value)
-    cal = _calibration(model)
+                return threshold_for_fmr(model, value, calibrations)
+            return identify_threshold(model, gallery_samples or 1, value, calibrations)
+    cal = _calibration(model, calibrations)
     if name == "balanced":
         return cal.balanced
     if name in _NAMED_FMR:
-        return threshold_for_fmr(model, _NAMED_FMR[name])
+        return threshold_for_fmr(model, _NAMED_FMR[name], calibrations)
     if name == "open_set":
-        return identify_threshold(model, gallery_samples or 1)
+        return identify_threshold(model, gallery_samples or 1, calibrations=calibrations)
     known = ["balanced", *sorted(_NAMED_FMR), "open_set", "fmr=X", "fpir=X"]
     raise InputError("threshold", f"unknown operating point {point!r}; known: {', '.join(known)}")
 
@@ -453,6 +533,7 @@ def identify_rule(
     identities: int,
     samples: int,
     default: str = DEFAULT_IDENTIFY,
+    calibrations: Calibrations = SHIPPED,
 ) -> IdentifyRule:
     """The 1:N rule for a gallery of ``identities`` people and ``samples`` samples.
 
@@ -470,7 +551,7 @@ def identify_rule(
         0.9429
     """
     chosen = default if point is None else point
-    cal = open_set_calibration(model)
+    cal = calibrations.get_open_set(model)
     if (
         isinstance(chosen, str)
         and chosen.strip().lower() == "open_set"
@@ -481,15 +562,15 @@ def identify_rule(
             threshold=cal.threshold(identities),
             cohort=cal.cohort,
             weight=cal.weight,
-            fallback=identify_threshold(model, samples),
+            fallback=identify_threshold(model, samples, calibrations=calibrations),
             name="open_set",
         )
-    t = resolve_threshold(model, point, default, gallery_samples=samples)
+    t = resolve_threshold(model, point, default, samples, calibrations)
     return IdentifyRule(threshold=t, name=chosen if isinstance(chosen, str) else "threshold")
 
 
 def _points(model: str) -> dict[str, OperatingPoint]:
-    cal = _calibration(model)
+    cal = _calibration(model, SHIPPED)
     out = {
         "balanced": OperatingPoint(
             "balanced", model, cal.balanced, "maximises LFW verification accuracy", cal.measured_by

@@ -113,11 +113,9 @@ def _entry(folder: Path, name: str, e: dict[str, Any]) -> UserModel:
 
 
 def user_models(folder: Path) -> dict[str, UserModel]:
-    """The models registered in ``folder`` (read again when the registry file changes).
-
-    Their calibrations are made known to ``facelens.match.thresholds`` as they are read."""
-    from facelens.match.thresholds import register_calibration
-
+    """The models registered in ``folder`` (read again when the registry file changes),
+    with their stored calibrations as data (``ModelStore.calibration_records``): reading
+    them changes nothing else."""
     path = folder / REGISTRY
     try:
         st = path.stat()
@@ -135,9 +133,6 @@ def user_models(folder: Path) -> dict[str, UserModel]:
                 out[name] = _entry(folder, name, e)
             except (KeyError, TypeError, ValueError, IndexError) as err:
                 log.warning("ignoring the malformed registry entry %r: %s", name, err)
-                continue
-            for cal in out[name].calibrations.values():
-                register_calibration(cal)
         _cache[key] = (st.st_mtime_ns, st.st_size, out)
         return out
 

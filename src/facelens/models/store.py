@@ -74,6 +74,16 @@ class ModelStore:
 
         return {name: m.spec for name, m in user_models(self.user_dir).items()}
 
+    def calibration_records(self) -> tuple[dict[str, Any], ...]:
+        """What ``facelens models calibrate`` stored for the user's models (JSON records,
+        one per template tag; ``facelens.match.thresholds.Calibrations.of`` reads them)."""
+        if self.user_dir is None:
+            return ()
+        from facelens.models.local import user_models
+
+        models = user_models(self.user_dir).values()
+        return tuple(cal for m in models for cal in m.calibrations.values())
+
     def names(self, kind: str | None = None) -> list[str]:
         """Every model name known to this store (shipped, then the user's), of ``kind``."""
         specs = {**MODELS, **self._user()}

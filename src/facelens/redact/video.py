@@ -183,7 +183,9 @@ def redact_video(
     sparing = config.mode == "except" and gallery is not None
     search = None
     if sparing and gallery is not None:
-        search = GallerySearch(gallery, pipeline.model, config.spare_threshold)
+        search = GallerySearch(
+            gallery, pipeline.model, config.spare_threshold, pipeline.calibrations
+        )
     follower = Follower(pipeline, search, REDACT_FOLLOW, best_shots=False)
     boxes, visible = _analyse(pipeline, follower, src, report, info.frames, progress)
     report.tracks = len(boxes)

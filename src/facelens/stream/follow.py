@@ -28,7 +28,13 @@ from facelens.decode.video import Frame
 from facelens.embed import Embeddings
 from facelens.faces import Faces
 from facelens.match.decide import Candidate, IdentifyRule
-from facelens.match.thresholds import DEFAULT_IDENTIFY, identify_rule, resolve_threshold
+from facelens.match.thresholds import (
+    DEFAULT_IDENTIFY,
+    SHIPPED,
+    Calibrations,
+    identify_rule,
+    resolve_threshold,
+)
 from facelens.quality import measure
 from facelens.stream.shots import ShotConfig, ShotDetector
 from facelens.track import (
@@ -105,15 +111,23 @@ class GallerySearch:
         gallery: the governed gallery.
         model: the template tag searched.
         point: the 1:N operating point (None: ``open_set``).
+        calibrations: the thresholds of ``model`` (``Pipeline.calibrations``; default the
+            shipped ones).
     """
 
     def __init__(
-        self, gallery: GovernedGallery, model: str, point: str | float | None = None
+        self,
+        gallery: GovernedGallery,
+        model: str,
+        point: str | float | None = None,
+        calibrations: Calibrations = SHIPPED,
     ) -> None:
         self.gallery = gallery
         self.model = model
         identities, samples = gallery.search_size(model)
-        self.rule: IdentifyRule = identify_rule(model, point, identities, samples)
+        self.rule: IdentifyRule = identify_rule(
+            model, point, identities, samples, calibrations=calibrations
+        )
         self.empty = identities == 0
 
     def __call__(
@@ -266,7 +280,12 @@ class Follower:
         self.config = config or FollowConfig()
         cfg = self.config
         gate = (
-            resolve_threshold(pipeline.model, cfg.appearance, APPEARANCE_GATE)
+            resolve_threshold(
+                pipeline.model,
+                cfg.appearance,
+                APPEARANCE_GATE,
+                calibrations=pipeline.calibrations,
+            )
             if search is not None
             else None
         )

@@ -181,7 +181,10 @@ class Watcher:
         search = None
         if self.gallery is not None:
             search = GallerySearch(
-                self.gallery, self.pipe.model, self.config.follow.identify_threshold
+                self.gallery,
+                self.pipe.model,
+                self.config.follow.identify_threshold,
+                self.pipe.calibrations,
             )
         follower = self._follower = Follower(self.pipe, search, self.config.follow)
         self._source = name or source.name

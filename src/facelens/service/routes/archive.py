@@ -45,7 +45,9 @@ MAX_FACES = 20_000
 
 
 def _clusterer(state: State, key: ApiKey, gallery: str) -> Clusterer:
-    return Clusterer(governed(state, key, gallery).archive(), ClusterConfig(max_faces=MAX_FACES))
+    archive = governed(state, key, gallery).archive()
+    config = ClusterConfig(max_faces=MAX_FACES)
+    return Clusterer(archive, config, calibrations=state.pipeline.calibrations)
 
 
 def _listing(c: Clusterer) -> list[dict[str, Any]]:

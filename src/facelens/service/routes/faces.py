@@ -135,7 +135,7 @@ def identify(
         views = p.views(img, faces) if len(faces) else None
         h, w = img.shape[:2]
         del img
-    rule = g.rule(p.model, parse_threshold(threshold))
+    rule = g.rule(p.model, parse_threshold(threshold), p.calibrations)
     show = key.allows("candidates")
     found = g.identify_many(
         inference.embed(views, key.tenant) if views is not None else [],
