@@ -49,6 +49,8 @@ class Result:
             "requests": len(self.latencies_ms),
             "errors": errors,
             "refused_503": self.statuses.get(503, 0),
+            "statuses": dict(self.statuses),
+            "transport_errors": self.transport_errors,
             "throughput_per_s": ok / self.seconds,
             "p50_ms": self.pct(self.latencies_ms, 50),
             "p95_ms": self.pct(self.latencies_ms, 95),

@@ -122,10 +122,19 @@ class Service:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_mb(self) -> float:
+        return self.memory_mb()["VmRSS"]
+
+    def memory_mb(self) -> dict[str, float]:
+        """The worker's resident memory (``VmRSS``) and its parts: ``RssAnon`` (the heap and
+        every allocation: what a leak grows), ``RssFile`` (pages of mapped files: the
+        libraries, the models, and the gallery SQLite reads through a memory map, which the
+        kernel may drop and read again), ``RssShmem``."""
+        out = {}
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                out[key] = int(value.split()[0]) / 1024
+        return out
 
     def load(self) -> dict[str, Any]:
         """The worker's queue and this key's tenant's timings (``/v1/health/load``)."""

@@ -52,27 +52,39 @@ def main() -> None:
             raise SystemExit("the service did not sustain even the lowest step")
         rate = 0.8 * capacity
         seconds = args.minutes * 60
-        samples: list[tuple[float, float]] = []
+        samples: list[tuple[float, dict[str, float]]] = []
         done = threading.Event()
 
         def watch() -> None:
             t0 = time.monotonic()
             while not done.wait(10):
-                samples.append((time.monotonic() - t0, svc.rss_mb()))
+                samples.append((time.monotonic() - t0, svc.memory_mb()))
 
         watcher = threading.Thread(target=watch, daemon=True)
-        rss_start = svc.rss_mb()
+        mem_start = svc.memory_mb()
         watcher.start()
         result = loadgen.run(svc.url, svc.key, mixed, rate, seconds).summary()
         done.set()
         watcher.join()
-        rss_end = svc.rss_mb()
+        mem_end = svc.memory_mb()
         health = svc.load()
-    after_warmup = next((m for t, m in samples if t >= 60), rss_start)
-    growth = (rss_end - after_warmup) / after_warmup * 100
-    peak = max((m for _, m in samples), default=rss_end)
+    warm = next((m for t, m in samples if t >= 60), mem_start)
+
+    def grew(part: str) -> float:
+        return (mem_end[part] - warm[part]) / warm[part] * 100
+
+    rss_start, after_warmup, rss_end = mem_start["VmRSS"], warm["VmRSS"], mem_end["VmRSS"]
+    growth = grew("VmRSS")
+    peak = max((m["VmRSS"] for _, m in samples), default=rss_end)
     ok = growth < 5 and result["errors"] == 0
-    print(result, {"rss_after_warmup": after_warmup, "rss_end": rss_end, "growth_pct": growth})
+    print(result, {"warm": warm, "end": mem_end, "growth_pct": growth})
+    for t, m in samples:
+        print(f"{t:6.0f} s", {k: round(v) for k, v in m.items()}, flush=True)
+    statuses = ", ".join(
+        f"{n} answered {code}" for code, n in sorted(result["statuses"].items()) if code >= 400
+    )
+    if result.get("transport_errors"):
+        statuses += f"{', ' if statuses else ''}{result['transport_errors']} failed in transport"
     body = (
         f"Command: `.venv/bin/python benchmarks/soak.py --minutes {args.minutes:g} --write "
         f"docs/benchmarks.md` ({machine()}; the machine was shared with other work; one "
@@ -85,7 +97,12 @@ def main() -> None:
         f"errors**, p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms. Resident "
         f"memory {rss_start:.0f} MB at the start, {after_warmup:.0f} MB after the first "
         f"minute, {rss_end:.0f} MB at the end (peak {peak:.0f} MB): **growth "
-        f"{growth:+.1f}%** after warm-up (bound 5%). The service's own p99 over its last "
+        f"{growth:+.1f}%** after warm-up (bound 5%); of it, allocated memory (RssAnon) "
+        f"{warm['RssAnon']:.0f} -> {mem_end['RssAnon']:.0f} MB ({grew('RssAnon'):+.1f}%), pages "
+        f"of mapped files (RssFile: libraries, models, the gallery read through SQLite's "
+        f"memory map) {warm['RssFile']:.0f} -> {mem_end['RssFile']:.0f} MB "
+        f"({grew('RssFile'):+.1f}%). Errors: {statuses or 'none'}. "
+        "The service's own p99 over its last "
         f"2,000 requests per route: "
         + ", ".join(
             f"{k} {v['p99_ms']:.0f} ms" for k, v in health["timings"].items() if v["n"] > 100
