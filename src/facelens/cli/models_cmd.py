@@ -167,7 +167,17 @@ def models_add(
     )
     if not file.is_file():
         raise InputError(file.name, "no such file")
-    m = add_model(settings.models_dir(), file, name, decl, licence, replace=replace)
+    from facelens.embed.onnx_generic import check_declaration_isolated
+
+    m = add_model(
+        settings.models_dir(),
+        file,
+        name,
+        decl,
+        licence,
+        check=check_declaration_isolated,
+        replace=replace,
+    )
     doc = {
         "name": m.spec.name,
         "tag": m.spec.tag,

@@ -23,6 +23,7 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,22 +156,24 @@ def add_model(
     declaration: Recognizer,
     licence: str,
     *,
+    check: Callable[[bytes, str, Recognizer], Recognizer],
     replace: bool = False,
 ) -> UserModel:
     """Register the ONNX recognizer ``source`` under ``name`` with ``declaration``.
 
-    The file is copied into ``folder`` as ``NAME-<sha256[:12]>.onnx`` and checked first, in a
-    limited process (``facelens.embed.onnx_generic.check_declaration_isolated``): it must
-    load in ONNX Runtime within 2 GiB (and 4 bytes a byte of the file) of memory, take
-    one image of the declared size and return templates of the declared length (the length
-    is read from the file's output when ``declaration.dim`` is 0).
+    The file is copied into ``folder`` as ``NAME-<sha256[:12]>.onnx`` once ``check(data, name,
+    declaration)`` has accepted it and returned the declaration to store (the recognizer
+    stage's ``facelens.embed.onnx_generic.check_declaration_isolated``, which the command
+    passes: in a limited process the file must load in ONNX Runtime within 2 GiB, and 4 bytes
+    a byte of the file, of memory, take one image of the declared size and return templates
+    of the declared length, read from the file's output when ``declaration.dim`` is 0). The
+    model store runs no model itself.
 
     Raises:
         InputError: bad name, unreadable or oversized file.
         ModelError: the file is not an ONNX network matching the declaration, or the name is
             taken (unless ``replace``).
     """
-    from facelens.embed.onnx_generic import check_declaration_isolated
     from facelens.models.store import sha256_file
 
     _check_name(name)
@@ -196,7 +199,7 @@ def add_model(
     # in a process of its own, within memory and CPU limits (a graph may build constants
     # far larger than its file)
     data = source.read_bytes()
-    final = check_declaration_isolated(data, name, declaration)
+    final = check(data, name, declaration)
     folder.mkdir(parents=True, exist_ok=True)
     filename = f"{name}-{digest[:12]}.onnx"
     atomic_write(folder / filename, data)
