@@ -53,7 +53,11 @@ class ServiceSettings:
             file does to a decoder happens there, not in the worker.
         queue_budget_s: how long a request's faces may be expected to wait in the worker's
             inference queue (``facelens.service.inference``); past it the service answers
-            503 with ``Retry-After`` instead of queueing more.
+            503 with ``Retry-After`` instead of queueing more. 2 s, the latency the service's
+            capacity is measured at (p99 under 2 s, ``benchmarks/soak.py``): with the
+            default recognizer of issue 26 a face costs about four times what it did, and
+            the 1 s before refused bursts that would have been answered within 2 s (179 of
+            5,676 requests at 80% of capacity in a 10-minute soak).
         purge_interval_s: how often the service enforces retention (erases everyone the
             galleries' policies make due; also once at start); 0: never.
         template_key: the key that seals the store's templates (``FACELENS_KEY_FILE``;
@@ -86,7 +90,7 @@ class ServiceSettings:
     memory_bytes: int = 2 * 1024 * 1024 * 1024
     inference_budget_s: float = 2.0
     decode_workers: int = 2
-    queue_budget_s: float = 1.0
+    queue_budget_s: float = 2.0
     purge_interval_s: float = 3600.0
     template_key: TemplateKey | None = None
     event_sinks: tuple[str, ...] = ()
