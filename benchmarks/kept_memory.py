@@ -20,6 +20,14 @@ compares, in this process, three detector sessions on the same pictures, alterna
 arena kept (``arena_keep=0``), shrunk after every run (``arena_keep=1``) and off
 (``memory_arena=False``): CPU and wall time per detection, which is why the arena is kept
 and handed back only after a burst.
+
+    .venv/bin/python benchmarks/kept_memory.py --recognizers [--write docs/benchmarks.md]
+
+the default recognizers' arenas by ``EmbedConfig.batch_size`` (views per forward pass): in a
+process of its own per batch size, the allocated memory (``RssAnon``) once loaded and after
+embedding 32 real-sized chips with flip (the most the service's inference queue embeds in one
+call); then the time per face of 32 and of 8 chips at each batch size, in one process,
+alternated.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from PIL import Image
@@ -164,6 +173,97 @@ def sessions(runs: int, write: Path | None) -> None:
         write_section(write, "arena-sessions", body)
 
 
+BATCHES = (32, 16, 8, 4)
+
+
+def _chips(n: int) -> dict[str, Any]:
+    """``n`` random chips of each view the default recognizers read."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return {k: rng.integers(0, 255, (n, s, s, 3), dtype=np.uint8) for k, s in VIEWS}
+
+
+VIEWS = (("dlib150", 150), ("arcface112", 112))
+
+
+def _anon_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def recognizer_arena(batch: int) -> tuple[float, float]:
+    """(RssAnon once loaded, after embedding 32 chips) of the default pipeline at ``batch``;
+    run in a process of its own (``--one-batch``)."""
+    from facelens import EmbedConfig, Pipeline, PipelineConfig
+
+    pipe = Pipeline(PipelineConfig(embed=EmbedConfig(batch_size=batch)))
+    pipe.embedder.load()
+    before = _anon_mb()
+    pipe.embed_views(_chips(32))
+    return before, _anon_mb()
+
+
+def recognizers(write: Path | None, rounds: int = 7) -> None:
+    from facelens import EmbedConfig, Pipeline, PipelineConfig
+
+    memory = {}
+    for b in BATCHES:
+        out = subprocess.run(
+            [sys.executable, __file__, "--one-batch", str(b)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        memory[b] = (float(out[-2]), float(out[-1]))
+        print(b, memory[b], flush=True)
+    pipes = {b: Pipeline(PipelineConfig(embed=EmbedConfig(batch_size=b))) for b in BATCHES}
+    ms: dict[tuple[int, int], list[float]] = {}
+    for n in (32, 8):
+        views = _chips(n)
+        for p in pipes.values():
+            p.embed_views(views)  # warm
+        for _ in range(rounds):
+            for b, p in pipes.items():
+                t0 = time.perf_counter()
+                p.embed_views(views)
+                ms.setdefault((b, n), []).append((time.perf_counter() - t0) * 1000 / n)
+    med = {k: statistics.median(v) for k, v in ms.items()}
+    rows = [
+        [
+            str(b),
+            f"{memory[b][0]:.0f}",
+            f"{memory[b][1]:.0f}",
+            f"**+{memory[b][1] - memory[b][0]:.0f}**",
+            f"{med[(b, 32)]:.1f} ({med[(b, 32)] / med[(32, 32)]:.2f})",
+            f"{med[(b, 8)]:.1f} ({med[(b, 8)] / med[(32, 8)]:.2f})",
+        ]
+        for b in BATCHES
+    ]
+    body = (
+        "Command: `.venv/bin/python benchmarks/kept_memory.py --recognizers --write "
+        f"docs/benchmarks.md` ({machine()}; the default recognizers, "
+        f"`{pipes[32].model}`; memory in a process of its own per batch size, time in one "
+        f"process with the batch sizes alternated, median of {rounds}; ratio to 32).\n\n"
+        + md_table(
+            [
+                "views per forward pass",
+                "allocated once loaded (MB)",
+                "after 32 chips with flip (MB)",
+                "kept",
+                "ms per face, 32 chips (ratio)",
+                "ms per face, 8 chips (ratio)",
+            ],
+            rows,
+        )
+    )
+    print(body)
+    if write:
+        write_section(write, "arena-recognizers", body)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--write", type=Path)
@@ -173,7 +273,15 @@ def main() -> None:
     )
     ap.add_argument("--sessions", action="store_true", help="the in-process comparison")
     ap.add_argument("--runs", type=int, default=45, help="detections per session (--sessions)")
+    ap.add_argument("--recognizers", action="store_true", help="the recognizers' arenas")
+    ap.add_argument("--one-batch", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.one_batch:
+        print(*recognizer_arena(args.one_batch))
+        return
+    if args.recognizers:
+        recognizers(args.write)
+        return
     if args.sessions:
         sessions(args.runs, args.write)
         return

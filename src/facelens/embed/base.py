@@ -61,7 +61,13 @@ class EmbedConfig:
             "The defaults, and why"); ``dlib`` is the fast profile.
         backend: for dlib's ResNet only: ``onnx`` (ONNX Runtime, the same weights, the same
             templates within 1e-4, about 25x faster) or ``dlib`` (dlib itself).
-        batch_size: chips per forward pass.
+        batch_size: views per forward pass (a chip and its mirror are two). ONNX Runtime's
+            arena keeps the memory of the largest pass a session ever ran: after 32 chips
+            with flip the default's two recognizers kept about +740 MB in passes of 32 views,
+            +355 in passes of 16, +125-175 in passes of 8, at the same time per face within
+            the noise (``benchmarks/kept_memory.py --recognizers``, docs/benchmarks.md
+            "Memory kept after a burst"; the rule: the smallest batch within 5% of 32's time
+            per face in two runs).
         augment: test-time augmentation, a key of ``embed.augment.AUGMENTATIONS``
             (``"none"``, ``"flip"``, ``"tta"``); changes the model tag (docs/accuracy.md).
         weights: a fusion's weights, one per part (None: the measured ones,
@@ -70,7 +76,7 @@ class EmbedConfig:
 
     model: str = "dlib_resnet_v1_int8+sface_2021dec"
     backend: str = "onnx"
-    batch_size: int = 32
+    batch_size: int = 8
     augment: str = "flip"
     weights: tuple[float, ...] | None = None
 
