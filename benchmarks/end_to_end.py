@@ -118,7 +118,8 @@ def main() -> None:
 
     body = "\n\n".join(
         [
-            f"Machine: {machine()}, shared with other work. Command: `.venv/bin/python "
+            f"Machine: {machine()}, load average {os.getloadavg()[0]:.1f} at the end. "
+            "Command: `.venv/bin/python "
             "benchmarks/end_to_end.py --write docs/benchmarks.md`. Whole processes, median of "
             f"{args.repeat} runs alternated, after a warm-up: `facelens identify FOLDER "
             f"--gallery G --json` with its defaults (`{template_tag(EmbedConfig())}`), the "
