@@ -20,6 +20,8 @@ face-frames of people not spared that were covered, and of the spared people's f
 that stayed visible. ``--shots`` prints the cut measures of every frame pair (what
 ``facelens.stream.shots`` was set from); ``--appearance`` the template similarities within
 and across people on the labelled frames (what the appearance gate was set from).
+``--close-up`` prints the default recognizer's scores of Alex Lacamoire's labelled faces
+against each enrolment photo (why his profile close-up is not spared, docs/video.md).
 ``--speed`` watches the Hamilton clip and its 1280x720 re-encoding with the defaults, before
 and after in turn, three times each, and writes the real-time factors (section
 ``identity-speed``): on a machine shared with other work, the ratio of the two is what
@@ -248,6 +250,46 @@ def appearance(data: Path) -> None:
     print(f"same person, same shot, <= 15 frames apart: n={len(same)} min={min(same):.4f}")
 
 
+def close_up(data: Path, who: str = "alex-lacamoire", last_frame: int = 90) -> None:
+    """Each labelled face of ``who`` in the clip's first ``last_frame`` frames (Alex
+    Lacamoire's small frontal face, then his profile close-up) scored by the default
+    recognizer against every cast member's enrolment photo: whether a recognizer can tell
+    the close-up from another person's face, which decides whether redaction may spare it."""
+    from facelens.decode import decode_image
+    from facelens.eval.boxes import pair_boxes
+    from facelens.match.thresholds import threshold_for_fmr
+
+    pipe = Pipeline()
+    refs = {}
+    for key, (_, photos) in people(data).items():
+        vs = []
+        for photo in photos:
+            img = decode_image(photo)[0]
+            faces = pipe.align(img, pipe.detect_single(img))
+            if len(faces):
+                vs.append(pipe.embed(img, faces).vectors[int(np.argmax(faces.width))])
+        refs[key] = vs
+    print(f"model {pipe.model}: FMR 1% threshold {threshold_for_fmr(pipe.model, 1e-2):.4f}")
+    labels = read_clip_labels(LABELS)
+    with VideoSource(data / "video" / "hamilton_clip.mp4") as src:
+        for f in src.frames():
+            if f.index > last_frame:
+                break
+            truth = labels.frames.get(f.index)
+            if not truth:
+                continue
+            faces = pipe.align(f.image, pipe.detect(f.image))
+            if not len(faces):
+                continue
+            emb = pipe.embed(f.image, faces).vectors
+            for i, j in pair_boxes(faces.xyxy, [x.box for x in truth], 0.3):
+                if truth[j].who == who:
+                    scores = {
+                        k: round(max(float(emb[i] @ r) for r in v), 3) for k, v in refs.items()
+                    }
+                    print(f"frame {f.index}: face {faces.width[i]:.0f} px wide, scores {scores}")
+
+
 def speed(old: Path, data: Path, write: Path | None) -> None:
     from video import reencode_720p
 
@@ -287,6 +329,7 @@ def main() -> None:
     ap.add_argument("--shots", action="store_true")
     ap.add_argument("--appearance", action="store_true")
     ap.add_argument("--speed", action="store_true")
+    ap.add_argument("--close-up", action="store_true", help="Alex Lacamoire's scores per frame")
     args = ap.parse_args()
     data = data_root()
     hamilton = data / "video" / "hamilton_clip.mp4"
@@ -295,6 +338,9 @@ def main() -> None:
         return
     if args.appearance:
         appearance(data)
+        return
+    if args.close_up:
+        close_up(data)
         return
     old = old_source(args.before)
     if args.speed:
